@@ -1,0 +1,115 @@
+/**
+ * Stream cursors: the SSE `id:` of every event encodes the position of **every** channel on
+ * that stream, so a plain `EventSource` that reconnects with `Last-Event-ID` resumes all of
+ * its channels, on any pod.
+ *
+ * Format (version 1): `1` then one entry per channel, each preceded by `.`:
+ *
+ *     1.<channel tag:4><epoch tag:4><offset base36>
+ *
+ * - channel tag: 4 base-62 digits of a hash of the channel name. Entries are found by tag, so
+ *   a stream may add or drop channels and still resume the ones it keeps.
+ * - epoch tag: 4 base-62 digits of a hash of the channel's history epoch. When the history is
+ *   lost (Redis restarted empty), the epoch changes and the cursor no longer matches: the
+ *   server sends a `reset` instead of replaying from a position that means something else now.
+ * - offset: the position of the last event of that channel the client has seen (0 = none).
+ *
+ * Only `[0-9A-Za-z.]` are used, and 8 channels fit in 128 bytes, so `Last-Event-ID` stays a
+ * CORS-safelisted header (no preflight on cross-origin reconnects).
+ */
+import { base62, fnv1a, isBase62 } from "./hash.ts";
+
+export const CURSOR_VERSION = "1";
+
+/** Cursors longer than this are not decoded at all (bounded work for hostile input). */
+export const MAX_CURSOR_LENGTH = 1024;
+
+/** Most entries a cursor may have; more means it is not one of ours. */
+export const MAX_CURSOR_ENTRIES = 64;
+
+const TAG_WIDTH = 4;
+const EPOCH_SEED = 0x9e3779b9;
+const OFFSET_PATTERN = /^[0-9a-z]{1,11}$/;
+
+/** A channel's position in its history: which history (epoch) and how far (offset). */
+export interface StreamPosition {
+  readonly epoch: string;
+  readonly offset: number;
+}
+
+/** Short tag of a channel name, as used in cursors. */
+export function channelTag(channel: string): string {
+  return base62(fnv1a(channel), TAG_WIDTH);
+}
+
+/** Short tag of a history epoch, as used in cursors. */
+export function epochTag(epoch: string): string {
+  return base62(fnv1a(epoch, EPOCH_SEED), TAG_WIDTH);
+}
+
+/**
+ * One cursor entry. `tagPrefix` is `channelTag(channel) + epochTag(epoch)`, which callers on a
+ * hot path compute once per channel and reuse.
+ */
+export function cursorEntry(tagPrefix: string, offset: number): string {
+  return tagPrefix + offset.toString(36);
+}
+
+/** Joins entries made by {@link cursorEntry} into a cursor. */
+export function joinCursor(entries: readonly string[]): string {
+  return entries.length === 0 ? CURSOR_VERSION : `${CURSOR_VERSION}.${entries.join(".")}`;
+}
+
+/** Encodes the positions of a stream's channels. */
+export function encodeCursor(positions: Iterable<readonly [string, StreamPosition]>): string {
+  const entries: string[] = [];
+  for (const [channel, pos] of positions) {
+    entries.push(cursorEntry(channelTag(channel) + epochTag(pos.epoch), pos.offset));
+  }
+  return joinCursor(entries);
+}
+
+/** A decoded cursor: entries by channel tag. */
+export interface DecodedCursor {
+  readonly entries: ReadonlyMap<string, { readonly epochTag: string; readonly offset: number }>;
+}
+
+/** Decodes a cursor, or returns null when it is not a well-formed version-1 cursor. */
+export function decodeCursor(text: string): DecodedCursor | null {
+  if (typeof text !== "string" || text.length === 0 || text.length > MAX_CURSOR_LENGTH) return null;
+  const parts = text.split(".");
+  if (parts[0] !== CURSOR_VERSION || parts.length - 1 > MAX_CURSOR_ENTRIES) return null;
+  const entries = new Map<string, { epochTag: string; offset: number }>();
+  for (let i = 1; i < parts.length; i++) {
+    const part = parts[i] as string;
+    if (part.length <= TAG_WIDTH * 2) return null;
+    const tags = part.slice(0, TAG_WIDTH * 2);
+    const offsetText = part.slice(TAG_WIDTH * 2);
+    if (!isBase62(tags) || !OFFSET_PATTERN.test(offsetText)) return null;
+    const tag = tags.slice(0, TAG_WIDTH);
+    // Two entries for one channel cannot come from us: refuse the whole cursor.
+    if (entries.has(tag)) return null;
+    entries.set(tag, {
+      epochTag: tags.slice(TAG_WIDTH),
+      offset: Number.parseInt(offsetText, 36),
+    });
+  }
+  return { entries };
+}
+
+/** What a cursor says about one channel. */
+export type CursorLookup =
+  /** The cursor has no entry for the channel: it is new to this stream. */
+  | { readonly kind: "absent" }
+  /** The cursor's position is in the channel's current history. */
+  | { readonly kind: "position"; readonly offset: number }
+  /** The cursor refers to a history that no longer exists. */
+  | { readonly kind: "epoch_changed" };
+
+/** Looks up `channel` in a decoded cursor against the channel's current epoch. */
+export function lookupCursor(cursor: DecodedCursor, channel: string, epoch: string): CursorLookup {
+  const entry = cursor.entries.get(channelTag(channel));
+  if (!entry) return { kind: "absent" };
+  if (entry.epochTag !== epochTag(epoch)) return { kind: "epoch_changed" };
+  return { kind: "position", offset: entry.offset };
+}

@@ -1,0 +1,87 @@
+/**
+ * The event envelope: small JSON objects, one per SSE message. Send ids, never large
+ * payloads (fetch the data separately).
+ */
+import type { ChannelName } from "./channel.ts";
+
+/**
+ * Every event carries `type`, `channel` and `timestamp`; the rest depends on the type.
+ * The optional fields are the ones the spec's patterns use (chat, job progress, presence).
+ */
+export interface RealtimeEvent {
+  /** What happened, e.g. `chat`, `presence`, `generation_progress`. See {@link EVENT_TYPE_PATTERN}. */
+  type: string;
+  /** The channel the event was published on. Set by the server. */
+  channel: ChannelName;
+  /** ISO-8601 UTC time at which the server accepted the event. Set by the server. */
+  timestamp: string;
+  /** The acting user, taken from a verified token, never from client input. */
+  userId?: string;
+  userName?: string;
+  content?: string;
+  jobId?: string;
+  progress?: number;
+  message?: string;
+  status?: string;
+  result?: unknown;
+  code?: string;
+  [field: string]: unknown;
+}
+
+/** Application event types: lower-case ASCII word characters, starting with a letter. */
+export const EVENT_TYPE_PATTERN = /^[a-z][a-z0-9_.-]{0,63}$/;
+
+/** Largest serialised event, in bytes of UTF-8 JSON. Events carry ids, not payloads. */
+export const MAX_EVENT_BYTES = 16 * 1024;
+
+/**
+ * SSE `event:` names the server uses for its own control messages. Application events are
+ * sent without an `event:` field (so `EventSource.onmessage` sees them and reads `type` from
+ * the JSON), and may not use these type names either, to keep the two apart everywhere.
+ */
+export const ControlEvent = {
+  /** The stream could not replay a channel's missed events; refetch that channel's state. */
+  Reset: "reset",
+  /** The server is about to end the stream; the data says why and whether to reconnect. */
+  Close: "close",
+} as const;
+
+export type ControlEvent = (typeof ControlEvent)[keyof typeof ControlEvent];
+
+const RESERVED_TYPES: ReadonlySet<string> = new Set([
+  ControlEvent.Reset,
+  ControlEvent.Close,
+  "message",
+  "error",
+  "open",
+]);
+
+/** Data of the `reset` control event. */
+export interface ResetEvent {
+  type: "reset";
+  channel: ChannelName;
+  /** Why the gap could not be filled: `trimmed`, `epoch_changed`, `unknown_cursor`. */
+  reason: string;
+  timestamp: string;
+}
+
+/** Data of the `close` control event. */
+export interface CloseEvent {
+  type: "close";
+  code: number;
+  reason: string;
+  timestamp: string;
+}
+
+/** Checks an application event type; returns a reason or null. */
+export function validateEventType(type: unknown): string | null {
+  if (typeof type !== "string") return "type must be a string";
+  if (!EVENT_TYPE_PATTERN.test(type)) return "type must match ^[a-z][a-z0-9_.-]{0,63}$";
+  if (RESERVED_TYPES.has(type)) return `type "${type}" is reserved for control events`;
+  return null;
+}
+
+/** The current time as the envelope wants it. */
+export function nowTimestamp(now: number = Date.now()): string {
+  return new Date(now).toISOString();
+}

@@ -1,0 +1,38 @@
+export type {
+  ChannelKind,
+  ChannelName,
+  ChannelParseResult,
+  ParsedChannel,
+} from "./channel.ts";
+export {
+  isChannelName,
+  MAX_CHANNEL_ID_LENGTH,
+  MAX_CHANNEL_NAME_LENGTH,
+  parseChannel,
+  printable,
+  roomChannel,
+  userChannel,
+  validateChannelId,
+} from "./channel.ts";
+export { CloseCode, CloseReason, shouldReconnect } from "./codes.ts";
+export type { CursorLookup, DecodedCursor, StreamPosition } from "./cursor.ts";
+export {
+  CURSOR_VERSION,
+  channelTag,
+  cursorEntry,
+  decodeCursor,
+  encodeCursor,
+  epochTag,
+  joinCursor,
+  lookupCursor,
+  MAX_CURSOR_ENTRIES,
+  MAX_CURSOR_LENGTH,
+} from "./cursor.ts";
+export type { CloseEvent, RealtimeEvent, ResetEvent } from "./event.ts";
+export {
+  ControlEvent,
+  EVENT_TYPE_PATTERN,
+  MAX_EVENT_BYTES,
+  nowTimestamp,
+  validateEventType,
+} from "./event.ts";

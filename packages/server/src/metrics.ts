@@ -1,0 +1,26 @@
+/**
+ * What the server core counts. The core calls these; the service exposes them (Prometheus).
+ * Gauges such as open connections are read from the {@link Hub} when scraped, not pushed.
+ * Every method must be cheap and must not throw: they run on the delivery hot path.
+ */
+export interface Metrics {
+  /** `count` event deliveries were written to connections (one per connection per event). */
+  eventsSent(count: number): void;
+  /** An event was accepted by the broker. */
+  eventPublished(): void;
+  /** A publish to the broker failed (the caller got an error). */
+  publishFailed(): void;
+  /** A stream was refused before it started; `reason` is a stable error code. */
+  connectionRefused(reason: string): void;
+  /** A stream ended; `reason` is `client` (the peer left) or a close reason such as `slow`. */
+  connectionClosed(reason: string): void;
+}
+
+/** Metrics that count nothing: the default, and what tests use when they don't care. */
+export const noopMetrics: Metrics = {
+  eventsSent() {},
+  eventPublished() {},
+  publishFailed() {},
+  connectionRefused() {},
+  connectionClosed() {},
+};
