@@ -86,9 +86,23 @@ export function roomChannel(input: string): ChannelParseResult {
   return parsed;
 }
 
-/** Shows a rejected value in an error message without echoing control characters. */
+/**
+ * Control characters (C0, DEL, C1), invisible format characters (bidi overrides, zero-width
+ * characters, BOM), line and paragraph separators, and lone surrogates: anything that can
+ * break or disguise a log line or an error message.
+ */
+const UNPRINTABLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu;
+
+/**
+ * Shows a rejected value in an error message without echoing control characters: each
+ * unprintable character becomes `?`, and values longer than `max` UTF-16 units (default 40)
+ * are cut, never inside a surrogate pair, and end with `…`.
+ */
 export function printable(value: string, max = 40): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: stripping them is the point
-  const safe = value.replace(/[\u0000-\u001f\u007f-\u009f]/g, "?");
-  return safe.length > max ? `${safe.slice(0, max)}…` : safe;
+  const safe = value.replace(UNPRINTABLE, "?");
+  if (safe.length <= max) return safe;
+  // Cutting between the halves of a pair would leave a lone surrogate in the message.
+  const code = safe.charCodeAt(max - 1);
+  const end = code >= 0xd800 && code <= 0xdbff ? max - 1 : max;
+  return `${safe.slice(0, end)}…`;
 }

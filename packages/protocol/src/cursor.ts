@@ -21,15 +21,22 @@ import { base62, fnv1a, isBase62 } from "./hash.ts";
 
 export const CURSOR_VERSION = "1";
 
-/** Cursors longer than this are not decoded at all (bounded work for hostile input). */
-export const MAX_CURSOR_LENGTH = 1024;
-
 /** Most entries a cursor may have; more means it is not one of ours. */
 export const MAX_CURSOR_ENTRIES = 64;
 
 const TAG_WIDTH = 4;
 const EPOCH_SEED = 0x9e3779b9;
+/** Base-36 digits of `Number.MAX_SAFE_INTEGER`, the largest offset. */
+const MAX_OFFSET_DIGITS = 11;
 const OFFSET_PATTERN = /^[0-9a-z]{1,11}$/;
+
+/**
+ * Cursors longer than this are not decoded at all (bounded work for hostile input). Exactly
+ * the longest cursor {@link encodeCursor} writes ({@link MAX_CURSOR_ENTRIES} entries with the
+ * widest offsets), so every cursor we issue can be decoded.
+ */
+export const MAX_CURSOR_LENGTH =
+  CURSOR_VERSION.length + MAX_CURSOR_ENTRIES * (1 + TAG_WIDTH * 2 + MAX_OFFSET_DIGITS);
 
 /** A channel's position in its history: which history (epoch) and how far (offset). */
 export interface StreamPosition {
@@ -50,8 +57,14 @@ export function epochTag(epoch: string): string {
 /**
  * One cursor entry. `tagPrefix` is `channelTag(channel) + epochTag(epoch)`, which callers on a
  * hot path compute once per channel and reuse.
+ *
+ * @throws {RangeError} unless `offset` is a safe integer ≥ 0: base 36 of anything else has a
+ *   `-`, a `.` (the entry separator) or lost digits, and would not decode to `offset`.
  */
 export function cursorEntry(tagPrefix: string, offset: number): string {
+  if (!Number.isSafeInteger(offset) || offset < 0) {
+    throw new RangeError(`cursor offset must be a safe integer ≥ 0, got ${offset}`);
+  }
   return tagPrefix + offset.toString(36);
 }
 
@@ -86,13 +99,13 @@ export function decodeCursor(text: string): DecodedCursor | null {
     const tags = part.slice(0, TAG_WIDTH * 2);
     const offsetText = part.slice(TAG_WIDTH * 2);
     if (!isBase62(tags) || !OFFSET_PATTERN.test(offsetText)) return null;
+    // 11 base-36 digits reach 36^11 - 1, past 2^53: such an offset cannot come from us.
+    const offset = Number.parseInt(offsetText, 36);
+    if (!Number.isSafeInteger(offset)) return null;
     const tag = tags.slice(0, TAG_WIDTH);
     // Two entries for one channel cannot come from us: refuse the whole cursor.
     if (entries.has(tag)) return null;
-    entries.set(tag, {
-      epochTag: tags.slice(TAG_WIDTH),
-      offset: Number.parseInt(offsetText, 36),
-    });
+    entries.set(tag, { epochTag: tags.slice(TAG_WIDTH), offset });
   }
   return { entries };
 }

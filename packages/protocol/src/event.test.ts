@@ -1,0 +1,107 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import {
+  ControlEvent,
+  EVENT_TYPE_PATTERN,
+  MAX_EVENT_BYTES,
+  nowTimestamp,
+  validateEventType,
+} from "./event.ts";
+
+/** A test name that shows invisible and non-ASCII characters as escapes. */
+function show(value: unknown): string {
+  const text = typeof value === "string" ? JSON.stringify(value.slice(0, 40)) : String(value);
+  return text.replace(/[^ -~]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+describe("validateEventType", () => {
+  const valid = [
+    "chat",
+    "a",
+    "x9",
+    "presence",
+    "generation_progress",
+    "job.done",
+    "job-done",
+    "a.b_c-d.9",
+    "resets",
+    "closed",
+    "messages",
+    "error_report",
+    `a${"b".repeat(63)}`,
+  ];
+  for (const type of valid) {
+    it(`accepts ${show(type)}`, () => assert.equal(validateEventType(type), null));
+  }
+
+  const pattern = "type must match ^[a-z][a-z0-9_.-]{0,63}$";
+  const invalid: ReadonlyArray<readonly [unknown, string]> = [
+    ["", pattern],
+    [`a${"b".repeat(64)}`, pattern],
+    ["Chat", pattern],
+    ["CHAT", pattern],
+    ["9chat", pattern],
+    ["_chat", pattern],
+    [".chat", pattern],
+    ["-chat", pattern],
+    [" chat", pattern],
+    ["chat ", pattern],
+    ["chat\n", pattern],
+    ["chat\r\n", pattern],
+    ["ch at", pattern],
+    ["ch\tat", pattern],
+    ["chat\u0000", pattern],
+    ["chat\u007f", pattern],
+    ["chat\u0085", pattern],
+    ["chat\u2028", pattern],
+    ["chat:x", pattern],
+    ["chat/x", pattern],
+    ["çhat", pattern],
+    ["сhat", pattern], // Cyrillic с
+    ["ｃhat", pattern], // fullwidth c
+    [42, "type must be a string"],
+    [null, "type must be a string"],
+    [undefined, "type must be a string"],
+    [["chat"], "type must be a string"],
+    [{ type: "chat" }, "type must be a string"],
+  ];
+  for (const [type, reason] of invalid) {
+    it(`refuses ${show(type)}`, () => assert.equal(validateEventType(type), reason));
+  }
+
+  for (const type of ["reset", "close", "message", "error", "open"]) {
+    it(`reserves ${type}`, () => {
+      assert.equal(validateEventType(type), `type "${type}" is reserved for control events`);
+    });
+  }
+
+  it("reserves every control event name", () => {
+    for (const name of Object.values(ControlEvent)) assert.notEqual(validateEventType(name), null);
+  });
+
+  it("the exported pattern is the one enforced", () => {
+    assert.equal(EVENT_TYPE_PATTERN.test("chat"), true);
+    assert.equal(EVENT_TYPE_PATTERN.test("Chat"), false);
+  });
+});
+
+describe("envelope constants", () => {
+  it("caps events at 16 KiB", () => assert.equal(MAX_EVENT_BYTES, 16_384));
+
+  it("names the control events", () => {
+    assert.deepEqual(ControlEvent, { Reset: "reset", Close: "close" });
+  });
+});
+
+describe("nowTimestamp", () => {
+  it("formats ISO-8601 UTC with milliseconds", () => {
+    assert.equal(nowTimestamp(0), "1970-01-01T00:00:00.000Z");
+    assert.equal(nowTimestamp(Date.UTC(2024, 1, 29, 23, 59, 59, 7)), "2024-02-29T23:59:59.007Z");
+  });
+
+  it("defaults to now", () => {
+    const before = Date.now();
+    const stamp = Date.parse(nowTimestamp());
+    assert.ok(stamp >= before && stamp <= Date.now());
+  });
+});

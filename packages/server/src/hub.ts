@@ -1,0 +1,348 @@
+/**
+ * The in-process SSE hub: which streams listen to which channels on this pod, fan-out of
+ * broker messages to them, heartbeats, slow-client bounds, token expiry and draining.
+ *
+ * Every event takes the broker path — `publish` hands it to the broker, and delivery happens
+ * when the broker hands it back — so there is one ordering and one place to test.
+ */
+import {
+  type ChannelName,
+  CloseCode,
+  channelTag,
+  decodeCursor,
+  epochTag,
+  lookupCursor,
+  MAX_EVENT_BYTES,
+  nowTimestamp,
+  type RealtimeEvent,
+  type StreamPosition,
+  userChannel,
+} from "@realtime/protocol";
+import type { Broker, BrokerMessage } from "./broker.ts";
+import type { Connection } from "./connection.ts";
+import { type Metrics, noopMetrics } from "./metrics.ts";
+import { encodeData } from "./sse-encoder.ts";
+import { type ChannelStart, SseStream, type StreamHost } from "./sse-stream.ts";
+
+export interface HubOptions {
+  broker: Broker;
+  /** Default: counts nothing. */
+  metrics?: Metrics;
+  /** Streams this hub holds at most; more are refused with `at_capacity`. Default 10000. */
+  maxConnections?: number;
+  /** A heartbeat comment is written after this long without a write, in ms. Default 15000. */
+  heartbeatIntervalMs?: number;
+  /** Base of the `retry:` reconnect hint, in ms. Default 2000. */
+  retryMs?: number;
+  /** Random extra added to each `retry:` hint, in ms, so reconnects spread. Default 3000. */
+  retryJitterMs?: number;
+  /** A stream whose unsent bytes exceed this is dropped as slow. Default 1 MiB. */
+  maxQueuedBytes?: number;
+  /** A stream whose writes stay backed up this long is dropped as slow, in ms. Default 10000. */
+  maxStallMs?: number;
+  /** How often streams are checked for heartbeat, stall and expiry, in ms. Default 1000. */
+  sweepIntervalMs?: number;
+  /** Clock, for tests. Default `Date.now`. */
+  now?: () => number;
+  /** Randomness for jitter, for tests. Default `Math.random`. */
+  random?: () => number;
+}
+
+export type HubErrorCode = "at_capacity" | "shutting_down" | "broker_unavailable" | "too_large";
+
+/** A refusal the caller can map to an HTTP status. */
+export class HubError extends Error {
+  readonly code: HubErrorCode;
+  constructor(code: HubErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "HubError";
+    this.code = code;
+  }
+}
+
+export interface OpenStreamRequest {
+  userId: string;
+  /** The channels, already validated and authorized by the caller. Duplicates are ignored. */
+  channels: readonly ChannelName[];
+  /** `Last-Event-ID` or `lastEventId` from the client, if any. */
+  cursor?: string | null;
+  /** When the client's token expires (ms since epoch). Default: never. */
+  expiresAt?: number;
+  /** Aborted when the client goes away while the stream is being prepared. */
+  signal?: AbortSignal;
+  /** Sends the response headers and returns the connection; called once the stream is ready. */
+  connect: () => Connection;
+}
+
+/** An event as a publisher gives it: the hub adds `channel` and `timestamp`. */
+export type EventInput = { type: string } & Omit<
+  Partial<RealtimeEvent>,
+  "channel" | "timestamp" | "type"
+>;
+
+interface ChannelState {
+  readonly name: ChannelName;
+  readonly streams: Map<SseStream, number>;
+  /** Resolves when the broker confirmed the subscription. */
+  readonly subscribed: Promise<void>;
+}
+
+export class Hub implements StreamHost {
+  readonly #broker: Broker;
+  readonly #metrics: Metrics;
+  readonly #maxConnections: number;
+  readonly #heartbeatIntervalMs: number;
+  readonly #retryMs: number;
+  readonly #retryJitterMs: number;
+  readonly #maxQueuedBytes: number;
+  readonly #maxStallMs: number;
+  readonly #random: () => number;
+  readonly #channels = new Map<ChannelName, ChannelState>();
+  readonly #streams = new Set<SseStream>();
+  readonly #tagCache = new Map<string, string>();
+  readonly #sweepTimer: NodeJS.Timeout;
+  #opening = 0;
+  #accepting = true;
+  readonly now: () => number;
+
+  constructor(options: HubOptions) {
+    this.#broker = options.broker;
+    this.#metrics = options.metrics ?? noopMetrics;
+    this.#maxConnections = options.maxConnections ?? 10_000;
+    this.#heartbeatIntervalMs = options.heartbeatIntervalMs ?? 15_000;
+    this.#retryMs = options.retryMs ?? 2_000;
+    this.#retryJitterMs = options.retryJitterMs ?? 3_000;
+    this.#maxQueuedBytes = options.maxQueuedBytes ?? 1024 * 1024;
+    this.#maxStallMs = options.maxStallMs ?? 10_000;
+    this.now = options.now ?? Date.now;
+    this.#random = options.random ?? Math.random;
+    this.#broker.setListener((message) => this.#onMessage(message));
+    this.#sweepTimer = setInterval(() => this.sweep(), options.sweepIntervalMs ?? 1_000);
+    this.#sweepTimer.unref();
+  }
+
+  /** Open SSE streams on this hub. */
+  get connectionCount(): number {
+    return this.#streams.size;
+  }
+
+  /** Channels with at least one local stream. */
+  get channelCount(): number {
+    return this.#channels.size;
+  }
+
+  /** Whether the hub takes new streams (false once draining). */
+  get accepting(): boolean {
+    return this.#accepting;
+  }
+
+  /**
+   * Publishes an event on `channel` through the broker. Resolves with the event's position once
+   * the broker holds it; rejects with a {@link HubError} when it does not.
+   */
+  async publish(channel: ChannelName, input: EventInput): Promise<StreamPosition> {
+    const { type, ...rest } = input;
+    const event = { type, channel, timestamp: nowTimestamp(this.now()), ...rest };
+    const data = JSON.stringify(event);
+    if (Buffer.byteLength(data) > MAX_EVENT_BYTES) {
+      throw new HubError("too_large", `event is larger than ${MAX_EVENT_BYTES} bytes`);
+    }
+    try {
+      const position = await this.#broker.publish(channel, data);
+      this.#metrics.eventPublished();
+      return position;
+    } catch (cause) {
+      this.#metrics.publishFailed();
+      throw new HubError("broker_unavailable", "the broker did not accept the event", { cause });
+    }
+  }
+
+  /** Publishes an event on the private channel of `userId`. */
+  sendToUser(userId: string, input: EventInput): Promise<StreamPosition> {
+    return this.publish(userChannel(userId), input);
+  }
+
+  /**
+   * Opens a stream: subscribes its channels (buffering live messages), works out where each
+   * channel starts from the client's cursor, then connects and goes live. Rejects with a
+   * {@link HubError} before anything is sent when the stream cannot be served.
+   */
+  async open(request: OpenStreamRequest): Promise<SseStream> {
+    if (!this.#accepting) throw new HubError("shutting_down", "the server is shutting down");
+    if (this.#streams.size + this.#opening >= this.#maxConnections) {
+      throw new HubError("at_capacity", "the server holds its maximum number of streams");
+    }
+    const channels = [...new Set(request.channels)];
+    const stream = new SseStream(
+      this,
+      request.userId,
+      channels,
+      request.expiresAt ?? Number.POSITIVE_INFINITY,
+      this.#maxQueuedBytes,
+    );
+    this.#opening++;
+    let starts: ChannelStart[];
+    try {
+      // Join first: from here on, live messages are buffered in the stream.
+      const states = channels.map((channel, index) => this.#join(channel, stream, index));
+      await Promise.all(states.map((s) => s.subscribed));
+      const positions = await Promise.all(channels.map((c) => this.#broker.position(c)));
+      starts = this.#plan(channels, positions, request.cursor ?? null);
+    } catch (cause) {
+      this.#leave(stream);
+      throw cause instanceof HubError
+        ? cause
+        : new HubError("broker_unavailable", "could not subscribe to the broker", { cause });
+    } finally {
+      this.#opening--;
+    }
+    if (request.signal?.aborted || !this.#accepting) {
+      this.#leave(stream);
+      throw new HubError("shutting_down", "the stream was abandoned before it started");
+    }
+    const connection = request.connect();
+    this.#streams.add(stream);
+    connection.onClose(() => this.#remove(stream, "client"));
+    stream.start(connection, starts, this.#retryHint());
+    return stream;
+  }
+
+  /**
+   * Stops taking streams and closes every open one with `shutdown`, each at a random moment in
+   * the next `windowMs` so reconnects spread out. Resolves when all are closed.
+   */
+  async drain(windowMs: number): Promise<void> {
+    this.#accepting = false;
+    const closing = [...this.#streams].map(
+      (stream) =>
+        new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            this.#close(stream, CloseCode.Shutdown);
+            resolve();
+          }, this.#random() * windowMs);
+          stream.connection?.onClose(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        }),
+    );
+    await Promise.all(closing);
+  }
+
+  /** Stops timers and closes every stream at once. */
+  async close(): Promise<void> {
+    this.#accepting = false;
+    clearInterval(this.#sweepTimer);
+    for (const stream of [...this.#streams]) this.#close(stream, CloseCode.Shutdown);
+  }
+
+  /** Heartbeats, stall and expiry checks. Runs on a timer; public so tests can drive it. */
+  sweep(): void {
+    const now = this.now();
+    for (const stream of this.#streams) {
+      if (now >= stream.expiresAt) {
+        this.#close(stream, CloseCode.TokenExpired);
+      } else if (stream.stalledSince !== 0 && now - stream.stalledSince >= this.#maxStallMs) {
+        this.#dropSlow(stream);
+      } else if (now - stream.lastWriteAt >= this.#heartbeatIntervalMs) {
+        stream.heartbeat();
+      }
+    }
+  }
+
+  tagPrefix(channel: ChannelName, epoch: string): string {
+    const key = `${epoch} ${channel}`;
+    let prefix = this.#tagCache.get(key);
+    if (prefix === undefined) {
+      if (this.#tagCache.size > 100_000) this.#tagCache.clear();
+      prefix = channelTag(channel) + epochTag(epoch);
+      this.#tagCache.set(key, prefix);
+    }
+    return prefix;
+  }
+
+  overflowed(stream: SseStream): void {
+    this.#dropSlow(stream);
+  }
+
+  #onMessage(message: BrokerMessage): void {
+    const state = this.#channels.get(message.channel);
+    if (!state) return;
+    // Encode once per channel; every stream writes the same block.
+    const block = encodeData(message.data);
+    let sent = 0;
+    for (const [stream, index] of state.streams) {
+      if (stream.deliver(index, message.epoch, message.offset, block)) sent++;
+    }
+    if (sent > 0) this.#metrics.eventsSent(sent);
+  }
+
+  #plan(
+    channels: readonly ChannelName[],
+    positions: readonly StreamPosition[],
+    cursorText: string | null,
+  ): ChannelStart[] {
+    const cursor = cursorText ? decodeCursor(cursorText) : null;
+    return channels.map((channel, i) => {
+      const top = positions[i] as StreamPosition;
+      const start = {
+        epoch: top.epoch,
+        offset: top.offset,
+        tagPrefix: this.tagPrefix(channel, top.epoch),
+      };
+      if (cursorText === null) return start;
+      if (cursor === null) return { ...start, reset: "unknown_cursor" };
+      const found = lookupCursor(cursor, channel, top.epoch);
+      if (found.kind === "absent") return start;
+      if (found.kind === "epoch_changed") return { ...start, reset: "epoch_changed" };
+      if (found.offset === top.offset) return start;
+      // Behind: the events in between cannot be replayed (no history yet). Ahead: not ours.
+      return { ...start, reset: found.offset < top.offset ? "trimmed" : "unknown_cursor" };
+    });
+  }
+
+  #join(channel: ChannelName, stream: SseStream, index: number): ChannelState {
+    let state = this.#channels.get(channel);
+    if (!state) {
+      const subscribed = this.#broker.subscribe(channel);
+      // Avoid an unhandled rejection if every stream leaves before anyone awaits it.
+      subscribed.catch(() => {});
+      state = { name: channel, streams: new Map(), subscribed };
+      this.#channels.set(channel, state);
+    }
+    state.streams.set(stream, index);
+    return state;
+  }
+
+  #leave(stream: SseStream): void {
+    for (const channel of stream.channels) {
+      const state = this.#channels.get(channel);
+      if (!state) continue;
+      state.streams.delete(stream);
+      if (state.streams.size === 0) {
+        this.#channels.delete(channel);
+        this.#broker.unsubscribe(channel).catch(() => {});
+      }
+    }
+  }
+
+  #remove(stream: SseStream, reason: string): void {
+    if (!this.#streams.delete(stream)) return;
+    this.#leave(stream);
+    this.#metrics.connectionClosed(reason);
+  }
+
+  #close(stream: SseStream, code: CloseCode): void {
+    stream.close(code, this.#retryHint());
+    this.#remove(stream, code === CloseCode.Shutdown ? "shutdown" : "token_expired");
+  }
+
+  #dropSlow(stream: SseStream): void {
+    stream.destroy();
+    this.#remove(stream, "slow");
+  }
+
+  #retryHint(): number {
+    return this.#retryMs + Math.floor(this.#random() * this.#retryJitterMs);
+  }
+}

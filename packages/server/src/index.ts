@@ -1,0 +1,22 @@
+export type { Broker, BrokerListener, BrokerMessage } from "./broker.ts";
+export type { Connection } from "./connection.ts";
+export { Http2StreamConnection, NodeHttpConnection, SSE_HEADERS } from "./connection.ts";
+export type { EventInput, HubErrorCode, HubOptions, OpenStreamRequest } from "./hub.ts";
+export { Hub, HubError } from "./hub.ts";
+export type { MemoryBrokerOptions } from "./memory-broker.ts";
+export { MemoryBroker, MemoryBus } from "./memory-broker.ts";
+export type { Metrics } from "./metrics.ts";
+export { noopMetrics } from "./metrics.ts";
+export type { SseField, SseMessage } from "./sse-encoder.ts";
+export {
+  encodeComment,
+  encodeData,
+  encodeEventName,
+  encodeId,
+  encodeMessage,
+  encodeRetry,
+  HEARTBEAT,
+  SseFieldError,
+} from "./sse-encoder.ts";
+export type { ChannelStart } from "./sse-stream.ts";
+export { SseStream } from "./sse-stream.ts";

@@ -1,0 +1,195 @@
+/**
+ * One SSE stream: a connection carrying one or more channels, and the cursor that says how far
+ * it has got in each. Created and driven by the {@link Hub}.
+ */
+import {
+  type ChannelName,
+  type CloseCode,
+  CloseReason,
+  ControlEvent,
+  cursorEntry,
+  joinCursor,
+  nowTimestamp,
+} from "@realtime/protocol";
+import type { Connection } from "./connection.ts";
+import { encodeData, encodeEventName, encodeId, encodeRetry, HEARTBEAT } from "./sse-encoder.ts";
+
+/** What the hub decided for one channel of a stream that is starting. */
+export interface ChannelStart {
+  readonly epoch: string;
+  /** Offset the stream starts after (events with a higher offset are delivered). */
+  readonly offset: number;
+  /** `channelTag + epochTag` of the channel's current epoch. */
+  readonly tagPrefix: string;
+  /** Set when the stream cannot continue from the client's cursor for this channel. */
+  readonly reset?: string;
+}
+
+/** Hooks the stream calls back into its hub. */
+export interface StreamHost {
+  now(): number;
+  tagPrefix(channel: ChannelName, epoch: string): string;
+  /** A write left the connection's queue above its byte bound. */
+  overflowed(stream: SseStream): void;
+}
+
+interface Buffered {
+  readonly index: number;
+  readonly epoch: string;
+  readonly offset: number;
+  readonly block: string;
+}
+
+export class SseStream {
+  readonly userId: string;
+  readonly channels: readonly ChannelName[];
+  /** When the stream's token expires (ms since epoch), or Infinity. */
+  readonly expiresAt: number;
+  /** When writes started to report backpressure (0 = not stalled). */
+  stalledSince = 0;
+  lastWriteAt = 0;
+
+  readonly #host: StreamHost;
+  readonly #maxQueuedBytes: number;
+  readonly #epochs: string[];
+  readonly #offsets: number[];
+  readonly #entries: string[];
+  #connection: Connection | null = null;
+  #buffer: Buffered[] | null = [];
+  #ended = false;
+
+  constructor(
+    host: StreamHost,
+    userId: string,
+    channels: readonly ChannelName[],
+    expiresAt: number,
+    maxQueuedBytes: number,
+  ) {
+    this.#host = host;
+    this.userId = userId;
+    this.channels = channels;
+    this.expiresAt = expiresAt;
+    this.#maxQueuedBytes = maxQueuedBytes;
+    this.#epochs = channels.map(() => "");
+    this.#offsets = channels.map(() => 0);
+    this.#entries = channels.map(() => "");
+  }
+
+  /** The stream's current cursor (what its last `id:` said). */
+  get cursor(): string {
+    return joinCursor(this.#entries);
+  }
+
+  get connection(): Connection | null {
+    return this.#connection;
+  }
+
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /**
+   * Starts writing: retry hint, resets, the initial cursor (an id-only block, so a client that
+   * reconnects before any event still resumes from here), then what arrived while syncing.
+   */
+  start(connection: Connection, starts: readonly ChannelStart[], retryMs: number): void {
+    this.#connection = connection;
+    connection.onDrain(() => {
+      this.stalledSince = 0;
+    });
+    let head = encodeRetry(retryMs);
+    for (let i = 0; i < starts.length; i++) {
+      const start = starts[i] as ChannelStart;
+      this.#epochs[i] = start.epoch;
+      this.#offsets[i] = start.offset;
+      this.#entries[i] = cursorEntry(start.tagPrefix, start.offset);
+      if (start.reset) head += resetBlock(this.channels[i] as ChannelName, start.reset);
+    }
+    this.#write(`${head}${encodeId(this.cursor)}\n`);
+    const buffered = this.#buffer ?? [];
+    this.#buffer = null;
+    for (const b of buffered) this.deliver(b.index, b.epoch, b.offset, b.block);
+  }
+
+  /**
+   * Delivers one event of channel number `index` (pre-encoded `data:` block, shared by every
+   * stream of the channel). Skips duplicates; a gap or a new epoch gets an explicit reset.
+   */
+  deliver(index: number, epoch: string, offset: number, block: string): boolean {
+    if (this.#ended) return false;
+    if (this.#buffer) {
+      this.#buffer.push({ index, epoch, offset, block });
+      return false;
+    }
+    let prefix = "";
+    if (epoch !== this.#epochs[index]) {
+      prefix = resetBlock(this.channels[index] as ChannelName, "epoch_changed");
+      this.#epochs[index] = epoch;
+    } else {
+      const last = this.#offsets[index] as number;
+      if (offset <= last) return false;
+      if (offset !== last + 1) prefix = resetBlock(this.channels[index] as ChannelName, "gap");
+    }
+    this.#offsets[index] = offset;
+    this.#entries[index] = cursorEntry(
+      this.#host.tagPrefix(this.channels[index] as ChannelName, epoch),
+      offset,
+    );
+    this.#write(`${prefix}${encodeId(this.cursor)}${block}`);
+    return true;
+  }
+
+  /** Writes a heartbeat comment (keeps proxies and NATs from timing the stream out). */
+  heartbeat(): void {
+    this.#write(HEARTBEAT);
+  }
+
+  /**
+   * Ends the stream with a `close` control event carrying `code`, and a `retry:` hint
+   * (jittered by the hub) so that many clients closed at once do not return at once.
+   */
+  close(code: CloseCode, retryMs: number): void {
+    if (this.#ended) return;
+    const connection = this.#connection;
+    this.#ended = true;
+    if (!connection) return;
+    const data = JSON.stringify({
+      type: ControlEvent.Close,
+      code,
+      reason: CloseReason[code],
+      timestamp: nowTimestamp(this.#host.now()),
+    });
+    connection.write(
+      `${encodeEventName(ControlEvent.Close)}${encodeRetry(retryMs)}${encodeData(data)}`,
+    );
+    connection.end();
+  }
+
+  /** Drops the connection without a goodbye (the peer is not reading anyway). */
+  destroy(): void {
+    this.#ended = true;
+    this.#connection?.destroy();
+  }
+
+  #write(chunk: string): void {
+    const connection = this.#connection;
+    if (!connection || this.#ended) return;
+    const ok = connection.write(chunk);
+    const now = this.#host.now();
+    this.lastWriteAt = now;
+    if (!ok) {
+      if (this.stalledSince === 0) this.stalledSince = now;
+      if (connection.bufferedBytes > this.#maxQueuedBytes) this.#host.overflowed(this);
+    }
+  }
+}
+
+function resetBlock(channel: ChannelName, reason: string): string {
+  const data = JSON.stringify({
+    type: ControlEvent.Reset,
+    channel,
+    reason,
+    timestamp: nowTimestamp(),
+  });
+  return `${encodeEventName(ControlEvent.Reset)}${encodeData(data)}`;
+}
