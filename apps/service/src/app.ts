@@ -1,0 +1,137 @@
+/**
+ * Builds the service — Fastify app, broker, hub, metrics — without listening, so tests use the
+ * same wiring as production (`main.ts` only adds `listen` and signal handling).
+ */
+import { readFileSync } from "node:fs";
+import cookie from "@fastify/cookie";
+import { type Broker, Hub, MemoryBroker } from "@realtime/server";
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
+import { type Auth, createAuth, registerAuthRoutes } from "./auth.ts";
+import type { Config } from "./config.ts";
+import { AJV_OPTIONS, appError, Errors, registerErrorHandling } from "./errors.ts";
+import { PrometheusMetrics } from "./prometheus-metrics.ts";
+import { registerChatRoutes } from "./routes/chat.ts";
+import { registerEventsRoute } from "./routes/events.ts";
+import { registerHealthRoutes } from "./routes/health.ts";
+import { registerPageRoutes } from "./routes/page.ts";
+
+export interface BuildOptions {
+  /** Use this broker instead of the one the config selects (tests share one between pods). */
+  broker?: Broker;
+  /** pino options; default from the config (pretty in development, JSON in production). */
+  logger?: FastifyServerOptions["logger"];
+}
+
+export interface Service {
+  readonly app: FastifyInstance;
+  readonly hub: Hub;
+  readonly broker: Broker;
+  readonly auth: Auth;
+  readonly metrics: PrometheusMetrics;
+  /**
+   * Graceful stop: readiness turns false and new streams are refused at once, open streams
+   * are closed with jittered `retry:` hints spread over `drainMs`, then the server closes.
+   */
+  shutdown(drainMs?: number): Promise<void>;
+}
+
+export async function buildApp(config: Config, options: BuildOptions = {}): Promise<Service> {
+  const app = Fastify({
+    ...serverOptions(config),
+    logger: options.logger ?? loggerOptions(config),
+    bodyLimit: config.http.bodyLimitBytes,
+    ajv: AJV_OPTIONS,
+    // Streams are long-lived; make Fastify's close wait for nothing but in-flight requests.
+    forceCloseConnections: true,
+    // Requests that arrive once closing has begun get our catalogue 503 (hook below).
+    return503OnClosing: false,
+  }) as unknown as FastifyInstance;
+
+  const broker = options.broker ?? (await createBroker(config));
+  let hub: Hub | undefined;
+  const metrics = new PrometheusMetrics({
+    gauges: {
+      connections: () => hub?.connectionCount ?? 0,
+      channels: () => hub?.channelCount ?? 0,
+    },
+  });
+  hub = new Hub({
+    broker,
+    metrics,
+    maxConnections: config.limits.maxConnections,
+    heartbeatIntervalMs: config.sse.heartbeatIntervalMs,
+    retryMs: config.sse.retryMs,
+    retryJitterMs: config.sse.retryJitterMs,
+    maxQueuedBytes: config.limits.slowClientMaxBytes,
+    maxStallMs: config.limits.slowClientMaxStallMs,
+  });
+  const auth = createAuth(config.auth);
+
+  let closing = false;
+  registerErrorHandling(app);
+  app.addHook("onRequest", async () => {
+    if (closing) throw appError(Errors.SHUTTING_DOWN, undefined, { "Retry-After": "1" });
+  });
+  await app.register(cookie);
+  registerAuthRoutes(app, { auth, config });
+  registerEventsRoute(app, { hub, auth, config, metrics });
+  registerChatRoutes(app, { hub, auth, config });
+  registerHealthRoutes(app, { hub, broker, metrics });
+  registerPageRoutes(app);
+
+  const liveHub = hub;
+  let stopping: Promise<void> | undefined;
+  const shutdown = (drainMs = config.shutdown.drainMs) => {
+    stopping ??= (async () => {
+      await liveHub.drain(drainMs);
+      await liveHub.close();
+      closing = true;
+      await app.close();
+      await broker.close();
+    })();
+    return stopping;
+  };
+  return { app, hub: liveHub, broker, auth, metrics, shutdown };
+}
+
+async function createBroker(config: Config): Promise<Broker> {
+  if (config.redis.mode === "embedded") return new MemoryBroker();
+  const { RedisBroker } = await import("@realtime/redis");
+  return new RedisBroker({
+    url: config.redis.url ?? undefined,
+    clusterNodes: config.redis.mode === "cluster" ? [...config.redis.clusterNodes] : undefined,
+    prefix: config.redis.prefix,
+  });
+}
+
+function serverOptions(config: Config): Partial<FastifyServerOptions> & Record<string, unknown> {
+  const { tls, h2c } = config.http;
+  if (tls) {
+    return {
+      http2: true,
+      https: {
+        allowHTTP1: true,
+        key: readFileSync(tls.keyFile),
+        cert: readFileSync(tls.certFile),
+      },
+    };
+  }
+  if (h2c) return { http2: true };
+  return {};
+}
+
+function loggerOptions(config: Config): FastifyServerOptions["logger"] {
+  const redact = {
+    paths: ["req.headers.authorization", "req.headers.cookie", 'res.headers["set-cookie"]'],
+    censor: "[redacted]",
+  };
+  if (config.isProduction || !process.stdout.isTTY) return { level: config.logLevel, redact };
+  return {
+    level: config.logLevel,
+    redact,
+    transport: {
+      target: "pino-pretty",
+      options: { translateTime: "HH:MM:ss.l", ignore: "pid,hostname" },
+    },
+  };
+}

@@ -1,0 +1,284 @@
+/**
+ * Identity from HS256 JWTs: issuing them, verifying them, finding them on a request, and the
+ * dev-login routes that hand them out.
+ *
+ * Identity comes only from a verified token, taken from `Authorization: Bearer` (services,
+ * tests) or the HttpOnly session cookie (browsers). Never from a query parameter: URLs end up
+ * in logs, proxies and browser history, and a token there could be replayed by anyone who
+ * reads them.
+ */
+import { getRandomValues } from "node:crypto";
+import type { CookieSerializeOptions } from "@fastify/cookie";
+import { validateChannelId } from "@realtime/protocol";
+import type { FastifyInstance, RawServerBase } from "fastify";
+import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
+import type { AuthConfig } from "./config.ts";
+import { appError, Errors } from "./errors.ts";
+
+/** Who made a request, as proven by a verified token. */
+export type Identity =
+  | {
+      readonly kind: "user";
+      readonly userId: string;
+      readonly userName: string;
+      /** When the token expires, in ms since the epoch. */
+      readonly expiresAt: number;
+    }
+  | {
+      readonly kind: "service";
+      readonly service: string;
+      readonly scopes: readonly string[];
+      /** When the token expires, in ms since the epoch. */
+      readonly expiresAt: number;
+    };
+
+/** The part of {@link AuthConfig} that {@link createAuth} uses; pass `config.auth`. */
+export type AuthOptions = Pick<
+  AuthConfig,
+  "secret" | "issuer" | "audience" | "tokenTtlSeconds" | "cookieName"
+>;
+
+/** The request fields a token may come from. */
+export interface TokenSource {
+  readonly headers: { readonly authorization?: string | undefined };
+  /** Set by `@fastify/cookie`. */
+  readonly cookies?: { readonly [name: string]: string | undefined };
+}
+
+export interface Auth {
+  /** A token for a user: `sub` = id, `name`, `iss`, `aud`, `iat`, `exp` = now + TTL. */
+  issueUserToken(user: { readonly id: string; readonly name: string }): Promise<string>;
+  /**
+   * A token for a backend service: `sub` = `svc:<service>`, `scope` = the scopes joined by
+   * spaces (e.g. `"publish"`). `ttlSeconds` defaults to the configured token TTL.
+   */
+  issueServiceToken(service: {
+    readonly service: string;
+    readonly scopes: readonly string[];
+    readonly ttlSeconds?: number;
+  }): Promise<string>;
+  /**
+   * Verifies a token and returns who it names. Throws an {@link AppError} with
+   * `RT_ERR_TOKEN_EXPIRED` for a genuine but expired token and `RT_ERR_UNAUTHORIZED` for
+   * anything else; the message never contains the token.
+   */
+  verify(token: string): Promise<Identity>;
+  /** The identity behind a request's token; throws a 401 {@link AppError} when there is none. */
+  authenticate(request: TokenSource): Promise<Identity>;
+}
+
+/** Longest token we try to verify, in characters; bounds the work a hostile header can cause. */
+export const MAX_TOKEN_LENGTH = 8192;
+
+const ALGORITHM = "HS256";
+const SERVICE_PREFIX = "svc:";
+const SERVICE_NAME_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+const SCOPE_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+class JwtAuth implements Auth {
+  readonly #key: Uint8Array;
+  readonly #options: AuthOptions;
+  readonly #now: () => number;
+
+  constructor(options: AuthOptions, now: () => number) {
+    this.#key = new TextEncoder().encode(options.secret);
+    this.#options = options;
+    this.#now = now;
+  }
+
+  async issueUserToken(user: { readonly id: string; readonly name: string }): Promise<string> {
+    const problem = validateChannelId(user.id);
+    // The id becomes the user's channel `user:<id>`, so it must be a valid channel id.
+    if (problem) throw new TypeError(`invalid user id: ${problem}`);
+    return this.#sign({ name: user.name }, user.id, this.#options.tokenTtlSeconds);
+  }
+
+  async issueServiceToken(service: {
+    readonly service: string;
+    readonly scopes: readonly string[];
+    readonly ttlSeconds?: number;
+  }): Promise<string> {
+    if (!SERVICE_NAME_PATTERN.test(service.service)) {
+      throw new TypeError(`invalid service name; must match ${SERVICE_NAME_PATTERN.source}`);
+    }
+    for (const scope of service.scopes) {
+      if (!SCOPE_PATTERN.test(scope)) {
+        throw new TypeError(`invalid scope; each must match ${SCOPE_PATTERN.source}`);
+      }
+    }
+    const ttl = service.ttlSeconds ?? this.#options.tokenTtlSeconds;
+    return this.#sign({ scope: service.scopes.join(" ") }, SERVICE_PREFIX + service.service, ttl);
+  }
+
+  async verify(token: string): Promise<Identity> {
+    if (typeof token !== "string" || token.length === 0 || token.length > MAX_TOKEN_LENGTH) {
+      throw appError(Errors.UNAUTHORIZED, "Invalid token");
+    }
+    let payload: Record<string, unknown>;
+    try {
+      ({ payload } = await jwtVerify(token, this.#key, {
+        // Pinned: never let the token's own header choose how it is checked (alg: none,
+        // HS/RS confusion, a different HMAC size).
+        algorithms: [ALGORITHM],
+        issuer: this.#options.issuer,
+        audience: this.#options.audience,
+        requiredClaims: ["exp", "sub"],
+        currentDate: new Date(this.#now()),
+      }));
+    } catch (err) {
+      // jose checks the signature before the claims, so "expired" means it was ours.
+      if (err instanceof joseErrors.JWTExpired) throw appError(Errors.TOKEN_EXPIRED);
+      throw appError(Errors.UNAUTHORIZED, "Invalid token");
+    }
+    const identity = toIdentity(payload);
+    if (!identity) throw appError(Errors.UNAUTHORIZED, "Invalid token");
+    return identity;
+  }
+
+  async authenticate(request: TokenSource): Promise<Identity> {
+    const token = tokenFromRequest(request, this.#options.cookieName);
+    if (token === null) throw appError(Errors.UNAUTHORIZED);
+    return this.verify(token);
+  }
+
+  #sign(claims: Record<string, string>, subject: string, ttlSeconds: number): Promise<string> {
+    const now = Math.floor(this.#now() / 1000);
+    return new SignJWT(claims)
+      .setProtectedHeader({ alg: ALGORITHM, typ: "JWT" })
+      .setSubject(subject)
+      .setIssuer(this.#options.issuer)
+      .setAudience(this.#options.audience)
+      .setIssuedAt(now)
+      .setExpirationTime(now + ttlSeconds)
+      .sign(this.#key);
+  }
+}
+
+/** Maps verified claims to an identity, or null when they are not shaped like ours. */
+function toIdentity(payload: Record<string, unknown>): Identity | null {
+  const { sub, exp } = payload;
+  if (typeof sub !== "string" || typeof exp !== "number") return null;
+  const expiresAt = exp * 1000;
+  if (sub.startsWith(SERVICE_PREFIX)) {
+    const service = sub.slice(SERVICE_PREFIX.length);
+    const scope = payload.scope ?? "";
+    if (!SERVICE_NAME_PATTERN.test(service) || typeof scope !== "string") return null;
+    const scopes = scope.split(" ").filter((s) => s.length > 0);
+    return { kind: "service", service, scopes, expiresAt };
+  }
+  // A user id is used as a channel id; refuse any that is not one (it also can't contain ':').
+  if (validateChannelId(sub) !== null || typeof payload.name !== "string") return null;
+  return { kind: "user", userId: sub, userName: payload.name, expiresAt };
+}
+
+/**
+ * Creates the token service. `now` (ms since the epoch, default `Date.now`) exists so tests
+ * can issue tokens in the past.
+ */
+export function createAuth(options: AuthOptions, now: () => number = Date.now): Auth {
+  return new JwtAuth(options, now);
+}
+
+const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/** A fresh user id: `u_` + 12 random base-62 characters (~71 bits), a valid channel id. */
+export function newUserId(): string {
+  let id = "u_";
+  while (id.length < 14) {
+    for (const byte of getRandomValues(new Uint8Array(16))) {
+      // Rejection sampling: 248 = 4 * 62, so the accepted bytes map onto base 62 without bias.
+      if (byte < 248 && id.length < 14) id += BASE62[byte % 62];
+    }
+  }
+  return id;
+}
+
+/**
+ * The token of a request: `Authorization: Bearer <token>` if present, else the session cookie
+ * `cookieName` (needs `@fastify/cookie`). Nothing else is looked at, deliberately.
+ */
+export function tokenFromRequest(request: TokenSource, cookieName: string): string | null {
+  const header = request.headers.authorization;
+  if (typeof header === "string") {
+    const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header);
+    if (match?.[1]) return match[1];
+  }
+  const cookie = request.cookies?.[cookieName];
+  return typeof cookie === "string" && cookie.length > 0 ? cookie : null;
+}
+
+/** Longest display name for dev login, in characters. */
+export const MAX_NAME_LENGTH = 40;
+
+/**
+ * Control characters, zero-width and bidi-override characters: a display name shown to other
+ * users must not be able to break a line, hide text or reorder it.
+ */
+const NAME_PATTERN =
+  "^[^\\u0000-\\u001f\\u007f-\\u009f\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u206f\\ufeff]+$";
+
+const devLoginSchema = {
+  body: {
+    type: "object",
+    required: ["name"],
+    additionalProperties: false,
+    properties: {
+      name: { type: "string", minLength: 1, maxLength: MAX_NAME_LENGTH, pattern: NAME_PATTERN },
+    },
+  },
+} as const;
+
+/**
+ * Adds the auth routes. Register `@fastify/cookie` on `app` first.
+ *
+ * - `POST /api/auth/dev-login` `{ name }` → 200 `{ token, user: { id, name } }` and the session
+ *   cookie; 403 `RT_ERR_DEV_LOGIN_DISABLED` unless `config.auth.devLogin`.
+ * - `POST /api/auth/logout` → 204, clears the cookie.
+ * - `GET /api/auth/me` → 200 `{ user: { id, name } }`, 401 without a valid token, 403 for a
+ *   service token (it has no user).
+ */
+export function registerAuthRoutes<S extends RawServerBase>(
+  app: FastifyInstance<S>,
+  { auth, config }: { auth: Auth; config: { readonly auth: AuthConfig } },
+): void {
+  const { cookieName, cookieSecure, tokenTtlSeconds, devLogin } = config.auth;
+  const cookieOptions: CookieSerializeOptions = {
+    path: "/",
+    httpOnly: true,
+    sameSite: "lax",
+    secure: cookieSecure,
+  };
+
+  app.post<{ Body: { name: string } }>(
+    "/api/auth/dev-login",
+    {
+      schema: devLoginSchema,
+      // Refuse before the body is read, so a disabled endpoint says so whatever is sent.
+      onRequest: async () => {
+        if (!devLogin) throw appError(Errors.DEV_LOGIN_DISABLED);
+      },
+    },
+    async (request, reply) => {
+      const name = request.body.name.normalize("NFC").trim();
+      if (name.length === 0) throw appError(Errors.BAD_REQUEST, "body.name must not be blank");
+      const user = { id: newUserId(), name };
+      const token = await auth.issueUserToken(user);
+      reply.setCookie(cookieName, token, { ...cookieOptions, maxAge: tokenTtlSeconds });
+      reply.header("cache-control", "no-store");
+      return { token, user };
+    },
+  );
+
+  app.post("/api/auth/logout", async (_request, reply) => {
+    reply.clearCookie(cookieName, cookieOptions);
+    reply.code(204);
+    return reply.send();
+  });
+
+  app.get("/api/auth/me", async (request, reply) => {
+    const identity = await auth.authenticate(request);
+    if (identity.kind !== "user") throw appError(Errors.FORBIDDEN, "A service token has no user");
+    reply.header("cache-control", "no-store");
+    return { user: { id: identity.userId, name: identity.userName } };
+  });
+}

@@ -1,0 +1,302 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { ConfigError, loadConfig } from "./config.ts";
+
+const SECRET = "s".repeat(32);
+
+/** Asserts that loading `env` fails with a problem mentioning `fragment`. */
+function assertRejects(env: Record<string, string | undefined>, fragment: string | RegExp): void {
+  assert.throws(
+    () => loadConfig(env),
+    (err: unknown) => {
+      assert.ok(err instanceof ConfigError, "expected a ConfigError");
+      const matched = err.problems.some((p) =>
+        typeof fragment === "string" ? p.includes(fragment) : fragment.test(p),
+      );
+      assert.ok(matched, `no problem matches ${fragment}: ${err.message}`);
+      return true;
+    },
+  );
+}
+
+describe("loadConfig defaults", () => {
+  const config = loadConfig({});
+
+  test("general", () => {
+    assert.equal(config.nodeEnv, "development");
+    assert.equal(config.isProduction, false);
+    assert.equal(config.logLevel, "info");
+  });
+
+  test("http", () => {
+    assert.deepEqual(config.http, {
+      port: 8080,
+      host: "0.0.0.0",
+      tls: null,
+      h2c: false,
+      bodyLimitBytes: 65536,
+    });
+  });
+
+  test("auth", () => {
+    assert.equal(config.auth.issuer, "realtime");
+    assert.equal(config.auth.audience, "realtime");
+    assert.equal(config.auth.tokenTtlSeconds, 86400);
+    assert.equal(config.auth.devLogin, true);
+    assert.equal(config.auth.cookieName, "rt_session");
+    assert.equal(config.auth.cookieSecure, false);
+  });
+
+  test("development generates a random per-process secret and flags it", () => {
+    assert.equal(config.auth.secretGenerated, true);
+    assert.ok(config.auth.secret.length >= 32);
+    assert.notEqual(loadConfig({}).auth.secret, config.auth.secret);
+  });
+
+  test("redis: embedded mode when nothing is set", () => {
+    assert.deepEqual(config.redis, {
+      mode: "embedded",
+      url: null,
+      prefix: "realtime",
+      clusterNodes: [],
+    });
+  });
+
+  test("limits, sse, shutdown", () => {
+    assert.deepEqual(config.limits, {
+      maxConnections: 10000,
+      maxChannelsPerStream: 16,
+      slowClientMaxBytes: 1048576,
+      slowClientMaxStallMs: 10000,
+      maxChatContentLength: 4000,
+    });
+    assert.deepEqual(config.sse, {
+      heartbeatIntervalMs: 15000,
+      retryMs: 2000,
+      retryJitterMs: 3000,
+    });
+    assert.deepEqual(config.shutdown, { drainMs: 5000 });
+  });
+
+  test("is frozen", () => {
+    assert.ok(Object.isFrozen(config));
+    assert.ok(Object.isFrozen(config.limits));
+  });
+});
+
+describe("loadConfig reads variables", () => {
+  test("every variable reaches its field", () => {
+    const config = loadConfig({
+      PORT: "9000",
+      HOST: "127.0.0.1",
+      NODE_ENV: "test",
+      LOG_LEVEL: "debug",
+      JWT_SECRET: SECRET,
+      JWT_ISSUER: "iss",
+      JWT_AUDIENCE: "aud",
+      TOKEN_TTL_SECONDS: "60",
+      AUTH_DEV_LOGIN: "false",
+      COOKIE_NAME: "sid",
+      REDIS_URL: "redis://localhost:6379",
+      REDIS_PREFIX: "rt-test",
+      MAX_CONNECTIONS: "5",
+      MAX_CHANNELS_PER_STREAM: "4",
+      HEARTBEAT_INTERVAL_MS: "1000",
+      RETRY_MS: "100",
+      RETRY_JITTER_MS: "0",
+      SLOW_CLIENT_MAX_BYTES: "2048",
+      SLOW_CLIENT_MAX_STALL_MS: "500",
+      BODY_LIMIT_BYTES: "1024",
+      MAX_CHAT_CONTENT_LENGTH: "10",
+      SHUTDOWN_DRAIN_MS: "250",
+      HTTP2: "h2c",
+    });
+    assert.equal(config.http.port, 9000);
+    assert.equal(config.http.host, "127.0.0.1");
+    assert.equal(config.http.h2c, true);
+    assert.equal(config.http.bodyLimitBytes, 1024);
+    assert.equal(config.nodeEnv, "test");
+    assert.equal(config.logLevel, "debug");
+    assert.equal(config.auth.secret, SECRET);
+    assert.equal(config.auth.secretGenerated, false);
+    assert.equal(config.auth.issuer, "iss");
+    assert.equal(config.auth.audience, "aud");
+    assert.equal(config.auth.tokenTtlSeconds, 60);
+    assert.equal(config.auth.devLogin, false);
+    assert.equal(config.auth.cookieName, "sid");
+    assert.equal(config.redis.mode, "standalone");
+    assert.equal(config.redis.url, "redis://localhost:6379");
+    assert.equal(config.redis.prefix, "rt-test");
+    assert.deepEqual(config.limits, {
+      maxConnections: 5,
+      maxChannelsPerStream: 4,
+      slowClientMaxBytes: 2048,
+      slowClientMaxStallMs: 500,
+      maxChatContentLength: 10,
+    });
+    assert.deepEqual(config.sse, { heartbeatIntervalMs: 1000, retryMs: 100, retryJitterMs: 0 });
+    assert.equal(config.shutdown.drainMs, 250);
+  });
+
+  test("an empty value counts as unset", () => {
+    const config = loadConfig({ PORT: "", REDIS_URL: "", HTTP2: "", JWT_SECRET: "" });
+    assert.equal(config.http.port, 8080);
+    assert.equal(config.redis.mode, "embedded");
+    assert.equal(config.http.h2c, false);
+    assert.equal(config.auth.secretGenerated, true);
+  });
+
+  test("PORT=0 asks for a free port", () => {
+    assert.equal(loadConfig({ PORT: "0" }).http.port, 0);
+  });
+
+  test("TLS with both files; the cookie becomes Secure", () => {
+    const config = loadConfig({ TLS_CERT: "/c.pem", TLS_KEY: "/k.pem" });
+    assert.deepEqual(config.http.tls, { certFile: "/c.pem", keyFile: "/k.pem" });
+    assert.equal(config.auth.cookieSecure, true);
+  });
+
+  test("cluster nodes select cluster mode", () => {
+    const config = loadConfig({ REDIS_CLUSTER_NODES: "a:7000, b:7001,[::1]:7002" });
+    assert.equal(config.redis.mode, "cluster");
+    assert.deepEqual(config.redis.clusterNodes, [
+      { host: "a", port: 7000 },
+      { host: "b", port: 7001 },
+      { host: "::1", port: 7002 },
+    ]);
+  });
+
+  test("AUTH_DEV_LOGIN accepts 1/0 as well", () => {
+    assert.equal(loadConfig({ AUTH_DEV_LOGIN: "0" }).auth.devLogin, false);
+    assert.equal(loadConfig({ AUTH_DEV_LOGIN: "1" }).auth.devLogin, true);
+  });
+});
+
+describe("loadConfig validation", () => {
+  for (const bad of ["1e3", "-1", "abc", "1.5", " 80", "0x10", "+5", "99999999999999999999"]) {
+    test(`rejects integer ${JSON.stringify(bad)}`, () => {
+      assertRejects({ MAX_CONNECTIONS: bad }, "MAX_CONNECTIONS must be a decimal integer");
+    });
+  }
+
+  test("rejects zero where a positive integer is required", () => {
+    assertRejects({ HEARTBEAT_INTERVAL_MS: "0" }, "HEARTBEAT_INTERVAL_MS");
+  });
+
+  test("every integer variable is validated", () => {
+    const names = [
+      "PORT",
+      "TOKEN_TTL_SECONDS",
+      "MAX_CONNECTIONS",
+      "MAX_CHANNELS_PER_STREAM",
+      "HEARTBEAT_INTERVAL_MS",
+      "RETRY_MS",
+      "RETRY_JITTER_MS",
+      "SLOW_CLIENT_MAX_BYTES",
+      "SLOW_CLIENT_MAX_STALL_MS",
+      "BODY_LIMIT_BYTES",
+      "MAX_CHAT_CONTENT_LENGTH",
+      "SHUTDOWN_DRAIN_MS",
+    ];
+    const env = Object.fromEntries(names.map((n) => [n, "x"]));
+    try {
+      loadConfig(env);
+      assert.fail("expected a ConfigError");
+    } catch (err) {
+      assert.ok(err instanceof ConfigError);
+      // All problems are reported at once, one per variable.
+      assert.equal(err.problems.length, names.length);
+      for (const name of names) assert.match(err.message, new RegExp(`\\b${name} must`));
+    }
+  });
+
+  test("rejects a PORT above 65535", () => {
+    assertRejects({ PORT: "65536" }, "PORT must be a decimal integer in 0..65535");
+  });
+
+  test("rejects an unknown NODE_ENV", () => {
+    assertRejects({ NODE_ENV: "prod" }, "NODE_ENV must be one of");
+  });
+
+  test("rejects an unknown LOG_LEVEL", () => {
+    assertRejects({ LOG_LEVEL: "verbose" }, "LOG_LEVEL must be one of");
+  });
+
+  test("rejects a non-boolean AUTH_DEV_LOGIN", () => {
+    assertRejects({ AUTH_DEV_LOGIN: "yes please" }, "AUTH_DEV_LOGIN");
+  });
+
+  test("rejects a short JWT_SECRET in any environment, without echoing it", () => {
+    try {
+      loadConfig({ JWT_SECRET: "hunter2-the-secret" });
+      assert.fail("expected a ConfigError");
+    } catch (err) {
+      assert.ok(err instanceof ConfigError);
+      assert.match(err.message, /JWT_SECRET must be at least 32 characters/);
+      assert.doesNotMatch(err.message, /hunter2/);
+    }
+  });
+
+  test("rejects TLS_CERT without TLS_KEY and vice versa", () => {
+    assertRejects({ TLS_CERT: "/c.pem" }, "TLS_CERT and TLS_KEY must be set together");
+    assertRejects({ TLS_KEY: "/k.pem" }, "TLS_CERT and TLS_KEY must be set together");
+  });
+
+  test("rejects HTTP2 values other than h2c", () => {
+    assertRejects({ HTTP2: "h2" }, 'HTTP2 must be "h2c" or unset');
+    assertRejects({ HTTP2: "true" }, 'HTTP2 must be "h2c" or unset');
+  });
+
+  test("rejects h2c together with TLS", () => {
+    assertRejects({ HTTP2: "h2c", TLS_CERT: "/c", TLS_KEY: "/k" }, "HTTP2=h2c cannot be combined");
+  });
+
+  test("rejects a REDIS_URL that is not redis:// without echoing it", () => {
+    try {
+      loadConfig({ REDIS_URL: "http://user:pa55word@host" });
+      assert.fail("expected a ConfigError");
+    } catch (err) {
+      assert.ok(err instanceof ConfigError);
+      assert.match(err.message, /REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL/);
+      assert.doesNotMatch(err.message, /pa55word/);
+    }
+    assertRejects({ REDIS_URL: "not a url" }, "REDIS_URL");
+  });
+
+  test("rejects malformed REDIS_CLUSTER_NODES", () => {
+    for (const bad of ["a", "a:", ":7000", "a:0", "a:70000", "a:7000,,b:7001", "a:x"]) {
+      assertRejects({ REDIS_CLUSTER_NODES: bad }, "REDIS_CLUSTER_NODES");
+    }
+  });
+
+  test("rejects a REDIS_PREFIX or COOKIE_NAME that would need escaping", () => {
+    assertRejects({ REDIS_PREFIX: "a b" }, "REDIS_PREFIX");
+    assertRejects({ REDIS_PREFIX: "a{x}" }, "REDIS_PREFIX");
+    assertRejects({ COOKIE_NAME: "a=b" }, "COOKIE_NAME");
+    assertRejects({ COOKIE_NAME: "a;b" }, "COOKIE_NAME");
+  });
+});
+
+describe("loadConfig production rules", () => {
+  test("requires JWT_SECRET", () => {
+    assertRejects({ NODE_ENV: "production" }, "JWT_SECRET is required in production");
+  });
+
+  test("requires at least 32 characters", () => {
+    assertRejects({ NODE_ENV: "production", JWT_SECRET: "x".repeat(31) }, "at least 32");
+  });
+
+  test("dev login is off unless AUTH_DEV_LOGIN=true; the cookie is Secure", () => {
+    const config = loadConfig({ NODE_ENV: "production", JWT_SECRET: SECRET });
+    assert.equal(config.isProduction, true);
+    assert.equal(config.auth.devLogin, false);
+    assert.equal(config.auth.secretGenerated, false);
+    assert.equal(config.auth.cookieSecure, true);
+    const opted = loadConfig({
+      NODE_ENV: "production",
+      JWT_SECRET: SECRET,
+      AUTH_DEV_LOGIN: "true",
+    });
+    assert.equal(opted.auth.devLogin, true);
+  });
+});

@@ -1,0 +1,359 @@
+/**
+ * Service configuration, read once from environment variables at start-up.
+ *
+ * Every value is validated here so that a typo fails the deploy with a message naming the
+ * variable, instead of surfacing later as odd behaviour (an unset limit, a dev login left on in
+ * production). All problems are reported together so one restart shows everything to fix.
+ */
+import { randomBytes } from "node:crypto";
+
+/** Thrown by {@link loadConfig} when one or more variables are invalid. */
+export class ConfigError extends Error {
+  /** One line per invalid variable, each naming the variable. */
+  readonly problems: readonly string[];
+
+  constructor(problems: readonly string[]) {
+    super(`invalid configuration:\n  - ${problems.join("\n  - ")}`);
+    this.name = "ConfigError";
+    this.problems = problems;
+  }
+}
+
+/** Log levels pino understands. */
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Accepted `NODE_ENV` values. Anything else is refused: "prod" must not mean development. */
+export const NODE_ENVS = ["development", "production", "test"] as const;
+export type NodeEnv = (typeof NODE_ENVS)[number];
+
+/** Shortest accepted `JWT_SECRET`, in characters (HS256 wants at least 256 bits of key). */
+export const MIN_JWT_SECRET_LENGTH = 32;
+
+export interface HttpConfig {
+  /** TCP port to listen on (`PORT`). Default 8080; 0 picks a free port. */
+  readonly port: number;
+  /** Interface to bind (`HOST`). Default `"0.0.0.0"`. */
+  readonly host: string;
+  /**
+   * TLS certificate and key file paths (`TLS_CERT`, `TLS_KEY`); both or neither. Default null
+   * (cleartext). With TLS the server speaks HTTP/2 via ALPN with HTTP/1.1 fallback.
+   */
+  readonly tls: { readonly certFile: string; readonly keyFile: string } | null;
+  /**
+   * Cleartext HTTP/2 without upgrade (`HTTP2=h2c`), for pods behind a TLS-terminating proxy
+   * that speaks h2c. Default false (plain HTTP/1.1 when TLS is off too).
+   */
+  readonly h2c: boolean;
+  /** Largest accepted request body, in bytes (`BODY_LIMIT_BYTES`). Default 65536. */
+  readonly bodyLimitBytes: number;
+}
+
+export interface AuthConfig {
+  /**
+   * HS256 signing key (`JWT_SECRET`), at least 32 characters. Required in production; in
+   * development a random per-process key is generated (tokens die with the process).
+   */
+  readonly secret: string;
+  /** True when {@link secret} was generated because `JWT_SECRET` was unset (development only). */
+  readonly secretGenerated: boolean;
+  /** `iss` claim issued and required (`JWT_ISSUER`). Default `"realtime"`. */
+  readonly issuer: string;
+  /** `aud` claim issued and required (`JWT_AUDIENCE`). Default `"realtime"`. */
+  readonly audience: string;
+  /** Lifetime of issued tokens and of the session cookie, in seconds (`TOKEN_TTL_SECONDS`). Default 86400. */
+  readonly tokenTtlSeconds: number;
+  /**
+   * Whether `POST /api/auth/dev-login` issues tokens to anyone who names themselves
+   * (`AUTH_DEV_LOGIN`). Default true outside production, false in production unless `"true"`.
+   */
+  readonly devLogin: boolean;
+  /** Name of the HttpOnly session cookie (`COOKIE_NAME`). Default `"rt_session"`. */
+  readonly cookieName: string;
+  /**
+   * Whether the session cookie carries `Secure`. Derived: true when TLS is configured or in
+   * production (where a TLS-terminating proxy is assumed in front of the pod).
+   */
+  readonly cookieSecure: boolean;
+}
+
+export interface RedisNode {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface RedisConfig {
+  /**
+   * How events fan out. Derived: `"cluster"` when `REDIS_CLUSTER_NODES` is set, `"standalone"`
+   * when only `REDIS_URL` is set, `"embedded"` (in-process broker, single pod) otherwise.
+   */
+  readonly mode: "embedded" | "standalone" | "cluster";
+  /** `redis://` or `rediss://` URL (`REDIS_URL`). Default null. In cluster mode it may carry credentials. */
+  readonly url: string | null;
+  /** Key and channel prefix (`REDIS_PREFIX`). Default `"realtime"`. */
+  readonly prefix: string;
+  /** Cluster seed nodes (`REDIS_CLUSTER_NODES`, comma-separated `host:port`). Default empty. */
+  readonly clusterNodes: readonly RedisNode[];
+}
+
+export interface LimitsConfig {
+  /** Most concurrent SSE streams per pod (`MAX_CONNECTIONS`). Default 10000. */
+  readonly maxConnections: number;
+  /** Most channels one SSE stream may carry (`MAX_CHANNELS_PER_STREAM`). Default 16. */
+  readonly maxChannelsPerStream: number;
+  /** Bytes queued for a client that is not reading before it is cut off (`SLOW_CLIENT_MAX_BYTES`). Default 1048576. */
+  readonly slowClientMaxBytes: number;
+  /** Milliseconds a client may stay unwritable before it is cut off (`SLOW_CLIENT_MAX_STALL_MS`). Default 10000. */
+  readonly slowClientMaxStallMs: number;
+  /** Longest chat message, in characters (`MAX_CHAT_CONTENT_LENGTH`). Default 4000. */
+  readonly maxChatContentLength: number;
+}
+
+export interface SseConfig {
+  /** Interval between heartbeat comments on idle streams, in ms (`HEARTBEAT_INTERVAL_MS`). Default 15000. */
+  readonly heartbeatIntervalMs: number;
+  /** Base of the `retry:` reconnect hint, in ms (`RETRY_MS`). Default 2000. */
+  readonly retryMs: number;
+  /**
+   * Random extra added to {@link retryMs} per stream, in ms (`RETRY_JITTER_MS`), so a pod
+   * restart does not bring every client back in the same instant. Default 3000; 0 disables.
+   */
+  readonly retryJitterMs: number;
+}
+
+export interface ShutdownConfig {
+  /** How long to let streams and requests finish on SIGTERM, in ms (`SHUTDOWN_DRAIN_MS`). Default 5000. */
+  readonly drainMs: number;
+}
+
+export interface Config {
+  /** `NODE_ENV`. Default `"development"`. */
+  readonly nodeEnv: NodeEnv;
+  /** Derived: `nodeEnv === "production"`. */
+  readonly isProduction: boolean;
+  /** pino level (`LOG_LEVEL`). Default `"info"`. */
+  readonly logLevel: LogLevel;
+  readonly http: HttpConfig;
+  readonly auth: AuthConfig;
+  readonly redis: RedisConfig;
+  readonly limits: LimitsConfig;
+  readonly sse: SseConfig;
+  readonly shutdown: ShutdownConfig;
+}
+
+type Env = Record<string, string | undefined>;
+
+/** Reads variables and collects every problem instead of stopping at the first. */
+class EnvReader {
+  readonly #env: Env;
+  readonly problems: string[] = [];
+
+  constructor(env: Env) {
+    this.#env = env;
+  }
+
+  /** The raw value; an empty string counts as unset (as `FOO=` in an env file means "no value"). */
+  raw(name: string): string | undefined {
+    const value = this.#env[name];
+    return value === undefined || value === "" ? undefined : value;
+  }
+
+  string(name: string, fallback: string): string {
+    return this.raw(name) ?? fallback;
+  }
+
+  /** A decimal integer in [min, max]; no signs, exponents, fractions or spaces. */
+  int(name: string, fallback: number, min = 1, max = Number.MAX_SAFE_INTEGER): number {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    const n = /^[0-9]+$/.test(value) ? Number(value) : Number.NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `in ${min}..${max}`;
+      this.problems.push(`${name} must be a decimal integer ${range}, got ${show(value)}`);
+      return fallback;
+    }
+    return n;
+  }
+
+  bool(name: string, fallback: boolean): boolean {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    if (value === "true" || value === "1") return true;
+    if (value === "false" || value === "0") return false;
+    this.problems.push(`${name} must be "true" or "false", got ${show(value)}`);
+    return fallback;
+  }
+
+  oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    if ((allowed as readonly string[]).includes(value)) return value as T;
+    this.problems.push(`${name} must be one of ${allowed.join(", ")}; got ${show(value)}`);
+    return fallback;
+  }
+}
+
+/** Quotes a rejected value for an error message, shortened and without control characters. */
+function show(value: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: replacing them is the point
+  const safe = value.replace(/[\u0000-\u001f\u007f]/g, "?");
+  return JSON.stringify(safe.length > 40 ? `${safe.slice(0, 40)}…` : safe);
+}
+
+/**
+ * Builds the {@link Config} from environment variables (see each field for its variable and
+ * default). Throws {@link ConfigError} listing every invalid variable.
+ */
+export function loadConfig(env: Env = process.env): Config {
+  const r = new EnvReader(env);
+
+  const nodeEnv = r.oneOf("NODE_ENV", NODE_ENVS, "development");
+  const isProduction = nodeEnv === "production";
+  const logLevel = r.oneOf("LOG_LEVEL", LOG_LEVELS, "info");
+
+  const tls = readTls(r);
+  const http2 = r.raw("HTTP2");
+  const h2c = http2 === "h2c";
+  if (http2 !== undefined && !h2c) {
+    r.problems.push(`HTTP2 must be "h2c" or unset, got ${show(http2)}`);
+  }
+  if (h2c && tls) {
+    // h2c is cleartext by definition; with a certificate the server already offers h2 via ALPN.
+    r.problems.push("HTTP2=h2c cannot be combined with TLS_CERT/TLS_KEY (TLS already offers h2)");
+  }
+  const http: HttpConfig = {
+    port: r.int("PORT", 8080, 0, 65535),
+    host: r.string("HOST", "0.0.0.0"),
+    tls,
+    h2c,
+    bodyLimitBytes: r.int("BODY_LIMIT_BYTES", 65536),
+  };
+
+  const auth: AuthConfig = {
+    ...readSecret(r, isProduction),
+    issuer: r.string("JWT_ISSUER", "realtime"),
+    audience: r.string("JWT_AUDIENCE", "realtime"),
+    tokenTtlSeconds: r.int("TOKEN_TTL_SECONDS", 86400),
+    devLogin: r.bool("AUTH_DEV_LOGIN", !isProduction),
+    cookieName: readCookieName(r),
+    cookieSecure: tls !== null || isProduction,
+  };
+
+  const redis = readRedis(r);
+
+  const limits: LimitsConfig = {
+    maxConnections: r.int("MAX_CONNECTIONS", 10000),
+    maxChannelsPerStream: r.int("MAX_CHANNELS_PER_STREAM", 16),
+    slowClientMaxBytes: r.int("SLOW_CLIENT_MAX_BYTES", 1048576),
+    slowClientMaxStallMs: r.int("SLOW_CLIENT_MAX_STALL_MS", 10000),
+    maxChatContentLength: r.int("MAX_CHAT_CONTENT_LENGTH", 4000),
+  };
+
+  const sse: SseConfig = {
+    heartbeatIntervalMs: r.int("HEARTBEAT_INTERVAL_MS", 15000),
+    retryMs: r.int("RETRY_MS", 2000),
+    retryJitterMs: r.int("RETRY_JITTER_MS", 3000, 0),
+  };
+
+  const shutdown: ShutdownConfig = { drainMs: r.int("SHUTDOWN_DRAIN_MS", 5000) };
+
+  if (r.problems.length > 0) throw new ConfigError(r.problems);
+
+  return deepFreeze({ nodeEnv, isProduction, logLevel, http, auth, redis, limits, sse, shutdown });
+}
+
+function readTls(r: EnvReader): HttpConfig["tls"] {
+  const certFile = r.raw("TLS_CERT");
+  const keyFile = r.raw("TLS_KEY");
+  if (certFile && keyFile) return { certFile, keyFile };
+  if (certFile || keyFile) {
+    r.problems.push("TLS_CERT and TLS_KEY must be set together (or neither)");
+  }
+  return null;
+}
+
+function readSecret(r: EnvReader, isProduction: boolean) {
+  const secret = r.raw("JWT_SECRET");
+  if (secret === undefined) {
+    if (isProduction) {
+      r.problems.push(
+        `JWT_SECRET is required in production (at least ${MIN_JWT_SECRET_LENGTH} characters)`,
+      );
+    }
+    // A fresh key per process: dev tokens never outlive the process, and there is no
+    // well-known default key that could leak into a deployment.
+    return { secret: randomBytes(32).toString("base64url"), secretGenerated: true };
+  }
+  if (secret.length < MIN_JWT_SECRET_LENGTH) {
+    // Never echo the secret, not even partly.
+    r.problems.push(
+      `JWT_SECRET must be at least ${MIN_JWT_SECRET_LENGTH} characters, got ${secret.length}`,
+    );
+  }
+  return { secret, secretGenerated: false };
+}
+
+/** RFC 6265 cookie-name token characters, so the name never needs quoting. */
+const COOKIE_NAME_PATTERN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/;
+
+function readCookieName(r: EnvReader): string {
+  const name = r.string("COOKIE_NAME", "rt_session");
+  if (!COOKIE_NAME_PATTERN.test(name)) {
+    r.problems.push(`COOKIE_NAME must be a cookie token ([A-Za-z0-9_-] etc.), got ${show(name)}`);
+  }
+  return name;
+}
+
+/** Keys and channels embed the prefix, so keep it to characters that need no escaping. */
+const REDIS_PREFIX_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+
+function readRedis(r: EnvReader): RedisConfig {
+  const url = r.raw("REDIS_URL") ?? null;
+  if (url !== null) {
+    let protocol = "";
+    try {
+      protocol = new URL(url).protocol;
+    } catch {
+      // reported below
+    }
+    if (protocol !== "redis:" && protocol !== "rediss:") {
+      // The URL may carry a password: name the problem, not the value.
+      r.problems.push("REDIS_URL must be a redis:// or rediss:// URL");
+    }
+  }
+  const prefix = r.string("REDIS_PREFIX", "realtime");
+  if (!REDIS_PREFIX_PATTERN.test(prefix)) {
+    r.problems.push(`REDIS_PREFIX must match ${REDIS_PREFIX_PATTERN.source}, got ${show(prefix)}`);
+  }
+  const clusterNodes = readClusterNodes(r);
+  const mode = clusterNodes.length > 0 ? "cluster" : url !== null ? "standalone" : "embedded";
+  return { mode, url, prefix, clusterNodes };
+}
+
+function readClusterNodes(r: EnvReader): RedisNode[] {
+  const value = r.raw("REDIS_CLUSTER_NODES");
+  if (value === undefined) return [];
+  const nodes: RedisNode[] = [];
+  for (const part of value.split(",")) {
+    const item = part.trim();
+    // host:port, with the port after the last colon so bracketed IPv6 hosts work too.
+    const colon = item.lastIndexOf(":");
+    const host = item.slice(0, colon);
+    const portText = item.slice(colon + 1);
+    const port = /^[0-9]{1,5}$/.test(portText) ? Number(portText) : 0;
+    if (colon <= 0 || host.length === 0 || port < 1 || port > 65535) {
+      r.problems.push(`REDIS_CLUSTER_NODES must be a comma list of host:port, got ${show(item)}`);
+      continue;
+    }
+    nodes.push({ host: host.replace(/^\[(.*)\]$/, "$1"), port });
+  }
+  return nodes;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === "object") {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}

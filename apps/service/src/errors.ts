@@ -1,0 +1,305 @@
+/**
+ * The one catalogue of errors the service returns, and the Fastify handlers that turn every
+ * failure into a JSON `{ code, message }` body.
+ *
+ * Codes are stable API: clients switch on `code`, never on `message`. Every entry is listed in
+ * `docs/errors.md`; `errors.test.ts` fails when the two drift apart.
+ */
+import type { FastifyInstance, FastifySchemaValidationError, RawServerBase } from "fastify";
+
+/** One catalogue entry: stable code, HTTP status and the default message. */
+export interface ErrorEntry {
+  readonly code: string;
+  readonly status: number;
+  readonly message: string;
+}
+
+export const Errors = {
+  BAD_REQUEST: {
+    code: "RT_ERR_BAD_REQUEST",
+    status: 400,
+    message: "The request is malformed",
+  },
+  BAD_CHANNEL: {
+    code: "RT_ERR_BAD_CHANNEL",
+    status: 400,
+    message: "Invalid channel name",
+  },
+  BAD_CURSOR: {
+    code: "RT_ERR_BAD_CURSOR",
+    status: 400,
+    message: "Invalid stream cursor",
+  },
+  TOO_MANY_CHANNELS: {
+    code: "RT_ERR_TOO_MANY_CHANNELS",
+    status: 400,
+    message: "Too many channels for one stream",
+  },
+  UNAUTHORIZED: {
+    code: "RT_ERR_UNAUTHORIZED",
+    status: 401,
+    message: "Authentication required",
+  },
+  TOKEN_EXPIRED: {
+    code: "RT_ERR_TOKEN_EXPIRED",
+    status: 401,
+    message: "The token has expired",
+  },
+  FORBIDDEN: {
+    code: "RT_ERR_FORBIDDEN",
+    status: 403,
+    message: "Not allowed",
+  },
+  CHANNEL_FORBIDDEN: {
+    code: "RT_ERR_CHANNEL_FORBIDDEN",
+    status: 403,
+    message: "This channel is not allowed for you",
+  },
+  DEV_LOGIN_DISABLED: {
+    code: "RT_ERR_DEV_LOGIN_DISABLED",
+    status: 403,
+    message: "Dev login is disabled on this server",
+  },
+  NOT_FOUND: {
+    code: "RT_ERR_NOT_FOUND",
+    status: 404,
+    message: "Not found",
+  },
+  METHOD_NOT_ALLOWED: {
+    code: "RT_ERR_METHOD_NOT_ALLOWED",
+    status: 405,
+    message: "Method not allowed",
+  },
+  PAYLOAD_TOO_LARGE: {
+    code: "RT_ERR_PAYLOAD_TOO_LARGE",
+    status: 413,
+    message: "Request body is too large",
+  },
+  UNSUPPORTED_MEDIA_TYPE: {
+    code: "RT_ERR_UNSUPPORTED_MEDIA_TYPE",
+    status: 415,
+    message: "Unsupported content type; send application/json",
+  },
+  RATE_LIMITED: {
+    code: "RT_ERR_RATE_LIMITED",
+    status: 429,
+    message: "Too many requests",
+  },
+  INTERNAL: {
+    code: "RT_ERR_INTERNAL",
+    status: 500,
+    message: "Internal server error",
+  },
+  BROKER_UNAVAILABLE: {
+    code: "RT_ERR_BROKER_UNAVAILABLE",
+    status: 503,
+    message: "The event could not be published; try again",
+  },
+  AT_CAPACITY: {
+    code: "RT_ERR_AT_CAPACITY",
+    status: 503,
+    message: "The server is at capacity; try again later",
+  },
+  SHUTTING_DOWN: {
+    code: "RT_ERR_SHUTTING_DOWN",
+    status: 503,
+    message: "The server is shutting down; try again",
+  },
+} as const satisfies Record<string, ErrorEntry>;
+
+/** Every code in the catalogue. */
+export type ErrorCode = (typeof Errors)[keyof typeof Errors]["code"];
+
+/** An error the handler sends as-is: its status, its code, its message. */
+export class AppError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  /** Response headers to set, such as `Retry-After` (seconds) for 429 and 503. */
+  readonly headers?: Readonly<Record<string, string>>;
+
+  constructor(
+    entry: (typeof Errors)[keyof typeof Errors],
+    message?: string,
+    headers?: Readonly<Record<string, string>>,
+  ) {
+    super(message ?? entry.message);
+    this.name = "AppError";
+    this.code = entry.code;
+    this.status = entry.status;
+    if (headers) this.headers = headers;
+  }
+}
+
+/**
+ * An {@link AppError} for a catalogue entry. `message` replaces the default one; it is sent to
+ * the client, so it must never contain secrets (tokens, internal errors).
+ */
+export function appError(
+  entry: (typeof Errors)[keyof typeof Errors],
+  message?: string,
+  headers?: Readonly<Record<string, string>>,
+): AppError {
+  return new AppError(entry, message, headers);
+}
+
+/** The JSON body of an error response. */
+export function errorBody(err: { readonly code: string; readonly message: string }): {
+  code: string;
+  message: string;
+} {
+  return { code: err.code, message: err.message };
+}
+
+/** Fastify errors that carry a status of their own and map to a catalogue entry. */
+const FASTIFY_CODES: Readonly<Record<string, ErrorEntry>> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: Errors.PAYLOAD_TOO_LARGE,
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: Errors.UNSUPPORTED_MEDIA_TYPE,
+  FST_ERR_CTP_EMPTY_JSON_BODY: {
+    ...Errors.BAD_REQUEST,
+    message: "The body is empty but the content type is application/json",
+  },
+  FST_ERR_CTP_INVALID_JSON_BODY: { ...Errors.BAD_REQUEST, message: "The body is not valid JSON" },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: {
+    ...Errors.BAD_REQUEST,
+    message: "The body does not match its Content-Length",
+  },
+};
+
+/**
+ * Installs an error handler and a not-found handler on `app` so that every 4xx and 5xx body
+ * is JSON `{ code, message }`. Call it on the root instance before registering routes.
+ *
+ * Validation only rejects unknown fields if the instance's Ajv does not strip them: create the
+ * instance with {@link AJV_OPTIONS}.
+ */
+export function registerErrorHandling<S extends RawServerBase>(app: FastifyInstance<S>): void {
+  app.setErrorHandler((error: unknown, request, reply) => {
+    const { entry, headers } = classify(error);
+    if (entry.status >= 500) {
+      // The real error goes to the log only; the client gets the catalogue message.
+      request.log.error({ err: error }, "request failed");
+    } else {
+      request.log.info({ code: entry.code, msg: entry.message }, "request rejected");
+    }
+    sendError(reply, entry, headers);
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split("?", 1)[0] ?? "/";
+    const allowed = allowedMethods(app, path);
+    if (allowed.length > 0) {
+      const message = `${request.method} is not allowed here; use ${allowed.join(", ")}`;
+      sendError(reply, { ...Errors.METHOD_NOT_ALLOWED, message }, { Allow: allowed.join(", ") });
+      return;
+    }
+    sendError(reply, Errors.NOT_FOUND);
+  });
+}
+
+/**
+ * Ajv options for `Fastify({ ajv: AJV_OPTIONS })`, so that invalid input is rejected rather
+ * than quietly repaired. Fastify's defaults differ on two points:
+ * - `removeAdditional: true` drops undeclared properties, turning `additionalProperties: false`
+ *   into "accept and drop"; we want unknown fields refused (400).
+ * - `coerceTypes: "array"` turns `42` into `"42"` for a string field; we want wrong types
+ *   refused. Query strings and params therefore arrive as strings (or arrays of strings for a
+ *   repeated query parameter): declare them so, e.g. `anyOf: [string, array of string]`.
+ */
+export const AJV_OPTIONS = {
+  customOptions: { removeAdditional: false, coerceTypes: false },
+} as const;
+
+/** The part of a Fastify reply the handlers use, whatever the server type (http, https, h2). */
+interface ErrorReply {
+  readonly sent: boolean;
+  readonly raw: { readonly headersSent: boolean };
+  header(name: string, value: string): unknown;
+  code(status: number): unknown;
+  type(contentType: string): unknown;
+  send(payload: unknown): unknown;
+}
+
+function sendError(
+  reply: ErrorReply,
+  entry: ErrorEntry,
+  headers?: Readonly<Record<string, string>>,
+): void {
+  // A stream that already sent its headers (SSE) cannot turn into an error response.
+  if (reply.sent || reply.raw.headersSent) return;
+  for (const [name, value] of Object.entries(headers ?? {})) reply.header(name, value);
+  reply.code(entry.status);
+  reply.type("application/json; charset=utf-8");
+  reply.send(errorBody(entry));
+}
+
+function classify(error: unknown): {
+  entry: ErrorEntry;
+  headers?: Readonly<Record<string, string>> | undefined;
+} {
+  if (error instanceof AppError) {
+    return {
+      entry: { code: error.code, status: error.status, message: error.message },
+      headers: error.headers,
+    };
+  }
+  if (typeof error !== "object" || error === null) return { entry: Errors.INTERNAL };
+  const fields = error as {
+    code?: unknown;
+    statusCode?: unknown;
+    validation?: unknown;
+    validationContext?: unknown;
+  };
+  if (Array.isArray(fields.validation)) {
+    const context =
+      typeof fields.validationContext === "string" ? fields.validationContext : "body";
+    const first = fields.validation[0] as FastifySchemaValidationError | undefined;
+    return { entry: { ...Errors.BAD_REQUEST, message: describeValidation(context, first) } };
+  }
+  if (typeof fields.code === "string") {
+    const mapped = FASTIFY_CODES[fields.code];
+    if (mapped) return { entry: mapped };
+  }
+  const status = fields.statusCode;
+  if (typeof status === "number" && Number.isInteger(status) && status >= 400 && status < 500) {
+    // A client error raised by Fastify or a plugin: keep its status, but not its message,
+    // which was not written for clients and may reveal internals.
+    return { entry: { ...Errors.BAD_REQUEST, status } };
+  }
+  return { entry: Errors.INTERNAL };
+}
+
+/** "body.name must match pattern …", naming the field rather than only the location. */
+function describeValidation(
+  context: string,
+  error: FastifySchemaValidationError | undefined,
+): string {
+  if (!error) return `${context} is invalid`;
+  const path = error.instancePath
+    .split("/")
+    .slice(1)
+    .map((segment) => segment.replace(/~1/g, "/").replace(/~0/g, "~"))
+    .join(".");
+  const where = path ? `${context}.${path}` : context;
+  const params = error.params;
+  if (error.keyword === "additionalProperties" && typeof params.additionalProperty === "string") {
+    return `${where} has unknown field "${clip(params.additionalProperty)}"`;
+  }
+  if (error.keyword === "required" && typeof params.missingProperty === "string") {
+    return `${where} is missing required field "${clip(params.missingProperty)}"`;
+  }
+  return `${where} ${error.message ?? "is invalid"}`;
+}
+
+/** Echoes a client-chosen field name without control characters or unbounded length. */
+function clip(name: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: stripping them is the point
+  const safe = name.replace(/[\u0000-\u001f\u007f-\u009f"]/g, "?");
+  return safe.length > 64 ? `${safe.slice(0, 64)}…` : safe;
+}
+
+const METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] as const;
+
+/** Methods with a route at `path`; empty when the path itself is unknown. */
+function allowedMethods<S extends RawServerBase>(app: FastifyInstance<S>, path: string): string[] {
+  return METHODS.filter((method) => app.findRoute({ method, url: path }) !== null);
+}

@@ -1,0 +1,29 @@
+/** Maps the hub's refusals onto the error catalogue. */
+import { HubError } from "@realtime/server";
+import { AppError, appError, Errors } from "./errors.ts";
+
+/**
+ * The {@link AppError} for `error`: catalogue errors pass through, hub refusals become 503 or
+ * 413; anything else is rethrown for the generic 500 handler.
+ */
+export function toAppError(error: unknown): AppError {
+  if (error instanceof AppError) return error;
+  if (error instanceof HubError) {
+    switch (error.code) {
+      case "at_capacity":
+        return appError(Errors.AT_CAPACITY, undefined, { "Retry-After": retryAfterSeconds() });
+      case "shutting_down":
+        return appError(Errors.SHUTTING_DOWN, undefined, { "Retry-After": retryAfterSeconds() });
+      case "too_large":
+        return appError(Errors.PAYLOAD_TOO_LARGE, error.message);
+      default:
+        return appError(Errors.BROKER_UNAVAILABLE, undefined, { "Retry-After": "1" });
+    }
+  }
+  throw error;
+}
+
+/** 1–10 s, random, so refused clients do not all come back at once. */
+function retryAfterSeconds(): string {
+  return String(1 + Math.floor(Math.random() * 10));
+}

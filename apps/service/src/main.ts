@@ -1,0 +1,47 @@
+/** Starts the service: `npm start` (embedded mode unless REDIS_URL is set). */
+import { buildApp } from "./app.ts";
+import { ConfigError, loadConfig } from "./config.ts";
+
+let config: ReturnType<typeof loadConfig>;
+try {
+  config = loadConfig();
+} catch (error) {
+  if (error instanceof ConfigError) {
+    console.error(`realtime: ${error.message}`);
+    process.exit(78); // EX_CONFIG
+  }
+  throw error;
+}
+
+const service = await buildApp(config);
+const { app } = service;
+if (config.auth.secretGenerated) {
+  app.log.warn("JWT_SECRET is not set: using a random key; tokens end with this process");
+}
+await app.listen({ port: config.http.port, host: config.http.host });
+app.log.info(
+  {
+    mode: config.redis.mode,
+    protocol: config.http.tls ? "h2+http/1.1 (TLS)" : config.http.h2c ? "h2c" : "http/1.1",
+  },
+  "realtime is ready",
+);
+
+let signalled = false;
+for (const signal of ["SIGTERM", "SIGINT"] as const) {
+  process.on(signal, () => {
+    if (signalled) {
+      app.log.warn(`${signal} again: exiting now`);
+      process.exit(1);
+    }
+    signalled = true;
+    app.log.info({ drainMs: config.shutdown.drainMs }, `${signal}: draining`);
+    service.shutdown().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        app.log.error({ err: error }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  });
+}

@@ -1,0 +1,143 @@
+/**
+ * The Prometheus implementation of the core's {@link Metrics} interface.
+ *
+ * Each instance owns its own registry, never prom-client's global one, so that tests (and a
+ * process running several apps) can build as many as they like without "already registered"
+ * errors or counts leaking between them.
+ */
+import type { Metrics } from "@realtime/server";
+import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+
+export interface PrometheusMetricsOptions {
+  /** Read at scrape time, so the numbers are never stale and cost nothing between scrapes. */
+  readonly gauges: {
+    /** Open SSE streams on this pod. */
+    connections(): number;
+    /** Channels with at least one local subscriber on this pod. */
+    channels(): number;
+  };
+  /** Whether to add prom-client's process metrics (CPU, memory, event loop), prefixed `realtime_`. Default true. */
+  readonly defaultMetrics?: boolean;
+}
+
+/**
+ * Most distinct `reason` label values per counter. Reasons are meant to be a small fixed set
+ * (error codes, close reasons); the cap keeps a bug that passes something unbounded from
+ * growing the series count without limit.
+ */
+export const MAX_REASONS = 32;
+
+/** Label value used once {@link MAX_REASONS} distinct reasons have been seen. */
+export const OTHER_REASON = "other";
+
+/** Reasons become label values: keep them short and plain. */
+const REASON_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+export class PrometheusMetrics implements Metrics {
+  readonly #registry = new Registry();
+  readonly #eventsSent: Counter;
+  readonly #published: Counter;
+  readonly #publishErrors: Counter;
+  readonly #refused: Counter<"reason">;
+  readonly #disconnects: Counter<"reason">;
+  readonly #refusedReasons = new Set<string>();
+  readonly #disconnectReasons = new Set<string>();
+
+  constructor(options: PrometheusMetricsOptions) {
+    const registers = [this.#registry];
+    const { gauges } = options;
+
+    // Names of the first four are the spec's (seed/realtime-specialist.md, Monitoring).
+    new Gauge({
+      name: "sse_connections_total",
+      help: "Open SSE streams on this pod.",
+      registers,
+      collect() {
+        this.set(gauges.connections());
+      },
+    });
+    new Gauge({
+      name: "sse_channels_total",
+      help: "Channels with at least one local subscriber on this pod.",
+      registers,
+      collect() {
+        this.set(gauges.channels());
+      },
+    });
+    this.#eventsSent = new Counter({
+      name: "sse_events_sent",
+      help: "Event deliveries written to SSE streams (one per stream per event).",
+      registers,
+    });
+    this.#publishErrors = new Counter({
+      name: "redis_publish_errors",
+      help: "Publishes that failed at the broker (any broker, embedded or Redis).",
+      registers,
+    });
+    this.#published = new Counter({
+      name: "realtime_events_published_total",
+      help: "Events accepted by the broker.",
+      registers,
+    });
+    this.#refused = new Counter({
+      name: "sse_connections_refused_total",
+      help: "SSE streams refused before they started, by error code.",
+      labelNames: ["reason"] as const,
+      registers,
+    });
+    this.#disconnects = new Counter({
+      name: "sse_disconnects_total",
+      help: "SSE streams that ended, by reason (client, slow, shutdown, ...).",
+      labelNames: ["reason"] as const,
+      registers,
+    });
+
+    if (options.defaultMetrics ?? true) {
+      collectDefaultMetrics({ register: this.#registry, prefix: "realtime_" });
+    }
+  }
+
+  /** The registry, for adding service-specific series next to these. */
+  get registry(): Registry {
+    return this.#registry;
+  }
+
+  /** The `Content-Type` of {@link render}'s output. */
+  get contentType(): string {
+    return this.#registry.contentType;
+  }
+
+  /** The exposition text for `GET /metrics`. */
+  render(): Promise<string> {
+    return this.#registry.metrics();
+  }
+
+  eventsSent(count: number): void {
+    // A counter must not go down, and prom-client throws on negative increments; the
+    // interface forbids throwing on the hot path, so ignore nonsense instead.
+    if (count > 0 && Number.isFinite(count)) this.#eventsSent.inc(count);
+  }
+
+  eventPublished(): void {
+    this.#published.inc();
+  }
+
+  publishFailed(): void {
+    this.#publishErrors.inc();
+  }
+
+  connectionRefused(reason: string): void {
+    this.#refused.inc({ reason: boundedReason(reason, this.#refusedReasons) });
+  }
+
+  connectionClosed(reason: string): void {
+    this.#disconnects.inc({ reason: boundedReason(reason, this.#disconnectReasons) });
+  }
+}
+
+function boundedReason(reason: string, seen: Set<string>): string {
+  if (seen.has(reason)) return reason;
+  if (seen.size >= MAX_REASONS || !REASON_PATTERN.test(reason)) return OTHER_REASON;
+  seen.add(reason);
+  return reason;
+}

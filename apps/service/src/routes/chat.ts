@@ -1,0 +1,58 @@
+/**
+ * `POST /api/chat/messages { channel, content }` → 204. The message goes out as a `chat` event
+ * on `channel:<id>` through the broker; who sent it comes from the token, never the body.
+ */
+import { printable, roomChannel } from "@realtime/protocol";
+import type { Hub } from "@realtime/server";
+import type { FastifyInstance } from "fastify";
+import type { Auth } from "../auth.ts";
+import type { Config } from "../config.ts";
+import { appError, Errors } from "../errors.ts";
+import { toAppError } from "../hub-errors.ts";
+
+export interface ChatRouteDeps {
+  hub: Hub;
+  auth: Auth;
+  config: Config;
+}
+
+/** C0 controls other than tab, LF and CR, DEL, and C1 controls: never useful in a message. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting them is the point
+const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/;
+
+export function registerChatRoutes(app: FastifyInstance, deps: ChatRouteDeps): void {
+  const { hub, auth, config } = deps;
+  const bodySchema = {
+    type: "object",
+    properties: {
+      channel: { type: "string", minLength: 1, maxLength: 200 },
+      content: { type: "string", minLength: 1, maxLength: config.limits.maxChatContentLength },
+    },
+    required: ["channel", "content"],
+    additionalProperties: false,
+  } as const;
+
+  app.post("/api/chat/messages", { schema: { body: bodySchema } }, async (request, reply) => {
+    const identity = await auth.authenticate(request);
+    if (identity.kind !== "user") throw appError(Errors.FORBIDDEN, "chat needs a user token");
+    const body = request.body as { channel: string; content: string };
+    const room = roomChannel(body.channel);
+    if (!room.ok)
+      throw appError(Errors.BAD_CHANNEL, `${room.reason}: "${printable(body.channel)}"`);
+    if (CONTROL.test(body.content)) {
+      throw appError(Errors.BAD_REQUEST, "content has control characters");
+    }
+    if (body.content.trim().length === 0) throw appError(Errors.BAD_REQUEST, "content is blank");
+    try {
+      await hub.publish(room.channel.name, {
+        type: "chat",
+        userId: identity.userId,
+        userName: identity.userName,
+        content: body.content,
+      });
+    } catch (error) {
+      throw toAppError(error);
+    }
+    return reply.code(204).send();
+  });
+}

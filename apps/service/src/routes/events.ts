@@ -1,0 +1,100 @@
+/**
+ * `GET /api/events?channel=<name>[&channel=<name>…]`: one SSE stream carrying several
+ * channels. Everything that can fail is checked before the first byte, so a refusal is a plain
+ * JSON error; once the stream is ready, the hub takes the raw response over.
+ */
+import type { Http2ServerRequest } from "node:http2";
+import { type ChannelName, parseChannel, printable } from "@realtime/protocol";
+import {
+  type Connection,
+  Http2StreamConnection,
+  type Hub,
+  type Metrics,
+  NodeHttpConnection,
+} from "@realtime/server";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { Auth, Identity } from "../auth.ts";
+import type { Config } from "../config.ts";
+import { appError, Errors } from "../errors.ts";
+import { toAppError } from "../hub-errors.ts";
+
+export interface EventsRouteDeps {
+  hub: Hub;
+  auth: Auth;
+  config: Config;
+  metrics: Metrics;
+}
+
+const querySchema = {
+  type: "object",
+  properties: {
+    channel: {
+      anyOf: [{ type: "string" }, { type: "array", items: { type: "string" }, maxItems: 256 }],
+    },
+    lastEventId: { type: "string", maxLength: 4096 },
+  },
+  required: ["channel"],
+  additionalProperties: false,
+} as const;
+
+export function registerEventsRoute(app: FastifyInstance, deps: EventsRouteDeps): void {
+  const { hub, auth, config, metrics } = deps;
+  app.get("/api/events", { schema: { querystring: querySchema } }, async (request, reply) => {
+    try {
+      const query = request.query as { channel: string | string[]; lastEventId?: string };
+      const channels = parseChannels(query.channel, config.limits.maxChannelsPerStream);
+      const identity = await auth.authenticate(request);
+      authorize(identity, channels);
+      const header = request.headers["last-event-id"];
+      const cursor = (Array.isArray(header) ? header[0] : header) ?? query.lastEventId ?? null;
+      const abort = new AbortController();
+      request.raw.once("close", () => abort.abort());
+      await hub.open({
+        userId: identity.kind === "user" ? identity.userId : identity.service,
+        channels,
+        cursor,
+        expiresAt: identity.expiresAt,
+        signal: abort.signal,
+        connect: () => connect(request, reply),
+      });
+    } catch (error) {
+      const refusal = toAppError(error);
+      metrics.connectionRefused(refusal.code);
+      throw refusal;
+    }
+  });
+}
+
+function parseChannels(raw: string | string[], max: number): ChannelName[] {
+  const names = Array.isArray(raw) ? raw : [raw];
+  if (names.length === 0) throw appError(Errors.BAD_CHANNEL, "at least one channel is required");
+  if (names.length > max) {
+    throw appError(Errors.TOO_MANY_CHANNELS, `a stream carries at most ${max} channels`);
+  }
+  return names.map((name) => {
+    const parsed = parseChannel(name);
+    if (!parsed.ok) {
+      throw appError(Errors.BAD_CHANNEL, `${parsed.reason}: "${printable(name)}"`);
+    }
+    return parsed.channel.name;
+  });
+}
+
+/** `user:<id>` belongs to that user alone; `channel:<id>` rooms are open to every user. */
+function authorize(identity: Identity, channels: readonly ChannelName[]): void {
+  if (identity.kind !== "user") {
+    throw appError(Errors.FORBIDDEN, "service tokens publish; they do not subscribe");
+  }
+  for (const channel of channels) {
+    if (channel.startsWith("user:") && channel !== `user:${identity.userId}`) {
+      throw appError(Errors.CHANNEL_FORBIDDEN, `${channel} belongs to another user`);
+    }
+  }
+}
+
+function connect(request: FastifyRequest, reply: FastifyReply): Connection {
+  reply.hijack();
+  const raw = request.raw as FastifyRequest["raw"] | Http2ServerRequest;
+  if ("stream" in raw && raw.stream) return new Http2StreamConnection(raw.stream);
+  return new NodeHttpConnection(reply.raw as import("node:http").ServerResponse);
+}

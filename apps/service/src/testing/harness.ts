@@ -1,0 +1,70 @@
+/** Starts the real service on a free loopback port for integration tests. */
+import type { AddressInfo } from "node:net";
+import type { Broker } from "@realtime/server";
+import { buildApp, type Service } from "../app.ts";
+import { loadConfig } from "../config.ts";
+
+export const TEST_SECRET = "test-secret-test-secret-test-secret-0123";
+
+export interface RunningService {
+  readonly service: Service;
+  readonly port: number;
+  /** `http://127.0.0.1:<port>` (or https when TLS is configured). */
+  readonly url: string;
+  /** Signs in through the dev login and returns the token and user. */
+  login(name: string): Promise<{ token: string; user: { id: string; name: string } }>;
+  /** POSTs JSON with a bearer token; resolves with status and parsed body. */
+  post(
+    path: string,
+    token: string | null,
+    body: unknown,
+  ): Promise<{ status: number; body: unknown }>;
+  stop(): Promise<void>;
+}
+
+export async function startService(
+  env: Record<string, string> = {},
+  options: { broker?: Broker } = {},
+): Promise<RunningService> {
+  const config = loadConfig({
+    NODE_ENV: "test",
+    LOG_LEVEL: "silent",
+    JWT_SECRET: TEST_SECRET,
+    HOST: "127.0.0.1",
+    PORT: "0",
+    ...env,
+  });
+  const service = await buildApp(config, { logger: false, ...options });
+  await service.app.listen({ port: 0, host: "127.0.0.1" });
+  const { port } = service.app.server.address() as AddressInfo;
+  const url = `${config.http.tls ? "https" : "http"}://127.0.0.1:${port}`;
+
+  async function post(path: string, token: string | null, body: unknown) {
+    const response = await service.app.inject({
+      method: "POST",
+      url: path,
+      headers: {
+        "content-type": "application/json",
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+      },
+      payload: JSON.stringify(body),
+    });
+    return {
+      status: response.statusCode,
+      body: response.body ? (JSON.parse(response.body) as unknown) : null,
+    };
+  }
+
+  return {
+    service,
+    port,
+    url,
+    post,
+    async login(name: string) {
+      const { status, body } = await post("/api/auth/dev-login", null, { name });
+      if (status !== 200) throw new Error(`dev-login failed: ${status} ${JSON.stringify(body)}`);
+      return body as { token: string; user: { id: string; name: string } };
+    },
+    stop: () => service.shutdown(0),
+  };
+}

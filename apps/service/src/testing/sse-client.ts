@@ -1,0 +1,202 @@
+/**
+ * A test SSE client over real sockets (node:http for HTTP/1.1, node:http2 for h2): parses the
+ * stream incrementally with a spec parser and lets tests await the events they expect, with a
+ * deadline instead of sleeps.
+ */
+import http from "node:http";
+import type { ClientHttp2Session } from "node:http2";
+import { createParser, type EventSourceMessage } from "eventsource-parser";
+
+export interface SseClient {
+  readonly status: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  /** Every event so far (data events and control events). */
+  readonly events: EventSourceMessage[];
+  /** Every `retry:` value so far. */
+  readonly retries: number[];
+  /** The body so far, as text (for errors before the stream started: JSON). */
+  readonly text: () => string;
+  /** What `EventSource.lastEventId` would be now. */
+  readonly lastEventId: () => string;
+  /** Resolves with the first event (from the start) matching `match`. */
+  waitFor(
+    match: (e: EventSourceMessage) => boolean,
+    timeoutMs?: number,
+  ): Promise<EventSourceMessage>;
+  /** Resolves when at least `count` events match. */
+  waitForCount(
+    count: number,
+    match?: (e: EventSourceMessage) => boolean,
+    timeoutMs?: number,
+  ): Promise<EventSourceMessage[]>;
+  /** Resolves when the server ends the stream. */
+  readonly ended: Promise<void>;
+  /** Stops reading: the transport's receive window fills and the server sees backpressure. */
+  pause(): void;
+  close(): void;
+}
+
+class Collector {
+  readonly events: EventSourceMessage[] = [];
+  readonly retries: number[] = [];
+  body = "";
+  lastId = "";
+  #waiters = new Set<() => void>();
+  readonly #parser = createParser({
+    onEvent: (event) => {
+      this.events.push(event);
+      this.#notify();
+    },
+    onRetry: (ms) => this.retries.push(ms),
+  });
+
+  feed(chunk: string): void {
+    this.body += chunk;
+    for (const m of chunk.matchAll(/^id: ?(.*)$/gm)) this.lastId = m[1] ?? "";
+    this.#parser.feed(chunk);
+    this.#notify();
+  }
+
+  #notify(): void {
+    for (const waiter of [...this.#waiters]) waiter();
+  }
+
+  until<T>(check: () => T | undefined, timeoutMs: number, what: string): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const attempt = () => {
+        const value = check();
+        if (value === undefined) return false;
+        this.#waiters.delete(attempt);
+        clearTimeout(timer);
+        resolve(value);
+        return true;
+      };
+      const timer = setTimeout(() => {
+        this.#waiters.delete(attempt);
+        reject(
+          new Error(
+            `timed out after ${timeoutMs} ms waiting for ${what}; got:\n${this.body.slice(-2000)}`,
+          ),
+        );
+      }, timeoutMs);
+      if (!attempt()) this.#waiters.add(attempt);
+    });
+  }
+}
+
+function client(
+  collector: Collector,
+  status: number,
+  headers: SseClient["headers"],
+  ended: Promise<void>,
+  close: () => void,
+  pause: () => void,
+): SseClient {
+  return {
+    status,
+    headers,
+    events: collector.events,
+    retries: collector.retries,
+    text: () => collector.body,
+    lastEventId: () => collector.lastId,
+    waitFor: (match, timeoutMs = 5000) =>
+      collector.until(() => collector.events.find(match), timeoutMs, "a matching event"),
+    waitForCount: (count, match = () => true, timeoutMs = 5000) =>
+      collector.until(
+        () => {
+          const found = collector.events.filter(match);
+          return found.length >= count ? found : undefined;
+        },
+        timeoutMs,
+        `${count} matching events`,
+      ),
+    ended,
+    pause,
+    close,
+  };
+}
+
+/** Opens an SSE stream over HTTP/1.1; resolves once the response headers arrived. */
+export function openHttp1(url: string, headers: Record<string, string> = {}): Promise<SseClient> {
+  return new Promise((resolve, reject) => {
+    const request = http.get(url, { headers: { accept: "text/event-stream", ...headers } });
+    request.once("error", reject);
+    request.once("response", (response) => {
+      const collector = new Collector();
+      response.setEncoding("utf8");
+      response.on("data", (chunk: string) => collector.feed(chunk));
+      const ended = new Promise<void>((done) => {
+        response.once("end", done);
+        response.once("close", done);
+        response.once("error", () => done());
+      });
+      resolve(
+        client(
+          collector,
+          response.statusCode ?? 0,
+          response.headers,
+          ended,
+          () => request.destroy(),
+          () => response.pause(),
+        ),
+      );
+    });
+  });
+}
+
+/** Opens an SSE stream on an existing HTTP/2 session; resolves once the headers arrived. */
+export function openHttp2(
+  session: ClientHttp2Session,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<SseClient> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request({ ":path": path, accept: "text/event-stream", ...headers });
+    stream.once("error", reject);
+    stream.once("response", (responseHeaders) => {
+      const collector = new Collector();
+      stream.setEncoding("utf8");
+      stream.on("data", (chunk: string) => collector.feed(chunk));
+      const ended = new Promise<void>((done) => {
+        stream.once("end", done);
+        stream.once("close", done);
+      });
+      resolve(
+        client(
+          collector,
+          Number(responseHeaders[":status"]),
+          responseHeaders,
+          ended,
+          () => stream.close(),
+          () => stream.pause(),
+        ),
+      );
+    });
+    stream.end();
+  });
+}
+
+/** Sends one HTTP/2 request on `session` and resolves with its status and body. */
+export function h2Request(
+  session: ClientHttp2Session,
+  headers: Record<string, string>,
+  body?: string,
+): Promise<{ status: number; body: string; headers: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request(headers);
+    let text = "";
+    let status = 0;
+    let responseHeaders: Record<string, unknown> = {};
+    stream.setEncoding("utf8");
+    stream.on("response", (h) => {
+      status = Number(h[":status"]);
+      responseHeaders = h;
+    });
+    stream.on("data", (chunk: string) => {
+      text += chunk;
+    });
+    stream.on("end", () => resolve({ status, body: text, headers: responseHeaders }));
+    stream.on("error", reject);
+    stream.end(body);
+  });
+}
