@@ -4,6 +4,23 @@
 const $ = (id) => document.getElementById(id);
 let source = null;
 
+// Whether this browser signed in before. Only then is the session probed on load, so a
+// signed-out visitor does not get a 401 "Failed to load resource" in the console every time.
+const SIGNED_IN = "realtime.signedIn";
+function remember(signedIn) {
+  try {
+    if (signedIn) localStorage.setItem(SIGNED_IN, "1");
+    else localStorage.removeItem(SIGNED_IN);
+  } catch {}
+}
+function remembered() {
+  try {
+    return localStorage.getItem(SIGNED_IN) === "1";
+  } catch {
+    return true; // no storage: probe, as if signed in before
+  }
+}
+
 function line(text, cls) {
   const li = document.createElement("li");
   li.textContent = text;
@@ -47,6 +64,7 @@ $("login").addEventListener("submit", async (e) => {
     $("status").textContent = `${body.code}: ${body.message}`;
     return;
   }
+  remember(true);
   listen(body.user);
 });
 
@@ -65,10 +83,13 @@ $("send").addEventListener("submit", async (e) => {
   }
 });
 
-fetch("/api/auth/me")
-  .then(async (res) => {
-    if (res.ok) listen((await res.json()).user);
-  })
-  .catch(() => {
-    $("status").textContent = "server unreachable";
-  });
+if (remembered()) {
+  fetch("/api/auth/me")
+    .then(async (res) => {
+      if (res.ok) listen((await res.json()).user);
+      else remember(false);
+    })
+    .catch(() => {
+      $("status").textContent = "server unreachable";
+    });
+}
