@@ -26,14 +26,6 @@ import {
 } from "./browser.ts";
 import { watchEventStreams } from "./event-streams.ts";
 
-/**
- * Until the history store lands, the server cannot replay what was published while a browser
- * was away: it sends a `reset` for the channel instead (docs/protocol.md, "Cursors"). When
- * history lands, set this to true: the missed messages must then appear, in order, and no
- * reset notice may be shown.
- */
-const REPLAY_AVAILABLE = false;
-
 const GENERAL = "channel:general";
 const RESET_NOTICE = `some earlier events of ${GENERAL} could not be replayed`;
 const SCREENSHOTS = new URL("./screenshots/", import.meta.url);
@@ -164,12 +156,10 @@ describe("demo page in Chromium", { timeout: 120_000 }, () => {
       await say("after the reconnect");
       await waitForLine(page, "Bob: after the reconnect");
       const missed = ["Bob: while away 1", "Bob: while away 2"];
-      const expected = REPLAY_AVAILABLE
-        ? [...shown, ...missed, "Bob: after the reconnect"]
-        : [...shown, RESET_NOTICE, "Bob: after the reconnect"];
-      // Everything replayed or announced comes before the live message, so this is final.
-      assert.deepEqual(await logLines(page), expected);
-      assert.equal(await logLine(page, RESET_NOTICE).count(), REPLAY_AVAILABLE ? 0 : 1);
+      // The server replays what the browser missed from history, in order, before going live:
+      // no reset notice, no gap, no duplicate. The live message comes last, so this is final.
+      assert.deepEqual(await logLines(page), [...shown, ...missed, "Bob: after the reconnect"]);
+      assert.equal(await logLine(page, RESET_NOTICE).count(), 0);
 
       await page.screenshot({ path: await screenshotPath("reconnected.png") });
       streams.stop();

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import cookie from "@fastify/cookie";
-import { type Broker, Hub, MemoryBroker } from "@realtime/server";
+import { type Broker, type HistoryStore, Hub, MemoryBroker } from "@realtime/server";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import { type Auth, createAuth, registerAuthRoutes } from "./auth.ts";
 import type { Config } from "./config.ts";
@@ -57,6 +57,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   });
   hub = new Hub({
     broker,
+    history: "read" in broker ? (broker as Broker & HistoryStore) : undefined,
     metrics,
     maxConnections: config.limits.maxConnections,
     heartbeatIntervalMs: config.sse.heartbeatIntervalMs,

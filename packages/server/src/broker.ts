@@ -39,5 +39,11 @@ export interface Broker {
   setListener(listener: BrokerListener): void;
   /** Whether the broker is ready to take traffic (connected, subscriptions confirmed). */
   ready(): boolean;
+  /**
+   * Registers a callback for when the live path came back after an interruption (every
+   * subscription re-confirmed). Messages published meanwhile may be lost: the hub compares
+   * positions and backfills from history. Optional: an in-process broker never interrupts.
+   */
+  onReconnect?(listener: () => void): void;
   close(): Promise<void>;
 }

@@ -9,9 +9,7 @@ import {
   type ChannelName,
   CloseCode,
   channelTag,
-  decodeCursor,
   epochTag,
-  lookupCursor,
   MAX_EVENT_BYTES,
   nowTimestamp,
   type RealtimeEvent,
@@ -19,13 +17,28 @@ import {
   userChannel,
 } from "@realtime/protocol";
 import type { Broker, BrokerMessage } from "./broker.ts";
+import { ChannelSequencer, type SequencerOutput } from "./channel-sequencer.ts";
 import type { Connection } from "./connection.ts";
+import type { HistoryStore } from "./history-store.ts";
 import { type Metrics, noopMetrics } from "./metrics.ts";
+import { planResume, type ResumePlan } from "./resume.ts";
 import { encodeData } from "./sse-encoder.ts";
-import { type ChannelStart, SseStream, type StreamHost } from "./sse-stream.ts";
+import { SseStream, type StreamHost } from "./sse-stream.ts";
 
 export interface HubOptions {
   broker: Broker;
+  /**
+   * Where missed events are read back from (usually the broker itself). Without it, a client
+   * that missed events gets a `reset`, and a pod that missed live messages cannot backfill.
+   */
+  history?: HistoryStore;
+  /** Most events replayed to one channel of a resuming stream; further behind → reset. Default 10000. */
+  maxReplay?: number;
+  /**
+   * How often the pod compares each channel's last delivered position with the broker's, in
+   * ms, to catch a lost last message. Default 15000; 0 disables.
+   */
+  positionCheckIntervalMs?: number;
   /** Default: counts nothing. */
   metrics?: Metrics;
   /** Streams this hub holds at most; more are refused with `at_capacity`. Default 10000. */
@@ -85,10 +98,25 @@ interface ChannelState {
   readonly streams: Map<SseStream, number>;
   /** Resolves when the broker confirmed the subscription. */
   readonly subscribed: Promise<void>;
+  /** Keeps the live messages of this channel contiguous on this pod. */
+  readonly sequencer: ChannelSequencer;
 }
+
+/** `sse_disconnects_total` reasons for the closes the hub initiates. */
+const CLOSE_REASONS: Partial<Record<CloseCode, string>> = {
+  [CloseCode.Shutdown]: "shutdown",
+  [CloseCode.TokenExpired]: "token_expired",
+  [CloseCode.InsufficientState]: "insufficient_state",
+};
+
+/** Events read from history per round trip. */
+const HISTORY_PAGE = 1_000;
 
 export class Hub implements StreamHost {
   readonly #broker: Broker;
+  readonly #history: HistoryStore | undefined;
+  readonly #maxReplay: number;
+  readonly #positionTimer: NodeJS.Timeout | undefined;
   readonly #metrics: Metrics;
   readonly #maxConnections: number;
   readonly #heartbeatIntervalMs: number;
@@ -107,6 +135,8 @@ export class Hub implements StreamHost {
 
   constructor(options: HubOptions) {
     this.#broker = options.broker;
+    this.#history = options.history;
+    this.#maxReplay = options.maxReplay ?? 10_000;
     this.#metrics = options.metrics ?? noopMetrics;
     this.#maxConnections = options.maxConnections ?? 10_000;
     this.#heartbeatIntervalMs = options.heartbeatIntervalMs ?? 15_000;
@@ -119,6 +149,13 @@ export class Hub implements StreamHost {
     this.#broker.setListener((message) => this.#onMessage(message));
     this.#sweepTimer = setInterval(() => this.sweep(), options.sweepIntervalMs ?? 1_000);
     this.#sweepTimer.unref();
+    const positionCheck = options.positionCheckIntervalMs ?? 15_000;
+    if (positionCheck > 0) {
+      this.#positionTimer = setInterval(() => void this.checkPositions(), positionCheck);
+      this.#positionTimer.unref();
+    }
+    // After the broker's live connection comes back, messages may have been lost meanwhile.
+    this.#broker.onReconnect?.(() => void this.checkPositions());
   }
 
   /** Open SSE streams on this hub. */
@@ -181,13 +218,22 @@ export class Hub implements StreamHost {
       this.#maxQueuedBytes,
     );
     this.#opening++;
-    let starts: ChannelStart[];
+    let plan: ResumePlan;
     try {
       // Join first: from here on, live messages are buffered in the stream.
       const states = channels.map((channel, index) => this.#join(channel, stream, index));
       await Promise.all(states.map((s) => s.subscribed));
       const positions = await Promise.all(channels.map((c) => this.#broker.position(c)));
-      starts = this.#plan(channels, positions, request.cursor ?? null);
+      states.forEach((state, i) => {
+        const top = positions[i] as StreamPosition;
+        this.#apply(state, state.sequencer.start(top.epoch, top.offset));
+      });
+      plan = await planResume(channels, positions, request.cursor ?? null, {
+        history: this.#history,
+        maxReplay: this.#maxReplay,
+        pageSize: HISTORY_PAGE,
+        tagPrefix: (channel, epoch) => this.tagPrefix(channel, epoch),
+      });
     } catch (cause) {
       this.#leave(stream);
       throw cause instanceof HubError
@@ -203,7 +249,7 @@ export class Hub implements StreamHost {
     const connection = request.connect();
     this.#streams.add(stream);
     connection.onClose(() => this.#remove(stream, "client"));
-    stream.start(connection, starts, this.#retryHint());
+    await stream.start(connection, plan.starts, this.#retryHint(), plan.replays);
     return stream;
   }
 
@@ -233,6 +279,7 @@ export class Hub implements StreamHost {
   async close(): Promise<void> {
     this.#accepting = false;
     clearInterval(this.#sweepTimer);
+    clearInterval(this.#positionTimer);
     for (const stream of [...this.#streams]) this.#close(stream, CloseCode.Shutdown);
   }
 
@@ -265,9 +312,44 @@ export class Hub implements StreamHost {
     this.#dropSlow(stream);
   }
 
+  /**
+   * Compares every local channel's last delivered position with the broker's and backfills
+   * what is missing. Runs on a timer and after the broker reconnects; public for tests.
+   */
+  async checkPositions(): Promise<void> {
+    const states = [...this.#channels.values()].filter(
+      (s) => s.sequencer.top >= 0 && !s.sequencer.fetching,
+    );
+    await Promise.all(
+      states.map(async (state) => {
+        try {
+          const top = await this.#broker.position(state.name);
+          if (this.#channels.get(state.name) === state) {
+            this.#apply(state, state.sequencer.observe(top.epoch, top.offset));
+          }
+        } catch {
+          // The broker is away; the next check or reconnect tries again.
+        }
+      }),
+    );
+  }
+
+  insufficient(stream: SseStream): void {
+    this.#close(stream, CloseCode.InsufficientState);
+  }
+
   #onMessage(message: BrokerMessage): void {
     const state = this.#channels.get(message.channel);
-    if (!state) return;
+    if (state) this.#apply(state, state.sequencer.receive(message));
+  }
+
+  /** Delivers what the sequencer released and starts the fetch it asked for. */
+  #apply(state: ChannelState, output: SequencerOutput): void {
+    for (const message of output.ready) this.#deliver(state, message);
+    if (output.fetch) void this.#backfill(state, output.fetch.after, output.fetch.until);
+  }
+
+  #deliver(state: ChannelState, message: BrokerMessage): void {
     // Encode once per channel; every stream writes the same block.
     const block = encodeData(message.data);
     let sent = 0;
@@ -277,28 +359,28 @@ export class Hub implements StreamHost {
     if (sent > 0) this.#metrics.eventsSent(sent);
   }
 
-  #plan(
-    channels: readonly ChannelName[],
-    positions: readonly StreamPosition[],
-    cursorText: string | null,
-  ): ChannelStart[] {
-    const cursor = cursorText ? decodeCursor(cursorText) : null;
-    return channels.map((channel, i) => {
-      const top = positions[i] as StreamPosition;
-      const start = {
-        epoch: top.epoch,
-        offset: top.offset,
-        tagPrefix: this.tagPrefix(channel, top.epoch),
-      };
-      if (cursorText === null) return start;
-      if (cursor === null) return { ...start, reset: "unknown_cursor" };
-      const found = lookupCursor(cursor, channel, top.epoch);
-      if (found.kind === "absent") return start;
-      if (found.kind === "epoch_changed") return { ...start, reset: "epoch_changed" };
-      if (found.offset === top.offset) return start;
-      // Behind: the events in between cannot be replayed (no history yet). Ahead: not ours.
-      return { ...start, reset: found.offset < top.offset ? "trimmed" : "unknown_cursor" };
-    });
+  /** Reads (after, until] of a channel from history for its sequencer. */
+  async #backfill(state: ChannelState, after: number, until: number): Promise<void> {
+    const found: BrokerMessage[] = [];
+    if (this.#history) {
+      try {
+        let cursor = after;
+        while (cursor < until) {
+          const page = await this.#history.read(
+            state.name,
+            cursor,
+            Math.min(HISTORY_PAGE, until - cursor),
+          );
+          const usable = page.messages.filter((m) => m.offset > cursor && m.offset <= until);
+          if (usable.length === 0) break;
+          found.push(...usable);
+          cursor = (usable.at(-1) as BrokerMessage).offset;
+        }
+      } catch {
+        // Whatever could not be read stays a hole; streams turn it into a reset.
+      }
+    }
+    if (this.#channels.get(state.name) === state) this.#apply(state, state.sequencer.filled(found));
   }
 
   #join(channel: ChannelName, stream: SseStream, index: number): ChannelState {
@@ -307,7 +389,7 @@ export class Hub implements StreamHost {
       const subscribed = this.#broker.subscribe(channel);
       // Avoid an unhandled rejection if every stream leaves before anyone awaits it.
       subscribed.catch(() => {});
-      state = { name: channel, streams: new Map(), subscribed };
+      state = { name: channel, streams: new Map(), subscribed, sequencer: new ChannelSequencer() };
       this.#channels.set(channel, state);
     }
     state.streams.set(stream, index);
@@ -334,7 +416,7 @@ export class Hub implements StreamHost {
 
   #close(stream: SseStream, code: CloseCode): void {
     stream.close(code, this.#retryHint());
-    this.#remove(stream, code === CloseCode.Shutdown ? "shutdown" : "token_expired");
+    this.#remove(stream, CLOSE_REASONS[code] ?? "closed");
   }
 
   #dropSlow(stream: SseStream): void {

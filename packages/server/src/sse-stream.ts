@@ -11,6 +11,7 @@ import {
   joinCursor,
   nowTimestamp,
 } from "@realtime/protocol";
+import type { BrokerMessage } from "./broker.ts";
 import type { Connection } from "./connection.ts";
 import { encodeData, encodeEventName, encodeId, encodeRetry, HEARTBEAT } from "./sse-encoder.ts";
 
@@ -31,7 +32,15 @@ export interface StreamHost {
   tagPrefix(channel: ChannelName, epoch: string): string;
   /** A write left the connection's queue above its byte bound. */
   overflowed(stream: SseStream): void;
+  /** The stream fell too far behind while starting and must be closed for a resume. */
+  insufficient(stream: SseStream): void;
 }
+
+/** A replay pauses for the peer to drain once this many bytes are queued. */
+const REPLAY_HIGH_WATER = 64 * 1024;
+
+/** Most live messages a stream holds while it starts (replay under way). */
+const MAX_BUFFERED = 10_000;
 
 interface Buffered {
   readonly index: number;
@@ -57,6 +66,7 @@ export class SseStream {
   #connection: Connection | null = null;
   #buffer: Buffered[] | null = [];
   #ended = false;
+  readonly #waiters: Array<() => void> = [];
 
   constructor(
     host: StreamHost,
@@ -90,13 +100,22 @@ export class SseStream {
 
   /**
    * Starts writing: retry hint, resets, the initial cursor (an id-only block, so a client that
-   * reconnects before any event still resumes from here), then what arrived while syncing.
+   * reconnects before any event still resumes from here), then the replay of what the client
+   * missed (paced by the connection's drain, so a long replay does not count as a slow client),
+   * then what arrived live meanwhile. Resolves when the stream is live.
    */
-  start(connection: Connection, starts: readonly ChannelStart[], retryMs: number): void {
+  async start(
+    connection: Connection,
+    starts: readonly ChannelStart[],
+    retryMs: number,
+    replays: readonly (readonly BrokerMessage[])[] = [],
+  ): Promise<void> {
     this.#connection = connection;
     connection.onDrain(() => {
       this.stalledSince = 0;
+      this.#wake();
     });
+    connection.onClose(() => this.#wake());
     let head = encodeRetry(retryMs);
     for (let i = 0; i < starts.length; i++) {
       const start = starts[i] as ChannelStart;
@@ -106,9 +125,20 @@ export class SseStream {
       if (start.reset) head += resetBlock(this.channels[i] as ChannelName, start.reset);
     }
     this.#write(`${head}${encodeId(this.cursor)}\n`);
-    const buffered = this.#buffer ?? [];
+    for (let i = 0; i < replays.length; i++) {
+      for (const message of replays[i] ?? []) {
+        if (this.#ended || connection.closed) return;
+        this.#send(i, message.epoch, message.offset, encodeData(message.data));
+        if (connection.bufferedBytes >= REPLAY_HIGH_WATER) await this.#drained();
+      }
+    }
+    // Live messages keep arriving in the buffer while the replay waits for the peer.
+    const buffer = this.#buffer ?? [];
+    for (let i = 0; i < buffer.length; i++) {
+      const b = buffer[i] as Buffered;
+      this.#send(b.index, b.epoch, b.offset, b.block);
+    }
     this.#buffer = null;
-    for (const b of buffered) this.deliver(b.index, b.epoch, b.offset, b.block);
   }
 
   /**
@@ -118,9 +148,18 @@ export class SseStream {
   deliver(index: number, epoch: string, offset: number, block: string): boolean {
     if (this.#ended) return false;
     if (this.#buffer) {
+      if (this.#buffer.length >= MAX_BUFFERED) {
+        // Too far behind while starting: let the client come back and resume from its cursor.
+        this.#host.insufficient(this);
+        return false;
+      }
       this.#buffer.push({ index, epoch, offset, block });
       return false;
     }
+    return this.#send(index, epoch, offset, block);
+  }
+
+  #send(index: number, epoch: string, offset: number, block: string): boolean {
     let prefix = "";
     if (epoch !== this.#epochs[index]) {
       prefix = resetBlock(this.channels[index] as ChannelName, "epoch_changed");
@@ -137,6 +176,16 @@ export class SseStream {
     );
     this.#write(`${prefix}${encodeId(this.cursor)}${block}`);
     return true;
+  }
+
+  #drained(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#waiters.push(resolve);
+    });
+  }
+
+  #wake(): void {
+    for (const resolve of this.#waiters.splice(0)) resolve();
   }
 
   /** Writes a heartbeat comment (keeps proxies and NATs from timing the stream out). */

@@ -1,0 +1,87 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { ChannelName } from "@realtime/protocol";
+import type { BrokerMessage } from "./broker.ts";
+import { ChannelSequencer } from "./channel-sequencer.ts";
+
+const msg = (offset: number, epoch = "e1"): BrokerMessage => ({
+  channel: "channel:x" as ChannelName,
+  epoch,
+  offset,
+  data: `{"n":${offset}}`,
+});
+const offsets = (list: readonly BrokerMessage[]) => list.map((m) => m.offset);
+
+describe("ChannelSequencer", () => {
+  it("releases contiguous messages at once and drops duplicates", () => {
+    const s = new ChannelSequencer();
+    s.start("e1", 4);
+    assert.deepEqual(offsets(s.receive(msg(5)).ready), [5]);
+    assert.deepEqual(offsets(s.receive(msg(5)).ready), []);
+    assert.deepEqual(offsets(s.receive(msg(3)).ready), []);
+    assert.deepEqual(offsets(s.receive(msg(6)).ready), [6]);
+    assert.equal(s.top, 6);
+  });
+
+  it("holds back after a hole, asks for exactly the hole, then releases in order", () => {
+    const s = new ChannelSequencer();
+    s.start("e1", 1);
+    const out = s.receive(msg(4));
+    assert.deepEqual(out.ready, []);
+    assert.deepEqual(out.fetch, { after: 1, until: 3 });
+    assert.deepEqual(s.receive(msg(6)), { ready: [] }, "held while fetching; no second fetch");
+    assert.deepEqual(offsets(s.receive(msg(5)).ready), []);
+    const done = s.filled([msg(2), msg(3)]);
+    assert.deepEqual(offsets(done.ready), [2, 3, 4, 5, 6]);
+    assert.equal(done.fetch, undefined);
+    assert.equal(s.fetching, false);
+  });
+
+  it("fetches again when history filled one hole and another remains behind it", () => {
+    const s = new ChannelSequencer();
+    s.start("e1", 0);
+    s.receive(msg(3)); // hole 1..2
+    s.receive(msg(6)); // held; hole 4..5 behind it
+    const out = s.filled([msg(1), msg(2)]);
+    assert.deepEqual(offsets(out.ready), [1, 2, 3]);
+    assert.deepEqual(out.fetch, { after: 3, until: 5 });
+    assert.deepEqual(offsets(s.filled([msg(4), msg(5)]).ready), [4, 5, 6]);
+  });
+
+  it("releases a hole history cannot fill instead of waiting forever", () => {
+    const s = new ChannelSequencer();
+    s.start("e1", 0);
+    s.receive(msg(5));
+    const out = s.filled([]);
+    assert.deepEqual(offsets(out.ready), [5]);
+    assert.equal(s.fetching, false);
+    assert.deepEqual(offsets(s.receive(msg(6)).ready), [6]);
+  });
+
+  it("asks for the tail when the broker is ahead (a lost last message)", () => {
+    const s = new ChannelSequencer();
+    s.start("e1", 2);
+    s.receive(msg(3));
+    assert.deepEqual(s.observe("e1", 3), { ready: [] });
+    assert.deepEqual(s.observe("e1", 5).fetch, { after: 3, until: 5 });
+    assert.deepEqual(offsets(s.filled([msg(4), msg(5)]).ready), [4, 5]);
+  });
+
+  it("follows a new epoch: the old positions mean nothing any more", () => {
+    const s = new ChannelSequencer();
+    s.start("e1", 9);
+    assert.deepEqual(offsets(s.receive(msg(1, "e2")).ready), [1]);
+    assert.equal(s.epoch, "e2");
+    assert.deepEqual(offsets(s.receive(msg(2, "e2")).ready), [2]);
+    const t = new ChannelSequencer();
+    t.start("e1", 9);
+    assert.deepEqual(t.observe("e2", 2).fetch, { after: 0, until: 2 });
+  });
+
+  it("ignores fetched messages of another epoch", () => {
+    const s = new ChannelSequencer();
+    s.start("e1", 0);
+    s.receive(msg(2));
+    assert.deepEqual(offsets(s.filled([msg(1, "old")]).ready), [2]);
+  });
+});

@@ -1,0 +1,147 @@
+/**
+ * Keeps one channel's live messages on a pod contiguous. The broker's live path is at most
+ * once (Redis pub/sub drops messages while a connection blinks), so the pod watches offsets:
+ * a hole makes it hold later messages back and ask for the missing ones from history; when
+ * they come (or cannot), everything is released in order.
+ *
+ * Pure state, no I/O: the hub performs the fetches this class asks for.
+ */
+import type { BrokerMessage } from "./broker.ts";
+
+/** Messages after `after`, up to and including `until`, should be fetched from history. */
+export interface FetchRequest {
+  readonly after: number;
+  readonly until: number;
+}
+
+export interface SequencerOutput {
+  /** Deliver these to the channel's streams, in this order. */
+  readonly ready: BrokerMessage[];
+  /** Fetch this range from history, then call {@link ChannelSequencer.filled}. */
+  readonly fetch?: FetchRequest;
+}
+
+const NOTHING: SequencerOutput = { ready: [] };
+
+export class ChannelSequencer {
+  #epoch: string | null = null;
+  /** Last offset released; -1 until the first message or position is known. */
+  #top = -1;
+  /** Messages held back while a fetch is under way, ascending by offset. */
+  #held: BrokerMessage[] = [];
+  #fetching = false;
+
+  get top(): number {
+    return this.#top;
+  }
+
+  get epoch(): string | null {
+    return this.#epoch;
+  }
+
+  get fetching(): boolean {
+    return this.#fetching;
+  }
+
+  /** The channel's position as read when the pod subscribed (nothing before it is owed). */
+  start(epoch: string, offset: number): SequencerOutput {
+    if (this.#top < 0) {
+      this.#epoch = epoch;
+      this.#top = offset;
+      return NOTHING;
+    }
+    return this.observe(epoch, offset);
+  }
+
+  /** A live message arrived from the broker. */
+  receive(message: BrokerMessage): SequencerOutput {
+    if (this.#top < 0 || message.epoch !== this.#epoch) {
+      // First message, or the channel's history was lost and restarted: nothing to compare
+      // with. Streams notice the epoch change themselves and tell their clients.
+      this.#epoch = message.epoch;
+      this.#top = message.offset;
+      this.#held = [];
+      this.#fetching = false;
+      return { ready: [message] };
+    }
+    if (message.offset <= this.#top) return NOTHING;
+    if (this.#fetching) {
+      this.#hold(message);
+      return NOTHING;
+    }
+    if (message.offset === this.#top + 1) {
+      this.#top = message.offset;
+      return { ready: [message] };
+    }
+    this.#hold(message);
+    this.#fetching = true;
+    return { ready: [], fetch: { after: this.#top, until: message.offset - 1 } };
+  }
+
+  /**
+   * The channel's top as the broker reports it (after a reconnect, or on the periodic check).
+   * If the pod is behind, the missing tail is fetched: this catches a lost *last* message,
+   * which no later message would reveal.
+   */
+  observe(epoch: string, offset: number): SequencerOutput {
+    if (this.#fetching) return NOTHING;
+    if (this.#top < 0 || epoch !== this.#epoch) {
+      this.#epoch = epoch;
+      this.#top = 0;
+      this.#held = [];
+    }
+    if (offset <= this.#top) return NOTHING;
+    this.#fetching = true;
+    return { ready: [], fetch: { after: this.#top, until: offset } };
+  }
+
+  /**
+   * A fetch finished with `messages` (whatever history still had; possibly none). Releases the
+   * filled range and what was held back. A hole history could not fill is released as a hole:
+   * the streams turn it into an explicit reset rather than waiting forever.
+   */
+  filled(messages: readonly BrokerMessage[]): SequencerOutput {
+    const before = this.#top;
+    const ready: BrokerMessage[] = [];
+    for (const message of messages) {
+      if (message.epoch === this.#epoch && message.offset === this.#top + 1) {
+        ready.push(message);
+        this.#top = message.offset;
+      }
+    }
+    this.#releaseContiguous(ready);
+    const next = this.#held[0];
+    if (next && this.#top > before) {
+      // Progress, but another hole opened behind the fetched range: fetch again.
+      return { ready, fetch: { after: this.#top, until: next.offset - 1 } };
+    }
+    // No hole left, or history cannot fill it: release the rest as it is.
+    for (const message of this.#held) {
+      ready.push(message);
+      this.#top = message.offset;
+    }
+    this.#held = [];
+    this.#fetching = false;
+    return { ready };
+  }
+
+  #releaseContiguous(ready: BrokerMessage[]): void {
+    let i = 0;
+    for (; i < this.#held.length; i++) {
+      const message = this.#held[i] as BrokerMessage;
+      if (message.offset <= this.#top) continue;
+      if (message.offset !== this.#top + 1) break;
+      ready.push(message);
+      this.#top = message.offset;
+    }
+    this.#held = this.#held.slice(i);
+  }
+
+  #hold(message: BrokerMessage): void {
+    const held = this.#held;
+    let i = held.length;
+    while (i > 0 && (held[i - 1] as BrokerMessage).offset > message.offset) i--;
+    if (held[i - 1]?.offset === message.offset) return;
+    held.splice(i, 0, message);
+  }
+}

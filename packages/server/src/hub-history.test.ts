@@ -1,0 +1,207 @@
+/** The hub with history: resuming streams replay what they missed; pods backfill lost live messages. */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { ChannelName, StreamPosition } from "@realtime/protocol";
+import type { Broker, BrokerListener, BrokerMessage } from "./broker.ts";
+import { Hub } from "./hub.ts";
+import { MemoryBroker, MemoryBus } from "./memory-broker.ts";
+import { FakeConnection } from "./testing/fake-connection.ts";
+import { controlEvents, dataEvents, lastIdOf } from "./testing/parse-sse.ts";
+
+const A = "channel:a" as ChannelName;
+const B = "channel:b" as ChannelName;
+const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** A memory broker whose live path drops the messages a test chooses (history keeps them). */
+class LossyBroker implements Broker {
+  readonly inner: MemoryBroker;
+  drop: (m: BrokerMessage) => boolean = () => false;
+  reconnect: (() => void) | undefined;
+
+  constructor(bus: MemoryBus) {
+    this.inner = new MemoryBroker({ bus });
+  }
+  publish(channel: ChannelName, data: string): Promise<StreamPosition> {
+    return this.inner.publish(channel, data);
+  }
+  subscribe(channel: ChannelName) {
+    return this.inner.subscribe(channel);
+  }
+  unsubscribe(channel: ChannelName) {
+    return this.inner.unsubscribe(channel);
+  }
+  position(channel: ChannelName) {
+    return this.inner.position(channel);
+  }
+  setListener(listener: BrokerListener): void {
+    this.inner.setListener((m) => {
+      if (!this.drop(m)) listener(m);
+    });
+  }
+  ready() {
+    return true;
+  }
+  onReconnect(listener: () => void) {
+    this.reconnect = listener;
+  }
+  close() {
+    return this.inner.close();
+  }
+}
+
+function setup(retention?: { size?: number }) {
+  const bus = new MemoryBus({ retention });
+  const broker = new LossyBroker(bus);
+  const hub = new Hub({ broker, history: broker.inner, positionCheckIntervalMs: 0 });
+  async function connect(channels: ChannelName[], cursor: string | null = null) {
+    const connection = new FakeConnection();
+    await hub.open({ userId: "u_1", channels, cursor, connect: () => connection });
+    return connection;
+  }
+  const publish = (channel: ChannelName, n: number) =>
+    hub.publish(channel, { type: "n", progress: n });
+  return { bus, broker, hub, connect, publish };
+}
+
+const progress = (c: FakeConnection, channel?: ChannelName) =>
+  dataEvents(c.text)
+    .filter((e) => !channel || e.channel === channel)
+    .map((e) => e.progress);
+
+describe("resuming a stream from history", () => {
+  it("replays exactly what was missed on every channel, then continues live", async () => {
+    const { hub, connect, publish } = setup();
+    const first = await connect([A, B]);
+    await publish(A, 1);
+    await settle();
+    const cursor = lastIdOf(first.text);
+    first.hangUp();
+    for (const n of [2, 3, 4]) await publish(A, n);
+    for (const n of [1, 2]) await publish(B, n);
+    const again = await connect([A, B], cursor);
+    await publish(A, 5);
+    await settle();
+    assert.deepEqual(controlEvents(again.text, "reset"), []);
+    assert.deepEqual(progress(again, A), [2, 3, 4, 5]);
+    assert.deepEqual(progress(again, B), [1, 2]);
+    await hub.close();
+  });
+
+  it("publishing while the stream resumes: no gap and no duplicate at the seam", async () => {
+    const { hub, connect, publish } = setup();
+    const first = await connect([A]);
+    const cursor = lastIdOf(first.text);
+    first.hangUp();
+    for (let n = 1; n <= 50; n++) await publish(A, n);
+    const racing = (async () => {
+      for (let n = 51; n <= 100; n++) await publish(A, n);
+    })();
+    const again = await connect([A], cursor);
+    await racing;
+    await settle();
+    assert.deepEqual(
+      progress(again),
+      Array.from({ length: 100 }, (_, i) => i + 1),
+    );
+    await hub.close();
+  });
+
+  it("resets instead of replaying part of what was trimmed from history", async () => {
+    const { hub, connect, publish } = setup({ size: 5 });
+    const first = await connect([A]);
+    const cursor = lastIdOf(first.text);
+    first.hangUp();
+    for (let n = 1; n <= 200; n++) await publish(A, n);
+    const again = await connect([A], cursor);
+    assert.deepEqual(
+      controlEvents(again.text, "reset").map((r) => r.reason),
+      ["trimmed"],
+    );
+    assert.deepEqual(progress(again), []);
+    await hub.close();
+  });
+
+  it("paces a long replay by the peer's drain instead of dropping it as slow", async () => {
+    const { hub, publish } = setup();
+    const first = new FakeConnection();
+    await hub.open({ userId: "u", channels: [A], connect: () => first });
+    const cursor = lastIdOf(first.text);
+    first.hangUp();
+    for (let n = 1; n <= 300; n++)
+      await hub.publish(A, { type: "n", progress: n, content: "x".repeat(1000) });
+    const slow = new FakeConnection();
+    slow.accepting = false;
+    let opened = false;
+    const opening = hub
+      .open({ userId: "u", channels: [A], cursor, connect: () => slow })
+      .then(() => {
+        opened = true;
+      });
+    await settle();
+    assert.equal(opened, false, "waits for the peer");
+    assert.equal(slow.destroyed, false);
+    const before = progress(slow).length;
+    assert.ok(before > 0 && before < 300);
+    while (!opened) {
+      slow.drain();
+      slow.accepting = false;
+      await settle();
+    }
+    await opening;
+    await publish(A, 301);
+    await settle();
+    assert.deepEqual(
+      progress(slow),
+      Array.from({ length: 301 }, (_, i) => i + 1),
+    );
+    await hub.close();
+  });
+});
+
+describe("pod-side integrity", () => {
+  it("backfills live messages the broker lost, so streams see no gap", async () => {
+    const { broker, hub, connect, publish } = setup();
+    const stream = await connect([A]);
+    broker.drop = (m) => m.offset === 3 || m.offset === 4;
+    for (let n = 1; n <= 6; n++) await publish(A, n);
+    await settle();
+    await settle();
+    assert.deepEqual(progress(stream), [1, 2, 3, 4, 5, 6]);
+    assert.deepEqual(controlEvents(stream.text, "reset"), []);
+    await hub.close();
+  });
+
+  it("finds a lost last message by checking positions, and after a reconnect", async () => {
+    const { broker, hub, connect, publish } = setup();
+    const stream = await connect([A]);
+    broker.drop = (m) => m.offset >= 2;
+    for (let n = 1; n <= 3; n++) await publish(A, n);
+    await settle();
+    assert.deepEqual(progress(stream), [1]);
+    await hub.checkPositions();
+    await settle();
+    assert.deepEqual(progress(stream), [1, 2, 3]);
+    await publish(A, 4);
+    await settle();
+    broker.reconnect?.();
+    await settle();
+    await settle();
+    assert.deepEqual(progress(stream), [1, 2, 3, 4]);
+    await hub.close();
+  });
+
+  it("tells streams about a hole history cannot fill, with one reset", async () => {
+    const { broker, hub, connect, publish } = setup({ size: 1 });
+    const stream = await connect([A]);
+    broker.drop = (m) => m.offset === 2;
+    for (let n = 1; n <= 4; n++) await publish(A, n);
+    await settle();
+    await settle();
+    assert.deepEqual(progress(stream), [1, 3, 4]);
+    assert.deepEqual(
+      controlEvents(stream.text, "reset").map((r) => r.reason),
+      ["gap"],
+    );
+    await hub.close();
+  });
+});
