@@ -14,6 +14,7 @@ import { registerChatRoutes } from "./routes/chat.ts";
 import { registerEventsRoute } from "./routes/events.ts";
 import { registerHealthRoutes } from "./routes/health.ts";
 import { registerPageRoutes } from "./routes/page.ts";
+import { registerPublishRoute } from "./routes/publish.ts";
 
 export interface BuildOptions {
   /** Use this broker instead of the one the config selects (tests share one between pods). */
@@ -77,6 +78,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   registerAuthRoutes(app, { auth, config });
   registerEventsRoute(app, { hub, auth, config, metrics });
   registerChatRoutes(app, { hub, auth, config });
+  registerPublishRoute(app, { hub, auth });
   registerHealthRoutes(app, { hub, broker, metrics });
   registerPageRoutes(app);
 

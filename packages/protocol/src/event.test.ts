@@ -5,6 +5,7 @@ import {
   EVENT_TYPE_PATTERN,
   MAX_EVENT_BYTES,
   nowTimestamp,
+  validateEventInput,
   validateEventType,
 } from "./event.ts";
 
@@ -104,4 +105,32 @@ describe("nowTimestamp", () => {
     const stamp = Date.parse(nowTimestamp());
     assert.ok(stamp >= before && stamp <= Date.now());
   });
+});
+
+describe("validateEventInput", () => {
+  it("accepts a small event with identifier fields", () => {
+    assert.equal(
+      validateEventInput({ type: "job_done", jobId: "j1", progress: 100, result: { a: [1] } }),
+      null,
+    );
+  });
+  for (const [name, input] of [
+    ["null", null],
+    ["an array", [{ type: "x" }]],
+    ["a string", "x"],
+    ["no type", { jobId: "j" }],
+    ["a reserved type", { type: "reset" }],
+    ["a server field", { type: "x", channel: "user:u_2" }],
+    ["a timestamp", { type: "x", timestamp: "2020-01-01T00:00:00Z" }],
+    ["a field with a newline", { type: "x", "a\nb": 1 }],
+    ["a field with a dash", { type: "x", "a-b": 1 }],
+    [
+      "too many fields",
+      Object.fromEntries([["type", "x"], ...Array.from({ length: 40 }, (_, i) => [`f${i}`, i])]),
+    ],
+  ] as const) {
+    it(`refuses ${name}`, () => {
+      assert.equal(typeof validateEventInput(input), "string");
+    });
+  }
 });

@@ -85,3 +85,34 @@ export function validateEventType(type: unknown): string | null {
 export function nowTimestamp(now: number = Date.now()): string {
   return new Date(now).toISOString();
 }
+
+/** Field names an event may carry besides `type`: identifiers, so they read well in any language. */
+export const EVENT_FIELD_PATTERN = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
+
+/** Most fields one event may carry. */
+export const MAX_EVENT_FIELDS = 32;
+
+/** Fields the server sets itself; a publisher may not supply them. */
+const SERVER_FIELDS: ReadonlySet<string> = new Set(["channel", "timestamp"]);
+
+/**
+ * Checks an event as a publisher hands it in (before the server adds `channel` and
+ * `timestamp`): a plain object with a valid `type`, identifier field names, JSON values only.
+ * Size is checked after serialisation ({@link MAX_EVENT_BYTES}). Returns a reason or null.
+ */
+export function validateEventInput(input: unknown): string | null {
+  if (typeof input !== "object" || input === null || Array.isArray(input)) {
+    return "event must be a JSON object";
+  }
+  const record = input as Record<string, unknown>;
+  const typeProblem = validateEventType(record.type);
+  if (typeProblem) return typeProblem;
+  const keys = Object.keys(record);
+  if (keys.length > MAX_EVENT_FIELDS) return `event has more than ${MAX_EVENT_FIELDS} fields`;
+  for (const key of keys) {
+    if (SERVER_FIELDS.has(key)) return `event field "${key}" is set by the server`;
+    if (!EVENT_FIELD_PATTERN.test(key))
+      return "event field names must match ^[A-Za-z][A-Za-z0-9_]{0,63}$";
+  }
+  return null;
+}

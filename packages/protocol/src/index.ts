@@ -31,8 +31,11 @@ export {
 export type { CloseEvent, RealtimeEvent, ResetEvent } from "./event.ts";
 export {
   ControlEvent,
+  EVENT_FIELD_PATTERN,
   EVENT_TYPE_PATTERN,
   MAX_EVENT_BYTES,
+  MAX_EVENT_FIELDS,
   nowTimestamp,
+  validateEventInput,
   validateEventType,
 } from "./event.ts";
