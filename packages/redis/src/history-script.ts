@@ -1,0 +1,54 @@
+/**
+ * Reads a channel's history together with its epoch and top offset, atomically (one script on
+ * the channel's slot), so a reader never pairs events of one epoch with the top of another.
+ */
+import { createHash } from "node:crypto";
+import type { ChannelName } from "@realtime/protocol";
+import type { BrokerMessage, HistoryPage } from "@realtime/server";
+import type { ScriptClient } from "./publish-script.ts";
+import type { ChannelKeys } from "./redis-keys.ts";
+
+/**
+ * KEYS: 1 meta hash, 2 history stream. ARGV: 1 first offset wanted, 2 count.
+ * Returns {epoch or "", top offset, XRANGE entries}. A missing meta hash means the channel has
+ * no history in any epoch the caller could know: epoch "" never matches a cursor.
+ */
+export const HISTORY_SCRIPT = `
+local meta = redis.call('HMGET', KEYS[1], 'epoch', 'offset')
+if not meta[1] then return {'', 0, {}} end
+local entries = redis.call('XRANGE', KEYS[2], ARGV[1] .. '-0', '+', 'COUNT', ARGV[2])
+return {meta[1], tonumber(meta[2]), entries}
+`;
+
+const SHA = createHash("sha1").update(HISTORY_SCRIPT).digest("hex");
+
+export async function readHistory(
+  client: ScriptClient,
+  channel: ChannelName,
+  keys: ChannelKeys,
+  after: number,
+  limit: number,
+): Promise<HistoryPage> {
+  const args = [keys.meta, keys.history, after + 1, Math.max(1, limit)];
+  let reply: unknown;
+  try {
+    reply = await client.evalsha(SHA, 2, ...args);
+  } catch (error) {
+    if (!(error instanceof Error) || !error.message.startsWith("NOSCRIPT")) throw error;
+    reply = await client.eval(HISTORY_SCRIPT, 2, ...args);
+  }
+  if (!Array.isArray(reply) || reply.length !== 3) {
+    throw new Error(`unexpected reply from the history script: ${JSON.stringify(reply)}`);
+  }
+  const [epoch, top, entries] = reply as [string, number, [string, string[]][]];
+  const messages: BrokerMessage[] = [];
+  if (limit > 0) {
+    for (const [id, fields] of entries) {
+      const offset = Number.parseInt(id, 10);
+      const at = fields.indexOf("d");
+      if (!Number.isSafeInteger(offset) || at < 0) continue;
+      messages.push({ channel, epoch, offset, data: fields[at + 1] ?? "" });
+    }
+  }
+  return { epoch, top: Number(top), messages };
+}

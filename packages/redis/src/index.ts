@@ -1,0 +1,8 @@
+export type {
+  RedisBrokerLogger,
+  RedisBrokerOptions,
+  ResubscribedListener,
+} from "./redis-broker.ts";
+export { RedisBroker } from "./redis-broker.ts";
+export type { ChannelKeys } from "./redis-keys.ts";
+export { channelKeys, keySlot } from "./redis-keys.ts";

@@ -1,0 +1,249 @@
+/**
+ * RedisBroker against real redis-server processes this file starts itself (never the shared
+ * 6379): the shared broker contract on a single Redis and on a 3-master cluster, then the
+ * failure cases of a single Redis. Cluster-only cases live in `redis-broker-cluster.int.test.ts`.
+ */
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { after, before, describe, it } from "node:test";
+import type { ChannelName } from "@realtime/protocol";
+import { collect, runBrokerContract, waitFor } from "@realtime/server/testing";
+import { Redis } from "ioredis";
+import { ClusterAdmin } from "./cluster-admin.ts";
+import { RedisBroker, type RedisBrokerOptions } from "./redis-broker.ts";
+import { channelKeys } from "./redis-keys.ts";
+import { TcpProxy } from "./tcp-proxy.ts";
+import {
+  startRedis,
+  startRedisCluster,
+  type TestRedis,
+  type TestRedisCluster,
+} from "./test-redis.ts";
+
+/** A unique key prefix per test, so no two tests share a key. */
+const uniquePrefix = () => `t_${randomBytes(4).toString("hex")}`;
+
+/** Two pods on one backend, ready, with a shared unique prefix. */
+async function pods(options: RedisBrokerOptions) {
+  const prefix = uniquePrefix();
+  const a = new RedisBroker({ prefix, ...options });
+  const b = new RedisBroker({ prefix, ...options });
+  await Promise.all([a.waitUntilReady(), b.waitUntilReady()]);
+  const teardown = async () => {
+    await Promise.all([a.close(), b.close()]);
+  };
+  return { a, b, prefix, teardown };
+}
+
+describe("RedisBroker on a single Redis", () => {
+  let redis: TestRedis;
+  let admin: Redis;
+  before(async () => {
+    redis = await startRedis();
+    admin = new Redis(redis.url);
+  });
+  after(async () => {
+    admin?.disconnect();
+    await redis?.stop();
+  });
+
+  const numsub = async (prefix: string, channel: ChannelName) => {
+    const reply = await admin.call("PUBSUB", "NUMSUB", channelKeys(prefix, channel).pubsub);
+    return Array.isArray(reply) ? Number(reply[1]) : Number.NaN;
+  };
+
+  runBrokerContract("RedisBroker (single Redis)", async () => {
+    const pair = await pods({ url: redis.url });
+    return { ...pair, subscriberCount: (channel) => numsub(pair.prefix, channel) };
+  });
+
+  it("keeps the layout: meta hash, stream ids <offset>-0, PUBSUB NUMSUB 0/1", async () => {
+    const { a, b, prefix, teardown } = await pods({ url: redis.url });
+    try {
+      const x: ChannelName = "channel:layout";
+      const keys = channelKeys(prefix, x);
+      assert.equal(keys.pubsub, `${prefix}:{channel:layout}`);
+      assert.equal(await numsub(prefix, x), 0, "no pod subscribes yet");
+      await b.subscribe(x);
+      assert.equal(await numsub(prefix, x), 1, "one pod subscribes");
+      assert.deepEqual(b.subscribedChannels(), [x]);
+      assert.deepEqual(a.subscribedChannels(), []);
+      const first = await a.publish(x, '{"n":1}');
+      await a.publish(x, '{"n":2}');
+      assert.deepEqual(await admin.hgetall(keys.meta), { epoch: first.epoch, offset: "2" });
+      const entries = await admin.xrange(keys.history, "-", "+");
+      assert.deepEqual(entries, [
+        ["1-0", ["d", '{"n":1}']],
+        ["2-0", ["d", '{"n":2}']],
+      ]);
+      assert.ok((await admin.ttl(keys.history)) > 0, "history expires");
+      assert.ok((await admin.ttl(keys.meta)) > 0, "meta expires");
+      await b.unsubscribe(x);
+      assert.equal(await numsub(prefix, x), 0, "unsubscribed");
+      assert.deepEqual(b.subscribedChannels(), []);
+    } finally {
+      await teardown();
+    }
+  });
+
+  it("trims the history to about historySize, newest entry kept", async () => {
+    const prefix = uniquePrefix();
+    const broker = new RedisBroker({ url: redis.url, prefix, historySize: 10 });
+    try {
+      const x: ChannelName = "channel:trimmed";
+      for (let i = 0; i < 300; i++) await broker.publish(x, "{}");
+      const key = channelKeys(prefix, x).history;
+      const length = await admin.xlen(key);
+      assert.ok(length >= 10 && length < 300, `trimmed to ${length}`);
+      const [last] = await admin.xrevrange(key, "+", "-", "COUNT", 1);
+      assert.equal(last?.[0], "300-0");
+    } finally {
+      await broker.close();
+    }
+  });
+
+  it("recovers by itself after CLIENT KILL TYPE pubsub, and says so", async () => {
+    const { a, b, prefix, teardown } = await pods({ url: redis.url });
+    try {
+      const x: ChannelName = "channel:killed";
+      const received = collect(b);
+      const resubscribed: ChannelName[][] = [];
+      b.onResubscribed((channels) => resubscribed.push(channels));
+      await b.subscribe(x);
+      await a.publish(x, "{}");
+      await waitFor(() => received.length === 1, "delivered before the kill");
+
+      const killed = await admin.call("CLIENT", "KILL", "TYPE", "pubsub");
+      assert.ok(Number(killed) >= 2, "both pods' subscriber connections were killed");
+      await waitFor(() => !b.ready(), "b reports not ready", { intervalMs: 1 });
+      await waitFor(() => b.ready() && a.ready(), "both pods ready again");
+      assert.deepEqual(resubscribed, [[x]], "onResubscribed fired once, with the channel");
+      assert.equal(await numsub(prefix, x), 1, "subscribed again, exactly once");
+
+      await a.publish(x, "{}");
+      await waitFor(() => received.length === 2, "delivered after recovery");
+      assert.deepEqual(
+        received.map((m) => m.offset),
+        [1, 2],
+      );
+    } finally {
+      await teardown();
+    }
+  });
+});
+
+describe("RedisBroker behind a connection that stops carrying traffic", () => {
+  let redis: TestRedis;
+  before(async () => {
+    redis = await startRedis();
+  });
+  after(async () => {
+    await redis?.stop();
+  });
+
+  it("notices through the liveness probe, replaces the connections and recovers", async () => {
+    const proxy = await TcpProxy.start(redis.port);
+    const prefix = uniquePrefix();
+    const publisher = new RedisBroker({ url: redis.url, prefix });
+    const b = new RedisBroker({
+      url: proxy.url,
+      prefix,
+      probeIntervalMs: 100,
+      probeTimeoutMs: 300,
+      subscribeTimeoutMs: 500,
+      commandTimeoutMs: 500,
+    });
+    try {
+      await Promise.all([publisher.waitUntilReady(), b.waitUntilReady()]);
+      const x: ChannelName = "channel:zombie";
+      const received = collect(b);
+      const resubscribed: ChannelName[][] = [];
+      b.onResubscribed((channels) => resubscribed.push(channels));
+      await b.subscribe(x);
+      await publisher.publish(x, "{}");
+      await waitFor(() => received.length === 1, "delivered before the partition");
+
+      proxy.blackhole(); // the sockets stay open: nothing but the probe can tell
+      await waitFor(() => !b.ready(), "the probe noticed");
+      await waitFor(() => b.ready(), "replaced and ready again", { timeoutMs: 15_000 });
+      assert.deepEqual(resubscribed.at(-1), [x]);
+      await publisher.publish(x, "{}");
+      await waitFor(() => received.length === 2, "delivered on the new connection");
+      assert.deepEqual(
+        received.map((m) => m.offset),
+        [1, 2],
+      );
+    } finally {
+      await Promise.all([publisher.close(), b.close()]);
+      await proxy.close();
+    }
+  });
+});
+
+describe("RedisBroker when its Redis restarts empty", () => {
+  let redis: TestRedis;
+  before(async () => {
+    redis = await startRedis();
+  });
+  after(async () => {
+    await redis?.stop();
+  });
+
+  it("is not ready while down, fails publishes fast, then recovers in a new epoch", async () => {
+    const { a, b, teardown } = await pods({ url: redis.url, commandTimeoutMs: 1_000 });
+    try {
+      const x: ChannelName = "user:restarted";
+      const received = collect(b);
+      const resubscribed: ChannelName[][] = [];
+      b.onResubscribed((channels) => resubscribed.push(channels));
+      await b.subscribe(x);
+      const before = await a.publish(x, "{}");
+      await waitFor(() => received.length === 1, "delivered before the restart");
+
+      await redis.kill();
+      await waitFor(() => !a.ready() && !b.ready(), "not ready while Redis is down");
+      const started = Date.now();
+      await assert.rejects(a.publish(x, "{}"), /redis publish on user:restarted failed/);
+      await assert.rejects(b.position(x));
+      assert.ok(Date.now() - started < 5_000, "publish failed within seconds, did not hang");
+      assert.equal(b.ready(), false);
+
+      await redis.restart();
+      await waitFor(() => a.ready() && b.ready(), "ready again", { timeoutMs: 15_000 });
+      assert.deepEqual(resubscribed, [[x]]);
+      const afterRestart = await a.publish(x, "{}");
+      assert.equal(afterRestart.offset, 1, "the history is gone: positions start again");
+      assert.notEqual(afterRestart.epoch, before.epoch, "a new epoch tells clients so");
+      await waitFor(() => received.length === 2, "delivered after the restart");
+      assert.deepEqual(received[1], {
+        channel: x,
+        epoch: afterRestart.epoch,
+        offset: 1,
+        data: "{}",
+      });
+    } finally {
+      await teardown();
+    }
+  });
+});
+
+describe("RedisBroker on a 3-master Redis Cluster", () => {
+  let cluster: TestRedisCluster;
+  let admin: ClusterAdmin;
+  before(async () => {
+    cluster = await startRedisCluster(3);
+    admin = new ClusterAdmin(cluster.nodes);
+  });
+  after(async () => {
+    await admin?.close();
+    await cluster?.stop();
+  });
+
+  runBrokerContract("RedisBroker (Redis Cluster, sharded pub/sub)", async () => {
+    const pair = await pods({ clusterNodes: cluster.nodes });
+    return {
+      ...pair,
+      subscriberCount: (channel) => admin.shardNumSub(channelKeys(pair.prefix, channel).pubsub),
+    };
+  });
+});

@@ -1,0 +1,409 @@
+/**
+ * The Redis broker: the one path every event takes between pods.
+ *
+ * Key and channel layout (all names of one channel share a Cluster slot through the hash tag;
+ * see `redis-keys.ts`):
+ *
+ *     <prefix>:{channel:general}          pub/sub channel (PUBLISH/SUBSCRIBE; Cluster: sharded)
+ *     <prefix>:meta:{channel:general}     hash {epoch, offset}, TTL `metaTtlSeconds`
+ *     <prefix>:history:{channel:general}  stream, id `<offset>-0`, MAXLEN ~ `historySize`,
+ *                                         TTL `historyTtlSeconds`
+ *     <prefix>:{probe:<podId>}            this pod's liveness probe (Cluster: one per master)
+ *
+ * `publish` and `position` run one Lua script (`publish-script.ts`), so position assignment,
+ * history append and fan-out are atomic. Live frames are `<epoch>:<offset>:<data>`. A channel
+ * gets its epoch (random, from the pod that first touches it) the first time either runs:
+ * `position` of a never-published channel creates the meta hash with offset 0, so the first
+ * publish lands in the epoch already reported. When the meta hash is lost (Redis restarted
+ * empty, or idle past `metaTtlSeconds`), the next touch starts a new epoch with empty history.
+ *
+ * Readiness: Redis pub/sub is lossy and client libraries resubscribe silently, so `ready()`
+ * is true only after this broker itself re-sent every subscription, Redis confirmed it and a
+ * probe published through the command connection came back through the subscriber
+ * connection. After every reconnect that check runs again (ready() is false meanwhile), and
+ * `onResubscribed` listeners hear about it so the hub can backfill from history. A periodic
+ * probe catches a subscriber connection that looks alive but receives nothing.
+ */
+import { randomBytes } from "node:crypto";
+import { type ChannelName, isChannelName, type StreamPosition } from "@realtime/protocol";
+import type { Broker, BrokerListener, HistoryPage, HistoryStore } from "@realtime/server";
+import { ClusterTransport } from "./cluster-transport.ts";
+import { readHistory } from "./history-script.ts";
+import { LivenessProbe } from "./liveness-probe.ts";
+import { runPublishScript } from "./publish-script.ts";
+import { type PubSubTransport, withTimeout } from "./pubsub-transport.ts";
+import { channelKeys, parseFrame } from "./redis-keys.ts";
+import { StandaloneTransport } from "./standalone-transport.ts";
+import { SubscriptionBatcher } from "./subscription-batcher.ts";
+
+export interface RedisBrokerLogger {
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+export interface RedisBrokerOptions {
+  /** Standalone Redis URL. Default `redis://127.0.0.1:6379`. Ignored with `clusterNodes`. */
+  url?: string;
+  /** Seed nodes of a Redis Cluster; when given, the broker uses sharded pub/sub. */
+  clusterNodes?: readonly { host: string; port: number }[];
+  /** Prefix of every key and channel. Default `realtime`. */
+  prefix?: string;
+  /** Events kept per channel (stream MAXLEN, trimmed approximately). Default 10000. */
+  historySize?: number;
+  /** Seconds a channel's history outlives its last publish. Default 300. */
+  historyTtlSeconds?: number;
+  /** Seconds a channel's epoch and offset outlive its last publish. Default 86400. */
+  metaTtlSeconds?: number;
+  /**
+   * Longest wait for a Redis command, in ms. Default 2000. `publish` and `position` fail
+   * within about this long when Redis is down: at most this long waiting for the connection
+   * (nothing is queued while disconnected), and at most this long for the reply.
+   */
+  commandTimeoutMs?: number;
+  /** How long `subscribe` waits for Redis to confirm, in ms. Default 5000. */
+  subscribeTimeoutMs?: number;
+  /** How long a liveness probe may take, in ms. Default 2000. */
+  probeTimeoutMs?: number;
+  /** Interval of the liveness probe while ready, in ms; 0 turns it off. Default 10000. */
+  probeIntervalMs?: number;
+  /** Names this pod's probe channel and connections. Default: random. */
+  podId?: string;
+  /** Default: silent. */
+  logger?: RedisBrokerLogger;
+}
+
+/** Called after a reconnect once every channel is subscribed again, with those channels. */
+export type ResubscribedListener = (channels: ChannelName[]) => void;
+
+const silent: RedisBrokerLogger = { info() {}, warn() {}, error() {} };
+const EPOCH_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz";
+
+/** A fresh random epoch (10 base-36 characters); the script uses it only for a new channel. */
+function newEpoch(): string {
+  let epoch = "";
+  for (const byte of randomBytes(10)) epoch += EPOCH_ALPHABET[byte % 36];
+  return epoch;
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+export class RedisBroker implements Broker, HistoryStore {
+  readonly #prefix: string;
+  readonly #historySize: number;
+  readonly #historyTtlSeconds: number;
+  readonly #metaTtlSeconds: number;
+  readonly #commandTimeoutMs: number;
+  readonly #subscribeTimeoutMs: number;
+  readonly #logger: RedisBrokerLogger;
+  readonly #transport: PubSubTransport;
+  readonly #batcher: SubscriptionBatcher;
+  /** Pub/sub channel name → channel, for the channels this pod subscribes to. */
+  readonly #channels = new Map<string, ChannelName>();
+  readonly #probe: LivenessProbe;
+  readonly #resubscribedListeners = new Set<ResubscribedListener>();
+  readonly #readyWaiters = new Set<() => void>();
+  readonly #probeTimer: NodeJS.Timeout | undefined;
+  #listener: BrokerListener = () => {};
+  #closed = false;
+  #confirmed = false;
+  #everConfirmed = false;
+  /** Bumped whenever a connection drops: a confirmation begun before is worthless. */
+  #generation = 0;
+  #confirming = false;
+  #wake: (() => void) | null = null;
+  #errorLogged = false;
+  /** Consecutive checks that timed out on connections that looked up. */
+  #timeouts = 0;
+
+  constructor(options: RedisBrokerOptions = {}) {
+    this.#prefix = options.prefix ?? "realtime";
+    this.#historySize = options.historySize ?? 10_000;
+    this.#historyTtlSeconds = options.historyTtlSeconds ?? 300;
+    this.#metaTtlSeconds = options.metaTtlSeconds ?? 86_400;
+    this.#commandTimeoutMs = options.commandTimeoutMs ?? 2_000;
+    this.#subscribeTimeoutMs = options.subscribeTimeoutMs ?? 5_000;
+    this.#logger = options.logger ?? silent;
+    const podId = options.podId ?? newEpoch();
+    const events = {
+      message: (channel: string, text: string) => this.#onMessage(channel, text),
+      down: (reason: string) => this.#markDown(reason),
+      up: () => this.#kick(),
+      error: (error: Error) => this.#onError(error),
+    };
+    const common = { prefix: this.#prefix, podId, commandTimeoutMs: this.#commandTimeoutMs };
+    this.#transport =
+      options.clusterNodes && options.clusterNodes.length > 0
+        ? new ClusterTransport({ ...common, nodes: options.clusterNodes }, events)
+        : new StandaloneTransport(
+            { ...common, url: options.url ?? "redis://127.0.0.1:6379" },
+            events,
+          );
+    this.#probe = new LivenessProbe(this.#transport, options.probeTimeoutMs ?? 2_000);
+    this.#batcher = new SubscriptionBatcher({
+      timeoutMs: this.#subscribeTimeoutMs,
+      send: (kind, channels) =>
+        kind === "subscribe"
+          ? this.#transport.subscribe(channels)
+          : this.#transport.unsubscribe(channels),
+    });
+    const interval = options.probeIntervalMs ?? 10_000;
+    if (interval > 0) {
+      this.#probeTimer = setInterval(() => void this.#periodicProbe(), interval);
+      this.#probeTimer.unref();
+    }
+    this.#kick();
+  }
+
+  async publish(channel: ChannelName, data: string): Promise<StreamPosition> {
+    return this.#runScript("publish", channel, data);
+  }
+
+  async position(channel: ChannelName): Promise<StreamPosition> {
+    // Creates the channel's epoch when it has none, so the first publish stays in it.
+    return this.#runScript("position", channel, "");
+  }
+
+  /** History of `channel` after offset `after` (see {@link HistoryStore}). */
+  async read(channel: ChannelName, after: number, limit: number): Promise<HistoryPage> {
+    if (this.#closed) throw new Error("broker is closed");
+    await this.#transport.whenCommandsReady(this.#commandTimeoutMs);
+    const keys = channelKeys(this.#prefix, channel);
+    return readHistory(this.#transport.commands, channel, keys, after, limit);
+  }
+
+  /** {@link Broker.onReconnect}: the hub backfills after every re-confirmation. */
+  onReconnect(listener: () => void): void {
+    this.onResubscribed(() => listener());
+  }
+
+  async subscribe(channel: ChannelName): Promise<void> {
+    if (this.#closed) throw new Error("broker is closed");
+    if (!isChannelName(channel)) throw new TypeError(`invalid channel name: ${channel}`);
+    const name = channelKeys(this.#prefix, channel).pubsub;
+    this.#channels.set(name, channel);
+    try {
+      await this.#batcher.subscribe(name);
+    } catch (error) {
+      if (!this.#batcher.wants(name)) this.#channels.delete(name);
+      throw error;
+    }
+  }
+
+  async unsubscribe(channel: ChannelName): Promise<void> {
+    const name = channelKeys(this.#prefix, channel).pubsub;
+    this.#channels.delete(name);
+    await this.#batcher.unsubscribe(name);
+  }
+
+  setListener(listener: BrokerListener): void {
+    this.#listener = listener;
+  }
+
+  /** True while connected and every subscription (re)confirmed by a probe round trip. */
+  ready(): boolean {
+    return !this.#closed && this.#confirmed && this.#transport.connected();
+  }
+
+  /** Resolves once {@link ready} is true; rejects after `timeoutMs` (default 10000). */
+  async waitUntilReady(timeoutMs = 10_000): Promise<void> {
+    if (this.#closed) throw new Error("broker is closed");
+    if (this.ready()) return;
+    let resolve = () => {};
+    const became = new Promise<void>((r) => {
+      resolve = r;
+      this.#readyWaiters.add(r);
+    });
+    try {
+      await withTimeout(became, timeoutMs, "waiting for the redis broker to be ready");
+    } finally {
+      this.#readyWaiters.delete(resolve);
+    }
+  }
+
+  /** Registers `listener` for every re-confirmation after a reconnect. Returns its remover. */
+  onResubscribed(listener: ResubscribedListener): () => void {
+    this.#resubscribedListeners.add(listener);
+    return () => this.#resubscribedListeners.delete(listener);
+  }
+
+  /** The channels this pod currently wants messages of. */
+  subscribedChannels(): ChannelName[] {
+    return [...this.#channels].filter(([n]) => this.#batcher.wants(n)).map(([, c]) => c);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#probeTimer);
+    this.#batcher.close();
+    this.#wake?.();
+    this.#probe.close();
+    this.#readyWaiters.clear();
+    await this.#transport.close();
+  }
+
+  async #runScript(
+    mode: "publish" | "position",
+    channel: ChannelName,
+    data: string,
+  ): Promise<StreamPosition> {
+    if (this.#closed) throw new Error("broker is closed");
+    if (!isChannelName(channel)) throw new TypeError(`invalid channel name: ${channel}`);
+    try {
+      await this.#transport.whenCommandsReady(this.#commandTimeoutMs);
+      return await runPublishScript(this.#transport.commands, {
+        mode,
+        keys: channelKeys(this.#prefix, channel),
+        candidateEpoch: newEpoch(),
+        data,
+        historySize: this.#historySize,
+        historyTtlSeconds: this.#historyTtlSeconds,
+        metaTtlSeconds: this.#metaTtlSeconds,
+        sharded: this.#transport.sharded,
+      });
+    } catch (error) {
+      throw new Error(`redis ${mode} on ${channel} failed: ${message(error)}`, { cause: error });
+    }
+  }
+
+  #onMessage(name: string, text: string): void {
+    if (this.#probe.owns(name)) {
+      this.#probe.receive(text);
+      return;
+    }
+    const channel = this.#channels.get(name);
+    if (!channel || !this.#batcher.wants(name)) return; // unsubscribed while in flight
+    const frame = parseFrame(text);
+    if (!frame) {
+      this.#logger.warn(`redis broker: ignoring a malformed frame on ${name}`);
+      return;
+    }
+    try {
+      this.#listener({ channel, epoch: frame.epoch, offset: frame.offset, data: frame.data });
+    } catch (error) {
+      this.#logger.error(`redis broker: listener threw on ${channel}: ${message(error)}`);
+    }
+  }
+
+  /** ioredis reports every failed reconnect attempt: log the first of each outage only. */
+  #onError(error: Error): void {
+    if (this.#errorLogged || this.#closed) return;
+    this.#errorLogged = true;
+    this.#logger.warn(`redis broker: connection error: ${error.message}`);
+  }
+
+  #markDown(reason: string): void {
+    if (this.#closed) return;
+    this.#generation++;
+    if (this.#confirmed) {
+      this.#confirmed = false;
+      this.#logger.warn(`redis broker not ready: ${reason}`);
+    }
+    this.#kick();
+  }
+
+  /** Starts the confirmation loop, or wakes it from its back-off. */
+  #kick(): void {
+    if (this.#closed || this.#confirmed) return;
+    const wake = this.#wake;
+    this.#wake = null;
+    wake?.();
+    if (this.#confirming) return;
+    this.#confirming = true;
+    this.#confirmLoop()
+      .catch((error) => this.#logger.error(`redis broker: ${message(error)}`))
+      .finally(() => {
+        this.#confirming = false;
+      });
+  }
+
+  async #confirmLoop(): Promise<void> {
+    let attempt = 0;
+    while (!this.#closed && !this.#confirmed) {
+      const generation = this.#generation;
+      if (this.#transport.connected()) {
+        try {
+          const names = this.#batcher.active();
+          // ioredis resubscribes on its own but does not await it: confirm it here.
+          await withTimeout(
+            this.#transport.subscribe(names),
+            this.#subscribeTimeoutMs,
+            "resubscribe",
+          );
+          await this.#probe.run();
+          if (generation === this.#generation && !this.#closed) {
+            this.#timeouts = 0;
+            this.#markUp(names);
+            return;
+          }
+          continue; // something dropped meanwhile: confirm again
+        } catch (error) {
+          if (this.#closed) return;
+          attempt++;
+          this.#logger.warn(`redis broker: confirming subscriptions failed: ${message(error)}`);
+          this.#checkTimedOut(error);
+        }
+      }
+      await this.#pause(Math.min(100 * 2 ** attempt, 2_000));
+    }
+  }
+
+  #pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.#wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  #markUp(names: string[]): void {
+    this.#confirmed = true;
+    this.#errorLogged = false;
+    const again = this.#everConfirmed;
+    this.#everConfirmed = true;
+    this.#logger.info(`redis broker ready${again ? " again" : ""} (${names.length} channels)`);
+    for (const resolve of this.#readyWaiters) resolve();
+    if (!again) return;
+    const channels = names.flatMap((n) => {
+      const channel = this.#channels.get(n);
+      return channel && this.#batcher.wants(n) ? [channel] : [];
+    });
+    for (const listener of this.#resubscribedListeners) {
+      try {
+        listener(channels);
+      } catch (error) {
+        this.#logger.error(`redis broker: onResubscribed listener threw: ${message(error)}`);
+      }
+    }
+  }
+
+  async #periodicProbe(): Promise<void> {
+    if (!this.#confirmed || this.#closed) return;
+    const generation = this.#generation;
+    try {
+      await this.#probe.run();
+    } catch (error) {
+      if (generation !== this.#generation) return;
+      this.#checkTimedOut(error);
+      this.#markDown(`liveness probe: ${message(error)}`);
+    }
+  }
+
+  /**
+   * Connections that look up but let a check time out twice in a row (a half-open socket, a
+   * node that no longer gets the traffic) are replaced: waiting for TCP to notice takes
+   * minutes. Fast errors do not count; the client libraries reconnect on those themselves.
+   */
+  #checkTimedOut(error: unknown): void {
+    if (!(error instanceof Error && /timed out/i.test(error.message))) return;
+    if (++this.#timeouts < 2 || this.#closed) return;
+    this.#timeouts = 0;
+    this.#logger.warn("redis broker: checks keep timing out, replacing the connections");
+    this.#transport.resetConnections();
+  }
+}

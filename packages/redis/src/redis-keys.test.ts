@@ -1,0 +1,44 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { channelKeys, encodeFrame, keySlot, parseFrame, probeChannel } from "./redis-keys.ts";
+
+test("all names of a channel carry the channel as one hash tag", () => {
+  assert.deepEqual(channelKeys("realtime", "channel:general"), {
+    pubsub: "realtime:{channel:general}",
+    meta: "realtime:meta:{channel:general}",
+    history: "realtime:history:{channel:general}",
+  });
+  assert.equal(channelKeys("rt", "user:u_1").pubsub, "rt:{user:u_1}");
+  assert.equal(probeChannel("rt", "pod1"), "rt:{probe:pod1}");
+  assert.equal(probeChannel("rt", "pod1", 2), "rt:{probe:pod1:2}");
+});
+
+test("frames round-trip, also when the data contains colons", () => {
+  const frame = { epoch: "abc123xyz0", offset: 42, data: '{"t":"a:b:c","u":"ü"}' };
+  assert.equal(encodeFrame(frame), 'abc123xyz0:42:{"t":"a:b:c","u":"ü"}');
+  assert.deepEqual(parseFrame(encodeFrame(frame)), frame);
+  assert.deepEqual(parseFrame("e:1:"), { epoch: "e", offset: 1, data: "" });
+});
+
+test("malformed frames are refused", () => {
+  for (const text of ["", "abc", "e:1", ":1:x", "e::x", "e:0:x", "e:01:x", "e:-1:x", "e:1.5:x"]) {
+    assert.equal(parseFrame(text), null, JSON.stringify(text));
+  }
+});
+
+test("keySlot is Redis Cluster's CRC16 slot with hash tags", () => {
+  assert.equal(keySlot("123456789"), 0x31c3); // the CRC16/XMODEM check value
+  assert.equal(keySlot("{user1000}.following"), keySlot("{user1000}.followers"));
+  assert.equal(keySlot("{user1000}.following"), keySlot("user1000"));
+  assert.equal(keySlot("foo{}{bar}"), keySlot("foo{}{bar}")); // empty tag: whole key
+  assert.notEqual(keySlot("foo{}{bar}"), keySlot("bar"));
+  assert.equal(keySlot("foo{{bar}}zap"), keySlot("{bar"));
+  assert.equal(keySlot("foo{bar}{zap}"), keySlot("bar"));
+  const keys = channelKeys("realtime", "user:u_1");
+  assert.equal(keySlot(keys.meta), keySlot(keys.history));
+  assert.equal(keySlot(keys.meta), keySlot(keys.pubsub));
+  for (let i = 0; i < 1000; i++) {
+    const slot = keySlot(`k${i}`);
+    assert.ok(slot >= 0 && slot < 16384);
+  }
+});

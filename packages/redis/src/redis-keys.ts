@@ -1,0 +1,92 @@
+/**
+ * Where a channel lives in Redis, and the frame its live messages travel in.
+ *
+ * Every name of one channel carries the channel name as a Redis Cluster hash tag (`{…}`), so
+ * the meta hash, the history stream and the (sharded) pub/sub channel of a channel all hash to
+ * the same slot and the publish script can touch them atomically on one node:
+ *
+ *     <prefix>:{channel:general}          pub/sub channel (the spec's `realtime:channel:<id>`
+ *     <prefix>:{user:u_1}                 and `realtime:user:<id>`, with the hash tag Cluster needs)
+ *     <prefix>:meta:{channel:general}     hash: epoch, offset
+ *     <prefix>:history:{channel:general}  stream: entry id `<offset>-0`, field `d` = event JSON
+ *
+ * Channel names cannot contain `{` or `}` (see `parseChannel`), so the tag is always the whole
+ * channel name.
+ */
+import type { ChannelName } from "@realtime/protocol";
+
+export interface ChannelKeys {
+  /** The Redis pub/sub (or sharded pub/sub) channel. */
+  readonly pubsub: string;
+  /** Hash with fields `epoch` and `offset`. */
+  readonly meta: string;
+  /** Stream of the channel's recent events; entry id `<offset>-0`. */
+  readonly history: string;
+}
+
+export function channelKeys(prefix: string, channel: ChannelName): ChannelKeys {
+  return {
+    pubsub: `${prefix}:{${channel}}`,
+    meta: `${prefix}:meta:{${channel}}`,
+    history: `${prefix}:history:{${channel}}`,
+  };
+}
+
+/**
+ * The private channel a pod publishes liveness probes to. `shard` distinguishes the probe
+ * channels of one pod in Cluster mode, where every master needs a probe of its own.
+ */
+export function probeChannel(prefix: string, podId: string, shard?: number): string {
+  return shard === undefined ? `${prefix}:{probe:${podId}}` : `${prefix}:{probe:${podId}:${shard}}`;
+}
+
+/** A live message as published by the script: `<epoch>:<offset>:<data>`. */
+export interface Frame {
+  readonly epoch: string;
+  readonly offset: number;
+  readonly data: string;
+}
+
+export function encodeFrame(frame: Frame): string {
+  return `${frame.epoch}:${frame.offset}:${frame.data}`;
+}
+
+/** Parses a frame, or returns null when `text` is not one (the data may contain colons). */
+export function parseFrame(text: string): Frame | null {
+  const first = text.indexOf(":");
+  if (first <= 0) return null;
+  const second = text.indexOf(":", first + 1);
+  if (second < 0) return null;
+  const offsetText = text.slice(first + 1, second);
+  if (!/^[1-9][0-9]{0,15}$/.test(offsetText)) return null;
+  return {
+    epoch: text.slice(0, first),
+    offset: Number(offsetText),
+    data: text.slice(second + 1),
+  };
+}
+
+/** CRC16-CCITT (XMODEM), the checksum Redis Cluster uses for key slots. */
+function crc16(bytes: Uint8Array): number {
+  let crc = 0;
+  for (const byte of bytes) {
+    crc ^= byte << 8;
+    for (let bit = 0; bit < 8; bit++) {
+      crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+    }
+  }
+  return crc;
+}
+
+const encoder = new TextEncoder();
+
+/** The Redis Cluster slot of `key` (0–16383), honouring `{hash tags}` like Redis does. */
+export function keySlot(key: string): number {
+  let hashed = key;
+  const open = key.indexOf("{");
+  if (open >= 0) {
+    const close = key.indexOf("}", open + 1);
+    if (close > open + 1) hashed = key.slice(open + 1, close);
+  }
+  return crc16(encoder.encode(hashed)) % 16384;
+}

@@ -1,0 +1,98 @@
+/**
+ * Standalone Redis: a command client and a dedicated subscriber client (plain PUBLISH and
+ * SUBSCRIBE). ioredis resubscribes by itself after a reconnect (`autoResubscribe`); the broker
+ * still confirms that with its own SUBSCRIBE and a probe before it reports ready.
+ */
+import { Redis } from "ioredis";
+import type { ScriptClient } from "./publish-script.ts";
+import {
+  chunks,
+  closeClient,
+  type PubSubTransport,
+  reconnectDelay,
+  type TransportEvents,
+  waitForEvent,
+} from "./pubsub-transport.ts";
+import { probeChannel } from "./redis-keys.ts";
+
+export interface StandaloneTransportOptions {
+  readonly url: string;
+  readonly prefix: string;
+  readonly podId: string;
+  readonly commandTimeoutMs: number;
+}
+
+export class StandaloneTransport implements PubSubTransport {
+  readonly sharded = false;
+  readonly #cmd: Redis;
+  readonly #sub: Redis;
+  readonly #probe: string;
+
+  constructor(options: StandaloneTransportOptions, events: TransportEvents) {
+    this.#probe = probeChannel(options.prefix, options.podId);
+    this.#cmd = new Redis(options.url, {
+      connectionName: `realtime-cmd-${options.podId}`,
+      // Never queue a publish while disconnected, and never resend one whose reply was lost
+      // (it may have run): a publish that rejected must not be delivered later.
+      enableOfflineQueue: false,
+      autoResendUnfulfilledCommands: false,
+      commandTimeout: options.commandTimeoutMs,
+      maxRetriesPerRequest: 1,
+      retryStrategy: reconnectDelay,
+    });
+    this.#sub = new Redis(options.url, {
+      connectionName: `realtime-sub-${options.podId}`,
+      autoResubscribe: true,
+      // (Un)subscribes made while down wait for the reconnect; the broker bounds the wait.
+      maxRetriesPerRequest: null,
+      retryStrategy: reconnectDelay,
+    });
+    this.#sub.on("message", (channel: string, text: string) => events.message(channel, text));
+    for (const [name, client] of [
+      ["subscriber", this.#sub],
+      ["command", this.#cmd],
+    ] as const) {
+      client.on("ready", () => events.up());
+      client.on("close", () => events.down(`${name} connection closed`));
+      client.on("error", (error: Error) => events.error(error));
+    }
+  }
+
+  get commands(): ScriptClient {
+    return this.#cmd;
+  }
+
+  async subscribe(channels: readonly string[]): Promise<void> {
+    await Promise.all(chunks(channels).map((chunk) => this.#sub.subscribe(...chunk)));
+  }
+
+  async unsubscribe(channels: readonly string[]): Promise<void> {
+    await Promise.all(chunks(channels).map((chunk) => this.#sub.unsubscribe(...chunk)));
+  }
+
+  async publishRaw(channel: string, message: string): Promise<void> {
+    await this.#cmd.publish(channel, message);
+  }
+
+  probeChannels(): string[] {
+    return [this.#probe];
+  }
+
+  connected(): boolean {
+    return this.#cmd.status === "ready" && this.#sub.status === "ready";
+  }
+
+  whenCommandsReady(timeoutMs: number): Promise<void> {
+    const cmd = this.#cmd;
+    return waitForEvent(cmd, "ready", () => cmd.status === "ready", timeoutMs, "redis");
+  }
+
+  resetConnections(): void {
+    this.#sub.disconnect(true);
+    this.#cmd.disconnect(true);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([closeClient(this.#cmd), closeClient(this.#sub)]);
+  }
+}
