@@ -5,7 +5,11 @@
 import { readFileSync } from "node:fs";
 import cookie from "@fastify/cookie";
 import { type Broker, type HistoryStore, Hub, MemoryBroker } from "@realtime/server";
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyServerOptions,
+} from "fastify";
 import { type Auth, createAuth, registerAuthRoutes } from "./auth.ts";
 import type { Config } from "./config.ts";
 import { AJV_OPTIONS, appError, Errors, registerErrorHandling } from "./errors.ts";
@@ -48,7 +52,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     return503OnClosing: false,
   }) as unknown as FastifyInstance;
 
-  const broker = options.broker ?? (await createBroker(config));
+  const broker = options.broker ?? (await createBroker(config, app.log));
   let hub: Hub | undefined;
   const metrics = new PrometheusMetrics({
     gauges: {
@@ -97,13 +101,19 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   return { app, hub: liveHub, broker, auth, metrics, shutdown };
 }
 
-async function createBroker(config: Config): Promise<Broker> {
+async function createBroker(config: Config, log: FastifyBaseLogger): Promise<Broker> {
   if (config.redis.mode === "embedded") return new MemoryBroker();
   const { RedisBroker } = await import("@realtime/redis");
+  const brokerLog = log.child({ component: "redis-broker" });
   return new RedisBroker({
     url: config.redis.url ?? undefined,
     clusterNodes: config.redis.mode === "cluster" ? [...config.redis.clusterNodes] : undefined,
     prefix: config.redis.prefix,
+    logger: {
+      info: (message) => brokerLog.info(message),
+      warn: (message) => brokerLog.warn(message),
+      error: (message) => brokerLog.error(message),
+    },
   });
 }
 

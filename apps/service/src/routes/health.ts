@@ -22,7 +22,10 @@ export function registerHealthRoutes(app: FastifyInstance, deps: HealthRouteDeps
       return reply.code(503).send(errorBody(Errors.SHUTTING_DOWN));
     }
     if (!broker.ready()) {
-      return reply.code(503).send(errorBody(Errors.BROKER_UNAVAILABLE));
+      return reply.code(503).send({
+        code: Errors.BROKER_UNAVAILABLE.code,
+        message: "The broker is not confirmed live (connecting or re-subscribing)",
+      });
     }
     return { status: "ready", connections: hub.connectionCount };
   });
