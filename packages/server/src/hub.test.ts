@@ -135,6 +135,29 @@ describe("Hub fan-out", () => {
   });
 });
 
+describe("Hub stream lifecycle", () => {
+  it("tells hooks when a stream is live and when it is gone, with who and which channels", async () => {
+    const { hub } = setup();
+    const seen: string[] = [];
+    hub.onStream({
+      opened: (s) => seen.push(`open ${s.userId} ${s.userName} ${s.channels.join(",")}`),
+      closed: (s) => seen.push(`closed ${s.userId}`),
+    });
+    const connection = new FakeConnection();
+    const stream = await hub.open({
+      userId: "u_7",
+      userName: "Grace",
+      channels: [A, B],
+      connect: () => connection,
+    });
+    assert.deepEqual(hub.streams(), [stream]);
+    connection.hangUp();
+    assert.deepEqual(seen, [`open u_7 Grace ${A},${B}`, "closed u_7"]);
+    assert.deepEqual(hub.streams(), []);
+    await hub.close();
+  });
+});
+
 describe("Hub cursors", () => {
   it("starts every stream with a retry hint and an id-only block holding the positions", async () => {
     const { hub, bus, connect } = setup();

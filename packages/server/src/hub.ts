@@ -63,6 +63,12 @@ export interface HubOptions {
 
 export type HubErrorCode = "at_capacity" | "shutting_down" | "broker_unavailable" | "too_large";
 
+/** Hooks into the life of every stream (see {@link Hub.onStream}). */
+export interface StreamLifecycle {
+  opened(stream: SseStream): void;
+  closed(stream: SseStream): void;
+}
+
 /** A refusal the caller can map to an HTTP status. */
 export class HubError extends Error {
   readonly code: HubErrorCode;
@@ -75,6 +81,8 @@ export class HubError extends Error {
 
 export interface OpenStreamRequest {
   userId: string;
+  /** Display name from the token; carried for presence. Default: the user id. */
+  userName?: string;
   /** The channels, already validated and authorized by the caller. Duplicates are ignored. */
   channels: readonly ChannelName[];
   /** `Last-Event-ID` or `lastEventId` from the client, if any. */
@@ -130,6 +138,8 @@ export class Hub implements StreamHost {
   readonly #tagCache = new Map<string, string>();
   readonly #sweepTimer: NodeJS.Timeout;
   #opening = 0;
+  #streamIds = 0;
+  readonly #lifecycle: StreamLifecycle[] = [];
   #accepting = true;
   readonly now: () => number;
 
@@ -194,6 +204,20 @@ export class Hub implements StreamHost {
     }
   }
 
+  /**
+   * Registers hooks called when a stream is live (after its replay) and when it is gone, for
+   * every stream of this hub. They run synchronously on the hub's path: keep them cheap and let
+   * them hand any I/O off (presence batches its Redis writes).
+   */
+  onStream(hooks: StreamLifecycle): void {
+    this.#lifecycle.push(hooks);
+  }
+
+  /** The open streams (a snapshot), e.g. for presence refreshes. */
+  streams(): SseStream[] {
+    return [...this.#streams];
+  }
+
   /** Publishes an event on the private channel of `userId`. */
   sendToUser(userId: string, input: EventInput): Promise<StreamPosition> {
     return this.publish(userChannel(userId), input);
@@ -212,7 +236,9 @@ export class Hub implements StreamHost {
     const channels = [...new Set(request.channels)];
     const stream = new SseStream(
       this,
+      ++this.#streamIds,
       request.userId,
+      request.userName ?? request.userId,
       channels,
       request.expiresAt ?? Number.POSITIVE_INFINITY,
       this.#maxQueuedBytes,
@@ -250,6 +276,7 @@ export class Hub implements StreamHost {
     this.#streams.add(stream);
     connection.onClose(() => this.#remove(stream, "client"));
     await stream.start(connection, plan.starts, this.#retryHint(), plan.replays);
+    if (!stream.ended) for (const hooks of this.#lifecycle) hooks.opened(stream);
     return stream;
   }
 
@@ -412,6 +439,7 @@ export class Hub implements StreamHost {
     if (!this.#streams.delete(stream)) return;
     this.#leave(stream);
     this.#metrics.connectionClosed(reason);
+    for (const hooks of this.#lifecycle) hooks.closed(stream);
   }
 
   #close(stream: SseStream, code: CloseCode): void {

@@ -5,7 +5,13 @@ export type { Connection } from "./connection.ts";
 export { Http2StreamConnection, NodeHttpConnection, SSE_HEADERS } from "./connection.ts";
 export type { HistoryPage, HistoryRetention, HistoryStore } from "./history-store.ts";
 export { DEFAULT_RETENTION } from "./history-store.ts";
-export type { EventInput, HubErrorCode, HubOptions, OpenStreamRequest } from "./hub.ts";
+export type {
+  EventInput,
+  HubErrorCode,
+  HubOptions,
+  OpenStreamRequest,
+  StreamLifecycle,
+} from "./hub.ts";
 export { Hub, HubError } from "./hub.ts";
 export type { MemoryBrokerOptions } from "./memory-broker.ts";
 export { MemoryBroker, MemoryBus } from "./memory-broker.ts";

@@ -50,7 +50,11 @@ interface Buffered {
 }
 
 export class SseStream {
+  /** Unique per stream within this process (for presence and logs). */
+  readonly id: number;
   readonly userId: string;
+  /** Display name from the token, if any. */
+  readonly userName: string;
   readonly channels: readonly ChannelName[];
   /** When the stream's token expires (ms since epoch), or Infinity. */
   readonly expiresAt: number;
@@ -70,13 +74,17 @@ export class SseStream {
 
   constructor(
     host: StreamHost,
+    id: number,
     userId: string,
+    userName: string,
     channels: readonly ChannelName[],
     expiresAt: number,
     maxQueuedBytes: number,
   ) {
     this.#host = host;
+    this.id = id;
     this.userId = userId;
+    this.userName = userName;
     this.channels = channels;
     this.expiresAt = expiresAt;
     this.#maxQueuedBytes = maxQueuedBytes;

@@ -51,6 +51,7 @@ export function registerEventsRoute(app: FastifyInstance, deps: EventsRouteDeps)
       request.raw.once("close", () => abort.abort());
       await hub.open({
         userId: identity.kind === "user" ? identity.userId : identity.service,
+        userName: identity.kind === "user" ? identity.userName : identity.service,
         channels,
         cursor,
         expiresAt: identity.expiresAt,
