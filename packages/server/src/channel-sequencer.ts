@@ -43,14 +43,18 @@ export class ChannelSequencer {
     return this.#fetching;
   }
 
-  /** The channel's position as read when the pod subscribed (nothing before it is owed). */
+  /**
+   * The channel's position as read when a stream joined (nothing before it is owed). Only the
+   * first one counts: later ones race with messages still in flight on the live path, and
+   * comparing them would fetch history on every join of a busy channel; lost tails are found
+   * by {@link observe} on the periodic check instead.
+   */
   start(epoch: string, offset: number): SequencerOutput {
     if (this.#top < 0) {
       this.#epoch = epoch;
       this.#top = offset;
-      return NOTHING;
     }
-    return this.observe(epoch, offset);
+    return NOTHING;
   }
 
   /** A live message arrived from the broker. */

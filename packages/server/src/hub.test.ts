@@ -372,6 +372,29 @@ describe("Hub bounds", () => {
     await hub.close();
   });
 
+  it("abandons a stream whose client left while it was being prepared", async () => {
+    const { hub, bus } = setup();
+    const abort = new AbortController();
+    let connected = false;
+    const opening = hub.open({
+      userId: "u",
+      channels: [A],
+      signal: abort.signal,
+      connect: () => {
+        connected = true;
+        return new FakeConnection();
+      },
+    });
+    abort.abort();
+    await assert.rejects(opening, (e) => e instanceof HubError);
+    assert.equal(connected, false, "no headers were sent");
+    await settle();
+    assert.equal(hub.connectionCount, 0);
+    assert.equal(hub.channelCount, 0);
+    assert.equal(bus.subscriberCount(A), 0);
+    await hub.close();
+  });
+
   it("refuses to open when the broker cannot subscribe, and leaves nothing behind", async () => {
     const bus = new MemoryBus();
     const broker = new MemoryBroker({ bus });

@@ -140,6 +140,7 @@ export class Hub implements StreamHost {
   #opening = 0;
   #streamIds = 0;
   readonly #lifecycle: StreamLifecycle[] = [];
+  readonly #announced = new WeakSet<SseStream>();
   #accepting = true;
   readonly now: () => number;
 
@@ -276,7 +277,10 @@ export class Hub implements StreamHost {
     this.#streams.add(stream);
     connection.onClose(() => this.#remove(stream, "client"));
     await stream.start(connection, plan.starts, this.#retryHint(), plan.replays);
-    if (!stream.ended) for (const hooks of this.#lifecycle) hooks.opened(stream);
+    if (!stream.ended && this.#streams.has(stream)) {
+      this.#announced.add(stream);
+      for (const hooks of this.#lifecycle) hooks.opened(stream);
+    }
     return stream;
   }
 
@@ -439,7 +443,8 @@ export class Hub implements StreamHost {
     if (!this.#streams.delete(stream)) return;
     this.#leave(stream);
     this.#metrics.connectionClosed(reason);
-    for (const hooks of this.#lifecycle) hooks.closed(stream);
+    // Only streams that were announced as opened are announced as closed.
+    if (this.#announced.delete(stream)) for (const hooks of this.#lifecycle) hooks.closed(stream);
   }
 
   #close(stream: SseStream, code: CloseCode): void {

@@ -48,7 +48,9 @@ export function registerEventsRoute(app: FastifyInstance, deps: EventsRouteDeps)
       const header = request.headers["last-event-id"];
       const cursor = (Array.isArray(header) ? header[0] : header) ?? query.lastEventId ?? null;
       const abort = new AbortController();
-      request.raw.once("close", () => abort.abort());
+      // The response's close (not the request's, which fires once the request is read) says the
+      // client went away while the stream was being prepared.
+      reply.raw.once("close", () => abort.abort());
       await hub.open({
         userId: identity.kind === "user" ? identity.userId : identity.service,
         userName: identity.kind === "user" ? identity.userName : identity.service,
