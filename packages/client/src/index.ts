@@ -1,0 +1,37 @@
+export type { BackoffOptions } from "./backoff.ts";
+export { backoffDelay, DEFAULT_BACKOFF } from "./backoff.ts";
+export type { ChannelHandlers } from "./channel-registry.ts";
+export type {
+  ConnectionSnapshot,
+  ConnectionState,
+  StateChange,
+  StateReason,
+} from "./connection-state.ts";
+export type { Connectivity } from "./connectivity.ts";
+export { alwaysOnline, defaultConnectivity } from "./connectivity.ts";
+export type {
+  EventSourceFactory,
+  EventSourceInit,
+  EventSourceLike,
+  FetchingEventSourceClass,
+  FetchLike,
+  TokenGetter,
+} from "./event-source.ts";
+export { globalEventSource, withBearerToken } from "./event-source.ts";
+export type { PresenceEvent, PresenceUser } from "./presence-state.ts";
+export type {
+  PresenceSnapshot,
+  PresenceStatus,
+  PresenceStore,
+  PresenceStoreOptions,
+} from "./presence-store.ts";
+export { createPresenceStore } from "./presence-store.ts";
+export type {
+  EventMap,
+  EventOf,
+  RealtimeClient,
+  RealtimeClientOptions,
+  Subscription,
+} from "./realtime-client.ts";
+export { createRealtimeClient } from "./realtime-client.ts";
+export type { Timers } from "./timers.ts";

@@ -1,0 +1,181 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { applyPresenceEvent, parsePresenceSnapshot } from "./presence-state.ts";
+import { createPresenceStore, type PresenceSnapshot } from "./presence-store.ts";
+import { createRealtimeClient } from "./realtime-client.ts";
+import { FakeConnectivity } from "./testing/fake-connectivity.ts";
+import { FakeEventSources } from "./testing/fake-event-source.ts";
+import { ManualTimers } from "./testing/manual-timers.ts";
+
+const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+const presence = (userId: string, status: "online" | "offline", userName = userId) => ({
+  type: "presence",
+  channel: "channel:room",
+  timestamp: "t",
+  userId,
+  userName,
+  status,
+});
+
+describe("presence state", () => {
+  it("parses the planned snapshot shape and refuses others", () => {
+    const users = parsePresenceSnapshot({
+      channel: "channel:room",
+      users: [{ userId: "u1", userName: "Ada", connections: 2 }, { userId: "u2" }],
+    });
+    assert.deepEqual(
+      [...(users?.values() ?? [])],
+      [
+        { userId: "u1", userName: "Ada", connections: 2 },
+        { userId: "u2", userName: "u2", connections: 1 },
+      ],
+    );
+    assert.equal(parsePresenceSnapshot({ users: [{ name: "x" }] }), null);
+    assert.equal(parsePresenceSnapshot({ code: "RT_ERR_NOT_FOUND" }), null);
+    assert.equal(parsePresenceSnapshot(null), null);
+  });
+
+  it("adds on online, removes on offline, and keeps identity when nothing changes", () => {
+    const empty = new Map();
+    const one = applyPresenceEvent(empty, { ...presence("u1", "online", "Ada"), type: "presence" });
+    assert.deepEqual([...one.values()], [{ userId: "u1", userName: "Ada", connections: 1 }]);
+    const same = applyPresenceEvent(one, { ...presence("u1", "online", "Ada"), type: "presence" });
+    assert.equal(same, one);
+    assert.equal(applyPresenceEvent(one, { ...presence("u9", "offline"), type: "presence" }), one);
+    const none = applyPresenceEvent(one, { ...presence("u1", "offline"), type: "presence" });
+    assert.equal(none.size, 0);
+  });
+});
+
+describe("createPresenceStore", () => {
+  function setup(respond: (path: string) => Response | Promise<Response>) {
+    const sources = new FakeEventSources();
+    const paths: string[] = [];
+    const client = createRealtimeClient({
+      url: "http://rt.test",
+      eventSource: sources.factory,
+      timers: new ManualTimers(),
+      online: new FakeConnectivity(),
+      fetch: async (input) => {
+        const path = new URL(input).pathname;
+        paths.push(path);
+        return respond(path);
+      },
+    });
+    const store = createPresenceStore(client, "channel:room");
+    const seen: PresenceSnapshot[] = [];
+    const stop = store.subscribe(() => seen.push(store.getSnapshot()));
+    return { client, sources, store, seen, stop, paths };
+  }
+
+  it("joins the snapshot with live events that arrived while it loaded", async () => {
+    let release: (response: Response) => void = () => {};
+    const { sources, store, paths } = setup(
+      () => new Promise<Response>((resolve) => (release = resolve)),
+    );
+    await settle();
+    assert.deepEqual(sources.last.channels, ["channel:room"]);
+    assert.deepEqual(paths, [], "no snapshot before the stream carries the channel");
+    sources.last.open();
+    assert.deepEqual(paths, ["/api/channels/channel%3Aroom/presence"]);
+    sources.last.message(presence("u2", "offline"), "1.a");
+    sources.last.message(presence("u3", "online", "Cy"), "1.b");
+    assert.equal(store.getSnapshot().status, "loading");
+    release(
+      Response.json({
+        channel: "channel:room",
+        users: [
+          { userId: "u1", userName: "Ada", connections: 1 },
+          { userId: "u2", userName: "Bob", connections: 1 },
+        ],
+      }),
+    );
+    await settle();
+    assert.deepEqual(store.getSnapshot(), {
+      channel: "channel:room",
+      status: "ready",
+      users: [
+        { userId: "u1", userName: "Ada", connections: 1 },
+        { userId: "u3", userName: "Cy", connections: 1 },
+      ],
+    });
+    sources.last.message(presence("u1", "offline"), "1.c");
+    assert.deepEqual(
+      store.getSnapshot().users.map((u) => u.userId),
+      ["u3"],
+    );
+  });
+
+  it("asks for the snapshot only once the stream carries the channel", async () => {
+    const sources = new FakeEventSources();
+    const paths: string[] = [];
+    const client = createRealtimeClient({
+      url: "http://rt.test",
+      eventSource: sources.factory,
+      timers: new ManualTimers(),
+      online: new FakeConnectivity(),
+      fetch: async (input) => {
+        paths.push(new URL(input).pathname);
+        return Response.json({ channel: "x", users: [] });
+      },
+    });
+    client.subscribe("channel:other");
+    await settle();
+    sources.last.open();
+    const store = createPresenceStore(client, "channel:room");
+    store.subscribe(() => {});
+    await settle();
+    assert.equal(client.state, "connecting", "re-opening with the new channel");
+    assert.deepEqual(paths, [], "the open stream does not carry the channel yet");
+    sources.last.open();
+    await settle();
+    assert.equal(paths.length, 1);
+    // A second store on a channel the open stream already carries loads at once.
+    createPresenceStore(client, "channel:other").subscribe(() => {});
+    await settle();
+    assert.equal(paths.length, 2);
+    assert.equal(sources.all.length, 2);
+  });
+
+  it("tolerates a server without presence (404): live events only", async () => {
+    const { sources, store } = setup(() =>
+      Response.json({ code: "RT_ERR_NOT_FOUND", message: "Not found" }, { status: 404 }),
+    );
+    await settle();
+    sources.last.open();
+    await settle();
+    assert.deepEqual(store.getSnapshot(), {
+      channel: "channel:room",
+      status: "partial",
+      users: [],
+      error: "HTTP 404",
+    });
+    sources.last.message(presence("u1", "online", "Ada"), "1.a");
+    assert.deepEqual(store.getSnapshot().users, [
+      { userId: "u1", userName: "Ada", connections: 1 },
+    ]);
+    assert.equal(store.getSnapshot().status, "partial");
+  });
+
+  it("reloads the snapshot after a reset, and lets go of the channel when the last listener leaves", async () => {
+    let calls = 0;
+    const { client, sources, store, stop, paths } = setup(() => {
+      calls++;
+      const users = calls === 1 ? [{ userId: "u1", userName: "Ada", connections: 1 }] : [];
+      return Response.json({ channel: "channel:room", users });
+    });
+    await settle();
+    sources.last.open();
+    await settle();
+    assert.equal(store.getSnapshot().users.length, 1);
+    sources.last.reset("channel:room", "trimmed");
+    await settle();
+    assert.equal(paths.length, 2);
+    assert.deepEqual(store.getSnapshot().users, []);
+    stop();
+    await settle();
+    assert.equal(client.state, "closed");
+    assert.equal(store.getSnapshot().status, "loading");
+  });
+});

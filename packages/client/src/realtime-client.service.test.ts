@@ -1,0 +1,208 @@
+/**
+ * The client against the real service, in Node, over real sockets with the `eventsource`
+ * package and a bearer token. The retry timers are manual so the test decides when the client's
+ * backoff ends (e.g. only after events were posted while the server was down); everything else
+ * is awaited with a deadline, never slept for.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { type Broker, MemoryBroker, MemoryBus } from "@realtime/server";
+import { EventSource } from "eventsource";
+import { buildApp, type Service } from "../../../apps/service/src/app.ts";
+import { loadConfig } from "../../../apps/service/src/config.ts";
+import { startService, TEST_SECRET } from "../../../apps/service/src/testing/harness.ts";
+import type { StateChange } from "./connection-state.ts";
+import { withBearerToken } from "./event-source.ts";
+import { createRealtimeClient, type RealtimeClient } from "./realtime-client.ts";
+import { ManualTimers } from "./testing/manual-timers.ts";
+
+const ROOM = "channel:room";
+const WAIT_MS = 5000;
+
+/**
+ * Starts the service on a given port. The harness always listens on a free port, and a restart
+ * must come back where the client is waiting, so this repeats its set-up with `PORT` fixed.
+ */
+async function startOnPort(port: number, broker: Broker, env: Record<string, string> = {}) {
+  const config = loadConfig({
+    NODE_ENV: "test",
+    LOG_LEVEL: "silent",
+    JWT_SECRET: TEST_SECRET,
+    HOST: "127.0.0.1",
+    PORT: String(port),
+    ...env,
+  });
+  const service = await buildApp(config, { logger: false, broker });
+  await service.app.listen({ port, host: "127.0.0.1" });
+  return service;
+}
+
+/** Resolves when `check` holds, re-checked on every state change and event of `client`. */
+function until(client: RealtimeClient, what: string, check: () => boolean): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const stops: Array<() => void> = [];
+    const done = (error?: Error) => {
+      clearTimeout(timer);
+      for (const stop of stops) stop();
+      if (error) reject(error);
+      else resolve();
+    };
+    const timer = setTimeout(
+      () => done(new Error(`timed out after ${WAIT_MS} ms waiting for ${what}`)),
+      WAIT_MS,
+    );
+    const attempt = () => {
+      if (check()) done();
+    };
+    stops.push(client.onStateChange(attempt), client.onEvent(attempt));
+    attempt();
+  });
+}
+
+function publish(service: Service, content: string) {
+  return service.hub.publish(ROOM, { type: "chat", content });
+}
+
+describe("client against the real service", { timeout: 60_000 }, () => {
+  it("reconnects by itself across a restart on the same port and gets every event once", async () => {
+    const bus = new MemoryBus();
+    const first = await startService({}, { broker: new MemoryBroker({ bus }) });
+    const { token } = await first.login("Ada");
+    const timers = new ManualTimers();
+    const client = createRealtimeClient({
+      url: first.url,
+      eventSource: withBearerToken(EventSource),
+      getToken: () => token,
+      timers,
+      random: () => 0.5,
+    });
+    const changes: StateChange[] = [];
+    client.onStateChange((change) => changes.push(change));
+    const received: string[] = [];
+    // Only chat: the server may add its own events (presence) to the room.
+    client.subscribe(ROOM, {
+      onEvent: (event) => {
+        if (event.type === "chat") received.push(String(event.content));
+      },
+    });
+    const resets: string[] = [];
+    client.onReset((channel, reason) => resets.push(`${channel}:${reason}`));
+    let second: Service | undefined;
+    try {
+      await until(client, "the stream to open", () => client.state === "open");
+      for (const n of [1, 2, 3]) await publish(first.service, `before ${n}`);
+      await until(client, "3 events", () => received.length >= 3);
+
+      await first.stop();
+      await until(client, "the shutdown close", () =>
+        changes.some((c) => c.reason === "server_close" && c.closeCode === 3001),
+      );
+      assert.equal(client.state, "reconnecting");
+      assert.deepEqual(timers.pending, [500]);
+
+      // The backoff ends while nothing listens on the port: refused, so the client backs off.
+      timers.fireNext();
+      await until(client, "the refused attempt", () => changes.length === 4);
+      assert.equal(changes.at(-1)?.reason, "transport_error");
+      assert.deepEqual(timers.pending, [1000]);
+
+      second = await startOnPort(first.port, new MemoryBroker({ bus }));
+      for (const n of [1, 2, 3]) await publish(second, `while away ${n}`);
+      assert.equal(received.length, 3, "nothing arrives before the client is back");
+
+      timers.fireNext();
+      await until(client, "the stream to reopen", () => client.state === "open");
+      await until(client, "the replay", () => received.length >= 6);
+      await publish(second, "after");
+      await until(client, "the live event", () => received.includes("after"));
+
+      assert.deepEqual(received, [
+        "before 1",
+        "before 2",
+        "before 3",
+        "while away 1",
+        "while away 2",
+        "while away 3",
+        "after",
+      ]);
+      assert.deepEqual(resets, [], "resumed from the cursor, no reset");
+      assert.deepEqual(
+        changes.map((c) => `${c.to}:${c.reason}`),
+        [
+          "connecting:subscribed",
+          "open:opened",
+          "reconnecting:server_close",
+          "reconnecting:transport_error",
+          "open:opened",
+        ],
+      );
+    } finally {
+      client.close();
+      await second?.shutdown(0);
+      await first.stop();
+    }
+  });
+
+  it("stops, without retrying, when the server refuses the token", async () => {
+    const svc = await startService();
+    const timers = new ManualTimers();
+    const client = createRealtimeClient({
+      url: svc.url,
+      eventSource: withBearerToken(EventSource),
+      getToken: () => "not-a-token",
+      onTokenExpired: () => {},
+      timers,
+    });
+    try {
+      client.subscribe(ROOM);
+      await until(client, "the refusal", () => client.getSnapshot().change?.to === "closed");
+      const last = client.getSnapshot().change;
+      assert.equal(last?.reason, "http_error");
+      assert.equal(last?.httpStatus, 401);
+      assert.deepEqual(timers.requested, [], "no backoff timer: a refusal is final");
+    } finally {
+      client.close();
+      await svc.stop();
+    }
+  });
+
+  it("gets a fresh token when the server closes with token_expired, and carries on", async () => {
+    const svc = await startService({ TOKEN_TTL_SECONDS: "2" });
+    let { token } = await svc.login("Ada");
+    let refreshes = 0;
+    const client = createRealtimeClient({
+      url: svc.url,
+      eventSource: withBearerToken(EventSource),
+      getToken: () => token,
+      onTokenExpired: async () => {
+        refreshes++;
+        ({ token } = await svc.login("Ada"));
+      },
+      timers: new ManualTimers(),
+    });
+    const received: string[] = [];
+    // Only chat: the server may add its own events (presence) to the room.
+    client.subscribe(ROOM, {
+      onEvent: (event) => {
+        if (event.type === "chat") received.push(String(event.content));
+      },
+    });
+    try {
+      await until(client, "the stream to open", () => client.state === "open");
+      await publish(svc.service, "one");
+      await until(client, "the first event", () => received.length === 1);
+      await until(
+        client,
+        "the expiry and the reconnect",
+        () => refreshes === 1 && client.state === "open",
+      );
+      assert.equal(client.getSnapshot().change?.from, "reconnecting");
+      await publish(svc.service, "two");
+      await until(client, "the second event", () => received.length === 2);
+      assert.deepEqual(received, ["one", "two"]);
+    } finally {
+      client.close();
+      await svc.stop();
+    }
+  });
+});

@@ -1,0 +1,399 @@
+/**
+ * The connection state machine behind the client: owns the one EventSource, the cursor, the
+ * retry timer and the state. It re-opens the stream with the latest cursor when the channel set
+ * changes or the stream is lost, closes the EventSource on every error and reconnects by
+ * itself (full-jitter backoff), honours close codes and HTTP statuses, refreshes credentials,
+ * and pauses while offline. What the stream carries goes out through two callbacks.
+ */
+import { type ChannelName, ControlEvent } from "@realtime/protocol";
+import { type BackoffOptions, backoffDelay } from "./backoff.ts";
+import { isolate } from "./channel-registry.ts";
+import type {
+  ConnectionSnapshot,
+  ConnectionState,
+  StateChange,
+  StateReason,
+} from "./connection-state.ts";
+import type { Connectivity } from "./connectivity.ts";
+import {
+  EVENT_SOURCE_CLOSED,
+  type EventSourceFactory,
+  type EventSourceLike,
+  type TokenGetter,
+} from "./event-source.ts";
+import { decide, describeFailure, type StreamFailure } from "./reconnect-policy.ts";
+import { probeRefusal } from "./refusal-probe.ts";
+import type { Timers } from "./timers.ts";
+
+type Details = Omit<StateChange, "from" | "to" | "reason">;
+
+/** Everything the machine needs, resolved to concrete values by the client. */
+export interface StreamConnectionOptions {
+  readonly eventsUrl: string;
+  readonly eventsPath: string;
+  readonly factory: EventSourceFactory;
+  readonly timers: Timers;
+  readonly random: () => number;
+  readonly connectivity: Connectivity;
+  readonly getToken: TokenGetter | undefined;
+  readonly onTokenExpired: (() => void | Promise<void>) | undefined;
+  readonly withCredentials: boolean;
+  readonly backoff: BackoffOptions | undefined;
+  readonly cursor: string | null;
+  /** An authenticated `fetch` against the service (to learn why a browser stream was refused). */
+  readonly request: (path: string, init: RequestInit) => Promise<Response>;
+  /** An application event's JSON (an object, not yet checked further). */
+  readonly onMessage: (data: Record<string, unknown>) => void;
+  /** A `reset` control event's JSON. */
+  readonly onReset: (data: Record<string, unknown>) => void;
+}
+
+export class StreamConnection {
+  readonly #options: StreamConnectionOptions;
+  readonly #stateListeners = new Set<(change: StateChange) => void>();
+  #snapshot: ConnectionSnapshot = { state: "closed", change: null };
+  #channels: readonly ChannelName[] = [];
+  #source: EventSourceLike | null = null;
+  #timer: { handle: unknown } | null = null;
+  #cursor: string | null;
+  #attempt = 0;
+  /** Why the machine will not connect by itself (`stop-channels`: until the channels change). */
+  #stopped: "client" | "stop" | "stop-channels" | null = null;
+  /** Offline: no stream and no timer until the network is back. */
+  #paused = false;
+  /** A credential refresh already happened since the last open: a second 401 is final. */
+  #refreshed = false;
+  /** Bumped whenever the stream is torn down, so late async work knows it is stale. */
+  #generation = 0;
+  #unwatchNetwork: (() => void) | null = null;
+
+  constructor(options: StreamConnectionOptions) {
+    this.#options = options;
+    this.#cursor = options.cursor;
+    this.#watchNetwork();
+  }
+
+  get state(): ConnectionState {
+    return this.#snapshot.state;
+  }
+
+  get channels(): readonly ChannelName[] {
+    return this.#channels;
+  }
+
+  get lastEventId(): string | null {
+    this.#noteCursor(this.#source?.lastEventId);
+    return this.#cursor;
+  }
+
+  getSnapshot(): ConnectionSnapshot {
+    return this.#snapshot;
+  }
+
+  onStateChange(listener: (change: StateChange) => void): () => void {
+    const wrapper = (change: StateChange) => listener(change);
+    this.#stateListeners.add(wrapper);
+    return () => this.#stateListeners.delete(wrapper);
+  }
+
+  /** The channels wanted now; the client calls this once per tick in which they changed. */
+  setChannels(wanted: readonly ChannelName[]): void {
+    if (wanted.length === 0) {
+      this.#channels = [];
+      if (this.state === "closed") return;
+      this.#teardown();
+      this.#transition("closed", "unsubscribed");
+      return;
+    }
+    const changed = !sameSet(wanted, this.#channels);
+    this.#channels = wanted;
+    if (this.#stopped) {
+      // A refused channel set may be fixed by changing it; other stops wait for connect().
+      if (!changed || this.#stopped !== "stop-channels") return;
+      this.#stopped = null;
+    }
+    // Waiting out a backoff or the network: the next attempt takes the new set; opening now
+    // would defeat the backoff against a server that is down.
+    if (this.state === "reconnecting") return;
+    if (!changed && this.state !== "closed") return;
+    this.#start(this.state === "closed" ? "subscribed" : "channels_changed");
+  }
+
+  connect(wanted: readonly ChannelName[]): void {
+    this.#stopped = null;
+    this.#watchNetwork();
+    if (this.state !== "closed") return;
+    this.#channels = wanted;
+    if (wanted.length > 0) this.#start("connect_called");
+  }
+
+  close(): void {
+    this.#stopped = "client";
+    this.#teardown();
+    this.#unwatchNetwork?.();
+    this.#unwatchNetwork = null;
+    this.#transition("closed", "client_closed");
+  }
+
+  #watchNetwork(): void {
+    this.#unwatchNetwork ??= this.#options.connectivity.subscribe((up) => this.#network(up));
+  }
+
+  #start(reason: StateReason): void {
+    this.#teardown();
+    this.#attempt = 0;
+    this.#refreshed = false;
+    if (this.#pausedOffline()) return;
+    this.#transition("connecting", reason, {}, () => void this.#open());
+  }
+
+  async #open(): Promise<void> {
+    const { getToken, factory, withCredentials, eventsUrl, eventsPath } = this.#options;
+    const generation = this.#generation;
+    let token: string | null = null;
+    if (getToken) {
+      try {
+        token = (await getToken()) ?? null;
+      } catch (error) {
+        if (generation === this.#generation) {
+          this.#stop("stop", "token_refresh_failed", { message: describe(error) });
+        }
+        return;
+      }
+      if (generation !== this.#generation) return;
+    }
+    const source = factory(`${eventsUrl}${eventsPath}?${this.#query()}`, {
+      withCredentials,
+      token,
+    });
+    this.#source = source;
+    // Every callback first checks it still belongs to the live stream: a closed EventSource
+    // may still deliver what it had queued.
+    const live = (handle: (event: MessageEventFields) => void) => (event: Event) => {
+      if (source !== this.#source) return;
+      const fields = event as MessageEventFields;
+      // A browser stamps every event with the stream's last id, including that of an id-only
+      // block no event revealed: a `close` is where the starting cursor can surface.
+      this.#noteCursor(fields.lastEventId);
+      handle(fields);
+    };
+    source.addEventListener(
+      "open",
+      live(() => {
+        this.#attempt = 0;
+        this.#refreshed = false;
+        this.#transition("open", "opened");
+      }),
+    );
+    source.addEventListener(
+      "message",
+      live(({ data }) => {
+        const parsed = parseJson(data);
+        if (parsed) this.#options.onMessage(parsed);
+      }),
+    );
+    source.addEventListener(
+      ControlEvent.Reset,
+      live(({ data }) => {
+        const parsed = parseJson(data);
+        if (parsed) this.#options.onReset(parsed);
+      }),
+    );
+    source.addEventListener(
+      ControlEvent.Close,
+      live(({ data }) => {
+        const parsed = parseJson(data);
+        this.#teardown();
+        const code = parsed?.code;
+        if (typeof code !== "number") return this.#fail({ kind: "transport" });
+        this.#fail({ kind: "close", code, reason: String(parsed?.reason ?? "") });
+      }),
+    );
+    source.addEventListener(
+      "error",
+      live(({ code, message }) => {
+        // Read before close(): CLOSED here means the response itself was refused (non-2xx or
+        // not an event stream); a dropped connection leaves the EventSource CONNECTING.
+        const refused = source.readyState === EVENT_SOURCE_CLOSED;
+        this.#teardown();
+        if (typeof code === "number") {
+          const text = typeof message === "string" ? { message } : {};
+          this.#fail({ kind: "http", status: code, ...text });
+        } else if (refused) {
+          void this.#probe();
+        } else {
+          this.#fail({ kind: "transport" });
+        }
+      }),
+    );
+  }
+
+  /** Browsers do not say why an EventSource was refused: ask once more with fetch. */
+  async #probe(): Promise<void> {
+    const generation = this.#generation;
+    const path = `${this.#options.eventsPath}?${this.#query()}`;
+    const failure = await probeRefusal(this.#options.request, path);
+    if (generation === this.#generation) this.#fail(failure);
+  }
+
+  #fail(failure: StreamFailure): void {
+    const { reason, details } = describeFailure(failure);
+    const decision = decide(failure);
+    if (decision === "retry") this.#retry(reason, details);
+    else if (decision === "refresh") void this.#refresh(failure, reason, details);
+    else this.#stop(decision, reason, details);
+  }
+
+  #retry(reason: StateReason, details: Details): void {
+    if (this.#pausedOffline(details)) return;
+    const { random, backoff, timers } = this.#options;
+    const delayMs = backoffDelay(this.#attempt++, random, backoff);
+    // Armed before the transition is announced, so a listener that calls close() cancels it.
+    const timer = {
+      handle: timers.setTimeout(() => {
+        if (this.#timer !== timer) return;
+        this.#timer = null;
+        void this.#open();
+      }, delayMs),
+    };
+    this.#timer = timer;
+    this.#transition("reconnecting", reason, { ...details, delayMs });
+  }
+
+  async #refresh(failure: StreamFailure, reason: StateReason, details: Details): Promise<void> {
+    const { onTokenExpired, getToken } = this.#options;
+    if (!onTokenExpired && !getToken) {
+      // Nothing to renew credentials with: an expired stream may still come back (the app may
+      // renew the cookie elsewhere); a refused one would only be refused again.
+      if (failure.kind === "close") this.#retry(reason, details);
+      else this.#stop("stop", reason, details);
+      return;
+    }
+    if (this.#refreshed) return this.#stop("stop", reason, details);
+    this.#refreshed = true;
+    const generation = this.#generation;
+    this.#transition("reconnecting", "token_expired", { ...details, delayMs: 0 });
+    try {
+      await onTokenExpired?.();
+    } catch (error) {
+      if (generation === this.#generation) {
+        this.#stop("stop", "token_refresh_failed", { message: describe(error) });
+      }
+      return;
+    }
+    if (generation !== this.#generation || this.#pausedOffline()) return;
+    await this.#open();
+  }
+
+  /** Offline: waits for the network instead of trying (true), or says go ahead (false). */
+  #pausedOffline(details: Details = {}): boolean {
+    if (this.#options.connectivity.isOnline()) return false;
+    this.#paused = true;
+    this.#transition("reconnecting", "offline", details);
+    return true;
+  }
+
+  #stop(decision: "stop" | "stop-channels", reason: StateReason, details: Details = {}): void {
+    this.#teardown();
+    this.#stopped = decision;
+    this.#transition("closed", reason, details);
+  }
+
+  #network(online: boolean): void {
+    if (this.#stopped || this.state === "closed") return;
+    if (!online) {
+      if (this.#paused) return;
+      this.#teardown();
+      this.#paused = true;
+      this.#transition("reconnecting", "offline");
+      return;
+    }
+    if (!this.#paused) return;
+    this.#paused = false;
+    // A new network is a fresh start: no reason to wait out the old backoff.
+    this.#attempt = 0;
+    this.#transition("reconnecting", "online", { delayMs: 0 }, () => void this.#open());
+  }
+
+  /** Drops the stream and any pending retry; late callbacks of either are ignored. */
+  #teardown(): void {
+    this.#generation++;
+    this.#paused = false;
+    const source = this.#source;
+    if (source) {
+      // Where the EventSource exposes it, its last id includes id-only blocks, which no
+      // event revealed: the stream's starting cursor when nothing arrived since.
+      this.#noteCursor(source.lastEventId);
+      this.#source = null;
+      source.close();
+    }
+    if (this.#timer) {
+      this.#options.timers.clearTimeout(this.#timer.handle);
+      this.#timer = null;
+    }
+  }
+
+  /**
+   * Announces a transition, then runs `next` unless a listener changed course meanwhile (e.g.
+   * called `close()`): listeners run synchronously and may re-enter the client.
+   */
+  #transition(
+    to: ConnectionState,
+    reason: StateReason,
+    details: Details = {},
+    next?: () => void,
+  ): void {
+    const generation = this.#generation;
+    const from = this.#snapshot.state;
+    // Retries, pauses and resumptions inside `reconnecting` are reported too: each has its
+    // own reason and delay, which a UI shows ("offline", "retrying in 8 s").
+    if (from !== to || to === "reconnecting") {
+      const change: StateChange = { from, to, reason, ...details };
+      this.#snapshot = { state: to, change };
+      for (const listener of [...this.#stateListeners]) isolate(() => listener(change));
+    }
+    if (next && generation === this.#generation) next();
+  }
+
+  #noteCursor(id: unknown): void {
+    // The server never sends an empty id; "" only means "nothing new" (a fresh EventSource).
+    if (typeof id === "string" && id !== "") this.#cursor = id;
+  }
+
+  #query(): string {
+    const query = new URLSearchParams();
+    for (const channel of this.#channels) query.append("channel", channel);
+    if (this.#cursor) query.set("lastEventId", this.#cursor);
+    return query.toString();
+  }
+}
+
+/** What the client reads from the events an EventSource dispatches (all optional). */
+interface MessageEventFields {
+  readonly data?: unknown;
+  readonly lastEventId?: unknown;
+  /** HTTP status on the `eventsource` package's error events. */
+  readonly code?: unknown;
+  readonly message?: unknown;
+}
+
+/** Channel sets are small (the server allows 16 per stream): a linear scan is fine. */
+function sameSet(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((item) => b.includes(item));
+}
+
+function parseJson(data: unknown): Record<string, unknown> | null {
+  if (typeof data !== "string") return null;
+  try {
+    const value: unknown = JSON.parse(data);
+    return typeof value === "object" && value !== null && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : null;
+  } catch {
+    return null;
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

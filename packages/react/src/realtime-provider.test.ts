@@ -1,0 +1,42 @@
+/**
+ * Server-side rendering: the hooks render their server snapshots and open nothing (effects do
+ * not run on the server), so a page using them can be rendered by Next.js or any SSR host.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { createRealtimeClient } from "@realtime/client";
+import { FakeConnectivity, FakeEventSources, ManualTimers } from "@realtime/client/testing";
+import { createElement } from "react";
+import { renderToString } from "react-dom/server";
+import { RealtimeProvider } from "./realtime-provider.ts";
+import { useConnectionState } from "./use-connection-state.ts";
+import { useEventChannel } from "./use-event-channel.ts";
+import { usePresence } from "./use-presence.ts";
+
+function Page() {
+  const { state } = useConnectionState();
+  const presence = usePresence("channel:a");
+  useEventChannel("channel:a", { onEvent: () => {} });
+  return createElement("p", null, `${state}/${presence?.status}/${presence?.users.length}`);
+}
+
+describe("RealtimeProvider and the hooks on the server", () => {
+  it("render their initial state and open no stream", async () => {
+    const sources = new FakeEventSources();
+    const client = createRealtimeClient({
+      url: "http://rt.test",
+      eventSource: sources.factory,
+      timers: new ManualTimers(),
+      online: new FakeConnectivity(),
+    });
+    const html = renderToString(createElement(RealtimeProvider, { client }, createElement(Page)));
+    assert.equal(html, "<p>closed/loading/0</p>");
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    assert.equal(sources.all.length, 0);
+    assert.equal(client.state, "closed");
+  });
+
+  it("refuses to run outside a provider, saying so", () => {
+    assert.throws(() => renderToString(createElement(Page)), /no <RealtimeProvider>/);
+  });
+});

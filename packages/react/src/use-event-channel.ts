@@ -1,0 +1,45 @@
+/**
+ * The spec's hook, `useEventChannel(channel, { onEvent })`, over the shared client: every
+ * component subscribes on the client's one stream. Unlike the spec's sample, the connection
+ * depends only on the channel: a new `onEvent` on every render is read through a ref and never
+ * reconnects, and reconnecting is the client's business, not React state.
+ */
+import type { RealtimeEvent } from "@realtime/protocol";
+import { useEffect, useInsertionEffect, useRef } from "react";
+import { useRealtimeClient } from "./realtime-provider.ts";
+
+export interface UseEventChannelOptions<E extends RealtimeEvent = RealtimeEvent> {
+  /** Every application event of the channel, in order. The latest function is always called. */
+  readonly onEvent: (event: E) => void;
+  /**
+   * The server could not replay what the channel sent while the client was away: refetch the
+   * state it feeds (`reason`: `trimmed`, `epoch_changed`, `unknown_cursor`, `gap`). Default: none.
+   */
+  readonly onReset?: (reason: string) => void;
+}
+
+/**
+ * Subscribes the component to `channel` (`user:<id>` or `channel:<id>`) while it is mounted.
+ * `null` or `undefined` subscribes to nothing (e.g. until the user id is known).
+ * @throws {TypeError} (from the effect) when `channel` is not a valid channel name.
+ */
+export function useEventChannel<E extends RealtimeEvent = RealtimeEvent>(
+  channel: string | null | undefined,
+  options: UseEventChannelOptions<E>,
+): void {
+  const client = useRealtimeClient();
+  const latest = useRef(options);
+  // Updated before any effect or event can run, and never during render (which may be
+  // discarded under concurrent rendering).
+  useInsertionEffect(() => {
+    latest.current = options;
+  });
+  useEffect(() => {
+    if (!channel) return;
+    const subscription = client.subscribe(channel, {
+      onEvent: (event) => latest.current.onEvent(event as E),
+      onReset: (reason) => latest.current.onReset?.(reason),
+    });
+    return () => subscription.unsubscribe();
+  }, [client, channel]);
+}
