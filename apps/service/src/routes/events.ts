@@ -46,7 +46,8 @@ export function registerEventsRoute(app: FastifyInstance, deps: EventsRouteDeps)
       const identity = await auth.authenticate(request);
       authorize(identity, channels);
       const header = request.headers["last-event-id"];
-      const cursor = (Array.isArray(header) ? header[0] : header) ?? query.lastEventId ?? null;
+      // An empty Last-Event-ID means "no cursor" (EventSource only sends a non-empty one).
+      const cursor = (Array.isArray(header) ? header[0] : header) || query.lastEventId || null;
       const abort = new AbortController();
       // The response's close (not the request's, which fires once the request is read) says the
       // client went away while the stream was being prepared.
@@ -83,8 +84,11 @@ function parseChannels(raw: string | string[], max: number): ChannelName[] {
   });
 }
 
-/** `user:<id>` belongs to that user alone; `channel:<id>` rooms are open to every user. */
-function authorize(identity: Identity, channels: readonly ChannelName[]): void {
+/**
+ * Who may subscribe: `user:<id>` belongs to that user alone; `channel:<id>` rooms are open to
+ * every user. Also guards what is derived from a subscription (presence snapshots).
+ */
+export function authorize(identity: Identity, channels: readonly ChannelName[]): void {
   if (identity.kind !== "user") {
     throw appError(Errors.FORBIDDEN, "service tokens publish; they do not subscribe");
   }
