@@ -41,6 +41,7 @@ class Collector {
   readonly retries: number[] = [];
   body = "";
   lastId = "";
+  #partial = "";
   #waiters = new Set<() => void>();
   readonly #parser = createParser({
     onEvent: (event) => {
@@ -52,7 +53,12 @@ class Collector {
 
   feed(chunk: string): void {
     this.body += chunk;
-    for (const m of chunk.matchAll(/^id: ?(.*)$/gm)) this.lastId = m[1] ?? "";
+    // Only complete lines count: an `id:` line can be split across two reads.
+    const lines = (this.#partial + chunk).split(/\r\n|\r|\n/);
+    this.#partial = lines.pop() ?? "";
+    for (const line of lines) {
+      if (line.startsWith("id:")) this.lastId = line.slice(line.startsWith("id: ") ? 4 : 3);
+    }
     this.#parser.feed(chunk);
     this.#notify();
   }
