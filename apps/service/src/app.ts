@@ -4,7 +4,15 @@
  */
 import { readFileSync } from "node:fs";
 import cookie from "@fastify/cookie";
-import { type Broker, type HistoryStore, Hub, MemoryBroker } from "@realtime/server";
+import {
+  type Broker,
+  type HistoryStore,
+  Hub,
+  MemoryBroker,
+  MemoryPresenceStore,
+  Presence,
+  type PresenceStore,
+} from "@realtime/server";
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
@@ -13,16 +21,21 @@ import Fastify, {
 import { type Auth, createAuth, registerAuthRoutes } from "./auth.ts";
 import type { Config } from "./config.ts";
 import { AJV_OPTIONS, appError, Errors, registerErrorHandling } from "./errors.ts";
+import { createJobSystem, type JobSystem } from "./jobs/index.ts";
 import { PrometheusMetrics } from "./prometheus-metrics.ts";
 import { registerChatRoutes } from "./routes/chat.ts";
 import { registerEventsRoute } from "./routes/events.ts";
 import { registerHealthRoutes } from "./routes/health.ts";
+import { registerJobRoutes } from "./routes/jobs.ts";
 import { registerPageRoutes } from "./routes/page.ts";
+import { registerPresenceRoute } from "./routes/presence.ts";
 import { registerPublishRoute } from "./routes/publish.ts";
 
 export interface BuildOptions {
   /** Use this broker instead of the one the config selects (tests share one between pods). */
   broker?: Broker;
+  /** Use this presence store instead of the one the config selects (tests share one). */
+  presenceStore?: PresenceStore;
   /** pino options; default from the config (pretty in development, JSON in production). */
   logger?: FastifyServerOptions["logger"];
 }
@@ -33,6 +46,10 @@ export interface Service {
   readonly broker: Broker;
   readonly auth: Auth;
   readonly metrics: PrometheusMetrics;
+  /** Who is online in which room, over every pod. */
+  readonly presence: Presence;
+  /** Async jobs (`POST /api/generate/video`): worker threads, or a BullMQ queue in Redis mode. */
+  readonly jobs: JobSystem;
   /**
    * Graceful stop: readiness turns false and new streams are refused at once, open streams
    * are closed with jittered `retry:` hints spread over `drainMs`, then the server closes.
@@ -54,10 +71,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   const broker = options.broker ?? (await createBroker(config, app.log));
   let hub: Hub | undefined;
+  let presence: Presence | undefined;
   const metrics = new PrometheusMetrics({
     gauges: {
       connections: () => hub?.connectionCount ?? 0,
       channels: () => hub?.channelCount ?? 0,
+      presenceUsers: () => presence?.usersOnline ?? 0,
     },
   });
   hub = new Hub({
@@ -71,6 +90,15 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     maxQueuedBytes: config.limits.slowClientMaxBytes,
     maxStallMs: config.limits.slowClientMaxStallMs,
   });
+  const presenceStore = options.presenceStore ?? (await createPresenceStore(config, app.log));
+  const presenceLog = app.log.child({ component: "presence" });
+  presence = new Presence({
+    hub,
+    store: presenceStore,
+    refreshMs: config.presence.refreshMs,
+    metrics,
+    logger: { warn: (message) => presenceLog.warn(message) },
+  });
   const auth = createAuth(config.auth);
 
   let closing = false;
@@ -83,22 +111,37 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   registerEventsRoute(app, { hub, auth, config, metrics });
   registerChatRoutes(app, { hub, auth, config });
   registerPublishRoute(app, { hub, auth });
+  registerPresenceRoute(app, { presence, broker, auth });
+  const jobs = await createJobSystem(config, { hub, log: app.log.child({ component: "jobs" }) });
+  registerJobRoutes(app, { jobs, auth });
   registerHealthRoutes(app, { hub, broker, metrics });
   registerPageRoutes(app);
 
   const liveHub = hub;
+  const livePresence = presence;
   let stopping: Promise<void> | undefined;
   const shutdown = (drainMs = config.shutdown.drainMs) => {
+    // Readiness turns false at once, before anything below has to wait, so the load balancer
+    // stops sending new streams here first.
+    liveHub.stopAccepting();
     stopping ??= (async () => {
+      // First, so unfinished embedded jobs announce their end while streams are still open.
+      await jobs.close();
+      // Stopped before the drain closes anything (stop() stops recording closes at once): this
+      // pod's users are handed over — reaped one grace period later, by another pod — instead
+      // of leaving one by one. Not awaited first, so readiness turns false without delay.
+      const handover = livePresence.stop();
       await liveHub.drain(drainMs);
+      await handover;
       await liveHub.close();
       closing = true;
       await app.close();
+      await presenceStore.close();
       await broker.close();
     })();
     return stopping;
   };
-  return { app, hub: liveHub, broker, auth, metrics, shutdown };
+  return { app, hub: liveHub, broker, auth, metrics, presence: livePresence, jobs, shutdown };
 }
 
 async function createBroker(config: Config, log: FastifyBaseLogger): Promise<Broker> {
@@ -114,6 +157,20 @@ async function createBroker(config: Config, log: FastifyBaseLogger): Promise<Bro
       warn: (message) => brokerLog.warn(message),
       error: (message) => brokerLog.error(message),
     },
+  });
+}
+
+async function createPresenceStore(config: Config, log: FastifyBaseLogger): Promise<PresenceStore> {
+  const timings = { graceMs: config.presence.graceMs, ttlMs: config.presence.ttlMs };
+  if (config.redis.mode === "embedded") return new MemoryPresenceStore(timings);
+  const { RedisPresenceStore } = await import("@realtime/redis");
+  const storeLog = log.child({ component: "redis-presence" });
+  return new RedisPresenceStore({
+    ...timings,
+    url: config.redis.url ?? undefined,
+    clusterNodes: config.redis.mode === "cluster" ? [...config.redis.clusterNodes] : undefined,
+    prefix: config.redis.prefix,
+    logger: { warn: (message) => storeLog.warn(message) },
   });
 }
 

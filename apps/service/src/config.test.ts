@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { ConfigError, loadConfig } from "./config.ts";
+import { ConfigError, defaultJobConcurrency, loadConfig } from "./config.ts";
 
 const SECRET = "s".repeat(32);
 
@@ -78,6 +78,10 @@ describe("loadConfig defaults", () => {
     assert.deepEqual(config.shutdown, { drainMs: 5000 });
   });
 
+  test("presence", () => {
+    assert.deepEqual(config.presence, { graceMs: 5000, ttlMs: 10000, refreshMs: 3000 });
+  });
+
   test("is frozen", () => {
     assert.ok(Object.isFrozen(config));
     assert.ok(Object.isFrozen(config.limits));
@@ -136,6 +140,15 @@ describe("loadConfig reads variables", () => {
     });
     assert.deepEqual(config.sse, { heartbeatIntervalMs: 1000, retryMs: 100, retryJitterMs: 0 });
     assert.equal(config.shutdown.drainMs, 250);
+  });
+
+  test("presence timings", () => {
+    const config = loadConfig({
+      PRESENCE_GRACE_MS: "0",
+      PRESENCE_TTL_MS: "4000",
+      PRESENCE_REFRESH_MS: "1000",
+    });
+    assert.deepEqual(config.presence, { graceMs: 0, ttlMs: 4000, refreshMs: 1000 });
   });
 
   test("an empty value counts as unset", () => {
@@ -197,6 +210,9 @@ describe("loadConfig validation", () => {
       "BODY_LIMIT_BYTES",
       "MAX_CHAT_CONTENT_LENGTH",
       "SHUTDOWN_DRAIN_MS",
+      "PRESENCE_GRACE_MS",
+      "PRESENCE_TTL_MS",
+      "PRESENCE_REFRESH_MS",
     ];
     const env = Object.fromEntries(names.map((n) => [n, "x"]));
     try {
@@ -208,6 +224,15 @@ describe("loadConfig validation", () => {
       assert.equal(err.problems.length, names.length);
       for (const name of names) assert.match(err.message, new RegExp(`\\b${name} must`));
     }
+  });
+
+  test("rejects presence timings that would reap live pods", () => {
+    assertRejects({ PRESENCE_TTL_MS: "999" }, "PRESENCE_TTL_MS must be a decimal integer >= 1000");
+    assertRejects(
+      { PRESENCE_TTL_MS: "6000", PRESENCE_REFRESH_MS: "3000" },
+      "PRESENCE_REFRESH_MS (3000) must be under half of PRESENCE_TTL_MS (6000)",
+    );
+    assertRejects({ PRESENCE_REFRESH_MS: "-1" }, "PRESENCE_REFRESH_MS");
   });
 
   test("rejects a PORT above 65535", () => {
@@ -298,5 +323,60 @@ describe("loadConfig production rules", () => {
       AUTH_DEV_LOGIN: "true",
     });
     assert.equal(opted.auth.devLogin, true);
+  });
+});
+
+describe("loadConfig jobs", () => {
+  test("defaults", () => {
+    assert.deepEqual(loadConfig({}).jobs, {
+      maxPerUser: 2,
+      concurrency: defaultJobConcurrency(),
+      frames: 24,
+      frameSize: 320,
+      progressIntervalMs: 250,
+      maxAttempts: 2,
+      lockMs: 30000,
+      resultTtlSeconds: 3600,
+      mediaDir: null,
+    });
+    assert.ok(defaultJobConcurrency() >= 1 && defaultJobConcurrency() <= 4);
+  });
+
+  test("every JOBS_ variable reaches its field", () => {
+    const config = loadConfig({
+      JOBS_MAX_PER_USER: "5",
+      JOBS_CONCURRENCY: "3",
+      JOBS_FRAMES: "12",
+      JOBS_FRAME_SIZE: "64",
+      JOBS_PROGRESS_INTERVAL_MS: "0",
+      JOBS_MAX_ATTEMPTS: "1",
+      JOBS_LOCK_MS: "1000",
+      JOBS_RESULT_TTL_SECONDS: "60",
+      JOBS_MEDIA_DIR: "/tmp/media",
+    });
+    assert.deepEqual(config.jobs, {
+      maxPerUser: 5,
+      concurrency: 3,
+      frames: 12,
+      frameSize: 64,
+      progressIntervalMs: 0,
+      maxAttempts: 1,
+      lockMs: 1000,
+      resultTtlSeconds: 60,
+      mediaDir: "/tmp/media",
+    });
+  });
+
+  test("rejects out-of-range job settings, each by name", () => {
+    assertRejects({ JOBS_MAX_PER_USER: "0" }, "JOBS_MAX_PER_USER");
+    assertRejects(
+      { JOBS_CONCURRENCY: "65" },
+      "JOBS_CONCURRENCY must be a decimal integer in 1..64",
+    );
+    assertRejects({ JOBS_FRAMES: "601" }, "JOBS_FRAMES");
+    assertRejects({ JOBS_FRAME_SIZE: "8" }, "JOBS_FRAME_SIZE");
+    assertRejects({ JOBS_MAX_ATTEMPTS: "11" }, "JOBS_MAX_ATTEMPTS");
+    assertRejects({ JOBS_LOCK_MS: "100" }, "JOBS_LOCK_MS");
+    assertRejects({ JOBS_PROGRESS_INTERVAL_MS: "-1" }, "JOBS_PROGRESS_INTERVAL_MS");
   });
 });

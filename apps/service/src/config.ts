@@ -6,6 +6,7 @@
  * production). All problems are reported together so one restart shows everything to fix.
  */
 import { randomBytes } from "node:crypto";
+import { availableParallelism } from "node:os";
 
 /** Thrown by {@link loadConfig} when one or more variables are invalid. */
 export class ConfigError extends Error {
@@ -126,6 +127,49 @@ export interface ShutdownConfig {
   readonly drainMs: number;
 }
 
+export interface JobsConfig {
+  /** Jobs one user may have queued or running at once (`JOBS_MAX_PER_USER`). Default 2. */
+  readonly maxPerUser: number;
+  /**
+   * Renders at once per process (`JOBS_CONCURRENCY`): worker threads of the embedded pod, or
+   * of one `npm run worker` process. Default: CPUs − 1, at least 1, at most 4.
+   */
+  readonly concurrency: number;
+  /** Frames per animation (`JOBS_FRAMES`). Default 24. */
+  readonly frames: number;
+  /** Long side of the animation in pixels (`JOBS_FRAME_SIZE`). Default 320. */
+  readonly frameSize: number;
+  /** Least time between two progress events of one job, in ms (`JOBS_PROGRESS_INTERVAL_MS`). Default 250. */
+  readonly progressIntervalMs: number;
+  /** Attempts a job gets when its worker dies (`JOBS_MAX_ATTEMPTS`). Default 2. */
+  readonly maxAttempts: number;
+  /**
+   * Redis mode: the queue lock of a running job, in ms (`JOBS_LOCK_MS`); a job whose worker
+   * stopped renewing it is retried (or failed) after about this long to twice this. Default 30000.
+   */
+  readonly lockMs: number;
+  /** How long finished jobs and their GIFs are kept, in seconds (`JOBS_RESULT_TTL_SECONDS`). Default 3600. */
+  readonly resultTtlSeconds: number;
+  /** Embedded mode: directory for GIFs (`JOBS_MEDIA_DIR`). Default null: a temp dir removed on exit. */
+  readonly mediaDir: string | null;
+}
+
+export interface PresenceConfig {
+  /**
+   * How long a user stays online after their last connection in a channel closed, in ms
+   * (`PRESENCE_GRACE_MS`), so a reconnect causes no offline/online pair. Default 5000; 0 = none.
+   */
+  readonly graceMs: number;
+  /** A pod silent this long is dead and its users' presence is reaped, in ms (`PRESENCE_TTL_MS`). Default 10000. */
+  readonly ttlMs: number;
+  /**
+   * Interval of each pod's presence heartbeat and reaper attempt, in ms (`PRESENCE_REFRESH_MS`).
+   * Must be under half of {@link ttlMs}. Default 3000. A crashed pod's users go offline within
+   * about ttlMs + refreshMs.
+   */
+  readonly refreshMs: number;
+}
+
 export interface Config {
   /** `NODE_ENV`. Default `"development"`. */
   readonly nodeEnv: NodeEnv;
@@ -139,6 +183,8 @@ export interface Config {
   readonly limits: LimitsConfig;
   readonly sse: SseConfig;
   readonly shutdown: ShutdownConfig;
+  readonly jobs: JobsConfig;
+  readonly presence: PresenceConfig;
 }
 
 type Env = Record<string, string | undefined>;
@@ -257,9 +303,50 @@ export function loadConfig(env: Env = process.env): Config {
 
   const shutdown: ShutdownConfig = { drainMs: r.int("SHUTDOWN_DRAIN_MS", 5000) };
 
+  const presence: PresenceConfig = {
+    graceMs: r.int("PRESENCE_GRACE_MS", 5000, 0),
+    ttlMs: r.int("PRESENCE_TTL_MS", 10000, 1000),
+    refreshMs: r.int("PRESENCE_REFRESH_MS", 3000, 100),
+  };
+  if (presence.refreshMs * 2 >= presence.ttlMs) {
+    // One late heartbeat must not get a live pod reaped.
+    r.problems.push(
+      `PRESENCE_REFRESH_MS (${presence.refreshMs}) must be under half of PRESENCE_TTL_MS (${presence.ttlMs})`,
+    );
+  }
+
+  const jobs: JobsConfig = {
+    maxPerUser: r.int("JOBS_MAX_PER_USER", 2),
+    concurrency: r.int("JOBS_CONCURRENCY", defaultJobConcurrency(), 1, 64),
+    frames: r.int("JOBS_FRAMES", 24, 1, 600),
+    frameSize: r.int("JOBS_FRAME_SIZE", 320, 16, 1280),
+    progressIntervalMs: r.int("JOBS_PROGRESS_INTERVAL_MS", 250, 0),
+    maxAttempts: r.int("JOBS_MAX_ATTEMPTS", 2, 1, 10),
+    lockMs: r.int("JOBS_LOCK_MS", 30000, 500),
+    resultTtlSeconds: r.int("JOBS_RESULT_TTL_SECONDS", 3600),
+    mediaDir: r.raw("JOBS_MEDIA_DIR") ?? null,
+  };
+
   if (r.problems.length > 0) throw new ConfigError(r.problems);
 
-  return deepFreeze({ nodeEnv, isProduction, logLevel, http, auth, redis, limits, sse, shutdown });
+  return deepFreeze({
+    nodeEnv,
+    isProduction,
+    logLevel,
+    http,
+    auth,
+    redis,
+    limits,
+    sse,
+    shutdown,
+    jobs,
+    presence,
+  });
+}
+
+/** Render threads by default: leave one CPU to the event loop, use at most 4. */
+export function defaultJobConcurrency(): number {
+  return Math.max(1, Math.min(4, availableParallelism() - 1));
 }
 
 function readTls(r: EnvReader): HttpConfig["tls"] {

@@ -61,6 +61,25 @@ describe("PrometheusMetrics", () => {
     assert.equal(sample(text, 'sse_disconnects_total{reason="slow"}'), 2);
   });
 
+  test("presence: users online (read at scrape time) and events by status", async () => {
+    let users = 4;
+    const metrics = new PrometheusMetrics({
+      gauges: { connections: () => 0, channels: () => 0, presenceUsers: () => users },
+      defaultMetrics: false,
+    });
+    metrics.presenceEvent("online");
+    metrics.presenceEvent("online");
+    metrics.presenceEvent("offline");
+    let text = await metrics.render();
+    assert.equal(sample(text, "realtime_presence_users_online"), 4);
+    assert.match(text, /# TYPE realtime_presence_users_online gauge/);
+    assert.equal(sample(text, 'realtime_presence_events_total{status="online"}'), 2);
+    assert.equal(sample(text, 'realtime_presence_events_total{status="offline"}'), 1);
+    users = 1;
+    text = await metrics.render();
+    assert.equal(sample(text, "realtime_presence_users_online"), 1);
+  });
+
   test("label values are bounded", async () => {
     const metrics = new PrometheusMetrics({
       gauges: { connections: () => 0, channels: () => 0 },

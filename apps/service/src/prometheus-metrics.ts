@@ -5,7 +5,7 @@
  * process running several apps) can build as many as they like without "already registered"
  * errors or counts leaking between them.
  */
-import type { Metrics } from "@realtime/server";
+import type { Metrics, PresenceMetrics, PresenceStatus } from "@realtime/server";
 import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 
 export interface PrometheusMetricsOptions {
@@ -15,6 +15,8 @@ export interface PrometheusMetricsOptions {
     connections(): number;
     /** Channels with at least one local subscriber on this pod. */
     channels(): number;
+    /** Distinct users with a presence-tracked stream on this pod. Default: not exported. */
+    presenceUsers?(): number;
   };
   /** Whether to add prom-client's process metrics (CPU, memory, event loop), prefixed `realtime_`. Default true. */
   readonly defaultMetrics?: boolean;
@@ -33,13 +35,14 @@ export const OTHER_REASON = "other";
 /** Reasons become label values: keep them short and plain. */
 const REASON_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 
-export class PrometheusMetrics implements Metrics {
+export class PrometheusMetrics implements Metrics, PresenceMetrics {
   readonly #registry = new Registry();
   readonly #eventsSent: Counter;
   readonly #published: Counter;
   readonly #publishErrors: Counter;
   readonly #refused: Counter<"reason">;
   readonly #disconnects: Counter<"reason">;
+  readonly #presenceEvents: Counter<"status">;
   readonly #refusedReasons = new Set<string>();
   readonly #disconnectReasons = new Set<string>();
 
@@ -92,6 +95,24 @@ export class PrometheusMetrics implements Metrics {
       registers,
     });
 
+    const presenceUsers = gauges.presenceUsers;
+    if (presenceUsers) {
+      new Gauge({
+        name: "realtime_presence_users_online",
+        help: "Distinct users with at least one presence-tracked SSE stream on this pod.",
+        registers,
+        collect() {
+          this.set(presenceUsers());
+        },
+      });
+    }
+    this.#presenceEvents = new Counter({
+      name: "realtime_presence_events_total",
+      help: "Presence events (online/offline) this pod published.",
+      labelNames: ["status"] as const,
+      registers,
+    });
+
     if (options.defaultMetrics ?? true) {
       collectDefaultMetrics({ register: this.#registry, prefix: "realtime_" });
     }
@@ -132,6 +153,10 @@ export class PrometheusMetrics implements Metrics {
 
   connectionClosed(reason: string): void {
     this.#disconnects.inc({ reason: boundedReason(reason, this.#disconnectReasons) });
+  }
+
+  presenceEvent(status: PresenceStatus): void {
+    this.#presenceEvents.inc({ status });
   }
 }
 

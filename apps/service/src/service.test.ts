@@ -14,6 +14,9 @@ import { type RunningService, startService } from "./testing/harness.ts";
 import { h2Request, openHttp1, openHttp2 } from "./testing/sse-client.ts";
 
 const isData = (e: { event?: string | undefined }) => e.event === undefined;
+/** Chat events only: presence events share the room channels. */
+const isChat = (e: { event?: string | undefined; data: string }) =>
+  isData(e) && JSON.parse(e.data).type === "chat";
 
 describe("SSE over HTTP/1.1", () => {
   let svc: RunningService;
@@ -39,7 +42,7 @@ describe("SSE over HTTP/1.1", () => {
       content: "hello\nworld",
     });
     assert.equal(posted.status, 204);
-    const event = await stream.waitFor(isData, 1000);
+    const event = await stream.waitFor(isChat, 1000);
     assert.ok(Date.now() - started < 1000);
     const data = JSON.parse(event.data);
     assert.deepEqual(
@@ -222,7 +225,7 @@ describe("HTTP/2", () => {
     );
     assert.equal(posted.status, 204);
     for (const stream of [one, two]) {
-      const event = await stream.waitFor(isData);
+      const event = await stream.waitFor(isChat);
       assert.equal(JSON.parse(event.data).content, "multiplexed");
     }
     session.close();
@@ -273,7 +276,7 @@ describe("HTTP/2", () => {
       });
       assert.equal(fallbackStatus, 200);
       await svc.post("/api/chat/messages", token, { channel: "tls", content: "secure" });
-      const event = await stream.waitFor(isData);
+      const event = await stream.waitFor(isChat);
       assert.equal(JSON.parse(event.data).content, "secure");
       session.close();
       await svc.stop();

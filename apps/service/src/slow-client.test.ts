@@ -12,7 +12,10 @@ import { h2Request, openHttp1, openHttp2 } from "./testing/sse-client.ts";
 
 const CHANNEL = "channel:firehose" as ChannelName;
 const BOUND = 256 * 1024;
-const isData = (e: { event?: string | undefined }) => e.event === undefined;
+/** Events of one type (presence events share the room channels). */
+const ofType = (type: string) => (e: { event?: string | undefined; data: string }) =>
+  e.event === undefined && JSON.parse(e.data).type === type;
+const isBulk = ofType("bulk");
 
 /**
  * Publishes `count` events of ~15 KB, yielding to I/O after each so that the well-behaved
@@ -64,12 +67,12 @@ describe("slow clients", () => {
     // Far more than the kernel's socket buffers on loopback plus the bound.
     const count = 2_000;
     await flood(svc, count, "h1-");
-    await reader.waitForCount(count, isData, 30_000);
+    await reader.waitForCount(count, isBulk, 30_000);
     assert.equal(svc.service.hub.connectionCount, 1, "the stuck stream is gone");
     assert.equal(await disconnectsFor(svc, "slow"), 1);
     stuck.resume(); // let the socket see the reset/close
     await stuckClosed;
-    const seen = reader.events.filter(isData).map((e) => JSON.parse(e.data).message);
+    const seen = reader.events.filter(isBulk).map((e) => JSON.parse(e.data).message);
     assert.deepEqual(
       seen,
       Array.from({ length: count }, (_, i) => `h1-${i}`),
@@ -108,7 +111,7 @@ describe("slow HTTP/2 stream on a shared session", () => {
         JSON.stringify({ channel: "quiet", content: "still here" }),
       );
       assert.equal(posted.status, 204);
-      const event = await other.waitFor(isData);
+      const event = await other.waitFor(ofType("chat"));
       assert.equal(JSON.parse(event.data).content, "still here");
       session.close();
     } finally {

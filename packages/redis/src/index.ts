@@ -6,3 +6,5 @@ export type {
 export { RedisBroker } from "./redis-broker.ts";
 export type { ChannelKeys } from "./redis-keys.ts";
 export { channelKeys, keySlot } from "./redis-keys.ts";
+export type { RedisPresenceStoreOptions } from "./redis-presence-store.ts";
+export { RedisPresenceStore } from "./redis-presence-store.ts";

@@ -78,6 +78,29 @@ describe("ChannelSequencer", () => {
     assert.deepEqual(t.observe("e2", 2).fetch, { after: 0, until: 2 });
   });
 
+  it("fills a new epoch from offset 1 when its first live message is further on", () => {
+    const s = new ChannelSequencer();
+    s.start("e1", 9);
+    // e2:1 and e2:2 were published before this pod's subscriber came back.
+    const first = s.receive(msg(3, "e2"));
+    assert.deepEqual(first, { ready: [], fetch: { after: 0, until: 2 } });
+    assert.equal(s.epoch, "e2");
+    assert.deepEqual(offsets(s.filled([msg(1, "e2"), msg(2, "e2")]).ready), [1, 2, 3]);
+  });
+
+  it("ignores a fetch that an epoch change made stale", () => {
+    const s = new ChannelSequencer();
+    s.start("e1", 1);
+    assert.deepEqual(s.receive(msg(4)).fetch, { after: 1, until: 3 });
+    const stale = s.generation;
+    assert.deepEqual(s.receive(msg(3, "e2")).fetch, { after: 0, until: 2 });
+    const current = s.generation;
+    // The old epoch's fetch comes back (empty: its history is gone) and must not release e2:3
+    // past the hole the new fetch is filling.
+    assert.deepEqual(s.filled([], stale), { ready: [] });
+    assert.deepEqual(offsets(s.filled([msg(1, "e2"), msg(2, "e2")], current).ready), [1, 2, 3]);
+  });
+
   it("ignores fetched messages of another epoch", () => {
     const s = new ChannelSequencer();
     s.start("e1", 0);

@@ -30,6 +30,8 @@ export class ChannelSequencer {
   /** Messages held back while a fetch is under way, ascending by offset. */
   #held: BrokerMessage[] = [];
   #fetching = false;
+  /** Bumped when an epoch change abandons a fetch under way; see {@link filled}. */
+  #generation = 0;
 
   get top(): number {
     return this.#top;
@@ -41,6 +43,11 @@ export class ChannelSequencer {
 
   get fetching(): boolean {
     return this.#fetching;
+  }
+
+  /** Pass this (read when a fetch is asked for) back to {@link filled}. */
+  get generation(): number {
+    return this.#generation;
   }
 
   /**
@@ -59,14 +66,25 @@ export class ChannelSequencer {
 
   /** A live message arrived from the broker. */
   receive(message: BrokerMessage): SequencerOutput {
-    if (this.#top < 0 || message.epoch !== this.#epoch) {
-      // First message, or the channel's history was lost and restarted: nothing to compare
-      // with. Streams notice the epoch change themselves and tell their clients.
+    if (this.#top < 0) {
+      // First message: nothing to compare with.
       this.#epoch = message.epoch;
       this.#top = message.offset;
+      return { ready: [message] };
+    }
+    if (message.epoch !== this.#epoch) {
+      // The channel's history was lost and restarted (e.g. Redis restarted empty). Streams
+      // notice the epoch change themselves and send a reset; but the new epoch's history is
+      // complete from offset 1, so what was published in it before this pod heard of it (the
+      // pod's subscriber reconnects later than publishers do) is fetched like any other hole,
+      // instead of being skipped silently after the reset. Found by the "Redis restarted
+      // empty" integration test (apps/service/src/recovery.int.test.ts).
+      this.#epoch = message.epoch;
+      this.#top = 0;
       this.#held = [];
       this.#fetching = false;
-      return { ready: [message] };
+      // A fetch still under way for the old epoch must not release what is held now.
+      this.#generation++;
     }
     if (message.offset <= this.#top) return NOTHING;
     if (this.#fetching) {
@@ -103,8 +121,13 @@ export class ChannelSequencer {
    * A fetch finished with `messages` (whatever history still had; possibly none). Releases the
    * filled range and what was held back. A hole history could not fill is released as a hole:
    * the streams turn it into an explicit reset rather than waiting forever.
+   *
+   * `generation` is {@link generation} as it was when the fetch was asked for: the result of
+   * a fetch that an epoch change abandoned is ignored (it would release the new epoch's held
+   * messages past a hole that the new epoch's own fetch is about to fill).
    */
-  filled(messages: readonly BrokerMessage[]): SequencerOutput {
+  filled(messages: readonly BrokerMessage[], generation = this.#generation): SequencerOutput {
+    if (generation !== this.#generation) return NOTHING;
     const before = this.#top;
     const ready: BrokerMessage[] = [];
     for (const message of messages) {

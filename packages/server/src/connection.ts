@@ -4,6 +4,7 @@
  */
 import type { ServerResponse } from "node:http";
 import type { OutgoingHttpHeaders, ServerHttp2Stream } from "node:http2";
+import type { Socket } from "node:net";
 
 export interface Connection {
   /**
@@ -22,6 +23,47 @@ export interface Connection {
   onClose(listener: () => void): void;
   /** Called when the transport's buffer has drained below its high-water mark. */
   onDrain(listener: () => void): void;
+  /**
+   * Queues bytes shared with many connections (same result as `write(chunk.text)`). Optional:
+   * without it the hub writes `chunk.text`.
+   */
+  writeShared?(chunk: SharedChunk): boolean;
+}
+
+/**
+ * Text written unchanged to many connections (one channel's events of one tick, for every
+ * stream that carries only that channel). Its UTF-8 bytes, and the same bytes framed as one
+ * HTTP/1.1 chunk, are each made once, on first use, and then written as they are to every
+ * connection: no per-connection encoding or framing. Never mutated once made.
+ */
+export class SharedChunk {
+  readonly text: string;
+  #bytes: Buffer | undefined;
+  #framed: Buffer | undefined;
+
+  constructor(text: string) {
+    this.text = text;
+  }
+
+  /** The UTF-8 bytes of {@link text}. */
+  get bytes(): Buffer {
+    if (this.#bytes === undefined) this.#bytes = Buffer.from(this.text, "utf8");
+    return this.#bytes;
+  }
+
+  /** {@link bytes} as one chunk of an HTTP/1.1 chunked body: `<size hex>\r\n<bytes>\r\n`. */
+  get framed(): Buffer {
+    if (this.#framed === undefined) {
+      const bytes = this.bytes;
+      const head = `${bytes.length.toString(16)}\r\n`;
+      const framed = Buffer.allocUnsafe(head.length + bytes.length + 2);
+      framed.write(head, 0, "latin1");
+      bytes.copy(framed, head.length);
+      framed.write("\r\n", head.length + bytes.length, "latin1");
+      this.#framed = framed;
+    }
+    return this.#framed;
+  }
 }
 
 /** Response headers of an SSE stream (no `Connection` header: it is forbidden on HTTP/2). */
@@ -31,9 +73,19 @@ export const SSE_HEADERS: Readonly<Record<string, string>> = {
   "x-accel-buffering": "no",
 };
 
-/** Adapter for an HTTP/1.1 `ServerResponse` (node:http). Sends the headers immediately. */
+/**
+ * Adapter for an HTTP/1.1 `ServerResponse` (node:http). Sends the headers immediately.
+ *
+ * After the headers, the body is written straight to the socket, framed here (one chunk per
+ * write when the response is chunked, as it is for HTTP/1.1): the response object's own write
+ * path costs a cork, a nextTick and four queued buffers per write, and cannot take bytes that
+ * are already framed. `end()` still goes through the response, which writes the last chunk.
+ */
 export class NodeHttpConnection implements Connection {
   readonly #res: ServerResponse;
+  /** The socket, once the headers went out on it (null: write through the response). */
+  readonly #socket: Socket | null;
+  readonly #chunked: boolean;
   #closed = false;
 
   constructor(res: ServerResponse, headers: Readonly<Record<string, string>> = SSE_HEADERS) {
@@ -44,11 +96,27 @@ export class NodeHttpConnection implements Connection {
     res.once("close", () => {
       this.#closed = true;
     });
+    // Direct writes only when the headers were handed to this socket (not queued behind an
+    // earlier pipelined response).
+    const socket = res.socket;
+    this.#socket = socket && res.headersSent && res.writableLength === 0 ? socket : null;
+    this.#chunked = res.chunkedEncoding === true;
   }
 
   write(chunk: string): boolean {
     if (this.#closed) return false;
-    return this.#res.write(chunk);
+    const socket = this.#socket;
+    if (socket === null) return this.#res.write(chunk);
+    if (chunk.length === 0) return socket.writableLength < socket.writableHighWaterMark;
+    if (!this.#chunked) return socket.write(chunk);
+    return socket.write(`${Buffer.byteLength(chunk).toString(16)}\r\n${chunk}\r\n`);
+  }
+
+  writeShared(chunk: SharedChunk): boolean {
+    if (this.#closed) return false;
+    const socket = this.#socket;
+    if (socket === null) return this.#res.write(chunk.bytes);
+    return socket.write(this.#chunked ? chunk.framed : chunk.bytes);
   }
 
   get bufferedBytes(): number {
@@ -74,7 +142,8 @@ export class NodeHttpConnection implements Connection {
   }
 
   onDrain(listener: () => void): void {
-    this.#res.on("drain", listener);
+    if (this.#socket) this.#socket.on("drain", listener);
+    else this.#res.on("drain", listener);
   }
 }
 
@@ -91,6 +160,11 @@ export class Http2StreamConnection implements Connection {
   write(chunk: string): boolean {
     if (this.closed) return false;
     return this.#stream.write(chunk);
+  }
+
+  writeShared(chunk: SharedChunk): boolean {
+    if (this.closed) return false;
+    return this.#stream.write(chunk.bytes);
   }
 
   get bufferedBytes(): number {

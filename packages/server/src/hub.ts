@@ -9,7 +9,9 @@ import {
   type ChannelName,
   CloseCode,
   channelTag,
+  cursorEntry,
   epochTag,
+  joinCursor,
   MAX_EVENT_BYTES,
   nowTimestamp,
   type RealtimeEvent,
@@ -18,11 +20,11 @@ import {
 } from "@realtime/protocol";
 import type { Broker, BrokerMessage } from "./broker.ts";
 import { ChannelSequencer, type SequencerOutput } from "./channel-sequencer.ts";
-import type { Connection } from "./connection.ts";
+import { type Connection, SharedChunk } from "./connection.ts";
 import type { HistoryStore } from "./history-store.ts";
 import { type Metrics, noopMetrics } from "./metrics.ts";
 import { planResume, type ResumePlan } from "./resume.ts";
-import { encodeData } from "./sse-encoder.ts";
+import { encodeData, encodeId } from "./sse-encoder.ts";
 import { SseStream, type StreamHost } from "./sse-stream.ts";
 
 export interface HubOptions {
@@ -108,6 +110,8 @@ interface ChannelState {
   readonly subscribed: Promise<void>;
   /** Keeps the live messages of this channel contiguous on this pod. */
   readonly sequencer: ChannelSequencer;
+  /** Messages released in this tick, fanned out together at its end (see `#flush`). */
+  batch: BrokerMessage[];
 }
 
 /** `sse_disconnects_total` reasons for the closes the hub initiates. */
@@ -137,6 +141,12 @@ export class Hub implements StreamHost {
   readonly #streams = new Set<SseStream>();
   readonly #tagCache = new Map<string, string>();
   readonly #sweepTimer: NodeJS.Timeout;
+  /** Channels with a batch waiting for this tick's fan-out. */
+  #dirtyChannels: ChannelState[] = [];
+  /** Streams with output waiting for this tick's write. */
+  #dirtyStreams: SseStream[] = [];
+  #flushScheduled = false;
+  readonly #flushNow = () => this.#flush();
   #opening = 0;
   #streamIds = 0;
   readonly #lifecycle: StreamLifecycle[] = [];
@@ -182,6 +192,14 @@ export class Hub implements StreamHost {
   /** Whether the hub takes new streams (false once draining). */
   get accepting(): boolean {
     return this.#accepting;
+  }
+
+  /**
+   * Refuses new streams from now on (readiness turns false) without closing open ones: the
+   * first step of a shutdown, taken before anything that has to wait.
+   */
+  stopAccepting(): void {
+    this.#accepting = false;
   }
 
   /**
@@ -369,6 +387,11 @@ export class Hub implements StreamHost {
     this.#close(stream, CloseCode.InsufficientState);
   }
 
+  queue(stream: SseStream): void {
+    this.#dirtyStreams.push(stream);
+    this.#scheduleFlush();
+  }
+
   #onMessage(message: BrokerMessage): void {
     const state = this.#channels.get(message.channel);
     if (state) this.#apply(state, state.sequencer.receive(message));
@@ -377,21 +400,110 @@ export class Hub implements StreamHost {
   /** Delivers what the sequencer released and starts the fetch it asked for. */
   #apply(state: ChannelState, output: SequencerOutput): void {
     for (const message of output.ready) this.#deliver(state, message);
-    if (output.fetch) void this.#backfill(state, output.fetch.after, output.fetch.until);
+    if (output.fetch) {
+      // The generation lets the sequencer ignore a fetch an epoch change made stale.
+      const { after, until } = output.fetch;
+      void this.#backfill(state, after, until, state.sequencer.generation);
+    }
   }
 
+  /**
+   * Live messages are not written as they arrive: each channel collects the messages of this
+   * tick (every I/O callback of one event-loop turn), and `#flush` fans them out at its end,
+   * one write per connection however many events arrived (see docs/architecture.md).
+   */
   #deliver(state: ChannelState, message: BrokerMessage): void {
-    // Encode once per channel; every stream writes the same block.
-    const block = encodeData(message.data);
+    if (state.batch.length === 0) this.#dirtyChannels.push(state);
+    state.batch.push(message);
+    this.#scheduleFlush();
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(this.#flushNow);
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false;
+    const channels = this.#dirtyChannels;
+    this.#dirtyChannels = [];
+    for (const state of channels) this.#fanOut(state);
+    const streams = this.#dirtyStreams;
+    this.#dirtyStreams = [];
+    for (const stream of streams) stream.flush();
+  }
+
+  /**
+   * Fans one channel's batch out. Encoded once per channel: each event's `data:` block once,
+   * and for the streams that carry only this channel and are exactly at the batch's start
+   * (nearly all of them), the whole batch — `id:` lines included, since their cursors are
+   * equal — once, as one shared buffer written as it is to each of their connections. Other
+   * streams (several channels, starting, behind) get the same blocks event by event, with
+   * their own cursor, queued and written once at the end of the tick.
+   */
+  #fanOut(state: ChannelState): void {
+    const messages = state.batch;
+    state.batch = [];
+    const first = messages[0];
+    if (first === undefined) return;
+    const blocks = messages.map((m) => encodeData(m.data));
+    let shared: { chunk: SharedChunk; lastEntry: string } | null | undefined;
     let sent = 0;
     for (const [stream, index] of state.streams) {
-      if (stream.deliver(index, message.epoch, message.offset, block)) sent++;
+      if (stream.channels.length === 1) {
+        if (shared === undefined) shared = this.#sharedBatch(state.name, messages, blocks);
+        if (
+          shared !== null &&
+          stream.deliverShared(
+            shared.chunk,
+            first.epoch,
+            first.offset,
+            messages.length,
+            shared.lastEntry,
+          )
+        ) {
+          sent += messages.length;
+          continue;
+        }
+      }
+      for (let i = 0; i < messages.length; i++) {
+        const m = messages[i] as BrokerMessage;
+        if (stream.deliver(index, m.epoch, m.offset, blocks[i] as string)) sent++;
+      }
     }
     if (sent > 0) this.#metrics.eventsSent(sent);
   }
 
+  /**
+   * What a single-channel stream at the batch's start receives: each event's `id:` (the
+   * one-entry cursor) and block. Null unless the batch is one epoch and contiguous.
+   */
+  #sharedBatch(
+    channel: ChannelName,
+    messages: readonly BrokerMessage[],
+    blocks: readonly string[],
+  ): { chunk: SharedChunk; lastEntry: string } | null {
+    const first = messages[0] as BrokerMessage;
+    const prefix = this.tagPrefix(channel, first.epoch);
+    let text = "";
+    let entry = "";
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i] as BrokerMessage;
+      if (m.epoch !== first.epoch || m.offset !== first.offset + i) return null;
+      entry = cursorEntry(prefix, m.offset);
+      text += encodeId(joinCursor([entry])) + blocks[i];
+    }
+    return { chunk: new SharedChunk(text), lastEntry: entry };
+  }
+
   /** Reads (after, until] of a channel from history for its sequencer. */
-  async #backfill(state: ChannelState, after: number, until: number): Promise<void> {
+  async #backfill(
+    state: ChannelState,
+    after: number,
+    until: number,
+    generation: number,
+  ): Promise<void> {
     const found: BrokerMessage[] = [];
     if (this.#history) {
       try {
@@ -411,7 +523,9 @@ export class Hub implements StreamHost {
         // Whatever could not be read stays a hole; streams turn it into a reset.
       }
     }
-    if (this.#channels.get(state.name) === state) this.#apply(state, state.sequencer.filled(found));
+    if (this.#channels.get(state.name) === state) {
+      this.#apply(state, state.sequencer.filled(found, generation));
+    }
   }
 
   #join(channel: ChannelName, stream: SseStream, index: number): ChannelState {
@@ -420,7 +534,13 @@ export class Hub implements StreamHost {
       const subscribed = this.#broker.subscribe(channel);
       // Avoid an unhandled rejection if every stream leaves before anyone awaits it.
       subscribed.catch(() => {});
-      state = { name: channel, streams: new Map(), subscribed, sequencer: new ChannelSequencer() };
+      state = {
+        name: channel,
+        streams: new Map(),
+        subscribed,
+        sequencer: new ChannelSequencer(),
+        batch: [],
+      };
       this.#channels.set(channel, state);
     }
     state.streams.set(stream, index);

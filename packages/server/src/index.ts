@@ -15,8 +15,24 @@ export type {
 export { Hub, HubError } from "./hub.ts";
 export type { MemoryBrokerOptions } from "./memory-broker.ts";
 export { MemoryBroker, MemoryBus } from "./memory-broker.ts";
+export type { MemoryPresenceStoreOptions } from "./memory-presence-store.ts";
+export { MemoryPresenceBackend, MemoryPresenceStore } from "./memory-presence-store.ts";
 export type { Metrics } from "./metrics.ts";
 export { noopMetrics } from "./metrics.ts";
+export type { PresenceMetrics, PresenceOptions } from "./presence.ts";
+export { Presence } from "./presence.ts";
+export type {
+  PresenceApplyResult,
+  PresenceChange,
+  PresenceGrace,
+  PresenceReapResult,
+  PresenceStatus,
+  PresenceStore,
+  PresenceTimings,
+  PresenceTransition,
+  PresenceUser,
+} from "./presence-store.ts";
+export { DEFAULT_PRESENCE_TIMINGS, hasPresence } from "./presence-store.ts";
 export type { SseField, SseMessage } from "./sse-encoder.ts";
 export {
   encodeComment,

@@ -12,7 +12,7 @@ import {
   nowTimestamp,
 } from "@realtime/protocol";
 import type { BrokerMessage } from "./broker.ts";
-import type { Connection } from "./connection.ts";
+import type { Connection, SharedChunk } from "./connection.ts";
 import { encodeData, encodeEventName, encodeId, encodeRetry, HEARTBEAT } from "./sse-encoder.ts";
 
 /** What the hub decided for one channel of a stream that is starting. */
@@ -34,6 +34,8 @@ export interface StreamHost {
   overflowed(stream: SseStream): void;
   /** The stream fell too far behind while starting and must be closed for a resume. */
   insufficient(stream: SseStream): void;
+  /** The stream has output waiting: call its {@link SseStream.flush} at the end of this tick. */
+  queue(stream: SseStream): void;
 }
 
 /** A replay pauses for the peer to drain once this many bytes are queued. */
@@ -69,6 +71,8 @@ export class SseStream {
   readonly #entries: string[];
   #connection: Connection | null = null;
   #buffer: Buffered[] | null = [];
+  /** Live events of this tick not yet written: written together by {@link flush}. */
+  #pending = "";
   #ended = false;
   readonly #waiters: Array<() => void> = [];
 
@@ -164,17 +168,82 @@ export class SseStream {
       this.#buffer.push({ index, epoch, offset, block });
       return false;
     }
-    return this.#send(index, epoch, offset, block);
+    const text = this.#advance(index, epoch, offset, block);
+    if (text === null) return false;
+    if (this.#pending.length === 0) this.#host.queue(this);
+    this.#pending += text;
+    // Write early rather than let the queue pass the slow-client bound by more than one event
+    // (the write checks the bound, exactly as an event-by-event write would).
+    const connection = this.#connection;
+    if (connection && connection.bufferedBytes + this.#pending.length > this.#maxQueuedBytes) {
+      this.flush();
+    }
+    return true;
+  }
+
+  /**
+   * Delivers `count` consecutive events of the stream's only channel as one shared chunk,
+   * `first` being the offset of the first. Only when that is exactly what {@link deliver}
+   * would write event by event: a single-channel stream that is live, has nothing pending and
+   * whose last offset in `epoch` is `first - 1`. Returns false (nothing done) otherwise.
+   */
+  deliverShared(
+    chunk: SharedChunk,
+    epoch: string,
+    first: number,
+    count: number,
+    lastEntry: string,
+  ): boolean {
+    if (
+      this.#ended ||
+      this.#buffer !== null ||
+      this.#pending.length !== 0 ||
+      this.#offsets.length !== 1 ||
+      this.#epochs[0] !== epoch ||
+      this.#offsets[0] !== first - 1
+    ) {
+      return false;
+    }
+    const connection = this.#connection;
+    if (!connection) return false;
+    // Past the slow-client bound: the caller goes event by event, which stops at the bound.
+    if (connection.bufferedBytes + chunk.bytes.length > this.#maxQueuedBytes) return false;
+    this.#offsets[0] = first + count - 1;
+    this.#entries[0] = lastEntry;
+    this.#afterWrite(
+      connection,
+      connection.writeShared ? connection.writeShared(chunk) : connection.write(chunk.text),
+    );
+    return true;
+  }
+
+  /** Writes what {@link deliver} queued in this tick, in one write. */
+  flush(): void {
+    const text = this.#pending;
+    if (text.length === 0) return;
+    this.#pending = "";
+    this.#write(text);
   }
 
   #send(index: number, epoch: string, offset: number, block: string): boolean {
+    const text = this.#advance(index, epoch, offset, block);
+    if (text === null) return false;
+    this.#write(text);
+    return true;
+  }
+
+  /**
+   * Moves the cursor of channel `index` to `offset` and returns the text of that event (with
+   * a reset before it on a gap or a new epoch), or null for a duplicate.
+   */
+  #advance(index: number, epoch: string, offset: number, block: string): string | null {
     let prefix = "";
     if (epoch !== this.#epochs[index]) {
       prefix = resetBlock(this.channels[index] as ChannelName, "epoch_changed");
       this.#epochs[index] = epoch;
     } else {
       const last = this.#offsets[index] as number;
-      if (offset <= last) return false;
+      if (offset <= last) return null;
       if (offset !== last + 1) prefix = resetBlock(this.channels[index] as ChannelName, "gap");
     }
     this.#offsets[index] = offset;
@@ -182,8 +251,7 @@ export class SseStream {
       this.#host.tagPrefix(this.channels[index] as ChannelName, epoch),
       offset,
     );
-    this.#write(`${prefix}${encodeId(this.cursor)}${block}`);
-    return true;
+    return `${prefix}${encodeId(this.cursor)}${block}`;
   }
 
   #drained(): Promise<void> {
@@ -208,6 +276,8 @@ export class SseStream {
   close(code: CloseCode, retryMs: number): void {
     if (this.#ended) return;
     const connection = this.#connection;
+    // Events queued in this tick go out before the goodbye.
+    this.flush();
     this.#ended = true;
     if (!connection) return;
     const data = JSON.stringify({
@@ -225,13 +295,17 @@ export class SseStream {
   /** Drops the connection without a goodbye (the peer is not reading anyway). */
   destroy(): void {
     this.#ended = true;
+    this.#pending = "";
     this.#connection?.destroy();
   }
 
   #write(chunk: string): void {
     const connection = this.#connection;
     if (!connection || this.#ended) return;
-    const ok = connection.write(chunk);
+    this.#afterWrite(connection, connection.write(chunk));
+  }
+
+  #afterWrite(connection: Connection, ok: boolean): void {
     const now = this.#host.now();
     this.lastWriteAt = now;
     if (!ok) {

@@ -5,3 +5,5 @@ export { FakeConnection } from "./fake-connection.ts";
 export type { HistoryFixture } from "./history-contract.ts";
 export { runHistoryContract } from "./history-contract.ts";
 export { controlEvents, dataEvents, lastIdOf, parseSse } from "./parse-sse.ts";
+export type { PresenceFixture } from "./presence-contract.ts";
+export { CONTRACT_TIMINGS, runPresenceContract } from "./presence-contract.ts";

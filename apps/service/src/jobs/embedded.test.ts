@@ -1,0 +1,120 @@
+/**
+ * The embedded job system without HTTP: thread deaths are retried then failed explicitly, a
+ * render error fails at once, shutdown fails unfinished jobs — each with exactly one terminal
+ * event.
+ */
+import assert from "node:assert/strict";
+import { after, describe, it } from "node:test";
+import type { EventInput } from "@realtime/server";
+import { loadConfig } from "../config.ts";
+import { EmbeddedJobSystem, type EmbeddedJobSystemOptions } from "./embedded.ts";
+import type { JobLogger } from "./types.ts";
+
+const quiet: JobLogger = { info() {}, warn() {}, error() {} };
+const TERMINAL = new Set(["generation_complete", "generation_failed", "generation_cancelled"]);
+
+/** A system whose events land in an array; `waitTerminal` resolves on a job's terminal event. */
+function system(env: Record<string, string>, renderer?: EmbeddedJobSystemOptions["renderer"]) {
+  const events: EventInput[] = [];
+  const waiters = new Set<() => void>();
+  const config = loadConfig({ JOBS_FRAMES: "6", JOBS_FRAME_SIZE: "64", ...env });
+  const jobs = new EmbeddedJobSystem({
+    config,
+    log: quiet,
+    renderer,
+    publish: async (_userId, event) => {
+      events.push(event);
+      for (const wake of [...waiters]) wake();
+      return true;
+    },
+  });
+  const waitTerminal = (jobId: string, timeoutMs = 15_000) =>
+    new Promise<EventInput>((resolve, reject) => {
+      const check = () => {
+        const hit = events.find((e) => e.jobId === jobId && TERMINAL.has(e.type));
+        if (!hit) return;
+        waiters.delete(check);
+        clearTimeout(timer);
+        resolve(hit);
+      };
+      const timer = setTimeout(
+        () => reject(new Error(`no terminal event for ${jobId}`)),
+        timeoutMs,
+      );
+      waiters.add(check);
+      check();
+    });
+  const terminalCount = (jobId: string) =>
+    events.filter((e) => e.jobId === jobId && TERMINAL.has(e.type)).length;
+  return { jobs, events, waitTerminal, terminalCount };
+}
+
+describe("EmbeddedJobSystem", () => {
+  const open: EmbeddedJobSystem[] = [];
+  after(() => Promise.all(open.map((j) => j.close())));
+
+  it("retries a job whose render thread died, and the retry completes", async () => {
+    const s = system({ JOBS_MAX_ATTEMPTS: "2" }, (pool) => ({
+      render: (spec, options) =>
+        pool.render(spec, { ...options, crashAtFrame: options?.attempt === 1 ? 3 : undefined }),
+    }));
+    open.push(s.jobs);
+    const { jobId } = await s.jobs.submit("u_retry", { prompt: "retry me", aspectRatio: "1:1" });
+    const terminal = await s.waitTerminal(jobId);
+    assert.equal(terminal.type, "generation_complete");
+    const retry = s.events.find((e) => e.jobId === jobId && e.attempt === 2);
+    assert.match(String(retry?.message), /retrying \(attempt 2 of 2\)/);
+    const record = await s.jobs.get("u_retry", jobId);
+    assert.equal(record?.status, "completed");
+    assert.equal(record?.attempt, 2);
+    assert.equal(s.terminalCount(jobId), 1);
+    // Progress never went down, across the retry.
+    const progress = s.events
+      .filter((e) => e.jobId === jobId)
+      .map((e) => Number(e.progress ?? 100));
+    assert.deepEqual(
+      progress,
+      [...progress].sort((a, b) => a - b),
+    );
+  });
+
+  it("fails with worker_lost once every attempt's thread died", async () => {
+    const s = system({ JOBS_MAX_ATTEMPTS: "2" }, (pool) => ({
+      render: (spec, options) => pool.render(spec, { ...options, crashAtFrame: 2 }),
+    }));
+    open.push(s.jobs);
+    const { jobId } = await s.jobs.submit("u_lost", { prompt: "doomed", aspectRatio: "1:1" });
+    const terminal = await s.waitTerminal(jobId);
+    assert.equal(terminal.type, "generation_failed");
+    assert.equal(terminal.code, "worker_lost");
+    const record = await s.jobs.get("u_lost", jobId);
+    assert.equal(record?.status, "failed");
+    assert.equal(record?.error?.code, "worker_lost");
+    assert.equal(s.terminalCount(jobId), 1);
+  });
+
+  it("fails a render error at once, without retrying", async () => {
+    const s = system({ JOBS_MAX_ATTEMPTS: "3" }, (pool) => ({
+      render: (spec, options) => pool.render({ ...spec, width: 0 }, options),
+    }));
+    open.push(s.jobs);
+    const { jobId } = await s.jobs.submit("u_bad", { prompt: "bad", aspectRatio: "1:1" });
+    const terminal = await s.waitTerminal(jobId);
+    assert.equal(terminal.code, "render_failed");
+    assert.equal((await s.jobs.get("u_bad", jobId))?.attempt, 1);
+  });
+
+  it("on close, unfinished jobs fail with server_shutdown and threads stop", async () => {
+    const s = system({ JOBS_FRAMES: "400", JOBS_FRAME_SIZE: "320", JOBS_CONCURRENCY: "1" });
+    const a = await s.jobs.submit("u_stop", { prompt: "long", aspectRatio: "16:9" });
+    const b = await s.jobs.submit("u_stop", { prompt: "queued", aspectRatio: "16:9" });
+    await s.jobs.close();
+    for (const { jobId } of [a, b]) {
+      const terminal = await s.waitTerminal(jobId);
+      assert.equal(terminal.code, "server_shutdown");
+      assert.equal(s.terminalCount(jobId), 1);
+    }
+    assert.equal(s.jobs.pool.threads, 0);
+    await assert.rejects(s.jobs.submit("u_stop", { prompt: "late", aspectRatio: "1:1" }));
+  });
+});

@@ -1,0 +1,233 @@
+/**
+ * Redis mode's job records and media, shared by every pod and worker process.
+ *
+ *     <prefix>:job:{u:<userId>}:<jobId>      hash: the record (status, progress, attempt, …)
+ *     <prefix>:jobs-active:{u:<userId>}      set: the user's queued/running job ids (the limit)
+ *     <prefix>:media:{u:<userId>}:<jobId>    string: the GIF bytes
+ *     <prefix>:jobs:cancel                   pub/sub: job ids to stop at once
+ *
+ * A user's keys share a Cluster slot (hash tag), so each transition is one atomic Lua script:
+ * the compare-and-set that makes exactly one party win a terminal status. Only the owner's
+ * keys are ever looked up, so another user's job simply does not exist (404). Records and
+ * media expire `ttlSeconds` after their last change; GIFs are small (hundreds of KiB), and a
+ * Redis value every pod can read is the simplest shared storage with the same lifetime.
+ */
+import type { Cluster, Redis, RedisOptions } from "ioredis";
+import { Redis as RedisClient, Cluster as RedisCluster } from "ioredis";
+import type { RedisConfig } from "../config.ts";
+import type {
+  Finish,
+  JobRecord,
+  JobStatus,
+  JobStore,
+  MediaStore,
+  ProgressOutcome,
+} from "./types.ts";
+
+export type RedisConnection = Redis | Cluster;
+
+/**
+ * A connection for the configured Redis. Worker connections (`waitForever`, as BullMQ workers
+ * require) wait out a Redis outage; pod connections fail a request after one retry, so an
+ * HTTP request does not hang while Redis is down.
+ */
+export function connectRedis(
+  config: RedisConfig,
+  options: { name: string; waitForever?: boolean },
+): RedisConnection {
+  const common: RedisOptions = {
+    connectionName: options.name,
+    maxRetriesPerRequest: options.waitForever ? null : 1,
+  };
+  if (config.mode === "cluster") {
+    return new RedisCluster([...config.clusterNodes], { redisOptions: common });
+  }
+  return new RedisClient(config.url ?? "redis://127.0.0.1:6379", common);
+}
+
+export function jobKeys(prefix: string, userId: string, jobId: string) {
+  const tag = `{u:${userId}}`;
+  return {
+    record: `${prefix}:job:${tag}:${jobId}`,
+    recordPrefix: `${prefix}:job:${tag}:`,
+    active: `${prefix}:jobs-active:${tag}`,
+    media: `${prefix}:media:${tag}:${jobId}`,
+  };
+}
+
+export function cancelChannel(prefix: string): string {
+  return `${prefix}:jobs:cancel`;
+}
+
+const LIVE = "local function live(s) return s == 'queued' or s == 'running' end\n";
+
+// KEYS: record, active. ARGV: jobId, maxActive, ttl, recordPrefix, field, value, …
+const CREATE = `${LIVE}
+local active = 0
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  if live(redis.call('HGET', ARGV[4] .. id, 'status')) then active = active + 1
+  else redis.call('SREM', KEYS[2], id) end
+end
+if active >= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+return 1`;
+
+// KEYS: record. ARGV: now, ttl.
+const START = `${LIVE}
+if not live(redis.call('HGET', KEYS[1], 'status')) then return false end
+redis.call('HSET', KEYS[1], 'status', 'running', 'updatedAt', ARGV[1])
+redis.call('HINCRBY', KEYS[1], 'attempt', 1)
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return redis.call('HGETALL', KEYS[1])`;
+
+// KEYS: record. ARGV: progress, now, ttl. → 1 raised, 0 unchanged, -1 terminal or gone.
+const PROGRESS = `${LIVE}
+local status = redis.call('HGET', KEYS[1], 'status')
+if not live(status) then return -1 end
+if status ~= 'running' then return 0 end
+if tonumber(redis.call('HGET', KEYS[1], 'progress')) >= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'progress', ARGV[1], 'updatedAt', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1`;
+
+// KEYS: record, active. ARGV: jobId, status, now, ttl, field, value, …
+const FINISH = `${LIVE}
+if not live(redis.call('HGET', KEYS[1], 'status')) then return false end
+if #ARGV > 4 then redis.call('HSET', KEYS[1], unpack(ARGV, 5)) end
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'updatedAt', ARGV[3])
+redis.call('SREM', KEYS[2], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return redis.call('HGETALL', KEYS[1])`;
+
+export class RedisJobStore implements JobStore {
+  readonly #redis: RedisConnection;
+  readonly #prefix: string;
+  readonly #ttlSeconds: number;
+
+  constructor(redis: RedisConnection, prefix: string, ttlSeconds: number) {
+    this.#redis = redis;
+    this.#prefix = prefix;
+    this.#ttlSeconds = ttlSeconds;
+  }
+
+  async create(record: JobRecord, maxActive: number): Promise<boolean> {
+    const keys = jobKeys(this.#prefix, record.userId, record.jobId);
+    const fields = Object.entries(toRecordFields(record)).flat();
+    const created = await this.#redis.eval(
+      CREATE,
+      2,
+      keys.record,
+      keys.active,
+      record.jobId,
+      maxActive,
+      this.#ttlSeconds,
+      keys.recordPrefix,
+      ...fields,
+    );
+    return created === 1;
+  }
+
+  async get(userId: string, jobId: string): Promise<JobRecord | null> {
+    const hash = await this.#redis.hgetall(jobKeys(this.#prefix, userId, jobId).record);
+    return fromHash(hash);
+  }
+
+  async start(userId: string, jobId: string): Promise<JobRecord | null> {
+    const key = jobKeys(this.#prefix, userId, jobId).record;
+    const reply = await this.#redis.eval(START, 1, key, Date.now(), this.#ttlSeconds);
+    return fromFlat(reply);
+  }
+
+  async progress(userId: string, jobId: string, progress: number): Promise<ProgressOutcome> {
+    const key = jobKeys(this.#prefix, userId, jobId).record;
+    const reply = await this.#redis.eval(PROGRESS, 1, key, progress, Date.now(), this.#ttlSeconds);
+    return reply === 1 ? "raised" : reply === 0 ? "unchanged" : "terminal";
+  }
+
+  async finish(userId: string, jobId: string, finish: Finish): Promise<JobRecord | null> {
+    const keys = jobKeys(this.#prefix, userId, jobId);
+    const extra: string[] = [];
+    if (finish.status === "completed") {
+      extra.push("progress", "100", "result", JSON.stringify(finish.result));
+    } else if (finish.status === "failed") {
+      extra.push("error", JSON.stringify(finish.error));
+    }
+    const reply = await this.#redis.eval(
+      FINISH,
+      2,
+      keys.record,
+      keys.active,
+      jobId,
+      finish.status,
+      Date.now(),
+      this.#ttlSeconds,
+      ...extra,
+    );
+    return fromFlat(reply);
+  }
+}
+
+export class RedisMediaStore implements MediaStore {
+  readonly #redis: RedisConnection;
+  readonly #prefix: string;
+  readonly #ttlSeconds: number;
+
+  constructor(redis: RedisConnection, prefix: string, ttlSeconds: number) {
+    this.#redis = redis;
+    this.#prefix = prefix;
+    this.#ttlSeconds = ttlSeconds;
+  }
+
+  async put(userId: string, jobId: string, bytes: Uint8Array): Promise<void> {
+    const key = jobKeys(this.#prefix, userId, jobId).media;
+    await this.#redis.set(key, Buffer.from(bytes), "EX", this.#ttlSeconds);
+  }
+
+  get(userId: string, jobId: string): Promise<Buffer | null> {
+    return this.#redis.getBuffer(jobKeys(this.#prefix, userId, jobId).media);
+  }
+
+  async delete(userId: string, jobId: string): Promise<void> {
+    await this.#redis.del(jobKeys(this.#prefix, userId, jobId).media);
+  }
+}
+
+function toRecordFields(record: JobRecord): Record<string, string> {
+  return {
+    jobId: record.jobId,
+    userId: record.userId,
+    status: record.status,
+    progress: String(record.progress),
+    attempt: String(record.attempt),
+    spec: JSON.stringify(record.spec),
+    createdAt: String(record.createdAt),
+    updatedAt: String(record.updatedAt),
+  };
+}
+
+function fromFlat(reply: unknown): JobRecord | null {
+  if (!Array.isArray(reply)) return null;
+  const hash: Record<string, string> = {};
+  for (let i = 0; i + 1 < reply.length; i += 2) hash[String(reply[i])] = String(reply[i + 1]);
+  return fromHash(hash);
+}
+
+function fromHash(hash: Record<string, string>): JobRecord | null {
+  if (!hash.jobId || !hash.userId || !hash.status || !hash.spec) return null;
+  const record: JobRecord = {
+    jobId: hash.jobId,
+    userId: hash.userId,
+    status: hash.status as JobStatus,
+    progress: Number(hash.progress ?? 0),
+    attempt: Number(hash.attempt ?? 0),
+    spec: JSON.parse(hash.spec),
+    createdAt: Number(hash.createdAt),
+    updatedAt: Number(hash.updatedAt),
+    ...(hash.result ? { result: JSON.parse(hash.result) } : {}),
+    ...(hash.error ? { error: JSON.parse(hash.error) } : {}),
+  };
+  return record;
+}

@@ -1,0 +1,386 @@
+/**
+ * Failures under load, with real service processes and redis-server processes this file
+ * starts itself (never the shared 6379): the pods' subscriber connections killed while events
+ * flow, Redis restarted empty, a pod SIGKILLed with clients on it. Every client ends with what
+ * it is owed: every event exactly once and in order, or — when history is really gone —
+ * exactly one `reset` per channel, then live events.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { redisCli, startRedis, type TestRedis } from "@realtime/redis/testing";
+import { acquireLoadLock } from "./testing/load-lock.ts";
+import { type Pod, startPods, stopPods } from "./testing/pods.ts";
+import {
+  login,
+  type PublishResult,
+  postJson,
+  publishLoad,
+  serviceToken,
+  topOffsets,
+} from "./testing/publisher.ts";
+import { ReadyWatch, until } from "./testing/scenarios.ts";
+import { type ChannelLog, checkChannel, perfect, StreamClient } from "./testing/stream-client.ts";
+
+/** Asserts every client got every accepted `tick` of its channels once, in order, no reset. */
+async function assertComplete(
+  clients: readonly StreamClient[],
+  published: PublishResult,
+  timeoutMs = 20_000,
+): Promise<void> {
+  const tops = topOffsets(published);
+  for (const client of clients) {
+    const owed = new Map(client.channels.map((c) => [c, tops.get(c) ?? 0]));
+    await client.untilOffsets(owed, timeoutMs);
+  }
+  for (const [i, client] of clients.entries()) {
+    assert.deepEqual(client.strays, [], `client ${i}`);
+    for (const channel of client.channels) {
+      const log = client.log.get(channel);
+      assert.ok(log);
+      const check = checkChannel(log, "tick", published.accepted.get(channel) ?? new Map());
+      assert.deepEqual(check, perfect(check), `client ${i} ${channel}: ${JSON.stringify(check)}`);
+    }
+  }
+}
+
+describe("subscriber connections killed, a pod SIGKILLed", { timeout: 180_000 }, () => {
+  let redis: TestRedis;
+  let a: Pod;
+  let b: Pod;
+  let token: string;
+  let release: (() => void) | undefined;
+  before(async () => {
+    release = await acquireLoadLock();
+    redis = await startRedis();
+    [a, b] = (await startPods(2, { REDIS_URL: redis.url })) as [Pod, Pod];
+    token = await serviceToken();
+  });
+  after(async () => {
+    await stopPods([a, b]);
+    await redis?.stop();
+    release?.();
+  });
+
+  it("CLIENT KILL TYPE pubsub at ≥ 500 events/s: /readyz 503 then 200 by itself, 0 gaps, 0 duplicates", async () => {
+    const channels = ["channel:k1", "channel:k2", "channel:k3"];
+    const user = await login(a.url, "Killer");
+    const clients = [
+      new StreamClient(user.token, ["channel:k1", "channel:k2"]),
+      new StreamClient(user.token, ["channel:k1", "channel:k3"]),
+      new StreamClient(user.token, channels),
+    ];
+    const watches = [new ReadyWatch(a), new ReadyWatch(b)];
+    try {
+      assert.equal(await clients[0]?.connect(b.url), 200);
+      assert.equal(await clients[1]?.connect(a.url), 200);
+      assert.equal(await clients[2]?.connect(b.url), 200);
+      const load = publishLoad({
+        podUrls: () => [a.url, b.url],
+        token,
+        channels,
+        rate: 800,
+        durationMs: 3_500,
+      });
+      // Kill once events are flowing.
+      await clients[0]?.until(
+        () => (clients[0]?.count("channel:k1", "tick") ?? 0) >= 200,
+        10_000,
+        () => "events flowing",
+      );
+      const killed = Number(await redisCli(redis.port, "CLIENT", "KILL", "TYPE", "pubsub"));
+      assert.ok(killed >= 2, `killed ${killed} subscriber connections (one per pod)`);
+      await until(() => watches.every((w) => w.recovered()), 15_000, "both pods ready again");
+      console.log(
+        `unready after CLIENT KILL: ${watches.map((w) => `${w.unreadyMs().toFixed(0)} ms`)}`,
+      );
+      const published = await load;
+      // Unready once (503), then ready again by itself; never a flap back.
+      for (const t of await Promise.all(watches.map((w) => w.stop()))) {
+        assert.deepEqual(t, [200, 503, 200], `/readyz went ${t}`);
+      }
+      assert.deepEqual([...published.failures], [], "every publish accepted");
+      assert.ok(published.rate >= 500, `published ${published.rate.toFixed(0)}/s`);
+      await assertComplete(clients, published);
+      for (const client of clients) assert.deepEqual(client.statuses, [200], "never reconnected");
+    } finally {
+      for (const client of clients) client.close();
+      await Promise.all(watches.map((w) => w.stop()));
+    }
+  });
+
+  it("a pod SIGKILLed with clients on it: they resume on the other pod with 0 gaps", async () => {
+    const channels = ["channel:s1", "channel:s2", "channel:s3", "channel:s4"];
+    const user = await login(b.url, "Survivor");
+    const clients = Array.from(
+      { length: 8 },
+      (_, i) => new StreamClient(user.token, [channels[i % 4], channels[(i + 1) % 4]] as string[]),
+    );
+    try {
+      // Six clients on the pod that dies, two on the one that survives.
+      for (const [i, client] of clients.entries()) {
+        assert.equal(await client.connect(i < 6 ? a.url : b.url), 200);
+      }
+      const load = publishLoad({
+        podUrls: () => [b.url],
+        token,
+        channels,
+        rate: 600,
+        durationMs: 3_000,
+      });
+      const victims = clients.slice(0, 6);
+      await until(
+        () => victims.every((c) => c.count(c.channels[0] as string, "tick") >= 50),
+        10_000,
+        "flow",
+      );
+      const exit = await a.kill("SIGKILL");
+      assert.equal(exit.signal, "SIGKILL");
+      // Each client notices its stream ended and reconnects to pod B with its last cursor.
+      await Promise.all(
+        victims.map(async (client) => {
+          await client.until(
+            () => !client.open,
+            5_000,
+            () => "stream on the dead pod ended",
+          );
+          assert.equal(await client.connect(b.url), 200);
+        }),
+      );
+      const published = await load;
+      assert.deepEqual([...published.failures], []);
+      await assertComplete(clients, published);
+      for (const client of victims) assert.deepEqual(client.statuses, [200, 200]);
+
+      // The pod comes back on its port, and a client can move back to it with its cursor.
+      await a.restart();
+      const back = clients[0] as StreamClient;
+      assert.equal(await back.connect(a.url), 200);
+      const more = await publishLoad({
+        podUrls: () => [a.url, b.url],
+        token,
+        channels: back.channels,
+        rate: 200,
+        durationMs: 10_000,
+        maxEvents: 20,
+      });
+      await back.untilOffsets(topOffsets(more), 10_000);
+      for (const channel of back.channels) {
+        const log = back.log.get(channel);
+        assert.ok(log);
+        const all = new Map([
+          ...(published.accepted.get(channel) ?? []),
+          ...(more.accepted.get(channel) ?? []),
+        ]);
+        const check = checkChannel(log, "tick", all);
+        assert.deepEqual(
+          check,
+          perfect(check),
+          `back on pod A, ${channel}: ${JSON.stringify(check)}`,
+        );
+      }
+    } finally {
+      for (const client of clients) client.close();
+    }
+  });
+});
+
+describe("Redis restarted empty while streams are open", { timeout: 180_000 }, () => {
+  let redis: TestRedis;
+  let a: Pod;
+  let b: Pod;
+  let token: string;
+  let release: (() => void) | undefined;
+  before(async () => {
+    release = await acquireLoadLock();
+    redis = await startRedis();
+    [a, b] = (await startPods(2, { REDIS_URL: redis.url })) as [Pod, Pod];
+    token = await serviceToken();
+  });
+  after(async () => {
+    await stopPods([a, b]);
+    await redis?.stop();
+    release?.();
+  });
+
+  const publishEach = async (channels: readonly string[], via: Pod) => {
+    for (const channel of channels) {
+      const { status, body } = await postJson(via.url, "/api/publish", token, {
+        channel,
+        event: { type: "tick", message: `${channel}#last` },
+      });
+      assert.equal(status, 202, `${channel}: ${status} ${body}`);
+    }
+  };
+
+  it("pods recover by themselves, /readyz tells the truth, one reset per channel, old cursors too", async () => {
+    const all = ["channel:r1", "channel:r2", "channel:r3"];
+    const both = () => [a.url, b.url];
+    const user = await login(a.url, "Restart");
+    const r1 = new StreamClient(user.token, ["channel:r1", "channel:r2"]);
+    const r2 = new StreamClient(user.token, ["channel:r1", "channel:r3"]);
+    const later: StreamClient[] = [];
+    try {
+      assert.equal(await r1.connect(b.url), 200);
+      assert.equal(await r2.connect(a.url), 200);
+      // The old epoch: 60 events, all delivered.
+      const old = await publishLoad({
+        podUrls: both,
+        token,
+        channels: all,
+        rate: 300,
+        durationMs: 10_000,
+        maxEvents: 60,
+      });
+      assert.deepEqual([...old.failures], []);
+      for (const client of [r1, r2]) await client.untilOffsets(topOffsets(old), 10_000);
+      const oldCursors = [r1.lastEventId, r2.lastEventId];
+
+      // Redis goes away; publishers keep going through both pods all along (what they get
+      // accepted from now on is in the new, empty Redis: the new epoch).
+      await redis.kill();
+      const stop = new AbortController();
+      const during = publishLoad({
+        podUrls: both,
+        token,
+        channels: all,
+        rate: 300,
+        durationMs: 60_000,
+        signal: stop.signal,
+      });
+      await until(
+        async () => (await a.readyz()) === 503 && (await b.readyz()) === 503,
+        10_000,
+        "both pods unready while Redis is down",
+      );
+      const probe = new StreamClient(user.token, ["channel:r1"]);
+      assert.equal(await probe.connect(b.url), 503, "no new stream while the broker is down");
+      for (let i = 0; i < 3; i++) {
+        assert.equal(await a.readyz(), 503, "still unready");
+        assert.equal(await b.readyz(), 503, "still unready");
+      }
+
+      // It comes back empty on the same port: the pods recover by themselves.
+      await redis.restart();
+      await until(
+        async () => (await a.readyz()) === 200 && (await b.readyz()) === 200,
+        20_000,
+        "both pods ready again",
+      );
+      const after = await publishLoad({
+        podUrls: both,
+        token,
+        channels: all,
+        rate: 300,
+        durationMs: 10_000,
+        maxEvents: 60,
+      });
+      stop.abort();
+      const meanwhile = await during;
+      assert.deepEqual([...after.failures], []);
+      assert.deepEqual(
+        [...meanwhile.failures.keys()].filter((status) => status !== 503),
+        [],
+        "a publish Redis did not take is a 503",
+      );
+      assert.ok((meanwhile.failures.get(503) ?? 0) > 0, "publishes failed while Redis was down");
+      const fresh = new Map(
+        all.map((c) => [
+          c,
+          new Map([...(meanwhile.accepted.get(c) ?? []), ...(after.accepted.get(c) ?? [])]),
+        ]),
+      );
+      const freshTops = new Map(
+        [...fresh].map(([c, offsets]) => [c, Math.max(0, ...offsets.keys())]),
+      );
+
+      for (const [i, client] of [r1, r2].entries()) {
+        await client.until(
+          () =>
+            client.channels.every(
+              (c) =>
+                client.log.get(c)?.resets.length === 1 &&
+                client.lastOffset(c) >= (freshTops.get(c) ?? 0),
+            ),
+          15_000,
+          () => client.describe(),
+        );
+        assert.deepEqual(client.statuses, [200], "the stream stayed open throughout");
+        for (const channel of client.channels) {
+          const log = client.log.get(channel) as ChannelLog;
+          assert.deepEqual(log.resets, ["epoch_changed"], `client ${i} ${channel}: one reset`);
+          // Before the reset: the old epoch, complete. After it: the new epoch from offset 1,
+          // complete — nothing published to the new Redis is skipped.
+          const at = log.resetAt[0] as number;
+          const before = { ...log, events: log.events.slice(0, at), resets: [] };
+          const since = { ...log, events: log.events.slice(at), resets: [], start: 0 };
+          assert.equal(new Set(before.events.map((e) => e.epochTag)).size, 1, "one old epoch");
+          assert.equal(new Set(since.events.map((e) => e.epochTag)).size, 1, "one new epoch");
+          assert.notEqual(before.events[0]?.epochTag, since.events[0]?.epochTag);
+          const oldCheck = checkChannel(before, "tick", old.accepted.get(channel) ?? new Map());
+          assert.deepEqual(oldCheck, perfect(oldCheck), `client ${i} ${channel} old epoch`);
+          const newCheck = checkChannel(since, "tick", fresh.get(channel) ?? new Map());
+          assert.deepEqual(
+            newCheck,
+            perfect(newCheck),
+            `client ${i} ${channel} new epoch: ${JSON.stringify(newCheck)} ${JSON.stringify(
+              since.events.slice(0, 5).map((e) => e.offset),
+            )}`,
+          );
+        }
+      }
+
+      // Clients that come back with a cursor from before the restart, on either pod, header or
+      // query: exactly one reset per channel, then live; never a 5xx.
+      for (const [i, cursor] of oldCursors.entries()) {
+        for (const [pod, inQuery] of [
+          [a, false],
+          [b, true],
+        ] as const) {
+          const client = new StreamClient(user.token, (i === 0 ? r1 : r2).channels);
+          later.push(client);
+          const status = await client.connect(pod.url, { cursor, cursorInQuery: inQuery });
+          assert.equal(status, 200, `old cursor on ${pod.url}: ${client.lastErrorBody}`);
+        }
+      }
+      await publishEach(all, a);
+      for (const client of later) {
+        await client.untilCounts(new Map(client.channels.map((c) => [c, 1])), 10_000, "tick");
+        for (const channel of client.channels) {
+          const log = client.log.get(channel) as ChannelLog;
+          const check = checkChannel(log, "tick", 1);
+          assert.deepEqual(
+            check,
+            { ...perfect(check), resets: ["epoch_changed"] },
+            `old cursor, ${channel}: one reset, then live (no replay): ${JSON.stringify(check)}`,
+          );
+        }
+      }
+      // A client that got its reset and reconnects with its new cursor resumes without one.
+      r1.close();
+      assert.equal(await r1.connect(a.url), 200);
+      await publishEach(all, b);
+      await r1.untilCounts(
+        new Map(r1.channels.map((c) => [c, (fresh.get(c)?.size ?? 0) + 2])),
+        10_000,
+        "tick",
+      );
+      for (const channel of r1.channels) {
+        const log = r1.log.get(channel) as ChannelLog;
+        assert.deepEqual(log.resets, ["epoch_changed"], "no new reset");
+        const at = log.resetAt[0] as number;
+        const check = checkChannel(
+          { ...log, events: log.events.slice(at), start: 0 },
+          "tick",
+          (fresh.get(channel)?.size ?? 0) + 2,
+        );
+        assert.deepEqual(
+          check,
+          { ...perfect(check), resets: ["epoch_changed"] },
+          `${channel}: resumed`,
+        );
+      }
+    } finally {
+      for (const client of [r1, r2, ...later]) client.close();
+    }
+  });
+});

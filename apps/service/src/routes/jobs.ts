@@ -1,0 +1,115 @@
+/**
+ * Async jobs: start one with a POST, follow it on the user's SSE channel, ask for its status,
+ * cancel it, fetch its result.
+ *
+ * - `POST /api/generate/video { prompt, aspectRatio? }` → 202 `{ jobId }`; 400 invalid input,
+ *   429 `RT_ERR_RATE_LIMITED` + `Retry-After` when the user already has `JOBS_MAX_PER_USER`
+ *   jobs queued or running.
+ * - `GET /api/jobs/:jobId` → 200 status; `DELETE /api/jobs/:jobId` → 200 status after
+ *   cancelling a queued or running job (a finished job is returned unchanged).
+ * - `GET /api/media/:jobId` → the GIF.
+ *
+ * All need a user token; another user's job or media is 404, never 403, so ids leak nothing.
+ */
+import type { FastifyInstance } from "fastify";
+import type { Auth } from "../auth.ts";
+import { appError, Errors } from "../errors.ts";
+import { JobLimitError, type JobSystem, JobsClosedError } from "../jobs/index.ts";
+import { ASPECT_RATIOS } from "../jobs/render.ts";
+import { JOB_ID_PATTERN, toView } from "../jobs/types.ts";
+
+export interface JobRouteDeps {
+  jobs: JobSystem;
+  auth: Auth;
+}
+
+/** Longest prompt, in characters. */
+export const MAX_PROMPT_LENGTH = 500;
+export const DEFAULT_ASPECT_RATIO = "16:9";
+/** Seconds a client over its job limit is asked to wait: about one short render. */
+const LIMIT_RETRY_AFTER_SECONDS = "5";
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting them is the point
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+const bodySchema = {
+  type: "object",
+  properties: {
+    prompt: { type: "string", minLength: 1, maxLength: MAX_PROMPT_LENGTH },
+    aspectRatio: { type: "string", minLength: 1, maxLength: 16 },
+  },
+  required: ["prompt"],
+  additionalProperties: false,
+} as const;
+
+export function registerJobRoutes(app: FastifyInstance, deps: JobRouteDeps): void {
+  const { jobs, auth } = deps;
+
+  const userOf = async (request: Parameters<Auth["authenticate"]>[0]): Promise<string> => {
+    const identity = await auth.authenticate(request);
+    if (identity.kind !== "user") throw appError(Errors.FORBIDDEN, "jobs need a user token");
+    return identity.userId;
+  };
+
+  const jobIdOf = (params: unknown): string => {
+    const { jobId } = params as { jobId: string };
+    if (!JOB_ID_PATTERN.test(jobId)) throw appError(Errors.NOT_FOUND, "no such job");
+    return jobId;
+  };
+
+  app.post("/api/generate/video", { schema: { body: bodySchema } }, async (request, reply) => {
+    const userId = await userOf(request);
+    const body = request.body as { prompt: string; aspectRatio?: string };
+    const prompt = body.prompt.normalize("NFC").trim();
+    if (prompt.length === 0) throw appError(Errors.BAD_REQUEST, "body.prompt is blank");
+    if (CONTROL.test(prompt)) {
+      throw appError(Errors.BAD_REQUEST, "body.prompt has control characters");
+    }
+    const aspectRatio = body.aspectRatio ?? DEFAULT_ASPECT_RATIO;
+    if (!Object.hasOwn(ASPECT_RATIOS, aspectRatio)) {
+      const allowed = Object.keys(ASPECT_RATIOS).join(", ");
+      throw appError(Errors.BAD_REQUEST, `body.aspectRatio must be one of ${allowed}`);
+    }
+    try {
+      const record = await jobs.submit(userId, { prompt, aspectRatio });
+      reply.header("location", `/api/jobs/${record.jobId}`);
+      return reply.code(202).send({ jobId: record.jobId });
+    } catch (error) {
+      if (error instanceof JobLimitError) {
+        throw appError(Errors.RATE_LIMITED, error.message, {
+          "Retry-After": LIMIT_RETRY_AFTER_SECONDS,
+        });
+      }
+      if (error instanceof JobsClosedError) {
+        throw appError(Errors.SHUTTING_DOWN, undefined, { "Retry-After": "1" });
+      }
+      throw error;
+    }
+  });
+
+  app.get("/api/jobs/:jobId", async (request, reply) => {
+    const userId = await userOf(request);
+    const record = await jobs.get(userId, jobIdOf(request.params));
+    if (!record) throw appError(Errors.NOT_FOUND, "no such job");
+    reply.header("cache-control", "no-store");
+    return toView(record);
+  });
+
+  app.delete("/api/jobs/:jobId", async (request, reply) => {
+    const userId = await userOf(request);
+    const record = await jobs.cancel(userId, jobIdOf(request.params));
+    if (!record) throw appError(Errors.NOT_FOUND, "no such job");
+    reply.header("cache-control", "no-store");
+    return toView(record);
+  });
+
+  app.get("/api/media/:jobId", async (request, reply) => {
+    const userId = await userOf(request);
+    const bytes = await jobs.media(userId, jobIdOf(request.params));
+    if (!bytes) throw appError(Errors.NOT_FOUND, "no such media");
+    reply.header("cache-control", "private, max-age=3600");
+    reply.header("x-content-type-options", "nosniff");
+    reply.type("image/gif");
+    return reply.send(bytes);
+  });
+}

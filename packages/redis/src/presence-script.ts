@@ -1,0 +1,295 @@
+/**
+ * Key layout and Lua scripts of the Redis presence store. Every decision about a user's
+ * transition runs in one script on the channel's hash-tagged slot, so two pods can never both
+ * decide `online` (or `offline`) for one change; the pod registry and the per-pod channel
+ * index share the `{presence}` slot.
+ *
+ *     <prefix>:presence-users:{channel:x}        hash userId → connections (0 while in grace)
+ *     <prefix>:presence-names:{channel:x}        hash userId → display name
+ *     <prefix>:presence-grace:{channel:x}        hash userId → "<deadline ms>:<token>"
+ *     <prefix>:presence-pod:{channel:x}:<podId>  hash streamId → userId (one pod's connections)
+ *     <prefix>:presence-reply:{channel:x}:<call> a decision's rows, for a retry (60 s)
+ *     <prefix>:{presence}:pods                   zset podId → last heartbeat (ms)
+ *     <prefix>:{presence}:index:<podId>          set of channels where the pod has entries
+ *     <prefix>:{presence}:reaped                 set of pods reaped while maybe alive
+ *     <prefix>:{presence}:reaper                 the reaper lock
+ *
+ * A grace token is `<podId>.<call>.<n>`: the pod that owns the grace period comes first.
+ * Channel hashes empty themselves (Redis deletes empty hashes), so nothing needs a TTL.
+ */
+import { createHash } from "node:crypto";
+import type { ChannelName } from "@realtime/protocol";
+import type { PresenceTransition, PresenceUser } from "@realtime/server";
+import type { Cluster, Redis } from "ioredis";
+
+export interface ChannelPresenceKeys {
+  readonly users: string;
+  readonly names: string;
+  readonly grace: string;
+  /** The hash of one pod's connections in the channel. */
+  pod(podId: string): string;
+  /** Where the rows of call `callId` are kept for its retries. */
+  reply(callId: string): string;
+}
+
+export function channelPresenceKeys(prefix: string, channel: ChannelName): ChannelPresenceKeys {
+  const tag = `{${channel}}`;
+  return {
+    users: `${prefix}:presence-users:${tag}`,
+    names: `${prefix}:presence-names:${tag}`,
+    grace: `${prefix}:presence-grace:${tag}`,
+    pod: (podId) => `${prefix}:presence-pod:${tag}:${podId}`,
+    reply: (callId) => `${prefix}:presence-reply:${tag}:${callId}`,
+  };
+}
+
+export interface PodRegistryKeys {
+  readonly pods: string;
+  readonly reaped: string;
+  readonly lock: string;
+  index(podId: string): string;
+}
+
+export function podRegistryKeys(prefix: string): PodRegistryKeys {
+  return {
+    pods: `${prefix}:{presence}:pods`,
+    reaped: `${prefix}:{presence}:reaped`,
+    lock: `${prefix}:{presence}:reaper`,
+    index: (podId) => `${prefix}:{presence}:index:${podId}`,
+  };
+}
+
+/**
+ * Makes a script that decides transitions safe to retry: its rows are kept for a minute under
+ * the reply key (the last of KEYS, unique per call), and a retry of the call gets them back
+ * instead of running again. A call that decided nothing needs no record: running it again
+ * decides nothing either, since every step is idempotent (joins and leaves per stream, grace
+ * periods per token, a reaped pod's hash is gone).
+ */
+function replayable(body: string): string {
+  return `
+local reply = KEYS[#KEYS]
+local cached = redis.call('GET', reply)
+if cached then return cjson.decode(cached) end
+local function run()
+${body}
+end
+local out = run()
+if #out > 0 then redis.call('SET', reply, cjson.encode(out), 'PX', ${REPLY_TTL_MS}) end
+return out
+`;
+}
+
+/** How long the rows of a decision are kept for a retry of the same call, in ms. */
+export const REPLY_TTL_MS = 60_000;
+
+/**
+ * KEYS users, names, grace, pod, reply. ARGV deadline, token base, then the ops
+ * `j sid uid name` | `l sid`. Returns `{'online', uid, name}` and `{'grace', uid, token}`.
+ */
+const APPLY = replayable(`
+local users, names, grace, pod = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local deadline, base = ARGV[1], ARGV[2]
+local out, n, i = {}, 0, 3
+while i <= #ARGV do
+  if ARGV[i] == 'j' then
+    local sid, uid, name = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+    i = i + 4
+    if redis.call('HSETNX', pod, sid, uid) == 1 then
+      redis.call('HSET', names, uid, name)
+      if redis.call('HINCRBY', users, uid, 1) == 1 and redis.call('HDEL', grace, uid) == 0 then
+        out[#out + 1] = {'online', uid, name}
+      end
+    end
+  else
+    local sid = ARGV[i + 1]
+    i = i + 2
+    local uid = redis.call('HGET', pod, sid)
+    if uid then
+      redis.call('HDEL', pod, sid)
+      if redis.call('HINCRBY', users, uid, -1) <= 0 then
+        n = n + 1
+        local token = base .. '.' .. n
+        redis.call('HSET', grace, uid, deadline .. ':' .. token)
+        out[#out + 1] = {'grace', uid, token}
+      end
+    end
+  end
+end
+return out
+`);
+
+/** Shared by SETTLE and REAP: removes a user with no connection and no grace period. */
+const DROP = `
+local function drop(out, uid)
+  if (tonumber(redis.call('HGET', KEYS[1], uid)) or 0) > 0 then return end
+  if redis.call('HEXISTS', KEYS[3], uid) == 1 then return end
+  local name = redis.call('HGET', KEYS[2], uid) or uid
+  redis.call('HDEL', KEYS[1], uid)
+  redis.call('HDEL', KEYS[2], uid)
+  out[#out + 1] = {'offline', uid, name}
+end
+`;
+
+/** KEYS users, names, grace, reply. ARGV pairs: uid, "<deadline>:<token>". Returns offlines. */
+const SETTLE = replayable(`${DROP}
+local out = {}
+for i = 1, #ARGV, 2 do
+  local uid = ARGV[i]
+  if redis.call('HGET', KEYS[3], uid) == ARGV[i + 1] then
+    redis.call('HDEL', KEYS[3], uid)
+    drop(out, uid)
+  end
+end
+return out
+`);
+
+/**
+ * KEYS users, names, grace, the dead pod's hash, reply. ARGV dead pod id, token base. Removes
+ * the dead pod's connections (offline for users left with none) and adopts its grace periods.
+ */
+const REAP = replayable(`${DROP}
+local out = {}
+local entries = redis.call('HGETALL', KEYS[4])
+for i = 2, #entries, 2 do
+  if redis.call('HINCRBY', KEYS[1], entries[i], -1) <= 0 then drop(out, entries[i]) end
+end
+redis.call('DEL', KEYS[4])
+local owned = ARGV[1] .. '.'
+local graces = redis.call('HGETALL', KEYS[3])
+local n = 0
+for i = 1, #graces, 2 do
+  local value = graces[i + 1]
+  local colon = string.find(value, ':', 1, true)
+  if colon and string.sub(value, colon + 1, colon + #owned) == owned then
+    n = n + 1
+    local deadline = string.sub(value, 1, colon - 1)
+    local token = ARGV[2] .. '.' .. n
+    redis.call('HSET', KEYS[3], graces[i], deadline .. ':' .. token)
+    out[#out + 1] = {'grace', graces[i], token, deadline}
+  end
+end
+return out
+`);
+
+/**
+ * KEYS pods, reaped, this pod's index. ARGV now, pod id, number of channels to add, the
+ * channels to add, then the channels to remove. A heartbeat (also when registering channels).
+ * Returns 1 when the pod was unknown (new, reaped, or data lost) or flagged as reaped.
+ */
+const HEARTBEAT = `
+local added = redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+local flagged = redis.call('SREM', KEYS[2], ARGV[2])
+local adds = tonumber(ARGV[3])
+if adds > 0 then redis.call('SADD', KEYS[3], unpack(ARGV, 4, 3 + adds)) end
+if #ARGV > 3 + adds then redis.call('SREM', KEYS[3], unpack(ARGV, 4 + adds, #ARGV)) end
+if added + flagged > 0 then return 1 end
+return 0
+`;
+
+/**
+ * KEYS pods, lock. ARGV now, dead-before (ms), lock until (ms), lock PX, pod id, max pods.
+ * Takes or renews the reaper lock (`<until>:<pod>`; unless another pod holds it) and lists the
+ * pods silent since dead-before. The holder keeps the role while it keeps renewing it.
+ */
+const REAP_START = `
+local lock = redis.call('GET', KEYS[2])
+if lock then
+  local colon = string.find(lock, ':', 1, true)
+  local held = tonumber(string.sub(lock, 1, colon - 1))
+  if string.sub(lock, colon + 1) ~= ARGV[5] and held > tonumber(ARGV[1]) then return {} end
+end
+redis.call('SET', KEYS[2], ARGV[3] .. ':' .. ARGV[5], 'PX', ARGV[4])
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[2], 'LIMIT', 0, ARGV[6])
+local out = {}
+for _, pod in ipairs(dead) do
+  if pod ~= ARGV[5] then out[#out + 1] = pod end
+end
+return out
+`;
+
+/**
+ * KEYS pods, reaped, the dead pod's index. ARGV dead pod id, the channels reaped. Forgets the
+ * pod once its index is empty; otherwise flags it (it may be alive and adding channels).
+ */
+const REAP_FINISH = `
+if #ARGV > 1 then redis.call('SREM', KEYS[3], unpack(ARGV, 2)) end
+if redis.call('SCARD', KEYS[3]) == 0 then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  redis.call('SREM', KEYS[2], ARGV[1])
+  return 0
+end
+redis.call('SADD', KEYS[2], ARGV[1])
+return 1
+`;
+
+/** KEYS users, names. Returns {users hash, names hash} read atomically. */
+const SNAPSHOT = `
+return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2])}
+`;
+
+export interface Script {
+  readonly source: string;
+  readonly sha: string;
+}
+
+function script(source: string): Script {
+  return { source, sha: createHash("sha1").update(source).digest("hex") };
+}
+
+export const PresenceScripts = {
+  apply: script(APPLY),
+  settle: script(SETTLE),
+  reap: script(REAP),
+  heartbeat: script(HEARTBEAT),
+  reapStart: script(REAP_START),
+  reapFinish: script(REAP_FINISH),
+  snapshot: script(SNAPSHOT),
+} as const;
+
+/** Runs `script` by SHA and sends its source once Redis answers NOSCRIPT (nothing ran then). */
+export async function runScript(
+  client: Redis | Cluster,
+  script: Script,
+  keys: readonly string[],
+  args: readonly (string | number)[],
+): Promise<unknown> {
+  try {
+    return await client.evalsha(script.sha, keys.length, ...keys, ...args);
+  } catch (error) {
+    if (!(error instanceof Error) || !error.message.startsWith("NOSCRIPT")) throw error;
+    return client.eval(script.source, keys.length, ...keys, ...args);
+  }
+}
+
+/** Rows of a script reply (`{{'online', uid, name}, …}`), each checked to be strings. */
+export function replyRows(reply: unknown): string[][] {
+  if (!Array.isArray(reply)) throw new Error(`unexpected presence script reply: ${typeof reply}`);
+  return reply.map((row) => {
+    if (!Array.isArray(row) || !row.every((cell) => typeof cell === "string")) {
+      throw new Error("unexpected presence script row");
+    }
+    return row as string[];
+  });
+}
+
+/** The `offline` rows of a reply as transitions. */
+export function offlines(channel: ChannelName, rows: readonly string[][]): PresenceTransition[] {
+  return rows
+    .filter((row) => row[0] === "offline")
+    .map(([, userId = "", userName = ""]) => ({ channel, userId, userName, status: "offline" }));
+}
+
+/** The SNAPSHOT reply as users sorted by id (users in grace have 0 connections). */
+export function snapshotUsers(reply: unknown): PresenceUser[] {
+  const [counts = [], names = []] = Array.isArray(reply) ? (reply as string[][]) : [];
+  const nameOf = new Map<string, string>();
+  for (let i = 0; i + 1 < names.length; i += 2) nameOf.set(names[i] ?? "", names[i + 1] ?? "");
+  const users: PresenceUser[] = [];
+  for (let i = 0; i + 1 < counts.length; i += 2) {
+    const userId = counts[i] ?? "";
+    const connections = Math.max(0, Number(counts[i + 1]));
+    users.push({ userId, userName: nameOf.get(userId) ?? userId, connections });
+  }
+  return users.sort((a, b) => (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : 0));
+}

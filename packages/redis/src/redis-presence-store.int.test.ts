@@ -1,0 +1,183 @@
+/** RedisPresenceStore against the shared PresenceStore contract, on a single Redis and a Cluster. */
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { type AddressInfo, connect, createServer, type Socket } from "node:net";
+import { after, before, describe, it } from "node:test";
+import type { ChannelName } from "@realtime/protocol";
+import { CONTRACT_TIMINGS, runPresenceContract, waitFor } from "@realtime/server/testing";
+import { channelPresenceKeys } from "./presence-script.ts";
+import { RedisPresenceStore } from "./redis-presence-store.ts";
+import {
+  redisCli,
+  startRedis,
+  startRedisCluster,
+  type TestRedis,
+  type TestRedisCluster,
+} from "./test-redis.ts";
+
+const prefix = () => `p_${randomBytes(4).toString("hex")}`;
+
+/** Pods of one test share a prefix; each test gets a fresh one. */
+function fixture(
+  connection: Pick<
+    ConstructorParameters<typeof RedisPresenceStore>[0] & {},
+    "url" | "clusterNodes"
+  >,
+) {
+  const shared = prefix();
+  const stores: RedisPresenceStore[] = [];
+  return {
+    pod() {
+      const store = new RedisPresenceStore({ ...connection, prefix: shared, ...CONTRACT_TIMINGS });
+      stores.push(store);
+      return store;
+    },
+    teardown: async () => {
+      await Promise.all(stores.map((s) => s.close()));
+    },
+  };
+}
+
+describe("RedisPresenceStore on a single Redis", () => {
+  let redis: TestRedis;
+  before(async () => {
+    redis = await startRedis();
+  });
+  after(() => redis?.stop());
+  runPresenceContract("RedisPresenceStore (single Redis)", async () => fixture({ url: redis.url }));
+});
+
+describe("RedisPresenceStore on a Redis Cluster", () => {
+  let cluster: TestRedisCluster;
+  before(async () => {
+    cluster = await startRedisCluster(3);
+  });
+  after(() => cluster?.stop());
+  runPresenceContract("RedisPresenceStore (3-master Cluster)", async () =>
+    fixture({ clusterNodes: cluster.nodes }),
+  );
+});
+
+/** Forwards to Redis; can swallow Redis's replies and cut every client connection. */
+async function replyEatingProxy(targetPort: number) {
+  const sockets = new Set<Socket>();
+  let eatReplies = false;
+  const server = createServer((client) => {
+    const upstream = connect(targetPort, "127.0.0.1");
+    sockets.add(client).add(upstream);
+    client.on("data", (chunk) => upstream.write(chunk));
+    upstream.on("data", (chunk) => eatReplies || client.write(chunk));
+    for (const socket of [client, upstream]) {
+      socket.on("error", () => {});
+      socket.on("close", () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    eatReplies(on: boolean) {
+      eatReplies = on;
+    },
+    cutAll() {
+      for (const socket of sockets) socket.destroy();
+      sockets.clear();
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+describe("RedisPresenceStore: faults and leftovers", () => {
+  let redis: TestRedis;
+  before(async () => {
+    redis = await startRedis();
+  });
+  after(() => redis?.stop());
+  const x = "channel:faults" as ChannelName;
+  const T0 = 1_800_000_000_000;
+
+  it("a transition decided by Redis whose reply was lost is still reported (retry = replay)", async () => {
+    const proxy = await replyEatingProxy(redis.port);
+    const shared = prefix();
+    const store = new RedisPresenceStore({ url: proxy.url, prefix: shared, commandTimeoutMs: 500 });
+    try {
+      await store.heartbeat(T0);
+      // Someone else holds the channel already, so the next join's only write is the script.
+      await store.apply(
+        [{ kind: "join", channel: x, streamId: "0", userId: "u0", userName: "Bo" }],
+        T0,
+      );
+      proxy.eatReplies(true);
+      const applying = store.apply(
+        [{ kind: "join", channel: x, streamId: "1", userId: "u1", userName: "Ada" }],
+        T0,
+      );
+      const podKey = channelPresenceKeys(shared, x).pod(store.podId);
+      await waitFor(
+        async () => (await redisCli(redis.port, "HEXISTS", podKey, "1")) === "1",
+        "applied in Redis",
+      );
+      proxy.cutAll();
+      proxy.eatReplies(false);
+      const result = await applying;
+      assert.deepEqual(result.transitions, [
+        { channel: x, userId: "u1", userName: "Ada", status: "online" },
+      ]);
+      // And the same for the offline of a settled grace period.
+      const left = await store.apply([{ kind: "leave", channel: x, streamId: "1" }], T0 + 1);
+      // Load the script first: a NOSCRIPT reply must not be the one that gets lost.
+      await store.settle([{ channel: x, userId: "nobody", token: "none", deadline: 0 }]);
+      proxy.eatReplies(true);
+      const settling = store.settle(left.graces);
+      const graceKey = channelPresenceKeys(shared, x).grace;
+      await waitFor(
+        async () => (await redisCli(redis.port, "EXISTS", graceKey)) === "0",
+        "settled in Redis",
+      );
+      proxy.cutAll();
+      proxy.eatReplies(false);
+      assert.deepEqual(
+        (await settling).map((t) => t.status),
+        ["offline"],
+      );
+    } finally {
+      await store.close();
+      await proxy.close();
+    }
+  });
+
+  it("leaves nothing behind once everyone left and every grace period ended", async () => {
+    const shared = prefix();
+    const [a, b] = [0, 1].map(() => new RedisPresenceStore({ url: redis.url, prefix: shared }));
+    try {
+      for (const pod of [a, b]) await pod?.heartbeat(T0);
+      const joins = ["1", "2", "3"].map(
+        (s) => ({ kind: "join", channel: x, streamId: s, userId: `u${s}`, userName: s }) as const,
+      );
+      await a?.apply(joins, T0);
+      await b?.apply(joins, T0);
+      const leaves = joins.map(
+        (j) => ({ kind: "leave", channel: x, streamId: j.streamId }) as const,
+      );
+      const graces = [
+        ...((await a?.apply(leaves, T0 + 1))?.graces ?? []),
+        ...((await b?.apply(leaves, T0 + 1))?.graces ?? []),
+      ];
+      assert.equal(graces.length, 3);
+      await b?.settle(graces.filter((g) => g.token.startsWith(`${b?.podId}.`)));
+      await a?.settle(graces.filter((g) => g.token.startsWith(`${a?.podId}.`)));
+      for (const pod of [a, b]) await pod?.heartbeat(T0 + 2); // drops the channel from the index
+      const keys = (await redisCli(redis.port, "--scan", "--pattern", `${shared}:*`))
+        .split("\n")
+        .filter(Boolean);
+      assert.deepEqual(keys.filter((k) => !k.includes(":presence-reply:")).sort(), [
+        `${shared}:{presence}:pods`,
+      ]);
+    } finally {
+      await Promise.all([a?.close(), b?.close()]);
+    }
+  });
+});

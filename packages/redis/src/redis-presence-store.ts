@@ -1,0 +1,395 @@
+/**
+ * Presence in Redis, shared by every pod (key layout and scripts: `presence-script.ts`).
+ *
+ * Cost, by design: joins and leaves cost one script call per channel per batch (the caller
+ * batches them); upkeep costs one heartbeat per pod per interval, whatever the number of
+ * connections, plus one lock attempt per pod per interval for the reaper. Pod deaths and
+ * grace periods cost work only when they happen.
+ *
+ * Decisions are safe to retry (see `replayable` in the scripts): when Redis does not answer,
+ * `apply` and `settle` retry the same call until it does, so a transition that Redis decided
+ * is never dropped because its reply was lost.
+ */
+import type { ChannelName } from "@realtime/protocol";
+import {
+  DEFAULT_PRESENCE_TIMINGS,
+  type PresenceApplyResult,
+  type PresenceChange,
+  type PresenceGrace,
+  type PresenceReapResult,
+  type PresenceStore,
+  type PresenceTimings,
+  type PresenceTransition,
+  type PresenceUser,
+} from "@realtime/server";
+import { Cluster, Redis } from "ioredis";
+import { PresenceIndex } from "./presence-index.ts";
+import {
+  type ChannelPresenceKeys,
+  channelPresenceKeys,
+  offlines,
+  type PodRegistryKeys,
+  PresenceScripts,
+  podRegistryKeys,
+  replyRows,
+  runScript,
+  type Script,
+  snapshotUsers,
+} from "./presence-script.ts";
+import { closeClient, reconnectDelay, waitForEvent } from "./pubsub-transport.ts";
+
+export interface RedisPresenceStoreOptions extends Partial<PresenceTimings> {
+  /** Standalone Redis URL. Default `redis://127.0.0.1:6379`. Ignored with `clusterNodes`. */
+  url?: string;
+  /** Seed nodes of a Redis Cluster. */
+  clusterNodes?: readonly { host: string; port: number }[];
+  /** Prefix of every key. Default `realtime` (the broker's). */
+  prefix?: string;
+  /** This pod's id: `[0-9a-z_-]`. Default: random. */
+  podId?: string;
+  /** Longest wait for a Redis command, in ms. Default 2000. */
+  commandTimeoutMs?: number;
+  /** How long one pod keeps the reaper role, in ms. Default 2000. */
+  reapLockMs?: number;
+  /** Most dead pods one `reap` call handles. Default 8. */
+  maxPodsPerReap?: number;
+  /** Default: silent. */
+  logger?: { warn(message: string): void };
+}
+
+/** Most ops (or channels) sent in one script call, to keep argument lists bounded. */
+const CHUNK = 256;
+const POD_ID = /^[0-9a-z_-]{1,64}$/;
+
+function newPodId(): string {
+  return `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+}
+
+function chunked<T>(items: readonly T[], size = CHUNK): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+function byChannel<T extends { channel: ChannelName }>(items: readonly T[]): Map<ChannelName, T[]> {
+  const groups = new Map<ChannelName, T[]>();
+  for (const item of items) {
+    const group = groups.get(item.channel);
+    if (group) group.push(item);
+    else groups.set(item.channel, [item]);
+  }
+  return groups;
+}
+
+export class RedisPresenceStore implements PresenceStore {
+  readonly podId: string;
+  readonly #client: Redis | Cluster;
+  readonly #prefix: string;
+  readonly #registry: PodRegistryKeys;
+  readonly #timings: PresenceTimings;
+  readonly #commandTimeoutMs: number;
+  readonly #reapLockMs: number;
+  readonly #maxPodsPerReap: number;
+  readonly #logger: { warn(message: string): void };
+  readonly #index = new PresenceIndex();
+  #known = false;
+  #lost = false;
+  #calls = 0;
+  #closed = false;
+  #errorLogged = false;
+
+  constructor(options: RedisPresenceStoreOptions = {}) {
+    this.podId = options.podId ?? newPodId();
+    if (!POD_ID.test(this.podId)) throw new TypeError(`invalid pod id: ${this.podId}`);
+    this.#prefix = options.prefix ?? "realtime";
+    this.#registry = podRegistryKeys(this.#prefix);
+    this.#timings = {
+      graceMs: options.graceMs ?? DEFAULT_PRESENCE_TIMINGS.graceMs,
+      ttlMs: options.ttlMs ?? DEFAULT_PRESENCE_TIMINGS.ttlMs,
+    };
+    this.#commandTimeoutMs = options.commandTimeoutMs ?? 2_000;
+    this.#reapLockMs = options.reapLockMs ?? 2_000;
+    this.#maxPodsPerReap = options.maxPodsPerReap ?? 8;
+    this.#logger = options.logger ?? { warn() {} };
+    const connectionName = `realtime-presence-${this.podId}`;
+    // Nothing is queued while disconnected: calls fail fast and are retried by this store.
+    this.#client =
+      options.clusterNodes && options.clusterNodes.length > 0
+        ? new Cluster([...options.clusterNodes], {
+            enableOfflineQueue: false,
+            clusterRetryStrategy: reconnectDelay,
+            redisOptions: {
+              connectionName,
+              commandTimeout: this.#commandTimeoutMs,
+              maxRetriesPerRequest: 1,
+            },
+          })
+        : new Redis(options.url ?? "redis://127.0.0.1:6379", {
+            connectionName,
+            enableOfflineQueue: false,
+            commandTimeout: this.#commandTimeoutMs,
+            maxRetriesPerRequest: 1,
+            retryStrategy: reconnectDelay,
+          });
+    this.#client.on("error", (error: Error) => this.#onError(error));
+    this.#client.on("ready", () => {
+      this.#errorLogged = false;
+    });
+  }
+
+  async heartbeat(now: number): Promise<{ lost: boolean }> {
+    const released = this.#index.release();
+    const changed = await this.#beat(now, [], released);
+    const lost = (changed || this.#lost) && this.#known;
+    this.#known = true;
+    this.#lost = false;
+    if (lost) this.#index.clear();
+    return { lost };
+  }
+
+  async apply(changes: readonly PresenceChange[], now: number): Promise<PresenceApplyResult> {
+    const call = this.#callId();
+    const deadline = String(Math.floor(now + this.#timings.graceMs));
+    const joined: ChannelName[] = [];
+    for (const change of changes) {
+      if (change.kind !== "join") continue;
+      this.#index.joining(change.channel, change.streamId);
+      joined.push(change.channel);
+    }
+    await this.#retrying("register channels", () =>
+      this.#index.ensure(joined, (missing) => this.#register(now, missing)),
+    );
+    const transitions: PresenceTransition[] = [];
+    const graces: PresenceGrace[] = [];
+    await Promise.all(
+      [...byChannel(changes)].map(async ([channel, group]) => {
+        const keys = channelPresenceKeys(this.#prefix, channel);
+        for (const [i, chunk] of chunked(group).entries()) {
+          const id = `${call}.${i}`;
+          const args = chunk.flatMap((c) =>
+            c.kind === "join" ? ["j", c.streamId, c.userId, c.userName] : ["l", c.streamId],
+          );
+          const rows = await this.#decide(PresenceScripts.apply, keys, id, [
+            [keys.users, keys.names, keys.grace, keys.pod(this.podId)],
+            [deadline, id, ...args],
+          ]);
+          for (const c of chunk) if (c.kind === "leave") this.#index.left(channel, c.streamId);
+          for (const [kind, userId = "", third = ""] of rows) {
+            if (kind === "online") {
+              transitions.push({ channel, userId, userName: third, status: "online" });
+            } else if (kind === "grace") {
+              graces.push({ channel, userId, token: third, deadline: Number(deadline) });
+              this.#index.graceStarted(channel, third);
+            }
+          }
+        }
+      }),
+    );
+    return { transitions, graces };
+  }
+
+  async settle(graces: readonly PresenceGrace[]): Promise<PresenceTransition[]> {
+    const call = this.#callId();
+    const transitions: PresenceTransition[] = [];
+    await Promise.all(
+      [...byChannel(graces)].map(async ([channel, group]) => {
+        const keys = channelPresenceKeys(this.#prefix, channel);
+        for (const [i, chunk] of chunked(group).entries()) {
+          const id = `${call}.${i}`;
+          const args = chunk.flatMap((g) => [g.userId, `${g.deadline}:${g.token}`]);
+          const rows = await this.#decide(PresenceScripts.settle, keys, id, [
+            [keys.users, keys.names, keys.grace],
+            args,
+          ]);
+          for (const g of chunk) this.#index.graceEnded(channel, g.token);
+          transitions.push(...offlines(channel, rows));
+        }
+      }),
+    );
+    return transitions;
+  }
+
+  async reap(now: number): Promise<PresenceReapResult> {
+    await this.#ready();
+    const dead = await runScript(
+      this.#client,
+      PresenceScripts.reapStart,
+      [this.#registry.pods, this.#registry.lock],
+      [
+        now,
+        now - this.#timings.ttlMs,
+        now + this.#reapLockMs,
+        this.#reapLockMs,
+        this.podId,
+        this.#maxPodsPerReap,
+      ],
+    );
+    const transitions: PresenceTransition[] = [];
+    const graces: PresenceGrace[] = [];
+    for (const pod of Array.isArray(dead) ? (dead as string[]) : []) {
+      const result = await this.#reapPod(pod, now);
+      transitions.push(...result.transitions);
+      graces.push(...result.graces);
+    }
+    return { transitions, graces };
+  }
+
+  async snapshot(channel: ChannelName): Promise<PresenceUser[]> {
+    await this.#ready();
+    const keys = channelPresenceKeys(this.#prefix, channel);
+    const reply = await runScript(
+      this.#client,
+      PresenceScripts.snapshot,
+      [keys.users, keys.names],
+      [],
+    );
+    return snapshotUsers(reply);
+  }
+
+  async retire(now: number): Promise<void> {
+    await this.#ready();
+    const at = now + this.#timings.graceMs - this.#timings.ttlMs;
+    await this.#client.zadd(this.#registry.pods, "XX", at, this.podId);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await closeClient(this.#client);
+  }
+
+  /** Reaps one dead pod: its channels, then its registry entry. */
+  async #reapPod(pod: string, now: number): Promise<PresenceReapResult> {
+    const channels = (await this.#client.smembers(this.#registry.index(pod))) as ChannelName[];
+    const transitions: PresenceTransition[] = [];
+    const graces: PresenceGrace[] = [];
+    const done: ChannelName[] = [];
+    const call = this.#callId();
+    for (const channel of channels) this.#index.pin(channel);
+    try {
+      // The dead pod's grace periods become ours: index their channels first.
+      await this.#index.ensure(channels, (missing) => this.#register(now, missing));
+      await Promise.all(
+        channels.map(async (channel, i) => {
+          const keys = channelPresenceKeys(this.#prefix, channel);
+          const id = `${call}.${i}`;
+          const rows = await this.#decide(PresenceScripts.reap, keys, id, [
+            [keys.users, keys.names, keys.grace, keys.pod(pod)],
+            [pod, id],
+          ]);
+          transitions.push(...offlines(channel, rows));
+          for (const [kind, userId = "", token = "", deadline = ""] of rows) {
+            if (kind !== "grace") continue;
+            graces.push({ channel, userId, token, deadline: Number(deadline) });
+            this.#index.graceStarted(channel, token);
+          }
+          done.push(channel);
+        }),
+      );
+    } finally {
+      for (const channel of channels) this.#index.unpin(channel);
+    }
+    try {
+      // Also with no channel: a pod with an empty index is forgotten.
+      for (const chunk of done.length > 0 ? chunked(done, 1_000) : [[]]) {
+        await runScript(
+          this.#client,
+          PresenceScripts.reapFinish,
+          [this.#registry.pods, this.#registry.reaped, this.#registry.index(pod)],
+          [pod, ...chunk],
+        );
+      }
+    } catch (error) {
+      // What was decided is reported; the pod stays listed and the next round finishes it.
+      this.#logger.warn(`presence: finishing the reap of pod ${pod} failed: ${message(error)}`);
+    }
+    return { transitions, graces };
+  }
+
+  /** Registers channels in this pod's index (a heartbeat too). */
+  async #register(now: number, channels: readonly ChannelName[]): Promise<void> {
+    if ((await this.#beat(now, channels, [])) && this.#known) this.#lost = true;
+    this.#known = true;
+  }
+
+  /** The heartbeat script; true when the pod was unknown or flagged as reaped. */
+  async #beat(
+    now: number,
+    adds: readonly ChannelName[],
+    removes: readonly ChannelName[],
+  ): Promise<boolean> {
+    await this.#ready();
+    const keys = [this.#registry.pods, this.#registry.reaped, this.#registry.index(this.podId)];
+    let changed = false;
+    const addChunks = chunked(adds, 1_000);
+    const removeChunks = chunked(removes, 1_000);
+    const rounds = Math.max(1, addChunks.length, removeChunks.length);
+    for (let i = 0; i < rounds; i++) {
+      const add = addChunks[i] ?? [];
+      const reply = await runScript(this.#client, PresenceScripts.heartbeat, keys, [
+        now,
+        this.podId,
+        add.length,
+        ...add,
+        ...(removeChunks[i] ?? []),
+      ]);
+      if (reply === 1) changed = true;
+    }
+    return changed;
+  }
+
+  /** Runs a deciding script until Redis answers; retries reuse the call id (see the scripts). */
+  async #decide(
+    script: Script,
+    keys: ChannelPresenceKeys,
+    callId: string,
+    [scriptKeys, args]: [string[], (string | number)[]],
+  ): Promise<string[][]> {
+    return this.#retrying("presence script", async () => {
+      await this.#ready();
+      return replyRows(
+        await runScript(this.#client, script, [...scriptKeys, keys.reply(callId)], args),
+      );
+    });
+  }
+
+  async #retrying<T>(what: string, attempt: () => Promise<T>): Promise<T> {
+    for (let failures = 0; ; failures++) {
+      if (this.#closed) throw new Error("presence store is closed");
+      try {
+        return await attempt();
+      } catch (error) {
+        if (this.#closed) throw error;
+        if (failures === 0)
+          this.#logger.warn(`presence: ${what} failed, retrying: ${message(error)}`);
+        await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** failures, 2_000)));
+      }
+    }
+  }
+
+  #ready(): Promise<void> {
+    if (this.#closed) return Promise.reject(new Error("presence store is closed"));
+    const client = this.#client;
+    return waitForEvent(
+      client,
+      "ready",
+      () => client.status === "ready",
+      this.#commandTimeoutMs,
+      "redis presence",
+    );
+  }
+
+  #callId(): string {
+    return `${this.podId}.${++this.#calls}`;
+  }
+
+  #onError(error: Error): void {
+    if (this.#errorLogged || this.#closed) return;
+    this.#errorLogged = true;
+    this.#logger.warn(`presence: redis connection error: ${error.message}`);
+  }
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
