@@ -72,6 +72,18 @@ describe("reconnection", () => {
     assert.equal(sources.last.cursor, "1.later");
   });
 
+  it("resumes from the starting cursor of the ready event when nothing else arrived", async () => {
+    const { client, sources, timers } = setup();
+    client.subscribe("channel:a");
+    await settle();
+    sources.last.open();
+    sources.last.ready("1.start", ["channel:a"]);
+    assert.equal(client.lastEventId, "1.start");
+    sources.last.drop();
+    timers.fireNext();
+    assert.equal(sources.last.cursor, "1.start");
+  });
+
   it("resumes from an id-only block revealed by the close event (browsers)", async () => {
     const { client, sources, timers } = setup();
     client.subscribe("channel:a");

@@ -172,8 +172,8 @@ export class StreamConnection {
     const live = (handle: (event: MessageEventFields) => void) => (event: Event) => {
       if (source !== this.#source) return;
       const fields = event as MessageEventFields;
-      // A browser stamps every event with the stream's last id, including that of an id-only
-      // block no event revealed: a `close` is where the starting cursor can surface.
+      // A browser stamps every event with the stream's last id (the `ready` event carries the
+      // starting cursor).
       this.#noteCursor(fields.lastEventId);
       handle(fields);
     };
@@ -191,6 +191,12 @@ export class StreamConnection {
         const parsed = parseJson(data);
         if (parsed) this.#options.onMessage(parsed);
       }),
+    );
+    // The server's first event: `live` has already noted its id, the stream's starting cursor,
+    // so a stream dropped before any other event still resumes from where it began.
+    source.addEventListener(
+      ControlEvent.Ready,
+      live(() => {}),
     );
     source.addEventListener(
       ControlEvent.Reset,

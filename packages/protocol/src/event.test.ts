@@ -90,7 +90,7 @@ describe("envelope constants", () => {
   it("caps events at 16 KiB", () => assert.equal(MAX_EVENT_BYTES, 16_384));
 
   it("names the control events", () => {
-    assert.deepEqual(ControlEvent, { Reset: "reset", Close: "close" });
+    assert.deepEqual(ControlEvent, { Ready: "ready", Reset: "reset", Close: "close" });
   });
 });
 

@@ -40,6 +40,11 @@ export const MAX_EVENT_BYTES = 16 * 1024;
  * the JSON), and may not use these type names either, to keep the two apart everywhere.
  */
 export const ControlEvent = {
+  /**
+   * First event of every stream: its `id:` is the starting cursor (so a client that
+   * reconnects before any other event still resumes from here), its data the channel set.
+   */
+  Ready: "ready",
   /** The stream could not replay a channel's missed events; refetch that channel's state. */
   Reset: "reset",
   /** The server is about to end the stream; the data says why and whether to reconnect. */
@@ -49,12 +54,20 @@ export const ControlEvent = {
 export type ControlEvent = (typeof ControlEvent)[keyof typeof ControlEvent];
 
 const RESERVED_TYPES: ReadonlySet<string> = new Set([
+  ControlEvent.Ready,
   ControlEvent.Reset,
   ControlEvent.Close,
   "message",
   "error",
   "open",
 ]);
+
+/** Data of the `ready` control event. */
+export interface ReadyEvent {
+  type: "ready";
+  channels: ChannelName[];
+  timestamp: string;
+}
 
 /** Data of the `reset` control event. */
 export interface ResetEvent {

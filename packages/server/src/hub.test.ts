@@ -159,19 +159,25 @@ describe("Hub stream lifecycle", () => {
 });
 
 describe("Hub cursors", () => {
-  it("starts every stream with a retry hint and an id-only block holding the positions", async () => {
+  it("starts every stream with a retry hint and a ready event holding the positions", async () => {
     const { hub, bus, connect } = setup();
     await hub.publish(A, { type: "x" });
     await hub.publish(A, { type: "x" });
     const { connection } = await connect([A, B]);
     const parsed = parseSse(connection.text);
-    assert.equal(parsed.events.length, 0, "an id-only block dispatches no event");
+    assert.deepEqual(
+      parsed.events.map((e) => e.event),
+      ["ready"],
+      "no application event, only the ready control event",
+    );
     assert.deepEqual(parsed.retries, [2000 + 1500]);
     const expected = encodeCursor([
       [A, { epoch: bus.epoch, offset: 2 }],
       [B, { epoch: bus.epoch, offset: 0 }],
     ]);
+    assert.equal(parsed.events[0]?.id, expected);
     assert.equal(parsed.lastEventId, expected);
+    assert.deepEqual(JSON.parse(parsed.events[0]?.data ?? "{}").channels, [A, B]);
     await hub.close();
   });
 
@@ -182,7 +188,9 @@ describe("Hub cursors", () => {
     await hub.publish(A, { type: "x" });
     await hub.publish(A, { type: "x" });
     await settle();
-    const ids = parseSse(connection.text).events.map((e) => e.id);
+    const ids = parseSse(connection.text)
+      .events.filter((e) => e.event === undefined)
+      .map((e) => e.id);
     const expect = (a: number, b: number) =>
       encodeCursor([
         [A, { epoch: bus.epoch, offset: a }],

@@ -136,7 +136,10 @@ export class SseStream {
       this.#entries[i] = cursorEntry(start.tagPrefix, start.offset);
       if (start.reset) head += resetBlock(this.channels[i] as ChannelName, start.reset);
     }
-    this.#write(`${head}${encodeId(this.cursor)}\n`);
+    // The starting cursor rides on a named `ready` event rather than an id-only block: both set
+    // the browser's reconnect id, but only an event lets a client that reconnects by itself
+    // read it (EventSource has no lastEventId property; MessageEvent has).
+    this.#write(`${head}${readyBlock(this.channels, this.cursor, this.#host.now())}`);
     for (let i = 0; i < replays.length; i++) {
       for (const message of replays[i] ?? []) {
         if (this.#ended || connection.closed) return;
@@ -313,6 +316,11 @@ export class SseStream {
       if (connection.bufferedBytes > this.#maxQueuedBytes) this.#host.overflowed(this);
     }
   }
+}
+
+function readyBlock(channels: readonly ChannelName[], cursor: string, now: number): string {
+  const data = JSON.stringify({ type: ControlEvent.Ready, channels, timestamp: nowTimestamp(now) });
+  return `${encodeEventName(ControlEvent.Ready)}${encodeId(cursor)}${encodeData(data)}`;
 }
 
 function resetBlock(channel: ChannelName, reason: string): string {

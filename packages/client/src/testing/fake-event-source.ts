@@ -73,6 +73,13 @@ export class FakeEventSource implements EventSourceLike {
     );
   }
 
+  /** The server's first event: `ready`, whose id is the stream's starting cursor. */
+  ready(id: string, channels: readonly string[] = []): void {
+    this.#lastId = id;
+    const data = JSON.stringify({ type: "ready", channels, timestamp: "t" });
+    this.#dispatch(new MessageEvent("ready", { data, lastEventId: id }));
+  }
+
   /** An id-only block: updates the last id, dispatches nothing. */
   idOnly(id: string): void {
     this.#lastId = id;
