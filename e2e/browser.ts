@@ -137,9 +137,13 @@ export function roomTitle(page: Page, room: string): Locator {
 }
 
 /** The badge text, exactly (`connected`, `reconnecting in 2 s`, `offline`, …). */
-export async function waitForStatus(page: Page, text: string | RegExp): Promise<void> {
+export async function waitForStatus(
+  page: Page,
+  text: string | RegExp,
+  timeout = WAIT_MS,
+): Promise<void> {
   const pattern = typeof text === "string" ? new RegExp(`^${escapeRegExp(text)}$`) : text;
-  await page.locator(".badge-text", { hasText: pattern }).waitFor({ timeout: WAIT_MS });
+  await page.locator(".badge-text", { hasText: pattern }).waitFor({ timeout });
 }
 
 /**
@@ -242,10 +246,17 @@ export async function screenshot(page: Page, name: string, docsName?: string): P
   // slightly different.
   await page.mouse.move(0, 0);
   await page.screenshot({ path, caret: "hide", animations: "disabled" });
-  if (docsName && process.env.UPDATE_DOCS_IMAGES === "1") {
-    await mkdir(DOCS_IMAGES, { recursive: true });
-    await copyFile(path, fileURLToPath(new URL(docsName, DOCS_IMAGES)));
-  }
+  if (docsName) await copyToDocs(name, docsName);
+}
+
+/** Copies e2e/screenshots/<name> to docs/images/<docsName>, only when UPDATE_DOCS_IMAGES=1. */
+export async function copyToDocs(name: string, docsName: string): Promise<void> {
+  if (process.env.UPDATE_DOCS_IMAGES !== "1") return;
+  await mkdir(DOCS_IMAGES, { recursive: true });
+  await copyFile(
+    fileURLToPath(new URL(name, SCREENSHOTS)),
+    fileURLToPath(new URL(docsName, DOCS_IMAGES)),
+  );
 }
 
 /**

@@ -146,8 +146,8 @@ describe("web app in Chromium: chat and presence", { timeout: 60_000 }, () => {
       await cleo.close();
       await waitForOnline(ada.page, "general", ["Ada", "Bob"]);
 
-      // A reload keeps the session (HttpOnly cookie) and what the page showed, and resumes the
-      // stream from its cursor: a message sent while it reloads is there, once.
+      // A reload keeps the session (HttpOnly cookie) and what the page showed (saved with the
+      // stream's cursor), and resumes from that cursor: nothing doubled, nothing lost.
       const before = await logLines(ada.page);
       await ada.page.reload();
       await waitForSignedIn(ada.page, "Ada");

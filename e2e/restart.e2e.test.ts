@@ -31,6 +31,12 @@ import {
 } from "./browser.ts";
 import { prepareWebApp, startOnPort } from "./services.ts";
 
+/**
+ * The client's backoff after a few refused attempts (full jitter over 1, 2, 4, 8 s windows):
+ * how long a page may take to come back once the server listens again.
+ */
+const BACKOFF_WAIT_MS = 20_000;
+
 /** Every TCP connection a service accepts, so a "kill" can drop them all at once. */
 function trackSockets(server: Server): Set<Socket> {
   const sockets = new Set<Socket>();
@@ -97,23 +103,21 @@ describe("web app in Chromium: server restarts", { timeout: 60_000 }, () => {
 
       // Restarted on the same port with the same broker history (the MemoryBus plays Redis).
       // Carol posts before it listens: the page cannot have seen these live.
-      let second = await startOnPort(port, new MemoryBroker({ bus }), env);
-      services.push(second);
-      await postAs(second, carol, "Sent while the page was away 1");
-      await postAs(second, carol, "Sent while the page was away 2");
-      sockets = trackSockets(second.app.server as unknown as Server);
+      let second = await startOnPort(port, new MemoryBroker({ bus }), env, async (service) => {
+        services.push(service);
+        sockets = trackSockets(service.app.server as unknown as Server);
+        await postAs(service, carol, "Sent while the page was away 1");
+        await postAs(service, carol, "Sent while the page was away 2");
+      });
 
-      await waitForStatus(ada.page, "connected");
+      await waitForStatus(ada.page, "connected", BACKOFF_WAIT_MS);
       const seen = await statusSeen();
       assert.match(seen.join(" | "), /reconnecting in \d+ s/, "the badge counted down");
       assert.equal(seen.at(-1), "connected");
-      for (const line of ["Carol: Sent while the page was away 2", "Bob: Back after the restart"]) {
-        if (line.startsWith("Bob")) {
-          await waitForStatus(bob.page, "connected");
-          await sendMessage(bob.page, "Back after the restart");
-        }
-        await waitForLine(ada.page, line);
-      }
+      await waitForLine(ada.page, "Carol: Sent while the page was away 2");
+      await waitForStatus(bob.page, "connected", BACKOFF_WAIT_MS);
+      await sendMessage(bob.page, "Back after the restart");
+      await waitForLine(ada.page, "Bob: Back after the restart");
       // Replayed from history in order, then live; no reset notice, no duplicate.
       assert.deepEqual(await logLines(ada.page), [
         ...shown,
@@ -134,11 +138,11 @@ describe("web app in Chromium: server restarts", { timeout: 60_000 }, () => {
       const newKey = { ...env, JWT_SECRET: "a-new-random-key-a-new-random-key-0123" };
       second = await startOnPort(port, new MemoryBroker({ bus: new MemoryBus() }), newKey);
       services.push(second);
-      await waitForStatus(ada.page, "connected");
+      await waitForStatus(ada.page, "connected", BACKOFF_WAIT_MS);
       await ada.page.getByText("Signed in as Ada", { exact: true }).waitFor();
       await resetNotice(ada.page).first().waitFor({ timeout: WAIT_MS });
       await ada.page.getByText("Some messages may be missing here").waitFor();
-      await waitForStatus(bob.page, "connected");
+      await waitForStatus(bob.page, "connected", BACKOFF_WAIT_MS);
       await sendMessage(bob.page, "Live again");
       await waitForLine(ada.page, "Bob: Live again");
       // Presence was refetched: both are there on the new server.

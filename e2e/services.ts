@@ -23,6 +23,8 @@ export async function startOnPort(
   port: number,
   broker: Broker,
   env: Record<string, string> = {},
+  /** Runs once the service is built, before it listens (e.g. to publish what clients missed). */
+  beforeListen?: (service: Service) => Promise<void>,
 ): Promise<Service> {
   const config = loadConfig({
     NODE_ENV: "test",
@@ -33,6 +35,7 @@ export async function startOnPort(
     ...env,
   });
   const service = await buildApp(config, { logger: false, broker });
+  await beforeListen?.(service);
   await service.app.listen({ port, host: "127.0.0.1" });
   const address = service.app.server.address() as AddressInfo;
   if (address.port !== port) throw new Error(`listening on ${address.port}, not ${port}`);
