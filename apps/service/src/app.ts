@@ -20,7 +20,7 @@ import Fastify, {
 } from "fastify";
 import { type Auth, createAuth, registerAuthRoutes } from "./auth.ts";
 import type { Config } from "./config.ts";
-import { AJV_OPTIONS, appError, Errors, registerErrorHandling } from "./errors.ts";
+import { AJV_OPTIONS, appError, Errors, frameworkErrors, registerErrorHandling } from "./errors.ts";
 import { createJobSystem, type JobSystem } from "./jobs/index.ts";
 import { PrometheusMetrics } from "./prometheus-metrics.ts";
 import { registerChatRoutes } from "./routes/chat.ts";
@@ -30,6 +30,7 @@ import { registerJobRoutes } from "./routes/jobs.ts";
 import { registerPageRoutes } from "./routes/page.ts";
 import { registerPresenceRoute } from "./routes/presence.ts";
 import { registerPublishRoute } from "./routes/publish.ts";
+import { memoizeAuthentication, registerSecurity, type Security } from "./security/index.ts";
 
 export interface BuildOptions {
   /** Use this broker instead of the one the config selects (tests share one between pods). */
@@ -50,6 +51,8 @@ export interface Service {
   readonly presence: Presence;
   /** Async jobs (`POST /api/generate/video`): worker threads, or a BullMQ queue in Redis mode. */
   readonly jobs: JobSystem;
+  /** Rate limits, connection caps, browser and transport defences (docs/security.md). */
+  readonly security: Security;
   /**
    * Graceful stop: readiness turns false and new streams are refused at once, open streams
    * are closed with jittered `retry:` hints spread over `drainMs`, then the server closes.
@@ -62,7 +65,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     ...serverOptions(config),
     logger: options.logger ?? loggerOptions(config),
     bodyLimit: config.http.bodyLimitBytes,
+    // Slowloris: the whole request must arrive within this (headers: see security/http.ts).
+    requestTimeout: config.http.requestTimeoutMs,
+    trustProxy: trustProxy(config.http.trustProxy),
     ajv: AJV_OPTIONS,
+    // The router's refusals (undecodable URL, over-long path parameter) as catalogue JSON.
+    frameworkErrors,
     // Streams are long-lived; make Fastify's close wait for nothing but in-flight requests.
     forceCloseConnections: true,
     // Requests that arrive once closing has begun get our catalogue 503 (hook below).
@@ -99,14 +107,22 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     metrics,
     logger: { warn: (message) => presenceLog.warn(message) },
   });
-  const auth = createAuth(config.auth);
+  // One verification per request, shared by the limits and the route.
+  const auth = memoizeAuthentication(createAuth(config.auth));
 
   let closing = false;
   registerErrorHandling(app);
   app.addHook("onRequest", async () => {
     if (closing) throw appError(Errors.SHUTTING_DOWN, undefined, { "Retry-After": "1" });
   });
+  // OpenAPI generated from the route schemas, served at /docs, outside production only. First,
+  // so it sees every route registered after it.
+  if (!config.isProduction) {
+    const { registerOpenApi } = await import("./openapi.ts");
+    await registerOpenApi(app, { cookieName: config.auth.cookieName });
+  }
   await app.register(cookie);
+  const security = await registerSecurity(app, { config, auth, metrics });
   registerAuthRoutes(app, { auth, config });
   registerEventsRoute(app, { hub, auth, config, metrics });
   registerChatRoutes(app, { hub, auth, config });
@@ -136,12 +152,23 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       await liveHub.close();
       closing = true;
       await app.close();
+      await security.close();
       await presenceStore.close();
       await broker.close();
     })();
     return stopping;
   };
-  return { app, hub: liveHub, broker, auth, metrics, presence: livePresence, jobs, shutdown };
+  return {
+    app,
+    hub: liveHub,
+    broker,
+    auth,
+    metrics,
+    presence: livePresence,
+    jobs,
+    security,
+    shutdown,
+  };
 }
 
 async function createBroker(config: Config, log: FastifyBaseLogger): Promise<Broker> {
@@ -188,6 +215,15 @@ function serverOptions(config: Config): Partial<FastifyServerOptions> & Record<s
   }
   if (h2c) return { http2: true };
   return {};
+}
+
+/** Fastify's `trustProxy` for `TRUST_PROXY`: a hop count trusts that many proxies. */
+function trustProxy(
+  value: Config["http"]["trustProxy"],
+): boolean | string[] | ((address: string, hop: number) => boolean) {
+  if (value === false) return false;
+  if (typeof value === "number") return (_address, hop) => hop < value;
+  return [...value];
 }
 
 function loggerOptions(config: Config): FastifyServerOptions["logger"] {

@@ -35,6 +35,24 @@ describe("loadConfig defaults", () => {
       tls: null,
       h2c: false,
       bodyLimitBytes: 65536,
+      headersTimeoutMs: 10000,
+      requestTimeoutMs: 30000,
+      trustProxy: false,
+    });
+  });
+
+  test("security", () => {
+    assert.deepEqual(config.security, {
+      rateLimit: {
+        windowMs: 10000,
+        chatPerUser: 50,
+        jobsPerUser: 20,
+        publishPerService: 100000,
+        loginPerIp: 100,
+        perChannel: 20000,
+      },
+      connections: { perUser: 64, perIp: 0, leaseTtlMs: 30000 },
+      corsOrigins: [],
     });
   });
 
@@ -213,6 +231,17 @@ describe("loadConfig validation", () => {
       "PRESENCE_GRACE_MS",
       "PRESENCE_TTL_MS",
       "PRESENCE_REFRESH_MS",
+      "HEADERS_TIMEOUT_MS",
+      "REQUEST_TIMEOUT_MS",
+      "RATE_LIMIT_WINDOW_MS",
+      "RATE_LIMIT_CHAT_MAX",
+      "RATE_LIMIT_JOBS_MAX",
+      "RATE_LIMIT_PUBLISH_MAX",
+      "RATE_LIMIT_LOGIN_MAX",
+      "CHANNEL_PUBLISH_MAX",
+      "MAX_CONNECTIONS_PER_USER",
+      "MAX_CONNECTIONS_PER_IP",
+      "CONNECTION_LEASE_TTL_MS",
     ];
     const env = Object.fromEntries(names.map((n) => [n, "x"]));
     try {
@@ -378,5 +407,68 @@ describe("loadConfig jobs", () => {
     assertRejects({ JOBS_MAX_ATTEMPTS: "11" }, "JOBS_MAX_ATTEMPTS");
     assertRejects({ JOBS_LOCK_MS: "100" }, "JOBS_LOCK_MS");
     assertRejects({ JOBS_PROGRESS_INTERVAL_MS: "-1" }, "JOBS_PROGRESS_INTERVAL_MS");
+  });
+});
+
+describe("loadConfig security", () => {
+  test("every security variable reaches its field", () => {
+    const config = loadConfig({
+      HEADERS_TIMEOUT_MS: "500",
+      REQUEST_TIMEOUT_MS: "1000",
+      TRUST_PROXY: "2",
+      RATE_LIMIT_WINDOW_MS: "1000",
+      RATE_LIMIT_CHAT_MAX: "1",
+      RATE_LIMIT_JOBS_MAX: "2",
+      RATE_LIMIT_PUBLISH_MAX: "3",
+      RATE_LIMIT_LOGIN_MAX: "0",
+      CHANNEL_PUBLISH_MAX: "5",
+      MAX_CONNECTIONS_PER_USER: "6",
+      MAX_CONNECTIONS_PER_IP: "7",
+      CONNECTION_LEASE_TTL_MS: "900",
+      CORS_ORIGINS: "https://app.example.com, http://localhost:5173,https://app.example.com",
+    });
+    assert.equal(config.http.headersTimeoutMs, 500);
+    assert.equal(config.http.requestTimeoutMs, 1000);
+    assert.equal(config.http.trustProxy, 2);
+    assert.deepEqual(config.security, {
+      rateLimit: {
+        windowMs: 1000,
+        chatPerUser: 1,
+        jobsPerUser: 2,
+        publishPerService: 3,
+        loginPerIp: 0,
+        perChannel: 5,
+      },
+      connections: { perUser: 6, perIp: 7, leaseTtlMs: 900 },
+      corsOrigins: ["https://app.example.com", "http://localhost:5173"],
+    });
+  });
+
+  test("TRUST_PROXY takes proxy addresses and CIDRs", () => {
+    const config = loadConfig({ TRUST_PROXY: "10.0.0.0/8, 127.0.0.1,::1" });
+    assert.deepEqual(config.http.trustProxy, ["10.0.0.0/8", "127.0.0.1", "::1"]);
+    assert.equal(loadConfig({ TRUST_PROXY: "false" }).http.trustProxy, false);
+  });
+
+  for (const bad of ["true", "11", "10.0.0.0/33", "proxy.local", "1.2.3.4,"]) {
+    test(`rejects TRUST_PROXY=${bad}`, () => assertRejects({ TRUST_PROXY: bad }, "TRUST_PROXY"));
+  }
+
+  for (const bad of [
+    "*",
+    "null",
+    "https://*.example.com",
+    "https://a.example/path",
+    "ftp://a",
+    "a.com",
+  ]) {
+    test(`rejects CORS_ORIGINS=${bad}`, () => assertRejects({ CORS_ORIGINS: bad }, "CORS_ORIGINS"));
+  }
+
+  test("rejects a headers timeout above the request timeout", () => {
+    assertRejects(
+      { HEADERS_TIMEOUT_MS: "2000", REQUEST_TIMEOUT_MS: "1000" },
+      "HEADERS_TIMEOUT_MS (2000) must not exceed REQUEST_TIMEOUT_MS (1000)",
+    );
   });
 });

@@ -5,8 +5,23 @@
  * variable, instead of surfacing later as odd behaviour (an unset limit, a dev login left on in
  * production). All problems are reported together so one restart shows everything to fix.
  */
-import { randomBytes } from "node:crypto";
 import { availableParallelism } from "node:os";
+import {
+  deepFreeze,
+  type Env,
+  EnvReader,
+  MIN_JWT_SECRET_LENGTH,
+  readCookieName,
+  readRedis,
+  readSecret,
+  readTls,
+  readTrustProxy,
+  show,
+} from "./config-env.ts";
+import { readSecurityConfig, type SecurityConfig } from "./security/config.ts";
+
+export type { SecurityConfig };
+export { MIN_JWT_SECRET_LENGTH };
 
 /** Thrown by {@link loadConfig} when one or more variables are invalid. */
 export class ConfigError extends Error {
@@ -28,9 +43,6 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export const NODE_ENVS = ["development", "production", "test"] as const;
 export type NodeEnv = (typeof NODE_ENVS)[number];
 
-/** Shortest accepted `JWT_SECRET`, in characters (HS256 wants at least 256 bits of key). */
-export const MIN_JWT_SECRET_LENGTH = 32;
-
 export interface HttpConfig {
   /** TCP port to listen on (`PORT`). Default 8080; 0 picks a free port. */
   readonly port: number;
@@ -48,6 +60,19 @@ export interface HttpConfig {
   readonly h2c: boolean;
   /** Largest accepted request body, in bytes (`BODY_LIMIT_BYTES`). Default 65536. */
   readonly bodyLimitBytes: number;
+  /**
+   * Longest a client may take to send a request's headers, in ms (`HEADERS_TIMEOUT_MS`), and
+   * the whole request, body included (`REQUEST_TIMEOUT_MS`); then the connection (HTTP/1.1) or
+   * the stream (HTTP/2) is dropped. Slowloris defence. They govern receiving the request only:
+   * an SSE response lives on. Defaults 10000 and 30000.
+   */
+  readonly headersTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  /**
+   * Which proxies' `X-Forwarded-For` to believe for the client IP (`TRUST_PROXY`): false
+   * (default: the socket's peer is the client), a hop count, or proxy addresses/CIDRs.
+   */
+  readonly trustProxy: false | number | readonly string[];
 }
 
 export interface AuthConfig {
@@ -185,65 +210,8 @@ export interface Config {
   readonly shutdown: ShutdownConfig;
   readonly jobs: JobsConfig;
   readonly presence: PresenceConfig;
-}
-
-type Env = Record<string, string | undefined>;
-
-/** Reads variables and collects every problem instead of stopping at the first. */
-class EnvReader {
-  readonly #env: Env;
-  readonly problems: string[] = [];
-
-  constructor(env: Env) {
-    this.#env = env;
-  }
-
-  /** The raw value; an empty string counts as unset (as `FOO=` in an env file means "no value"). */
-  raw(name: string): string | undefined {
-    const value = this.#env[name];
-    return value === undefined || value === "" ? undefined : value;
-  }
-
-  string(name: string, fallback: string): string {
-    return this.raw(name) ?? fallback;
-  }
-
-  /** A decimal integer in [min, max]; no signs, exponents, fractions or spaces. */
-  int(name: string, fallback: number, min = 1, max = Number.MAX_SAFE_INTEGER): number {
-    const value = this.raw(name);
-    if (value === undefined) return fallback;
-    const n = /^[0-9]+$/.test(value) ? Number(value) : Number.NaN;
-    if (!Number.isSafeInteger(n) || n < min || n > max) {
-      const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `in ${min}..${max}`;
-      this.problems.push(`${name} must be a decimal integer ${range}, got ${show(value)}`);
-      return fallback;
-    }
-    return n;
-  }
-
-  bool(name: string, fallback: boolean): boolean {
-    const value = this.raw(name);
-    if (value === undefined) return fallback;
-    if (value === "true" || value === "1") return true;
-    if (value === "false" || value === "0") return false;
-    this.problems.push(`${name} must be "true" or "false", got ${show(value)}`);
-    return fallback;
-  }
-
-  oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {
-    const value = this.raw(name);
-    if (value === undefined) return fallback;
-    if ((allowed as readonly string[]).includes(value)) return value as T;
-    this.problems.push(`${name} must be one of ${allowed.join(", ")}; got ${show(value)}`);
-    return fallback;
-  }
-}
-
-/** Quotes a rejected value for an error message, shortened and without control characters. */
-function show(value: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: replacing them is the point
-  const safe = value.replace(/[\u0000-\u001f\u007f]/g, "?");
-  return JSON.stringify(safe.length > 40 ? `${safe.slice(0, 40)}…` : safe);
+  /** Rate limits, per-user and per-IP connection caps, CORS (see docs/security.md). */
+  readonly security: SecurityConfig;
 }
 
 /**
@@ -273,7 +241,16 @@ export function loadConfig(env: Env = process.env): Config {
     tls,
     h2c,
     bodyLimitBytes: r.int("BODY_LIMIT_BYTES", 65536),
+    headersTimeoutMs: r.int("HEADERS_TIMEOUT_MS", 10000, 100),
+    requestTimeoutMs: r.int("REQUEST_TIMEOUT_MS", 30000, 100),
+    trustProxy: readTrustProxy(r),
   };
+  if (http.headersTimeoutMs > http.requestTimeoutMs) {
+    // Node refuses a headers timeout above the request timeout.
+    r.problems.push(
+      `HEADERS_TIMEOUT_MS (${http.headersTimeoutMs}) must not exceed REQUEST_TIMEOUT_MS (${http.requestTimeoutMs})`,
+    );
+  }
 
   const auth: AuthConfig = {
     ...readSecret(r, isProduction),
@@ -327,6 +304,8 @@ export function loadConfig(env: Env = process.env): Config {
     mediaDir: r.raw("JOBS_MEDIA_DIR") ?? null,
   };
 
+  const security = readSecurityConfig(r);
+
   if (r.problems.length > 0) throw new ConfigError(r.problems);
 
   return deepFreeze({
@@ -341,106 +320,11 @@ export function loadConfig(env: Env = process.env): Config {
     shutdown,
     jobs,
     presence,
+    security,
   });
 }
 
 /** Render threads by default: leave one CPU to the event loop, use at most 4. */
 export function defaultJobConcurrency(): number {
   return Math.max(1, Math.min(4, availableParallelism() - 1));
-}
-
-function readTls(r: EnvReader): HttpConfig["tls"] {
-  const certFile = r.raw("TLS_CERT");
-  const keyFile = r.raw("TLS_KEY");
-  if (certFile && keyFile) return { certFile, keyFile };
-  if (certFile || keyFile) {
-    r.problems.push("TLS_CERT and TLS_KEY must be set together (or neither)");
-  }
-  return null;
-}
-
-function readSecret(r: EnvReader, isProduction: boolean) {
-  const secret = r.raw("JWT_SECRET");
-  if (secret === undefined) {
-    if (isProduction) {
-      r.problems.push(
-        `JWT_SECRET is required in production (at least ${MIN_JWT_SECRET_LENGTH} characters)`,
-      );
-    }
-    // A fresh key per process: dev tokens never outlive the process, and there is no
-    // well-known default key that could leak into a deployment.
-    return { secret: randomBytes(32).toString("base64url"), secretGenerated: true };
-  }
-  if (secret.length < MIN_JWT_SECRET_LENGTH) {
-    // Never echo the secret, not even partly.
-    r.problems.push(
-      `JWT_SECRET must be at least ${MIN_JWT_SECRET_LENGTH} characters, got ${secret.length}`,
-    );
-  }
-  return { secret, secretGenerated: false };
-}
-
-/** RFC 6265 cookie-name token characters, so the name never needs quoting. */
-const COOKIE_NAME_PATTERN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/;
-
-function readCookieName(r: EnvReader): string {
-  const name = r.string("COOKIE_NAME", "rt_session");
-  if (!COOKIE_NAME_PATTERN.test(name)) {
-    r.problems.push(`COOKIE_NAME must be a cookie token ([A-Za-z0-9_-] etc.), got ${show(name)}`);
-  }
-  return name;
-}
-
-/** Keys and channels embed the prefix, so keep it to characters that need no escaping. */
-const REDIS_PREFIX_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
-
-function readRedis(r: EnvReader): RedisConfig {
-  const url = r.raw("REDIS_URL") ?? null;
-  if (url !== null) {
-    let protocol = "";
-    try {
-      protocol = new URL(url).protocol;
-    } catch {
-      // reported below
-    }
-    if (protocol !== "redis:" && protocol !== "rediss:") {
-      // The URL may carry a password: name the problem, not the value.
-      r.problems.push("REDIS_URL must be a redis:// or rediss:// URL");
-    }
-  }
-  const prefix = r.string("REDIS_PREFIX", "realtime");
-  if (!REDIS_PREFIX_PATTERN.test(prefix)) {
-    r.problems.push(`REDIS_PREFIX must match ${REDIS_PREFIX_PATTERN.source}, got ${show(prefix)}`);
-  }
-  const clusterNodes = readClusterNodes(r);
-  const mode = clusterNodes.length > 0 ? "cluster" : url !== null ? "standalone" : "embedded";
-  return { mode, url, prefix, clusterNodes };
-}
-
-function readClusterNodes(r: EnvReader): RedisNode[] {
-  const value = r.raw("REDIS_CLUSTER_NODES");
-  if (value === undefined) return [];
-  const nodes: RedisNode[] = [];
-  for (const part of value.split(",")) {
-    const item = part.trim();
-    // host:port, with the port after the last colon so bracketed IPv6 hosts work too.
-    const colon = item.lastIndexOf(":");
-    const host = item.slice(0, colon);
-    const portText = item.slice(colon + 1);
-    const port = /^[0-9]{1,5}$/.test(portText) ? Number(portText) : 0;
-    if (colon <= 0 || host.length === 0 || port < 1 || port > 65535) {
-      r.problems.push(`REDIS_CLUSTER_NODES must be a comma list of host:port, got ${show(item)}`);
-      continue;
-    }
-    nodes.push({ host: host.replace(/^\[(.*)\]$/, "$1"), port });
-  }
-  return nodes;
-}
-
-function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === "object") {
-    for (const inner of Object.values(value)) deepFreeze(inner);
-    Object.freeze(value);
-  }
-  return value;
 }

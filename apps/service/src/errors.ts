@@ -85,6 +85,11 @@ export const Errors = {
     status: 429,
     message: "Too many requests",
   },
+  TOO_MANY_CONNECTIONS: {
+    code: "RT_ERR_TOO_MANY_CONNECTIONS",
+    status: 429,
+    message: "Too many open streams for this user or address",
+  },
   INTERNAL: {
     code: "RT_ERR_INTERNAL",
     status: 500,
@@ -197,6 +202,26 @@ export function registerErrorHandling<S extends RawServerBase>(app: FastifyInsta
 }
 
 /**
+ * Fastify's `frameworkErrors` option: the router's own refusals (a URL that does not decode, a
+ * path parameter over `maxParamLength`) answered from the catalogue too, instead of Fastify's
+ * default body, which echoes the path back.
+ */
+export function frameworkErrors(
+  error: { readonly code?: string },
+  _request: unknown,
+  reply: unknown,
+): void {
+  const message =
+    error.code === "FST_ERR_MAX_PARAM_LENGTH"
+      ? "A path segment is too long"
+      : error.code === "FST_ERR_BAD_URL"
+        ? "The URL is not valid"
+        : null;
+  const entry = message === null ? Errors.INTERNAL : { ...Errors.BAD_REQUEST, message };
+  sendError(reply as ErrorReply, entry);
+}
+
+/**
  * Ajv options for `Fastify({ ajv: AJV_OPTIONS })`, so that invalid input is rejected rather
  * than quietly repaired. Fastify's defaults differ on two points:
  * - `removeAdditional: true` drops undeclared properties, turning `additionalProperties: false`
@@ -297,7 +322,11 @@ function clip(name: string): string {
   return safe.length > 64 ? `${safe.slice(0, 64)}…` : safe;
 }
 
-const METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] as const;
+/**
+ * Not OPTIONS: with CORS enabled, `@fastify/cors` answers preflights on a wildcard OPTIONS
+ * route, which would turn every unknown path into "405, use OPTIONS".
+ */
+const METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"] as const;
 
 /** Methods with a route at `path`; empty when the path itself is unknown. */
 function allowedMethods<S extends RawServerBase>(app: FastifyInstance<S>, path: string): string[] {

@@ -409,8 +409,10 @@ export class Hub implements StreamHost {
 
   /**
    * Live messages are not written as they arrive: each channel collects the messages of this
-   * tick (every I/O callback of one event-loop turn), and `#flush` fans them out at its end,
-   * one write per connection however many events arrived (see docs/architecture.md).
+   * tick (every I/O callback of one event-loop turn), and `#flush` (a `setImmediate`) fans them
+   * out at its end, one write per connection however many events arrived. Each event still
+   * gets its own `id:` with the full cursor, in channel order; slow-client bounds are checked
+   * on every write, as before.
    */
   #deliver(state: ChannelState, message: BrokerMessage): void {
     if (state.batch.length === 0) this.#dirtyChannels.push(state);

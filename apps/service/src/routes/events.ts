@@ -11,12 +11,14 @@ import {
   type Hub,
   type Metrics,
   NodeHttpConnection,
+  SSE_HEADERS,
 } from "@realtime/server";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Auth, Identity } from "../auth.ts";
 import type { Config } from "../config.ts";
 import { appError, Errors } from "../errors.ts";
 import { toAppError } from "../hub-errors.ts";
+import { TOKEN_EXPIRY_MARGIN_MS } from "../security/streams.ts";
 
 export interface EventsRouteDeps {
   hub: Hub;
@@ -57,7 +59,8 @@ export function registerEventsRoute(app: FastifyInstance, deps: EventsRouteDeps)
         userName: identity.kind === "user" ? identity.userName : identity.service,
         channels,
         cursor,
-        expiresAt: identity.expiresAt,
+        // The hub closes at its first sweep after this: ending no later than the token's exp.
+        expiresAt: identity.expiresAt - TOKEN_EXPIRY_MARGIN_MS,
         signal: abort.signal,
         connect: () => connect(request, reply),
       });
@@ -100,8 +103,19 @@ export function authorize(identity: Identity, channels: readonly ChannelName[]):
 }
 
 function connect(request: FastifyRequest, reply: FastifyReply): Connection {
+  // Headers hooks set (CORS, security headers) go out with the stream's own.
+  const headers = { ...hookHeaders(reply), ...SSE_HEADERS };
   reply.hijack();
   const raw = request.raw as FastifyRequest["raw"] | Http2ServerRequest;
-  if ("stream" in raw && raw.stream) return new Http2StreamConnection(raw.stream);
-  return new NodeHttpConnection(reply.raw as import("node:http").ServerResponse);
+  if ("stream" in raw && raw.stream) return new Http2StreamConnection(raw.stream, headers);
+  return new NodeHttpConnection(reply.raw as import("node:http").ServerResponse, headers);
+}
+
+function hookHeaders(reply: FastifyReply): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(reply.getHeaders())) {
+    if (value === undefined || name === "connection" || name === "set-cookie") continue;
+    headers[name] = Array.isArray(value) ? value.join(", ") : String(value);
+  }
+  return headers;
 }

@@ -223,8 +223,9 @@ export class StreamClient {
 
   #dispatch(block: Block): void {
     this.lastEventId = block.id;
-    if (block.data === null) {
-      // An id-only block: the first one of the first stream says where the client started.
+    if (block.data === null || block.event === "ready") {
+      // The `ready` event (or an id-only block): the first one of the first stream says where
+      // the client started.
       const cursor = decodeCursor(block.id);
       for (const [channel, tag] of this.#tags) {
         const log = this.#channel(channel);

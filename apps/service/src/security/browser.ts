@@ -1,0 +1,135 @@
+/**
+ * What protects browser users: security headers (`@fastify/helmet`), CORS with an exact origin
+ * allow-list (`@fastify/cors`, only when `CORS_ORIGINS` is set), and the CSRF check on
+ * cookie-authenticated requests that change state.
+ */
+import cors from "@fastify/cors";
+import helmet from "@fastify/helmet";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { Config } from "../config.ts";
+import { appError, Errors } from "../errors.ts";
+
+/**
+ * The Content-Security-Policy of every response (the page route sends the same one with the
+ * HTML): everything from this origin only, no inline script or style, images also as
+ * data:/blob:, no plugins, no framing, no `<base>` hijacking.
+ */
+export const CSP_DIRECTIVES = {
+  defaultSrc: ["'self'"],
+  scriptSrc: ["'self'"],
+  styleSrc: ["'self'"],
+  imgSrc: ["'self'", "data:", "blob:"],
+  connectSrc: ["'self'"],
+  fontSrc: ["'self'"],
+  objectSrc: ["'none'"],
+  baseUri: ["'none'"],
+  formAction: ["'self'"],
+  frameAncestors: ["'none'"],
+} as const;
+
+/** Request headers a cross-origin page may send (everything else needs no preflight or is refused). */
+const CORS_HEADERS = ["content-type", "authorization", "last-event-id"];
+
+export async function registerBrowserSecurity(app: FastifyInstance, config: Config): Promise<void> {
+  const secure = config.auth.cookieSecure;
+  await app.register(helmet, {
+    contentSecurityPolicy: { useDefaults: false, directives: CSP_DIRECTIVES },
+    // Only where the site is served over TLS: on plain http browsers ignore it anyway, and a
+    // development origin must not be pinned to https.
+    strictTransportSecurity: secure ? { maxAge: 31_536_000, includeSubDomains: false } : false,
+    referrerPolicy: { policy: "same-origin" },
+    // The API is not meant to be embedded by other sites' documents.
+    crossOriginResourcePolicy: { policy: "same-origin" },
+  });
+
+  const origins = config.security.corsOrigins;
+  if (origins.length > 0) {
+    await app.register(cors, {
+      // An array is matched exactly, origin by origin: never reflected, never "*".
+      origin: [...origins],
+      credentials: true,
+      methods: ["GET", "HEAD", "POST", "DELETE"],
+      allowedHeaders: CORS_HEADERS,
+      exposedHeaders: ["retry-after", "location"],
+      maxAge: 600,
+      // Its strict mode answers a malformed preflight in plain text; every error here is JSON.
+      strictPreflight: false,
+    });
+  }
+
+  const allowed = new Set(origins);
+  const cookieName = config.auth.cookieName;
+  app.addHook("onRequest", async (request) => {
+    if (!cookieAuthenticated(request, cookieName)) return;
+    if (SAFE_METHODS.has(request.method)) {
+      // A read needs no Origin, but one that names a page we do not allow is refused: a
+      // stream another site opens with the user's cookie would take one of their slots.
+      const origin = request.headers.origin;
+      if (typeof origin === "string" && !originAllowed(origin, request, allowed)) {
+        throw appError(Errors.FORBIDDEN, "Cross-site request refused: Origin is not allowed");
+      }
+      return;
+    }
+    const refusal = crossSiteRefusal(request, allowed);
+    if (refusal !== null) throw appError(Errors.FORBIDDEN, refusal);
+  });
+}
+
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+/**
+ * A request that the browser authenticated by itself: it carries the session cookie and no
+ * `Authorization: Bearer` (a bearer token is attached by script, which another site cannot do
+ * for us, so it is not CSRF-able).
+ */
+function cookieAuthenticated(request: FastifyRequest, cookieName: string): boolean {
+  const authorization = request.headers.authorization;
+  if (typeof authorization === "string" && /^Bearer[ \t]+\S/i.test(authorization)) return false;
+  const cookie = request.cookies?.[cookieName];
+  return typeof cookie === "string" && cookie.length > 0;
+}
+
+/**
+ * Why a cookie-authenticated request must be refused as cross-site, or null when it is not.
+ * Same-origin by `Sec-Fetch-Site` (set by the browser, not by script), or an `Origin` (else a
+ * `Referer`) naming this host or an allowed origin. Neither header at all: refused.
+ */
+function crossSiteRefusal(request: FastifyRequest, allowed: ReadonlySet<string>): string | null {
+  if (request.headers["sec-fetch-site"] === "same-origin") return null;
+  const origin = request.headers.origin;
+  if (typeof origin === "string") {
+    return originAllowed(origin, request, allowed)
+      ? null
+      : "Cross-site request refused: Origin is not allowed";
+  }
+  const referer = request.headers.referer;
+  if (typeof referer === "string") {
+    let refererOrigin: string | null = null;
+    try {
+      refererOrigin = new URL(referer).origin;
+    } catch {
+      // not a URL: refused below
+    }
+    if (refererOrigin !== null && originAllowed(refererOrigin, request, allowed)) return null;
+    return "Cross-site request refused: Referer is not allowed";
+  }
+  return "Cross-site request refused: a cookie-authenticated request needs an Origin header";
+}
+
+/**
+ * This host (any scheme: behind a TLS-terminating proxy the pod sees http while the browser
+ * says https; a page on this exact host is ours either way), or an allow-listed origin.
+ */
+function originAllowed(origin: string, request: FastifyRequest, allowed: ReadonlySet<string>) {
+  if (allowed.has(origin)) return true;
+  if (origin === "null") return false;
+  try {
+    const url = new URL(origin);
+    return (
+      (url.protocol === "http:" || url.protocol === "https:") &&
+      url.host === request.host.toLowerCase()
+    );
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * 1,000 clients that stop reading: the server's memory stays within what
+ * `SLOW_CLIENT_MAX_BYTES` allows per client, every stuck client is dropped, and a reading
+ * client on the same pod gets every event.
+ *
+ * The stuck clients are HTTP/2 streams (10 sessions × 100 streams) in a child process, so this
+ * process holds only the server and the reading client when it measures. Flow control stops
+ * the bytes at the client's 64 KiB window, so the server has to hold the rest itself — the
+ * case the cap is for. (A stuck HTTP/1.1 socket on loopback first soaks up ~4 MB of kernel
+ * buffers, which is not the server's memory; ../slow-client.test.ts covers that path.)
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import http2 from "node:http2";
+import { after, before, describe, it } from "node:test";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+import type { ChannelName } from "@realtime/protocol";
+import { type RunningService, startService } from "../testing/harness.ts";
+import { openHttp2 } from "../testing/sse-client.ts";
+import { metricValue, ofType, until } from "./test-kit.ts";
+
+const CLIENTS = 1000;
+const SESSIONS = 10;
+const CAP = 32 * 1024;
+const EVENT_BYTES = 4 * 1024;
+const CHANNEL = "channel:firehose" as ChannelName;
+const STUCK = new URL("./stuck-clients.ts", import.meta.url).pathname;
+
+setFlagsFromString("--expose-gc");
+const gc = runInNewContext("gc") as () => void;
+
+/** Live heap and off-heap (Buffers) bytes, after a full collection. */
+function live(): number {
+  gc();
+  const m = process.memoryUsage();
+  return m.heapUsed + m.external;
+}
+
+const mib = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
+
+describe("1,000 clients that stop reading", () => {
+  let svc: RunningService;
+  let token: string;
+  let reader: http2.ClientHttp2Session;
+  let child: ReturnType<typeof spawn> | undefined;
+
+  before(async () => {
+    svc = await startService({
+      HTTP2: "h2c",
+      SLOW_CLIENT_MAX_BYTES: String(CAP),
+      SLOW_CLIENT_MAX_STALL_MS: "600000", // only the byte cap may drop them
+      MAX_CONNECTIONS_PER_USER: "0",
+    });
+    ({ token } = await svc.login("Reader"));
+    reader = http2.connect(svc.url);
+  });
+  after(async () => {
+    child?.stdin?.end();
+    child?.kill();
+    reader.destroy();
+    await svc.stop();
+  });
+
+  it(`server memory grows by less than ${CLIENTS} × SLOW_CLIENT_MAX_BYTES; all are dropped`, async () => {
+    const readerStream = await openHttp2(reader, `/api/events?channel=${CHANNEL}`, {
+      authorization: `Bearer ${token}`,
+    });
+    const path = `/api/events?channel=${CHANNEL}`;
+    const stuck = spawn(
+      process.execPath,
+      [STUCK, svc.url, path, token, String(SESSIONS), String(CLIENTS / SESSIONS)],
+      { stdio: ["pipe", "pipe", "inherit"] },
+    );
+    child = stuck;
+    await new Promise<void>((resolve, reject) => {
+      let out = "";
+      stuck.stdout?.on("data", (chunk: Buffer) => {
+        out += chunk.toString();
+        if (out.includes(`ready ${CLIENTS}`)) resolve();
+      });
+      stuck.once("exit", (code) => reject(new Error(`stuck clients exited (${code}): ${out}`)));
+    });
+    assert.equal(svc.service.hub.connectionCount, CLIENTS + 1);
+
+    const rssBefore = process.memoryUsage().rss;
+    const before = live();
+    let peak = 0;
+    let events = 0;
+    const content = "x".repeat(EVENT_BYTES);
+    // Bounded: a stuck stream is dropped once its 64 KiB window and CAP are behind.
+    while (svc.service.hub.connectionCount > 1 && events < 400) {
+      for (let i = 0; i < 5; i++) {
+        await svc.service.hub.publish(CHANNEL, { type: "bulk", message: `${events++}`, content });
+      }
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      peak = Math.max(peak, live() - before);
+    }
+    await until(() => svc.service.hub.connectionCount === 1, "every stuck client dropped", 10_000);
+    const metrics = await svc.service.metrics.render();
+    assert.equal(metricValue(metrics, "sse_disconnects_total", 'reason="slow"'), CLIENTS);
+    await readerStream.waitForCount(events, ofType("bulk"), 10_000);
+
+    const after = live() - before;
+    const rssGrowth = process.memoryUsage().rss - rssBefore;
+    const bound = CLIENTS * CAP;
+    const report =
+      `${CLIENTS} stuck clients, ${events} events of ${EVENT_BYTES} B: live heap+external ` +
+      `growth peak ${mib(peak)}, after the drop ${mib(after)}; RSS growth ${mib(rssGrowth)}; ` +
+      `bound ${CLIENTS} × ${CAP / 1024} KiB = ${mib(bound)}`;
+    console.log(`# ${report}`);
+    assert.ok(peak < bound, report);
+    assert.ok(after < bound / 8, report);
+    assert.ok(rssGrowth < 2 * bound, report);
+  });
+});

@@ -1,0 +1,192 @@
+/**
+ * Rate limits on every route that publishes or mints credentials, with `@fastify/rate-limit`
+ * (its Redis store in Redis mode, so all pods share one budget; in memory in embedded mode):
+ *
+ * - per user (from the verified token) on chat and jobs, per service token on the publish API,
+ *   per client IP on dev-login and for requests without a valid token;
+ * - per channel (the broadcast budget) on chat and the publish API together, so a room cannot
+ *   flood every pod however many accounts post into it. Counted only for requests that are
+ *   authenticated and allowed to publish, so an anonymous client cannot spend a room's budget.
+ *
+ * Over a limit: 429 `RT_ERR_RATE_LIMITED` with `Retry-After` (seconds) and the catalogue body.
+ * A limit that cannot be checked (Redis down) is skipped: the request goes on (fail open).
+ */
+import rateLimit, { normalizeIP } from "@fastify/rate-limit";
+import { type ChannelName, parseChannel, roomChannel } from "@realtime/protocol";
+import type { FastifyInstance, FastifyRequest, RouteOptions } from "fastify";
+import { Counter } from "prom-client";
+import type { Auth } from "../auth.ts";
+import type { Config } from "../config.ts";
+import { appError, Errors } from "../errors.ts";
+import type { PrometheusMetrics } from "../prometheus-metrics.ts";
+import { PUBLISH_SCOPE } from "../routes/publish.ts";
+import type { LimitsRedis } from "./redis.ts";
+
+/** `http_requests_rate_limited_total{limit}` label values. */
+export type LimitName = "chat" | "jobs" | "publish" | "login" | "channel";
+
+interface RouteLimit {
+  readonly limit: LimitName;
+  readonly max: number;
+  /** Key by the token's identity (IP when there is none) or always by IP. */
+  readonly by: "identity" | "ip";
+  /** How this route names the channel it publishes to; absent: no channel budget. */
+  readonly channel?: (body: unknown) => ChannelName | null;
+  /** Whether an identity may publish here (only those spend the channel's budget). */
+  readonly publisher?: (identity: Awaited<ReturnType<Auth["authenticate"]>>) => boolean;
+}
+
+export interface RateLimitDeps {
+  readonly config: Config;
+  readonly auth: Auth;
+  readonly metrics: PrometheusMetrics;
+  readonly redis: LimitsRedis | null;
+}
+
+/** Registers the limiter. Call before the routes are registered (it hooks `onRoute`). */
+export async function registerRateLimits(app: FastifyInstance, deps: RateLimitDeps): Promise<void> {
+  const { config, auth, metrics, redis } = deps;
+  const limits = config.security.rateLimit;
+  const limited = new Counter({
+    name: "http_requests_rate_limited_total",
+    help: "Requests refused with 429 by a rate limit or a channel's broadcast budget, by limit.",
+    labelNames: ["limit"] as const,
+    registers: [metrics.registry],
+  });
+
+  const ipKey = (request: FastifyRequest) => `ip:${normalizeIP(request.ip)}`;
+  const identityKey = async (request: FastifyRequest) => {
+    try {
+      const identity = await auth.authenticate(request);
+      return identity.kind === "user" ? `u:${identity.userId}` : `s:${identity.service}`;
+    } catch {
+      // No valid token: the route answers 401, but the attempts still count, per address.
+      return ipKey(request);
+    }
+  };
+
+  const routes = new Map<string, RouteLimit>([
+    [
+      "POST /api/chat/messages",
+      {
+        limit: "chat",
+        max: limits.chatPerUser,
+        by: "identity",
+        channel: (body) => channelOf(body, roomChannel),
+        publisher: (identity) => identity.kind === "user",
+      },
+    ],
+    [
+      "POST /api/publish",
+      {
+        limit: "publish",
+        max: limits.publishPerService,
+        by: "identity",
+        channel: (body) => channelOf(body, parseChannel),
+        publisher: (identity) =>
+          identity.kind === "service" && identity.scopes.includes(PUBLISH_SCOPE),
+      },
+    ],
+    ["POST /api/generate/video", { limit: "jobs", max: limits.jobsPerUser, by: "identity" }],
+    ["POST /api/auth/dev-login", { limit: "login", max: limits.loginPerIp, by: "ip" }],
+  ]);
+
+  const retryAfter = (ttlMs: number) => String(Math.max(1, Math.ceil(ttlMs / 1000)));
+
+  // Before the plugin's own onRoute hook, which reads `config.rateLimit`.
+  let channelBudget: ((request: FastifyRequest) => Promise<BudgetResult>) | null = null;
+  const channelOfRequest = new WeakMap<FastifyRequest, ChannelName>();
+  app.addHook("onRoute", (route: RouteOptions) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    for (const method of methods) {
+      const spec = routes.get(`${method} ${route.url}`);
+      if (!spec) continue;
+      if (spec.max > 0) {
+        route.config = {
+          ...route.config,
+          rateLimit: {
+            max: spec.max,
+            timeWindow: limits.windowMs,
+            keyGenerator: spec.by === "ip" ? ipKey : identityKey,
+            onExceeded: () => limited.inc({ limit: spec.limit }),
+          },
+        } as RouteOptions["config"];
+      }
+      const { channel, publisher } = spec;
+      if (channel && publisher && limits.perChannel > 0) {
+        addHook(route, "preHandler", async (request: FastifyRequest) => {
+          const name = channel(request.body);
+          if (name === null || channelBudget === null) return;
+          let identity: Awaited<ReturnType<Auth["authenticate"]>>;
+          try {
+            identity = await auth.authenticate(request);
+          } catch {
+            return; // the route answers 401
+          }
+          if (!publisher(identity)) return; // the route answers 403
+          channelOfRequest.set(request, name);
+          const result = await channelBudget(request);
+          if (!result.isAllowed && result.isExceeded) {
+            limited.inc({ limit: "channel" });
+            throw appError(
+              Errors.RATE_LIMITED,
+              `${name} is over its broadcast budget; retry in ${retryAfter(result.ttl)} s`,
+              { "Retry-After": retryAfter(result.ttl) },
+            );
+          }
+        });
+      }
+    }
+  });
+
+  await app.register(rateLimit, {
+    global: false,
+    ...(redis && { redis, nameSpace: `${config.redis.prefix}:rl:` }),
+    cache: 20_000,
+    skipOnError: true,
+    errorResponseBuilder: (_request, context) =>
+      appError(Errors.RATE_LIMITED, `Too many requests; retry in ${retryAfter(context.ttl)} s`, {
+        "Retry-After": retryAfter(context.ttl),
+      }),
+  });
+
+  if (limits.perChannel > 0) {
+    const check = app.createRateLimit({
+      max: limits.perChannel,
+      timeWindow: limits.windowMs,
+      keyGenerator: (request) => `budget:${channelOfRequest.get(request) ?? ""}`,
+    });
+    channelBudget = check as (request: FastifyRequest) => Promise<BudgetResult>;
+  }
+}
+
+interface BudgetResult {
+  readonly isAllowed: boolean;
+  readonly isExceeded?: boolean;
+  readonly ttl: number;
+}
+
+/** The channel a body names, when it names a valid one (else the route answers 400). */
+function channelOf(
+  body: unknown,
+  parse: (name: string) => ReturnType<typeof parseChannel>,
+): ChannelName | null {
+  if (typeof body !== "object" || body === null) return null;
+  const raw = (body as { channel?: unknown }).channel;
+  if (typeof raw !== "string") return null;
+  const parsed = parse(raw);
+  return parsed.ok ? parsed.channel.name : null;
+}
+
+type HookName = "onRequest" | "preHandler";
+
+/** Appends a route-level hook, whatever shape the route declared its own in. */
+export function addHook(
+  route: RouteOptions,
+  name: HookName,
+  hook: (request: FastifyRequest, reply: never) => Promise<void>,
+): void {
+  const existing = route[name] as unknown;
+  const list = Array.isArray(existing) ? existing : existing ? [existing] : [];
+  (route as unknown as Record<HookName, unknown[]>)[name] = [...list, hook];
+}

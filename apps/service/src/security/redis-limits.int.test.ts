@@ -1,0 +1,184 @@
+/**
+ * The limits hold across pods in Redis mode: one user's chat budget, one room's broadcast
+ * budget and one user's stream count are shared by every pod (a user cannot multiply them by
+ * spreading over pods), and the stream count heals by itself when a pod dies holding streams
+ * (SIGKILL: no release ever sent). Well-behaved clients on the same pods are unaffected.
+ * Uses its own redis-server.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { startRedis, type TestRedis } from "@realtime/redis/testing";
+import { Redis } from "ioredis";
+import { type RunningService, startService } from "../testing/harness.ts";
+import { POD_SECRET, type Pod, startPod } from "../testing/pods.ts";
+import {
+  metricValue,
+  ofType,
+  openStream,
+  postJson,
+  type Reply,
+  refusal,
+  type Stream,
+  until,
+} from "./test-kit.ts";
+
+const LEASE_TTL = 1500;
+const PREFIX = "sec";
+
+function assertRateLimited(reply: Reply, what: string) {
+  assert.equal(reply.status, 429, `${what}: ${reply.text}`);
+  assert.equal(reply.json?.code, "RT_ERR_RATE_LIMITED", what);
+  assert.ok(Number(reply.headers["retry-after"]) >= 1, what);
+}
+
+describe("limits shared through Redis", () => {
+  let redis: TestRedis;
+  let client: Redis;
+  let a: RunningService;
+  let b: RunningService;
+  let pod: Pod;
+  let good: { token: string };
+  let goodStream: Stream;
+  const streams: Stream[] = [];
+  const env: Record<string, string> = {};
+
+  before(async () => {
+    redis = await startRedis();
+    client = new Redis(redis.url);
+    Object.assign(env, {
+      REDIS_URL: redis.url,
+      REDIS_PREFIX: PREFIX,
+      JWT_SECRET: POD_SECRET,
+      RATE_LIMIT_WINDOW_MS: "60000",
+      RATE_LIMIT_CHAT_MAX: "4",
+      CHANNEL_PUBLISH_MAX: "6",
+      MAX_CONNECTIONS_PER_USER: "2",
+      CONNECTION_LEASE_TTL_MS: String(LEASE_TTL),
+    });
+    [a, b, pod] = await Promise.all([startService(env), startService(env), startPod(env)]);
+    good = await a.login("Good");
+    // The well-behaved client listens on A and posts through B.
+    goodStream = await openStream(`${a.url}/api/events?channel=channel:calm`, {
+      authorization: `Bearer ${good.token}`,
+    });
+    assert.equal(goodStream.status, 200);
+  });
+  after(async () => {
+    goodStream?.close();
+    for (const s of streams) s.close();
+    await Promise.all([a?.stop(), b?.stop(), pod?.kill("SIGKILL")]);
+    client?.disconnect();
+    await redis?.stop();
+  });
+
+  async function goodStillWorks(content: string) {
+    const posted = await postJson(`${b.url}/api/chat/messages`, good.token, {
+      channel: "calm",
+      content,
+    });
+    assert.equal(posted.status, 204, posted.text);
+    await goodStream.waitFor((e) => ofType("chat")(e) && JSON.parse(e.data).content === content);
+  }
+
+  async function stream(base: string, token: string, channel = "channel:many") {
+    const s = await openStream(`${base}/api/events?channel=${channel}`, {
+      authorization: `Bearer ${token}`,
+    });
+    if (s.status === 200) streams.push(s);
+    return s;
+  }
+
+  it("one user's chat budget is shared by every pod", async () => {
+    const { token } = await a.login("Spreader");
+    const post = (svc: RunningService, i: number) =>
+      postJson(`${svc.url}/api/chat/messages`, token, { channel: "spread", content: `${i}` });
+    const statuses = [];
+    for (const [i, svc] of [a, b, a, b].entries()) statuses.push((await post(svc, i)).status);
+    assert.deepEqual(statuses, [204, 204, 204, 204]);
+    assertRateLimited(await post(a, 5), "5th post, on A");
+    assertRateLimited(await post(b, 6), "6th post, on B");
+    await goodStillWorks("chat budget");
+  });
+
+  it("one room's broadcast budget is shared by every pod", async () => {
+    const users = await Promise.all(["H1", "H2", "H3", "H4"].map((name) => b.login(name)));
+    const post = (svc: RunningService, token: string, i: number) =>
+      postJson(`${svc.url}/api/chat/messages`, token, { channel: "hot", content: `${i}` });
+    for (let i = 0; i < 6; i++) {
+      const user = users[i % 3] as { token: string };
+      const reply = await post(i % 2 ? a : b, user.token, i);
+      assert.equal(reply.status, 204, `post ${i}: ${reply.text}`);
+    }
+    const last = users[3] as { token: string };
+    const refusedA = await post(a, last.token, 7);
+    assertRateLimited(refusedA, "7th post into the room, on A");
+    assert.match(String(refusedA.json?.message), /channel:hot is over its broadcast budget/);
+    assertRateLimited(await post(b, last.token, 8), "8th, on B");
+    await goodStillWorks("room budget");
+    const metrics = await a.service.metrics.render();
+    assert.equal(metricValue(metrics, "http_requests_rate_limited_total", 'limit="channel"'), 1);
+  });
+
+  it("one user's streams are counted over every pod", async () => {
+    const { token } = await a.login("Tabs");
+    assert.equal((await stream(a.url, token)).status, 200);
+    const onB = await stream(b.url, token);
+    assert.equal(onB.status, 200);
+    const third = await stream(a.url, token);
+    assert.equal(third.status, 429);
+    assert.equal((await refusal(third)).code, "RT_ERR_TOO_MANY_CONNECTIONS");
+    const metrics = await a.service.metrics.render();
+    assert.equal(
+      metricValue(metrics, "sse_connections_refused_total", 'reason="per_user_limit"'),
+      1,
+    );
+    await goodStillWorks("stream cap");
+    // Closing the stream on B frees a slot for A.
+    onB.close();
+    await until(
+      async () => {
+        const s = await stream(a.url, token);
+        if (s.status !== 200) await s.ended;
+        return s.status === 200;
+      },
+      "a slot freed on B is usable on A",
+      3000,
+      50,
+    );
+  });
+
+  it("a pod SIGKILLed with a user's streams stops counting within the lease TTL", async () => {
+    const { token, user } = await a.login("Orphan");
+    for (let i = 0; i < 2; i++) assert.equal((await stream(pod.url, token)).status, 200);
+    const refused = await stream(a.url, token);
+    assert.equal(refused.status, 429);
+    await refused.ended;
+
+    await pod.kill("SIGKILL");
+    const killedAt = Date.now();
+    let refusals = 0;
+    await until(
+      async () => {
+        const s = await stream(a.url, token);
+        if (s.status === 200) return true;
+        refusals++;
+        await s.ended;
+        return false;
+      },
+      "the dead pod's streams expire",
+      LEASE_TTL + 2000,
+      100,
+    );
+    const healedAfter = Date.now() - killedAt;
+    assert.ok(refusals > 0, "the dead pod's count held until it expired");
+    assert.ok(healedAfter <= LEASE_TTL + 1000, `healed after ${healedAfter} ms`);
+    await goodStillWorks("after a pod died");
+
+    // Bounded: one field per pod, and the key expires.
+    const key = `${PREFIX}:conns:${user.id}`;
+    const fields = await client.hgetall(key);
+    assert.ok(Object.keys(fields).length <= 2, JSON.stringify(fields));
+    const ttl = await client.pttl(key);
+    assert.ok(ttl > 0 && ttl <= LEASE_TTL, `PTTL ${ttl}`);
+  });
+});

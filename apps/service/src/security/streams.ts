@@ -1,0 +1,63 @@
+/**
+ * Admission of SSE streams beyond what the route and the hub check: the per-user and per-IP
+ * caps ({@link ConnectionLimits}), and a token that would expire before the hub could close
+ * the stream in time.
+ *
+ * The hub closes a stream with `close` 3005 (`token_expired`) on the first sweep (every
+ * second) at or after the `expiresAt` it was given; the route hands it the token's `exp` minus
+ * {@link TOKEN_EXPIRY_MARGIN_MS}, so the stream ends no later than `exp`. A token with less
+ * than that margin left is refused with 401 `RT_ERR_TOKEN_EXPIRED`: the client refreshes first.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from "fastify";
+import type { Auth } from "../auth.ts";
+import { appError, Errors } from "../errors.ts";
+import type { PrometheusMetrics } from "../prometheus-metrics.ts";
+import type { ConnectionLimits } from "./connection-limits.ts";
+import { addHook } from "./rate-limit.ts";
+
+/** The hub's sweep interval: how late after its `expiresAt` a stream may be closed. */
+export const TOKEN_EXPIRY_MARGIN_MS = 1000;
+
+export interface StreamAdmissionDeps {
+  readonly auth: Auth;
+  readonly limits: ConnectionLimits;
+  readonly metrics: PrometheusMetrics;
+  readonly now?: () => number;
+}
+
+/** Hooks the admission checks into `GET /api/events` (and its HEAD twin). Call before routes. */
+export function registerStreamAdmission(app: FastifyInstance, deps: StreamAdmissionDeps): void {
+  const { auth, limits, metrics } = deps;
+  const now = deps.now ?? Date.now;
+  app.addHook("onRoute", (route: RouteOptions) => {
+    if (route.url !== "/api/events") return;
+    addHook(route, "preHandler", async (request: FastifyRequest, reply: FastifyReply) => {
+      let identity: Awaited<ReturnType<Auth["authenticate"]>>;
+      try {
+        identity = await auth.authenticate(request);
+      } catch {
+        return; // the route answers 401 and counts it
+      }
+      if (identity.kind !== "user") return; // the route answers 403
+      if (identity.expiresAt - TOKEN_EXPIRY_MARGIN_MS <= now()) {
+        metrics.connectionRefused(Errors.TOKEN_EXPIRED.code);
+        throw appError(
+          Errors.TOKEN_EXPIRED,
+          "The token expires too soon to open a stream; refresh it first",
+        );
+      }
+      const lease = await limits.acquire(identity.userId, request.ip);
+      if (typeof lease === "string") {
+        metrics.connectionRefused(lease);
+        const which = lease === "per_user_limit" ? "this user" : "this address";
+        throw appError(Errors.TOO_MANY_CONNECTIONS, `Too many open streams for ${which}`, {
+          "Retry-After": String(1 + Math.floor(Math.random() * 10)),
+        });
+      }
+      // The response's close: when the stream ends, or when a refusal's response is done.
+      const raw = reply.raw as FastifyReply["raw"] & { closed?: boolean };
+      if (raw.closed === true || raw.destroyed) lease();
+      else raw.once("close", lease);
+    });
+  });
+}
