@@ -71,8 +71,11 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     ajv: AJV_OPTIONS,
     // The router's refusals (undecodable URL, over-long path parameter) as catalogue JSON.
     frameworkErrors,
-    // Streams are long-lived; make Fastify's close wait for nothing but in-flight requests.
-    forceCloseConnections: true,
+    // By the time the server closes, the drain has ended every stream: close idle keep-alive
+    // connections at once, but let a POST still in flight finish (closing it would leave its
+    // client unsure whether the event was published). A cleartext h2 server cannot tell idle
+    // sessions apart, so there every connection is closed.
+    forceCloseConnections: config.http.h2c ? true : "idle",
     // Requests that arrive once closing has begun get our catalogue 503 (hook below).
     return503OnClosing: false,
   }) as unknown as FastifyInstance;

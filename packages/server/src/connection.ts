@@ -120,7 +120,10 @@ export class NodeHttpConnection implements Connection {
   }
 
   get bufferedBytes(): number {
-    return this.#res.writableLength + (this.#res.socket?.writableLength ?? 0);
+    // `res.writableLength` already includes its socket's queue: adding the socket's again
+    // counted every queued byte twice (the bound acted at half its size).
+    const socket = this.#socket;
+    return socket !== null ? socket.writableLength : this.#res.writableLength;
   }
 
   end(): void {
