@@ -1,0 +1,337 @@
+/**
+ * The servers under test, each started pinned to the server core and stopped after:
+ * our service (1 or 2 pods, memory or Redis, HTTP/1.1 or h2c), Nchan (1 or 2 nodes, memory or
+ * Redis), the plain node:http hub and the better-sse hub. They all take the same published
+ * JSON event (ours wraps it in its envelope; the peers get an envelope of the same shape and
+ * size), so every stream carries comparable bytes.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { chmodSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { PIN } from "./generator.ts";
+import type { Request } from "./http-client.ts";
+import { BENCH_SECRET, publisherToken, userToken } from "./jwt.ts";
+import { NGINX, testNchanConfig, writeNchanConfig } from "./nchan.ts";
+import { marker } from "./sse-parser.ts";
+
+/** The core servers (and their Redis) run on. */
+export const SERVER_CPU = "0";
+const HOST = "127.0.0.1";
+const REPO = fileURLToPath(new URL("../../", import.meta.url));
+const SERVICE_MAIN = join(REPO, "apps/service/src/main.ts");
+const PEERS = fileURLToPath(new URL("./peers/", import.meta.url));
+
+export type ServerKind = "realtime" | "nchan" | "node" | "better-sse";
+
+export const LABELS: Record<ServerKind, string> = {
+  realtime: "realtime",
+  nchan: "Nchan",
+  node: "node:http",
+  "better-sse": "better-sse",
+};
+
+export interface Target {
+  readonly kind: ServerKind;
+  readonly host: string;
+  readonly port: number;
+  /** Root pid of the server (nginx master, or node). */
+  readonly pid: number;
+  readonly h2: boolean;
+  /** Path of the SSE stream for channel number `channel`. */
+  subPath(channel: number): string;
+  readonly subHeaders: Record<string, string>;
+  /** The POST that publishes event `seq` (marker time `timeUs`) on channel number `channel`. */
+  publish(channel: number, seq: number, timeUs: number): Request;
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Redis URL: our pods use the Redis broker, Nchan nodes use Redis storage. */
+  redisUrl?: string;
+  h2?: boolean;
+  /** Our MAX_CONNECTIONS. */
+  maxConnections?: number;
+  /** Extra node flags for our service (e.g. --cpu-prof). */
+  nodeFlags?: string[];
+  /** Extra environment for our service. */
+  env?: Record<string, string>;
+}
+
+const runDirs = new Set<string>();
+const children = new Set<ChildProcess>();
+
+process.once("exit", () => {
+  // Each server is its own process group (nginx master + workers): take the whole group.
+  for (const child of children) killGroup(child, "SIGKILL");
+  for (const dir of runDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
+/** A TCP port nobody listens on right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, HOST, () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function runDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `rt-bench-${prefix}-`));
+  runDirs.add(dir);
+  return dir;
+}
+
+/** Spawns `command args…` under `taskset -c <SERVER_CPU>`, output to `dir/out.log`. */
+function spawnPinned(
+  command: string,
+  args: string[],
+  dir: string,
+  env: Record<string, string>,
+): ChildProcess {
+  const log = openSync(join(dir, "out.log"), "a");
+  const [file, argv] = PIN
+    ? ["/usr/bin/taskset", ["-c", SERVER_CPU, command, ...args]]
+    : [command, args];
+  const child = spawn(file, argv, {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", log, log],
+    cwd: dir,
+    detached: true,
+  });
+  children.add(child);
+  child.once("exit", () => children.delete(child));
+  return child;
+}
+
+async function stopChild(child: ChildProcess, signal: NodeJS.Signals, graceMs = 10_000) {
+  if (child.exitCode === null && child.signalCode === null) {
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    child.kill(signal);
+    const timer = setTimeout(() => killGroup(child, "SIGKILL"), graceMs);
+    await exited;
+    clearTimeout(timer);
+  }
+  // Whatever the server left behind in its group (nginx workers) goes too.
+  killGroup(child, "SIGKILL");
+}
+
+/** Polls `GET path` until it answers 200 (or the child dies, or 20 s pass). */
+async function waitReady(child: ChildProcess, port: number, path: string, dir: string) {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (child.exitCode !== null) {
+      throw new Error(`server exited early:\n${tail(join(dir, "out.log"))}`);
+    }
+    const status = await probe(port, path).catch(() => 0);
+    if (status === 200) return;
+    if (Date.now() > deadline)
+      throw new Error(`server on ${port} not ready:\n${tail(join(dir, "out.log"))}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+function tail(path: string): string {
+  try {
+    return readFileSync(path, "utf8").split("\n").slice(-20).join("\n");
+  } catch {
+    return "";
+  }
+}
+
+/** One GET over a fresh connection; the status code. HTTP/1.1 (or h2c prior knowledge). */
+function probe(port: number, path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: HOST, port });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error("timeout"));
+    }, 1_000);
+    socket.on("connect", () =>
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`),
+    );
+    socket.once("data", (chunk: Buffer) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(Number(chunk.toString("latin1", 9, 12)) || 1);
+    });
+    socket.on("error", (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
+
+/** The JSON a peer publishes: the same shape and size as our envelope. */
+function peerBody(channel: number, seq: number, timeUs: number): string {
+  return JSON.stringify({
+    type: "bench",
+    channel: `channel:b${channel}`,
+    timestamp: new Date().toISOString(),
+    m: marker(seq, timeUs),
+  });
+}
+
+/** Our service: one pod. */
+export async function startRealtime(options: StartOptions = {}): Promise<Target> {
+  const dir = runDir("realtime");
+  const port = await freePort();
+  const env: Record<string, string> = {
+    NODE_ENV: "production",
+    LOG_LEVEL: "warn",
+    HOST,
+    PORT: String(port),
+    JWT_SECRET: BENCH_SECRET,
+    MAX_CONNECTIONS: String(options.maxConnections ?? 19_500),
+    SHUTDOWN_DRAIN_MS: "200",
+    // Abuse limits off: every bench subscriber is one user (so presence sends one event per
+    // channel, not one per stream), and bursts go far past the per-channel broadcast budget.
+    MAX_CONNECTIONS_PER_USER: "0",
+    RATE_LIMIT_PUBLISH_MAX: "0",
+    CHANNEL_PUBLISH_MAX: "0",
+    ...(options.redisUrl ? { REDIS_URL: options.redisUrl } : {}),
+    ...(options.h2 ? { HTTP2: "h2c" } : {}),
+    ...options.env,
+  };
+  const child = spawnPinned(
+    process.execPath,
+    [...(options.nodeFlags ?? []), SERVICE_MAIN],
+    dir,
+    env,
+  );
+  const h2 = options.h2 === true;
+  if (h2) await waitListening(child, port, dir);
+  else await waitReady(child, port, "/readyz", dir);
+  const subToken = userToken("u_bench");
+  const pubToken = publisherToken();
+  return {
+    kind: "realtime",
+    host: HOST,
+    port,
+    pid: child.pid as number,
+    h2,
+    subPath: (channel) => `/api/events?channel=channel:b${channel}`,
+    subHeaders: { authorization: `Bearer ${subToken}` },
+    publish: (channel, seq, timeUs) => ({
+      method: "POST",
+      path: "/api/publish",
+      headers: { authorization: `Bearer ${pubToken}`, "content-type": "application/json" },
+      body: `{"channel":"channel:b${channel}","event":{"type":"bench","m":"${marker(seq, timeUs)}"}}`,
+    }),
+    stop: () => stopChild(child, "SIGTERM"),
+  };
+}
+
+/** For h2c-only listeners (no HTTP/1.1 probe): wait until the port accepts. */
+async function waitListening(child: ChildProcess, port: number, dir: string) {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (child.exitCode !== null)
+      throw new Error(`server exited early:\n${tail(join(dir, "out.log"))}`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect({ host: HOST, port }, () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on("error", () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`server on ${port} not listening`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** One Nchan node (nginx master + 1 worker). */
+export async function startNchan(options: StartOptions = {}): Promise<Target> {
+  const dir = runDir("nchan");
+  const port = await freePort();
+  const conf = writeNchanConfig({ dir, port, redisUrl: options.redisUrl, h2: options.h2 });
+  testNchanConfig(dir, conf);
+  const child = spawnPinned(NGINX, ["-p", dir, "-c", conf], dir, {});
+  await waitListening(child, port, dir);
+  return {
+    kind: "nchan",
+    host: HOST,
+    port,
+    pid: child.pid as number,
+    h2: options.h2 === true,
+    subPath: (channel) => `/sub/b${channel}`,
+    subHeaders: {},
+    publish: (channel, seq, timeUs) => ({
+      method: "POST",
+      path: `/pub/b${channel}`,
+      headers: { "content-type": "application/json" },
+      body: peerBody(channel, seq, timeUs),
+    }),
+    // SIGQUIT: graceful; TERM is a fast shutdown, either is fine for a bench.
+    stop: () => stopChild(child, "SIGTERM"),
+  };
+}
+
+/** The node:http or better-sse hub. */
+export async function startPeer(kind: "node" | "better-sse"): Promise<Target> {
+  const dir = runDir(kind);
+  const port = await freePort();
+  const script = join(PEERS, kind === "node" ? "node-hub.ts" : "better-sse-hub.ts");
+  const child = spawnPinned(process.execPath, [script], dir, { PORT: String(port), HOST });
+  await waitListening(child, port, dir);
+  return {
+    kind,
+    host: HOST,
+    port,
+    pid: child.pid as number,
+    h2: false,
+    subPath: (channel) => `/sub/b${channel}`,
+    subHeaders: {},
+    publish: (channel, seq, timeUs) => ({
+      method: "POST",
+      path: `/pub/b${channel}`,
+      headers: { "content-type": "application/json" },
+      body: peerBody(channel, seq, timeUs),
+    }),
+    stop: () => stopChild(child, "SIGTERM"),
+  };
+}
+
+export async function startServer(kind: ServerKind, options: StartOptions = {}): Promise<Target> {
+  switch (kind) {
+    case "realtime":
+      return startRealtime(options);
+    case "nchan":
+      return startNchan(options);
+    default:
+      return startPeer(kind);
+  }
+}
+
+/** A private redis-server on a free port, pinned to the server core (via test-redis.ts). */
+export async function startPinnedRedis(): Promise<{
+  url: string;
+  port: number;
+  stop(): Promise<void>;
+}> {
+  const dir = runDir("redis-wrapper");
+  const wrapper = join(dir, "redis-server");
+  const pin = PIN ? `/usr/bin/taskset -c ${SERVER_CPU} ` : "";
+  writeFileSync(wrapper, `#!/bin/sh\nexec ${pin}/usr/bin/redis-server "$@"\n`);
+  chmodSync(wrapper, 0o755);
+  process.env.REDIS_SERVER_BIN = wrapper;
+  const { startRedis } = await import("@realtime/redis/testing");
+  const redis = await startRedis();
+  return { url: redis.url, port: redis.port, stop: () => redis.stop() };
+}
