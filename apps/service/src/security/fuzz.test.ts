@@ -15,6 +15,7 @@ import http from "node:http";
 import net from "node:net";
 import { after, before, describe, it } from "node:test";
 import fc from "fast-check";
+import { ensureWebBuilt } from "../../../web/build.ts";
 import { type RunningService, startService } from "../testing/harness.ts";
 import { tokens, until } from "./test-kit.ts";
 
@@ -37,6 +38,8 @@ describe("fuzz: 10,000 hostile requests", () => {
   let total = 0;
 
   before(async () => {
+    // The page routes answer 503 until the web app is built; fuzz the service as it runs.
+    await ensureWebBuilt();
     svc = await startService({
       RATE_LIMIT_CHAT_MAX: "1000000",
       RATE_LIMIT_PUBLISH_MAX: "1000000",
