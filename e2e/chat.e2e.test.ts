@@ -11,6 +11,7 @@ import { decodeCursor, lookupCursor } from "@realtime/protocol";
 import type { Browser, Request } from "playwright-core";
 import { type RunningService, startService } from "../apps/service/src/testing/harness.ts";
 import {
+  eventually,
   exceptDisconnects,
   joinRoom,
   launchBrowser,
@@ -233,7 +234,11 @@ describe("web app in Chromium: chat and presence", { timeout: 60_000 }, () => {
       await say("while away 1");
       await say("while away 2");
 
-      // The client reconnects on its own, resuming from its cursor.
+      // The client reconnects on its own, resuming from its cursor. Wait for the new request
+      // first: right after the cut the badge may still read "connected".
+      await eventually("the client's own reconnect", () =>
+        streams.requests.length >= 2 ? true : undefined,
+      );
       await waitForStatus(page, "connected");
       const seen = await statusSeen();
       assert.ok(
