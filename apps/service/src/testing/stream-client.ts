@@ -10,6 +10,7 @@
  */
 import http from "node:http";
 import { channelTag, decodeCursor } from "@realtime/protocol";
+import { type Block, EventStreamParser } from "./event-stream-parser.ts";
 
 export interface ReceivedEvent {
   readonly offset: number;
@@ -137,7 +138,11 @@ export class StreamClient {
           return;
         }
         this.#open = true;
-        const parser = new BlockParser((block) => this.#dispatch(block));
+        const parser = new EventStreamParser(
+          "",
+          (block) => this.#dispatch(block),
+          () => {},
+        );
         response.on("data", (chunk: string) => {
           // A chunk that arrives after close() belongs to an abandoned connection.
           if (this.#request === request) parser.feed(chunk);
@@ -262,73 +267,6 @@ export class StreamClient {
 
   #notify(): void {
     for (const waiter of [...this.#waiters]) waiter();
-  }
-}
-
-interface Block {
-  /** The last event ID buffer after this block (it persists across blocks, as in the spec). */
-  readonly id: string;
-  readonly event: string | null;
-  /** Null for a block without `data:` (an id-only block dispatches no event). */
-  readonly data: string | null;
-}
-
-/** The SSE parsing algorithm, line by line across chunks; calls `onBlock` per complete block. */
-class BlockParser {
-  readonly #onBlock: (block: Block) => void;
-  #pending = "";
-  #id = "";
-  #event: string | null = null;
-  #data: string[] = [];
-  #sawField = false;
-
-  constructor(onBlock: (block: Block) => void) {
-    this.#onBlock = onBlock;
-  }
-
-  feed(chunk: string): void {
-    const text = this.#pending + chunk;
-    let start = 0;
-    for (;;) {
-      const end = text.indexOf("\n", start);
-      if (end < 0) break;
-      let line = text.slice(start, end);
-      if (line.endsWith("\r")) line = line.slice(0, -1);
-      start = end + 1;
-      this.#line(line);
-    }
-    this.#pending = text.slice(start);
-  }
-
-  #line(line: string): void {
-    if (line === "") {
-      if (this.#sawField) {
-        this.#onBlock({
-          id: this.#id,
-          event: this.#event,
-          data: this.#data.length > 0 ? this.#data.join("\n") : null,
-        });
-      }
-      this.#event = null;
-      this.#data = [];
-      this.#sawField = false;
-      return;
-    }
-    if (line.startsWith(":")) return;
-    const colon = line.indexOf(":");
-    const field = colon < 0 ? line : line.slice(0, colon);
-    let value = colon < 0 ? "" : line.slice(colon + 1);
-    if (value.startsWith(" ")) value = value.slice(1);
-    if (field === "id") {
-      if (!value.includes("\0")) this.#id = value;
-      this.#sawField = true;
-    } else if (field === "event") {
-      this.#event = value;
-      this.#sawField = true;
-    } else if (field === "data") {
-      this.#data.push(value);
-      this.#sawField = true;
-    }
   }
 }
 
