@@ -8,3 +8,5 @@ export type { ChannelKeys } from "./redis-keys.ts";
 export { channelKeys, keySlot } from "./redis-keys.ts";
 export type { RedisPresenceStoreOptions } from "./redis-presence-store.ts";
 export { RedisPresenceStore } from "./redis-presence-store.ts";
+export type { RedisPublisher } from "./redis-publisher.ts";
+export { createRedisPublisher } from "./redis-publisher.ts";

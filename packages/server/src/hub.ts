@@ -22,10 +22,15 @@ import type { Broker, BrokerMessage } from "./broker.ts";
 import { ChannelSequencer, type SequencerOutput } from "./channel-sequencer.ts";
 import { type Connection, SharedChunk } from "./connection.ts";
 import type { HistoryStore } from "./history-store.ts";
+import { type EventInput, HubError } from "./hub-error.ts";
 import { type Metrics, noopMetrics } from "./metrics.ts";
+import { Publisher } from "./publisher.ts";
 import { planResume, type ResumePlan } from "./resume.ts";
 import { encodeData, encodeId } from "./sse-encoder.ts";
 import { SseStream, type StreamHost } from "./sse-stream.ts";
+
+export type { EventInput, HubErrorCode } from "./hub-error.ts";
+export { HubError } from "./hub-error.ts";
 
 export interface HubOptions {
   broker: Broker;
@@ -63,22 +68,10 @@ export interface HubOptions {
   random?: () => number;
 }
 
-export type HubErrorCode = "at_capacity" | "shutting_down" | "broker_unavailable" | "too_large";
-
 /** Hooks into the life of every stream (see {@link Hub.onStream}). */
 export interface StreamLifecycle {
   opened(stream: SseStream): void;
   closed(stream: SseStream): void;
-}
-
-/** A refusal the caller can map to an HTTP status. */
-export class HubError extends Error {
-  readonly code: HubErrorCode;
-  constructor(code: HubErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "HubError";
-    this.code = code;
-  }
 }
 
 export interface OpenStreamRequest {
@@ -96,12 +89,6 @@ export interface OpenStreamRequest {
   /** Sends the response headers and returns the connection; called once the stream is ready. */
   connect: () => Connection;
 }
-
-/** An event as a publisher gives it: the hub adds `channel` and `timestamp`. */
-export type EventInput = { type: string } & Omit<
-  Partial<RealtimeEvent>,
-  "channel" | "timestamp" | "type"
->;
 
 interface ChannelState {
   readonly name: ChannelName;
@@ -126,6 +113,7 @@ const HISTORY_PAGE = 1_000;
 
 export class Hub implements StreamHost {
   readonly #broker: Broker;
+  readonly #publisher: Publisher;
   readonly #history: HistoryStore | undefined;
   readonly #maxReplay: number;
   readonly #positionTimer: NodeJS.Timeout | undefined;
@@ -156,6 +144,10 @@ export class Hub implements StreamHost {
 
   constructor(options: HubOptions) {
     this.#broker = options.broker;
+    this.#publisher = new Publisher(options.broker, {
+      metrics: options.metrics,
+      now: options.now,
+    });
     this.#history = options.history;
     this.#maxReplay = options.maxReplay ?? 10_000;
     this.#metrics = options.metrics ?? noopMetrics;
@@ -207,20 +199,7 @@ export class Hub implements StreamHost {
    * the broker holds it; rejects with a {@link HubError} when it does not.
    */
   async publish(channel: ChannelName, input: EventInput): Promise<StreamPosition> {
-    const { type, ...rest } = input;
-    const event = { type, channel, timestamp: nowTimestamp(this.now()), ...rest };
-    const data = JSON.stringify(event);
-    if (Buffer.byteLength(data) > MAX_EVENT_BYTES) {
-      throw new HubError("too_large", `event is larger than ${MAX_EVENT_BYTES} bytes`);
-    }
-    try {
-      const position = await this.#broker.publish(channel, data);
-      this.#metrics.eventPublished();
-      return position;
-    } catch (cause) {
-      this.#metrics.publishFailed();
-      throw new HubError("broker_unavailable", "the broker did not accept the event", { cause });
-    }
+    return this.#publisher.publish(channel, input);
   }
 
   /**

@@ -33,6 +33,8 @@ export type {
   PresenceUser,
 } from "./presence-store.ts";
 export { DEFAULT_PRESENCE_TIMINGS, hasPresence } from "./presence-store.ts";
+export type { PublisherOptions } from "./publisher.ts";
+export { Publisher } from "./publisher.ts";
 export type { SseField, SseMessage } from "./sse-encoder.ts";
 export {
   encodeComment,
