@@ -2,21 +2,12 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import net from "node:net";
 import { describe, it } from "node:test";
 import { CloseCode } from "@realtime/protocol";
+import { freePort } from "@realtime/redis/testing";
 import { openHttp1 } from "./testing/sse-client.ts";
 
 const MAIN = new URL("./main.ts", import.meta.url).pathname;
-
-async function freePort(): Promise<number> {
-  const server = net.createServer().listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const { port } = server.address() as net.AddressInfo;
-  server.close();
-  await once(server, "close");
-  return port;
-}
 
 function start(env: Record<string, string>): { child: ChildProcess; output: () => string } {
   const child = spawn(process.execPath, [MAIN], {

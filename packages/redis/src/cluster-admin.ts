@@ -8,7 +8,11 @@ export class ClusterAdmin {
   readonly #clients: Map<number, Redis>;
 
   constructor(nodes: readonly { host: string; port: number }[]) {
-    this.#clients = new Map(nodes.map((n) => [n.port, new Redis({ host: n.host, port: n.port })]));
+    // One client per port: a node listed twice must not leave an unclosed second client.
+    this.#clients = new Map();
+    for (const { host, port } of nodes) {
+      if (!this.#clients.has(port)) this.#clients.set(port, new Redis({ host, port }));
+    }
   }
 
   /** `CLUSTER KEYSLOT key`, as Redis computes it. */

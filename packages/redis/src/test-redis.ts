@@ -6,7 +6,8 @@
  * is also removed when the test process exits, so a failing test does not leak servers.
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { randomInt } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -46,17 +47,45 @@ process.once("exit", () => {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
-/** A TCP port nobody listens on right now. */
+/**
+ * A TCP port nobody listens on right now, that this process has not handed out before.
+ *
+ * Ports come from below the kernel's ephemeral range, at random: `listen(0)` and outgoing
+ * connections never take those, so between the check and the server's bind the only rivals
+ * are other test processes drawing at random too. Callers that start a server on the port
+ * still verify that what answers there is theirs (see {@link startRedis}).
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+  const [low, high] = unassignedRange();
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = randomInt(low, high);
+    if (handedOut.has(port) || !(await canListen(port))) continue;
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error(`no free port in ${low}–${high}`);
+}
+
+const handedOut = new Set<number>();
+
+/** Ports neither the ephemeral range nor the well-known services use. */
+function unassignedRange(): [number, number] {
+  let ephemeralLow = 32_768;
+  try {
+    const text = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8");
+    ephemeralLow = Number(text.trim().split(/\s+/)[0]) || ephemeralLow;
+  } catch {
+    // not Linux: the IANA default range starts at 49152, and 32768 is below it too
+  }
+  return [10_000, Math.max(ephemeralLow, 11_000)];
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer();
     server.unref();
-    server.once("error", reject);
-    server.listen(0, HOST, () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
+    server.once("error", () => resolve(false));
+    server.listen(port, HOST, () => server.close(() => resolve(true)));
   });
 }
 
@@ -119,20 +148,58 @@ function removeDir(dir: string): void {
   dirs.delete(dir);
 }
 
+/**
+ * Waits until `child` answers on `port`. Fails at once when it exits (its port was taken after
+ * all) and when another process answers there: a test must never run against a server that
+ * is not the one it started.
+ */
 async function waitForPing(port: number, child: ChildProcess): Promise<void> {
-  await until(`redis-server on port ${port}`, START_TIMEOUT_MS, async () => {
-    if (child.exitCode !== null) throw new Error(`redis-server on ${port} exited`);
-    return (await redisCli(port, "PING")) === "PONG";
-  });
+  const exited = () => child.exitCode !== null || child.signalCode !== null;
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  for (;;) {
+    if (exited()) throw new PortTaken(`redis-server on ${port} exited at start`);
+    const info = await redisCli(port, "INFO", "server").catch(() => "");
+    const pid = /process_id:(\d+)/.exec(info)?.[1];
+    if (pid !== undefined) {
+      if (Number(pid) === child.pid) return;
+      if (exited()) throw new PortTaken(`port ${port} is another redis-server's (pid ${pid})`);
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for redis-server on ${port}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+class PortTaken extends Error {}
+
+/**
+ * Spawns a redis-server on fresh ports and waits until it answers; draws new ports when the
+ * ones drawn were taken between the check and the bind.
+ */
+async function spawnOnFreePort(
+  extra: (dir: string, busPort: number) => string[] = () => [],
+): Promise<{ port: number; dir: string; child: ChildProcess }> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const busPort = await freePort();
+    const dir = tempDir();
+    const child = spawnServer(port, dir, extra(dir, busPort));
+    try {
+      await waitForPing(port, child);
+      return { port, dir, child };
+    } catch (error) {
+      await stopChild(child, "SIGKILL");
+      removeDir(dir);
+      if (!(error instanceof PortTaken) || attempt === 5) throw error;
+    }
+  }
 }
 
 /** Starts one empty redis-server on a free port. */
 export async function startRedis(): Promise<TestRedis> {
-  const port = await freePort();
-  const dir = tempDir();
-  let child = spawnServer(port, dir, []);
+  const started = await spawnOnFreePort();
+  const { port, dir } = started;
+  let child = started.child;
   let stopped = false;
-  await waitForPing(port, child);
   return {
     port,
     url: `redis://${HOST}:${port}`,
@@ -161,20 +228,20 @@ export async function startRedisCluster(masters = 3): Promise<TestRedisCluster> 
     for (const node of started) removeDir(node.dir);
   };
   try {
-    for (let i = 0; i < masters; i++) {
-      const port = await freePort();
-      const busPort = await freePort();
-      const dir = tempDir();
-      // biome-ignore format: flag/value pairs read better side by side
-      const child = spawnServer(port, dir, [
-        "--cluster-enabled", "yes",
-        "--cluster-config-file", join(dir, "nodes.conf"),
-        "--cluster-port", String(busPort),
-        "--cluster-node-timeout", "5000",
-      ]);
-      started.push({ port, dir, child });
-    }
-    await Promise.all(started.map((node) => waitForPing(node.port, node.child)));
+    // biome-ignore format: flag/value pairs read better side by side
+    const clusterArgs = (dir: string, busPort: number) => [
+      "--cluster-enabled", "yes",
+      "--cluster-config-file", join(dir, "nodes.conf"),
+      "--cluster-port", String(busPort),
+      "--cluster-node-timeout", "5000",
+    ];
+    const spawned = await Promise.allSettled(
+      Array.from({ length: masters }, async () => {
+        started.push(await spawnOnFreePort(clusterArgs));
+      }),
+    );
+    const failed = spawned.find((result) => result.status === "rejected");
+    if (failed) throw failed.reason;
     const addresses = started.map((node) => `${HOST}:${node.port}`);
     await run(
       REDIS_CLI,
@@ -182,9 +249,10 @@ export async function startRedisCluster(masters = 3): Promise<TestRedisCluster> 
       { timeout: 30_000 },
     );
     for (const node of started) {
-      await until(`cluster_state:ok on ${node.port}`, 20_000, async () =>
-        (await redisCli(node.port, "CLUSTER", "INFO")).includes("cluster_state:ok"),
-      );
+      await until(`cluster_state:ok with ${masters} masters on ${node.port}`, 20_000, async () => {
+        const info = await redisCli(node.port, "CLUSTER", "INFO");
+        return info.includes("cluster_state:ok") && info.includes(`cluster_size:${masters}`);
+      });
     }
   } catch (error) {
     await stop();
