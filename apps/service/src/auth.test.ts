@@ -168,6 +168,59 @@ describe("tokens", () => {
   });
 });
 
+describe("verified tokens are remembered", () => {
+  /** Counts HMAC verifications (the real WebCrypto call runs; it is only counted). */
+  function countVerifications(): { count: () => number; restore: () => void } {
+    const subtle = globalThis.crypto.subtle;
+    const original = subtle.verify;
+    let calls = 0;
+    subtle.verify = function (this: SubtleCrypto, ...args: Parameters<SubtleCrypto["verify"]>) {
+      calls++;
+      return original.apply(this, args);
+    };
+    const restore = () => {
+      subtle.verify = original;
+    };
+    return { count: () => calls, restore };
+  }
+
+  test("the same token is checked once, and every caller gets the same identity", async () => {
+    const auth = createAuth(OPTIONS);
+    const token = await auth.issueUserToken({ id: "u_abc", name: "Ada" });
+    const hmac = countVerifications();
+    try {
+      const first = await auth.verify(token);
+      const again = await Promise.all([auth.verify(token), auth.verify(token)]);
+      assert.deepEqual(again, [first, first]);
+      assert.equal(hmac.count(), 1);
+      // A different token (even for the same user) is checked on its own.
+      await auth.verify(await auth.issueServiceToken({ service: "jobs", scopes: ["publish"] }));
+      assert.equal(hmac.count(), 2);
+    } finally {
+      hmac.restore();
+    }
+  });
+
+  test("a remembered token still expires at its exp, to the second", async () => {
+    let now = Date.UTC(2026, 10, 28, 12, 0, 0, 250);
+    const auth = createAuth({ ...OPTIONS, tokenTtlSeconds: 60 }, () => now);
+    const token = await auth.issueUserToken({ id: "u_abc", name: "Ada" });
+    const identity = await auth.verify(token);
+    now = identity.expiresAt - 1;
+    assert.equal(await auth.verify(token), identity, "valid until the last millisecond");
+    now = identity.expiresAt;
+    await assertAuthError(auth.verify(token), "RT_ERR_TOKEN_EXPIRED", token);
+    await assertAuthError(auth.verify(token), "RT_ERR_TOKEN_EXPIRED", token);
+  });
+
+  test("a refused token is never remembered as good", async () => {
+    const auth = createAuth(OPTIONS);
+    const forged = `${b64url({ alg: "HS256", typ: "JWT" })}.${b64url(claims())}.${"A".repeat(43)}`;
+    await assertAuthError(auth.verify(forged), "RT_ERR_UNAUTHORIZED", forged);
+    await assertAuthError(auth.verify(forged), "RT_ERR_UNAUTHORIZED", forged);
+  });
+});
+
 describe("newUserId", () => {
   test("u_ + 12 base-62 characters, a valid channel id, unique", () => {
     const seen = new Set<string>();

@@ -71,6 +71,14 @@ export interface Auth {
 export const MAX_TOKEN_LENGTH = 8192;
 
 const ALGORITHM = "HS256";
+
+/**
+ * Tokens remembered after a successful verification. A browser reconnecting, a tab opening a
+ * second stream and a backend publishing in a loop all present the same token again; checking
+ * its HMAC once is enough (its bytes are what was verified, and only the clock can change the
+ * answer: `exp` is checked on every use). Bounded: the oldest entry leaves first.
+ */
+const VERIFIED_CACHE_SIZE = 10_000;
 const SERVICE_PREFIX = "svc:";
 const SERVICE_NAME_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
 const SCOPE_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
@@ -83,6 +91,8 @@ class JwtAuth implements Auth {
   readonly #key: Promise<CryptoKey>;
   readonly #options: AuthOptions;
   readonly #now: () => number;
+  /** Token → who it names, for tokens that passed every check (see VERIFIED_CACHE_SIZE). */
+  readonly #verified = new Map<string, Identity>();
 
   constructor(options: AuthOptions, now: () => number) {
     this.#key = crypto.subtle.importKey(
@@ -124,6 +134,13 @@ class JwtAuth implements Auth {
     if (typeof token !== "string" || token.length === 0 || token.length > MAX_TOKEN_LENGTH) {
       throw appError(Errors.UNAUTHORIZED, "Invalid token");
     }
+    const known = this.#verified.get(token);
+    if (known !== undefined) {
+      // jose's rule, to the second: expired once `exp <= now`.
+      if (Math.floor(this.#now() / 1000) * 1000 < known.expiresAt) return known;
+      this.#verified.delete(token);
+      throw appError(Errors.TOKEN_EXPIRED);
+    }
     let payload: Record<string, unknown>;
     try {
       ({ payload } = await jwtVerify(token, await this.#key, {
@@ -142,6 +159,10 @@ class JwtAuth implements Auth {
     }
     const identity = toIdentity(payload);
     if (!identity) throw appError(Errors.UNAUTHORIZED, "Invalid token");
+    if (this.#verified.size >= VERIFIED_CACHE_SIZE) {
+      this.#verified.delete(this.#verified.keys().next().value as string);
+    }
+    this.#verified.set(token, identity);
     return identity;
   }
 
