@@ -87,7 +87,7 @@ try {
     await Promise.all(
       Array.from({ length: rooms }, (_, r) => presence.snapshot(`channel:room_${r}`)),
     )
-  ).reduce((sum, list) => sum + list.reduce((s, u) => s + u.connections, 0), 0);
+  ).reduce((sum, { users }) => sum + users.reduce((s, u) => s + u.connections, 0), 0);
 
   const beforeIdle = await commandCalls(redis.port);
   const idleStarted = performance.now();

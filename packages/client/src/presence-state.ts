@@ -1,11 +1,13 @@
 /**
  * Presence bookkeeping without I/O: parse the snapshot, apply live `presence` events.
  *
- * Written against the planned server API (issue 7; not built yet):
- * `GET /api/channels/:channel/presence` → `{ channel, users: [{ userId, userName, connections }] }`
- * and live events `{ type: "presence", channel, userId, userName, status: "online" | "offline" }`
- * on the channel itself, `online` when a user's first connection appears and `offline` when
- * their last one is gone.
+ * The server API (docs/channels.md): `GET /api/channels/:channel/presence` →
+ * `{ channel, users: [{ userId, userName, connections }], version, cursor }` and live events
+ * `{ type: "presence", channel, userId, userName, status: "online" | "offline", version }` on
+ * the channel itself, `online` when a user's first connection appears and `offline` when their
+ * last one is gone. `version` orders a channel's transitions: an event at or below the
+ * snapshot's version is already in it, and per user only a greater version is newer (two pods'
+ * events can arrive in the other order than they were decided).
  */
 
 /** A user present in a channel. */
@@ -23,6 +25,8 @@ export interface PresenceEvent {
   readonly userId: string;
   readonly userName?: string;
   readonly status: "online" | "offline";
+  /** Orders the channel's transitions; absent from servers before versions. */
+  readonly version?: number;
 }
 
 export type PresenceUsers = ReadonlyMap<string, PresenceUser>;
@@ -34,6 +38,37 @@ export function isPresenceEvent(event: { readonly type: string }): event is Pres
     typeof userId === "string" &&
     (status === "online" || status === "offline")
   );
+}
+
+/** The `version` of a snapshot body (0 when it has none: every event is then newer). */
+export function presenceSnapshotVersion(body: unknown): number {
+  const version = (body as { version?: unknown } | null)?.version;
+  return typeof version === "number" && Number.isSafeInteger(version) ? version : 0;
+}
+
+/**
+ * Which `presence` events are news: an event is stale when its version is at or below the
+ * snapshot's or below one already applied for the same user. Events without a version (older
+ * servers) always pass.
+ */
+export class PresenceVersions {
+  #floor = 0;
+  readonly #users = new Map<string, number>();
+
+  /** Starts over from a snapshot taken at `version`. */
+  reset(version: number): void {
+    this.#floor = version;
+    this.#users.clear();
+  }
+
+  /** True when `event` is newer than what was applied for its user; then remembers it. */
+  admit(event: PresenceEvent): boolean {
+    const version = event.version;
+    if (typeof version !== "number") return true;
+    if (version <= this.#floor || version <= (this.#users.get(event.userId) ?? 0)) return false;
+    this.#users.set(event.userId, version);
+    return true;
+  }
 }
 
 /** The users of a snapshot body, or null when the body does not have the planned shape. */

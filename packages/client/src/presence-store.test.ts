@@ -9,13 +9,19 @@ import { ManualTimers } from "./testing/manual-timers.ts";
 
 const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-const presence = (userId: string, status: "online" | "offline", userName = userId) => ({
+const presence = (
+  userId: string,
+  status: "online" | "offline",
+  userName = userId,
+  version?: number,
+) => ({
   type: "presence",
   channel: "channel:room",
   timestamp: "t",
   userId,
   userName,
   status,
+  ...(version !== undefined && { version }),
 });
 
 describe("presence state", () => {
@@ -101,6 +107,43 @@ describe("createPresenceStore", () => {
       ],
     });
     sources.last.message(presence("u1", "offline"), "1.c");
+    assert.deepEqual(
+      store.getSnapshot().users.map((u) => u.userId),
+      ["u3"],
+    );
+  });
+
+  it("drops events the snapshot already has and events overtaken for the same user", async () => {
+    let release: (response: Response) => void = () => {};
+    const { sources, store } = setup(() => new Promise<Response>((r) => (release = r)));
+    await settle();
+    sources.last.open();
+    // Held while the snapshot loads: u2's offline (v10) is already in the snapshot (v11).
+    sources.last.message(presence("u2", "offline", "u2", 10), "1.a");
+    sources.last.message(presence("u3", "online", "Cy", 12), "1.b");
+    release(
+      Response.json({
+        channel: "channel:room",
+        users: [{ userId: "u1", userName: "Ada", connections: 1 }],
+        version: 11,
+      }),
+    );
+    await settle();
+    assert.deepEqual(
+      store.getSnapshot().users.map((u) => u.userId),
+      ["u1", "u3"],
+    );
+    // Pod B decided u3 offline (v13) then online again (v14), but published in the other order.
+    sources.last.message(presence("u3", "online", "Cy", 14), "1.c");
+    sources.last.message(presence("u3", "offline", "Cy", 13), "1.d");
+    // And an event older than the snapshot, published late.
+    sources.last.message(presence("u1", "offline", "Ada", 9), "1.e");
+    assert.deepEqual(
+      store.getSnapshot().users.map((u) => u.userId),
+      ["u1", "u3"],
+      "u3 stays online and u1 stays: both offlines were stale",
+    );
+    sources.last.message(presence("u1", "offline", "Ada", 15), "1.f");
     assert.deepEqual(
       store.getSnapshot().users.map((u) => u.userId),
       ["u3"],

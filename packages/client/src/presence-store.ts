@@ -10,8 +10,9 @@
  * Joining snapshot and stream without a gap: the snapshot is requested only once the stream is
  * open with the channel. From then on every event reaches the store (held while the snapshot
  * loads), and the snapshot was taken after the stream's start, so nothing falls between the
- * two; events already reflected in the snapshot are harmless, as presence events are set
- * operations (online = add, offline = remove).
+ * two. Events already reflected in the snapshot (version at or below the snapshot's) and
+ * events overtaken by a later one for the same user (two pods publish in the other order than
+ * they decided) are dropped by their `version`.
  */
 import { type ChannelName, parseChannel, printable } from "@realtime/protocol";
 import {
@@ -20,7 +21,9 @@ import {
   type PresenceEvent,
   type PresenceUser,
   type PresenceUsers,
+  PresenceVersions,
   parsePresenceSnapshot,
+  presenceSnapshotVersion,
 } from "./presence-state.ts";
 import type { RealtimeClient, Subscription } from "./realtime-client.ts";
 
@@ -72,6 +75,7 @@ class Presence implements PresenceStore {
   readonly #path: (channel: ChannelName) => string;
   readonly #listeners = new Set<() => void>();
   #users: PresenceUsers = new Map();
+  readonly #versions = new PresenceVersions();
   #snapshot: PresenceSnapshot;
   /** Live events held until the snapshot is in, then applied on top of it; null once live. */
   #held: PresenceEvent[] | null = null;
@@ -105,7 +109,9 @@ class Presence implements PresenceStore {
       onEvent: (event) => {
         if (!isPresenceEvent(event)) return;
         if (this.#held) this.#held.push(event);
-        else this.#set(applyPresenceEvent(this.#users, event), this.#snapshot.status);
+        else if (this.#versions.admit(event)) {
+          this.#set(applyPresenceEvent(this.#users, event), this.#snapshot.status);
+        }
       },
       // The stream could not replay what we missed: who left meanwhile is unknown.
       onReset: () => this.#want(),
@@ -139,6 +145,7 @@ class Presence implements PresenceStore {
     this.#abort = null;
     this.#held = null;
     this.#users = new Map();
+    this.#versions.reset(0);
     this.#snapshot = { channel: this.#channel, status: "loading", users: [] };
   }
 
@@ -153,8 +160,10 @@ class Presence implements PresenceStore {
         signal: abort.signal,
       });
       if (response.ok) {
-        users = parsePresenceSnapshot(await response.json());
-        if (!users) error = "the snapshot has an unknown shape";
+        const body: unknown = await response.json();
+        users = parsePresenceSnapshot(body);
+        if (users) this.#versions.reset(presenceSnapshotVersion(body));
+        else error = "the snapshot has an unknown shape";
       } else {
         error = `HTTP ${response.status}`;
       }
@@ -164,7 +173,9 @@ class Presence implements PresenceStore {
     if (abort.signal.aborted) return;
     this.#abort = null;
     let next = users ?? this.#users;
-    for (const event of this.#held ?? []) next = applyPresenceEvent(next, event);
+    for (const event of this.#held ?? []) {
+      if (this.#versions.admit(event)) next = applyPresenceEvent(next, event);
+    }
     this.#held = null;
     this.#set(next, users ? "ready" : "partial", users ? undefined : error);
   }

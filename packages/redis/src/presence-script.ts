@@ -9,6 +9,7 @@
  *     <prefix>:presence-grace:{channel:x}        hash userId → "<deadline ms>:<token>"
  *     <prefix>:presence-pod:{channel:x}:<podId>  hash streamId → userId (one pod's connections)
  *     <prefix>:presence-reply:{channel:x}:<call> a decision's rows, for a retry (60 s)
+ *     <prefix>:presence-version:{channel:x}      the version of the last transition (1 day)
  *     <prefix>:{presence}:pods                   zset podId → last heartbeat (ms)
  *     <prefix>:{presence}:index:<podId>          set of channels where the pod has entries
  *     <prefix>:{presence}:reaped                 set of pods reaped while maybe alive
@@ -16,16 +17,24 @@
  *
  * A grace token is `<podId>.<call>.<n>`: the pod that owns the grace period comes first.
  * Channel hashes empty themselves (Redis deletes empty hashes), so nothing needs a TTL.
+ *
+ * A transition's version is the channel's counter, incremented in the script that decides it.
+ * A counter that does not exist (new channel, expired after a quiet day, data lost) starts at
+ * Redis's clock in µs, above anything handed out before as long as a channel decides less than
+ * one transition per µs on average. Versions cross the wire as decimal strings (Lua numbers
+ * would lose digits in `tostring`).
  */
 import { createHash } from "node:crypto";
 import type { ChannelName } from "@realtime/protocol";
-import type { PresenceTransition, PresenceUser } from "@realtime/server";
+import type { PresenceSnapshot, PresenceTransition, PresenceUser } from "@realtime/server";
 import type { Cluster, Redis } from "ioredis";
 
 export interface ChannelPresenceKeys {
   readonly users: string;
   readonly names: string;
   readonly grace: string;
+  /** The counter of the channel's transition versions. */
+  readonly version: string;
   /** The hash of one pod's connections in the channel. */
   pod(podId: string): string;
   /** Where the rows of call `callId` are kept for its retries. */
@@ -38,6 +47,7 @@ export function channelPresenceKeys(prefix: string, channel: ChannelName): Chann
     users: `${prefix}:presence-users:${tag}`,
     names: `${prefix}:presence-names:${tag}`,
     grace: `${prefix}:presence-grace:${tag}`,
+    version: `${prefix}:presence-version:${tag}`,
     pod: (podId) => `${prefix}:presence-pod:${tag}:${podId}`,
     reply: (callId) => `${prefix}:presence-reply:${tag}:${callId}`,
   };
@@ -83,12 +93,30 @@ return out
 /** How long the rows of a decision are kept for a retry of the same call, in ms. */
 export const REPLY_TTL_MS = 60_000;
 
+/** How long a channel's version counter outlives its last transition, in ms. */
+const VERSION_TTL_MS = 86_400_000;
+
+/** The next version of the channel whose counter is KEYS[VERSION_KEY] (see the header). */
+const VERSION = `
+local function next_version(key)
+  local v = redis.call('INCR', key)
+  if v == 1 then
+    local t = redis.call('TIME')
+    v = tonumber(t[1]) * 1000000 + tonumber(t[2])
+    redis.call('SET', key, string.format('%.0f', v))
+  end
+  redis.call('PEXPIRE', key, ${VERSION_TTL_MS})
+  return string.format('%.0f', v)
+end
+`;
+
 /**
- * KEYS users, names, grace, pod, reply. ARGV deadline, token base, then the ops
- * `j sid uid name` | `l sid`. Returns `{'online', uid, name}` and `{'grace', uid, token}`.
+ * KEYS users, names, grace, pod, version, reply. ARGV deadline, token base, then the ops
+ * `j sid uid name` | `l sid`. Returns `{'online', uid, name, version}` and
+ * `{'grace', uid, token}`.
  */
-const APPLY = replayable(`
-local users, names, grace, pod = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+const APPLY = replayable(`${VERSION}
+local users, names, grace, pod, ver = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local deadline, base = ARGV[1], ARGV[2]
 local out, n, i = {}, 0, 3
 while i <= #ARGV do
@@ -98,7 +126,7 @@ while i <= #ARGV do
     if redis.call('HSETNX', pod, sid, uid) == 1 then
       redis.call('HSET', names, uid, name)
       if redis.call('HINCRBY', users, uid, 1) == 1 and redis.call('HDEL', grace, uid) == 0 then
-        out[#out + 1] = {'online', uid, name}
+        out[#out + 1] = {'online', uid, name, next_version(ver)}
       end
     end
   else
@@ -119,40 +147,46 @@ end
 return out
 `);
 
-/** Shared by SETTLE and REAP: removes a user with no connection and no grace period. */
-const DROP = `
-local function drop(out, uid)
+/**
+ * Shared by SETTLE and REAP: removes a user with no connection and no grace period. KEYS users,
+ * names, grace first; `ver` is the version counter.
+ */
+const DROP = `${VERSION}
+local function drop(out, uid, ver)
   if (tonumber(redis.call('HGET', KEYS[1], uid)) or 0) > 0 then return end
   if redis.call('HEXISTS', KEYS[3], uid) == 1 then return end
   local name = redis.call('HGET', KEYS[2], uid) or uid
   redis.call('HDEL', KEYS[1], uid)
   redis.call('HDEL', KEYS[2], uid)
-  out[#out + 1] = {'offline', uid, name}
+  out[#out + 1] = {'offline', uid, name, next_version(ver)}
 end
 `;
 
-/** KEYS users, names, grace, reply. ARGV pairs: uid, "<deadline>:<token>". Returns offlines. */
+/**
+ * KEYS users, names, grace, version, reply. ARGV pairs: uid, "<deadline>:<token>". Returns
+ * offlines.
+ */
 const SETTLE = replayable(`${DROP}
 local out = {}
 for i = 1, #ARGV, 2 do
   local uid = ARGV[i]
   if redis.call('HGET', KEYS[3], uid) == ARGV[i + 1] then
     redis.call('HDEL', KEYS[3], uid)
-    drop(out, uid)
+    drop(out, uid, KEYS[4])
   end
 end
 return out
 `);
 
 /**
- * KEYS users, names, grace, the dead pod's hash, reply. ARGV dead pod id, token base. Removes
+ * KEYS users, names, grace, the dead pod's hash, version, reply. ARGV dead pod id, token base. Removes
  * the dead pod's connections (offline for users left with none) and adopts its grace periods.
  */
 const REAP = replayable(`${DROP}
 local out = {}
 local entries = redis.call('HGETALL', KEYS[4])
 for i = 2, #entries, 2 do
-  if redis.call('HINCRBY', KEYS[1], entries[i], -1) <= 0 then drop(out, entries[i]) end
+  if redis.call('HINCRBY', KEYS[1], entries[i], -1) <= 0 then drop(out, entries[i], KEYS[5]) end
 end
 redis.call('DEL', KEYS[4])
 local owned = ARGV[1] .. '.'
@@ -223,9 +257,9 @@ redis.call('SADD', KEYS[2], ARGV[1])
 return 1
 `;
 
-/** KEYS users, names. Returns {users hash, names hash} read atomically. */
+/** KEYS users, names, version. Returns {users hash, names hash, version} read atomically. */
 const SNAPSHOT = `
-return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2])}
+return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]), redis.call('GET', KEYS[3]) or '0'}
 `;
 
 export interface Script {
@@ -273,16 +307,30 @@ export function replyRows(reply: unknown): string[][] {
   });
 }
 
-/** The `offline` rows of a reply as transitions. */
-export function offlines(channel: ChannelName, rows: readonly string[][]): PresenceTransition[] {
-  return rows
-    .filter((row) => row[0] === "offline")
-    .map(([, userId = "", userName = ""]) => ({ channel, userId, userName, status: "offline" }));
+/** The `online` and `offline` rows of a reply as transitions, in the reply's order. */
+export function transitionsOf(
+  channel: ChannelName,
+  rows: readonly string[][],
+): PresenceTransition[] {
+  const transitions: PresenceTransition[] = [];
+  for (const [status, userId = "", userName = "", version = ""] of rows) {
+    if (status !== "online" && status !== "offline") continue;
+    transitions.push({ channel, userId, userName, status, version: parseVersion(version) });
+  }
+  return transitions;
 }
 
-/** The SNAPSHOT reply as users sorted by id (users in grace have 0 connections). */
-export function snapshotUsers(reply: unknown): PresenceUser[] {
-  const [counts = [], names = []] = Array.isArray(reply) ? (reply as string[][]) : [];
+function parseVersion(text: string): number {
+  const version = Number(text);
+  if (!Number.isSafeInteger(version)) throw new Error(`unexpected presence version "${text}"`);
+  return version;
+}
+
+/** The SNAPSHOT reply: users sorted by id (users in grace have 0 connections), and the version. */
+export function snapshotOf(reply: unknown): PresenceSnapshot {
+  const [counts = [], names = [], version = "0"] = Array.isArray(reply)
+    ? (reply as [string[], string[], string])
+    : [];
   const nameOf = new Map<string, string>();
   for (let i = 0; i + 1 < names.length; i += 2) nameOf.set(names[i] ?? "", names[i + 1] ?? "");
   const users: PresenceUser[] = [];
@@ -291,5 +339,6 @@ export function snapshotUsers(reply: unknown): PresenceUser[] {
     const connections = Math.max(0, Number(counts[i + 1]));
     users.push({ userId, userName: nameOf.get(userId) ?? userId, connections });
   }
-  return users.sort((a, b) => (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : 0));
+  users.sort((a, b) => (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : 0));
+  return { users, version: parseVersion(version) };
 }

@@ -123,9 +123,11 @@ describe("RedisPresenceStore: faults and leftovers", () => {
       proxy.cutAll();
       proxy.eatReplies(false);
       const result = await applying;
-      assert.deepEqual(result.transitions, [
-        { channel: x, userId: "u1", userName: "Ada", status: "online" },
-      ]);
+      assert.deepEqual(
+        result.transitions.map(({ version: _, ...t }) => t),
+        [{ channel: x, userId: "u1", userName: "Ada", status: "online" }],
+      );
+      assert.equal(result.transitions[0]?.version, (await store.snapshot(x)).version, "once");
       // And the same for the offline of a settled grace period.
       const left = await store.apply([{ kind: "leave", channel: x, streamId: "1" }], T0 + 1);
       // Load the script first: a NOSCRIPT reply must not be the one that gets lost.
@@ -173,9 +175,14 @@ describe("RedisPresenceStore: faults and leftovers", () => {
       const keys = (await redisCli(redis.port, "--scan", "--pattern", `${shared}:*`))
         .split("\n")
         .filter(Boolean);
+      const version = channelPresenceKeys(shared, x).version;
       assert.deepEqual(keys.filter((k) => !k.includes(":presence-reply:")).sort(), [
+        version,
         `${shared}:{presence}:pods`,
       ]);
+      // The version counter stays a day, so a channel that comes back continues above it.
+      const ttl = Number(await redisCli(redis.port, "PTTL", version));
+      assert.ok(ttl > 86_000_000 && ttl <= 86_400_000, `version counter TTL ${ttl} ms`);
     } finally {
       await Promise.all([a?.close(), b?.close()]);
     }

@@ -17,24 +17,24 @@ import {
   type PresenceChange,
   type PresenceGrace,
   type PresenceReapResult,
+  type PresenceSnapshot,
   type PresenceStore,
   type PresenceTimings,
   type PresenceTransition,
-  type PresenceUser,
 } from "@realtime/server";
 import { Cluster, Redis } from "ioredis";
 import { PresenceIndex } from "./presence-index.ts";
 import {
   type ChannelPresenceKeys,
   channelPresenceKeys,
-  offlines,
   type PodRegistryKeys,
   PresenceScripts,
   podRegistryKeys,
   replyRows,
   runScript,
   type Script,
-  snapshotUsers,
+  snapshotOf,
+  transitionsOf,
 } from "./presence-script.ts";
 import { closeClient, reconnectDelay, waitForEvent } from "./pubsub-transport.ts";
 
@@ -170,17 +170,15 @@ export class RedisPresenceStore implements PresenceStore {
             c.kind === "join" ? ["j", c.streamId, c.userId, c.userName] : ["l", c.streamId],
           );
           const rows = await this.#decide(PresenceScripts.apply, keys, id, [
-            [keys.users, keys.names, keys.grace, keys.pod(this.podId)],
+            [keys.users, keys.names, keys.grace, keys.pod(this.podId), keys.version],
             [deadline, id, ...args],
           ]);
           for (const c of chunk) if (c.kind === "leave") this.#index.left(channel, c.streamId);
-          for (const [kind, userId = "", third = ""] of rows) {
-            if (kind === "online") {
-              transitions.push({ channel, userId, userName: third, status: "online" });
-            } else if (kind === "grace") {
-              graces.push({ channel, userId, token: third, deadline: Number(deadline) });
-              this.#index.graceStarted(channel, third);
-            }
+          transitions.push(...transitionsOf(channel, rows));
+          for (const [kind, userId = "", token = ""] of rows) {
+            if (kind !== "grace") continue;
+            graces.push({ channel, userId, token, deadline: Number(deadline) });
+            this.#index.graceStarted(channel, token);
           }
         }
       }),
@@ -198,11 +196,11 @@ export class RedisPresenceStore implements PresenceStore {
           const id = `${call}.${i}`;
           const args = chunk.flatMap((g) => [g.userId, `${g.deadline}:${g.token}`]);
           const rows = await this.#decide(PresenceScripts.settle, keys, id, [
-            [keys.users, keys.names, keys.grace],
+            [keys.users, keys.names, keys.grace, keys.version],
             args,
           ]);
           for (const g of chunk) this.#index.graceEnded(channel, g.token);
-          transitions.push(...offlines(channel, rows));
+          transitions.push(...transitionsOf(channel, rows));
         }
       }),
     );
@@ -234,16 +232,16 @@ export class RedisPresenceStore implements PresenceStore {
     return { transitions, graces };
   }
 
-  async snapshot(channel: ChannelName): Promise<PresenceUser[]> {
+  async snapshot(channel: ChannelName): Promise<PresenceSnapshot> {
     await this.#ready();
     const keys = channelPresenceKeys(this.#prefix, channel);
     const reply = await runScript(
       this.#client,
       PresenceScripts.snapshot,
-      [keys.users, keys.names],
+      [keys.users, keys.names, keys.version],
       [],
     );
-    return snapshotUsers(reply);
+    return snapshotOf(reply);
   }
 
   async retire(now: number): Promise<void> {
@@ -274,10 +272,10 @@ export class RedisPresenceStore implements PresenceStore {
           const keys = channelPresenceKeys(this.#prefix, channel);
           const id = `${call}.${i}`;
           const rows = await this.#decide(PresenceScripts.reap, keys, id, [
-            [keys.users, keys.names, keys.grace, keys.pod(pod)],
+            [keys.users, keys.names, keys.grace, keys.pod(pod), keys.version],
             [pod, id],
           ]);
-          transitions.push(...offlines(channel, rows));
+          transitions.push(...transitionsOf(channel, rows));
           for (const [kind, userId = "", token = "", deadline = ""] of rows) {
             if (kind !== "grace") continue;
             graces.push({ channel, userId, token, deadline: Number(deadline) });

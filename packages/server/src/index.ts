@@ -26,6 +26,7 @@ export type {
   PresenceChange,
   PresenceGrace,
   PresenceReapResult,
+  PresenceSnapshot,
   PresenceStatus,
   PresenceStore,
   PresenceTimings,

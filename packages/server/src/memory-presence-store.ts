@@ -11,10 +11,10 @@ import {
   type PresenceChange,
   type PresenceGrace,
   type PresenceReapResult,
+  type PresenceSnapshot,
   type PresenceStore,
   type PresenceTimings,
   type PresenceTransition,
-  type PresenceUser,
 } from "./presence-store.ts";
 
 interface GraceEntry {
@@ -55,6 +55,12 @@ export class MemoryPresenceBackend {
   readonly #reaped = new Set<string>();
   /** Set by `apply` when it registered the pod (unknown until then, or reaped). */
   #registered = false;
+  /**
+   * The last transition's version, for every channel at once (one process decides them all).
+   * Starts at the clock in µs, so a new backend (a restarted process) continues above what an
+   * earlier one handed out.
+   */
+  #version = Date.now() * 1000;
 
   /** Registers a heartbeat; true when the pod was unknown or had been reaped. */
   heartbeat(pod: string, at: number): boolean {
@@ -120,7 +126,13 @@ export class MemoryPresenceBackend {
     state.users.set(change.userId, count);
     state.names.set(change.userId, change.userName);
     if (count !== 1 || state.grace.delete(change.userId)) return null;
-    return online(change.channel, change.userId, change.userName);
+    return {
+      channel: change.channel,
+      userId: change.userId,
+      userName: change.userName,
+      status: "online",
+      version: ++this.#version,
+    };
   }
 
   settle(pod: string, graces: readonly PresenceGrace[]): PresenceTransition[] {
@@ -172,16 +184,18 @@ export class MemoryPresenceBackend {
     if (this.#pods.has(pod)) this.#pods.set(pod, at);
   }
 
-  snapshot(channel: ChannelName): PresenceUser[] {
+  snapshot(channel: ChannelName): PresenceSnapshot {
+    const version = this.#version;
     const state = this.#channels.get(channel);
-    if (!state) return [];
-    return [...state.users]
+    if (!state) return { users: [], version };
+    const users = [...state.users]
       .map(([userId, connections]) => ({
         userId,
         userName: state.names.get(userId) ?? userId,
         connections: Math.max(0, connections),
       }))
       .sort((a, b) => (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : 0));
+    return { users, version };
   }
 
   /** Removes a user without connections (and not in grace): their `offline`. */
@@ -195,7 +209,7 @@ export class MemoryPresenceBackend {
     state.users.delete(userId);
     state.names.delete(userId);
     if (state.users.size === 0 && state.pods.size === 0) this.#channels.delete(channel);
-    return { channel, userId, userName, status: "offline" };
+    return { channel, userId, userName, status: "offline", version: ++this.#version };
   }
 
   /** Drops `channel` from the pod's index once the pod has nothing left there. */
@@ -279,7 +293,7 @@ export class MemoryPresenceStore implements PresenceStore {
     return this.backend.reap(this.podId, now, this.#timings.ttlMs, this.#tokenBase());
   }
 
-  async snapshot(channel: ChannelName): Promise<PresenceUser[]> {
+  async snapshot(channel: ChannelName): Promise<PresenceSnapshot> {
     return this.backend.snapshot(channel);
   }
 
@@ -292,8 +306,4 @@ export class MemoryPresenceStore implements PresenceStore {
   #tokenBase(): string {
     return `${this.podId}.${++this.#calls}`;
   }
-}
-
-function online(channel: ChannelName, userId: string, userName: string): PresenceTransition {
-  return { channel, userId, userName, status: "online" };
 }

@@ -43,6 +43,8 @@ export interface PresenceTransition {
   readonly userId: string;
   readonly userName: string;
   readonly status: PresenceStatus;
+  /** Orders the channel's transitions (see the contract above); a safe integer. */
+  readonly version: number;
 }
 
 /**
@@ -81,6 +83,13 @@ export interface PresenceUser {
   readonly connections: number;
 }
 
+/** A channel's presence as a store reads it, at once. */
+export interface PresenceSnapshot {
+  readonly users: PresenceUser[];
+  /** Every transition with a version up to this one is reflected in `users`. */
+  readonly version: number;
+}
+
 export interface PresenceStore {
   /** This pod's id in the store. */
   readonly podId: string;
@@ -107,8 +116,12 @@ export interface PresenceStore {
    * backend is unreachable; what was decided before is still reported by a later call.
    */
   reap(now: number): Promise<PresenceReapResult>;
-  /** Who is online in `channel` now, sorted by user id. */
-  snapshot(channel: ChannelName): Promise<PresenceUser[]>;
+  /**
+   * Who is online in `channel` now, sorted by user id, and a version at least that of the
+   * channel's last transition (0 when it never had one; a store may version every channel
+   * with one counter), below that of any later one.
+   */
+  snapshot(channel: ChannelName): Promise<PresenceSnapshot>;
   /**
    * Graceful stop: this pod stops heartbeating and its entries are reaped (by another pod) one
    * grace period after `now`, so clients that reconnect elsewhere meanwhile cause no events.

@@ -14,10 +14,10 @@ import {
   hasPresence,
   type PresenceChange,
   type PresenceGrace,
+  type PresenceSnapshot,
   type PresenceStatus,
   type PresenceStore,
   type PresenceTransition,
-  type PresenceUser,
 } from "./presence-store.ts";
 import type { SseStream } from "./sse-stream.ts";
 
@@ -104,7 +104,7 @@ export class Presence {
   }
 
   /** Who is online in `channel`, over every pod (see {@link PresenceStore.snapshot}). */
-  snapshot(channel: ChannelName): Promise<PresenceUser[]> {
+  snapshot(channel: ChannelName): Promise<PresenceSnapshot> {
     return this.#store.snapshot(channel);
   }
 
@@ -260,11 +260,11 @@ export class Presence {
   }
 
   async #publish(transition: PresenceTransition): Promise<void> {
-    const { channel, userId, userName, status } = transition;
+    const { channel, userId, userName, status, version } = transition;
     const giveUpAt = Date.now() + this.#publishRetryMs;
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.#hub.publish(channel, { type: "presence", userId, userName, status });
+        await this.#hub.publish(channel, { type: "presence", userId, userName, status, version });
         this.#metrics?.presenceEvent(status);
         return;
       } catch (error) {

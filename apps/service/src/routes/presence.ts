@@ -1,16 +1,17 @@
 /**
  * `GET /api/channels/:channel/presence` → `{ channel, users: [{ userId, userName, connections }],
- * cursor }`: who is online in a `channel:<id>` room, over every pod, for whoever may subscribe
- * to it.
+ * version, cursor }`: who is online in a `channel:<id>` room, over every pod, for whoever may
+ * subscribe to it.
  *
  * `cursor` is the channel's stream position read *before* the snapshot, as an SSE cursor: a
  * client that opens `/api/events?channel=<channel>&lastEventId=<cursor>` gets every `presence`
  * event published after that point, so snapshot and stream join without a gap. Some of those
- * events may already be reflected in the snapshot: apply them as set operations (online =
- * add, offline = remove), which makes repeats harmless.
+ * events may already be reflected in the snapshot: those have a `version` ≤ the snapshot's.
+ * Two pods' events can also arrive in the other order than decided; per user, keep the event
+ * with the greatest `version`.
  */
 import { encodeCursor, parseChannel, printable, type StreamPosition } from "@realtime/protocol";
-import { type Broker, hasPresence, type Presence, type PresenceUser } from "@realtime/server";
+import { type Broker, hasPresence, type Presence, type PresenceSnapshot } from "@realtime/server";
 import type { FastifyInstance } from "fastify";
 import type { Auth } from "../auth.ts";
 import { appError, Errors } from "../errors.ts";
@@ -45,11 +46,11 @@ export function registerPresenceRoute(app: FastifyInstance, deps: PresenceRouteD
         throw appError(Errors.BAD_CHANNEL, "presence is tracked for channel:<id> rooms only");
       }
       let position: StreamPosition;
-      let users: PresenceUser[];
+      let snapshot: PresenceSnapshot;
       try {
         // Position first: whatever changes after it reaches a client resuming from `cursor`.
         position = await broker.position(channel);
-        users = await presence.snapshot(channel);
+        snapshot = await presence.snapshot(channel);
       } catch (error) {
         request.log.warn({ err: error }, "presence snapshot failed");
         throw appError(Errors.BROKER_UNAVAILABLE, "presence is unavailable; try again", {
@@ -57,7 +58,8 @@ export function registerPresenceRoute(app: FastifyInstance, deps: PresenceRouteD
         });
       }
       reply.header("cache-control", "no-store");
-      return { channel, users, cursor: encodeCursor([[channel, position]]) };
+      const { users, version } = snapshot;
+      return { channel, users, version, cursor: encodeCursor([[channel, position]]) };
     },
   );
 }

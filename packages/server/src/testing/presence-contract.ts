@@ -32,6 +32,11 @@ const leave = (channel: ChannelName, streamId: string) =>
   ({ kind: "leave", channel, streamId }) as const satisfies PresenceChange;
 const brief = (transitions: readonly PresenceTransition[]) =>
   transitions.map((t) => `${t.status} ${t.userId}@${t.channel}`);
+/** Transitions without their versions (checked on their own). */
+const plain = (transitions: readonly PresenceTransition[]) =>
+  transitions.map(({ version: _, ...rest }) => rest);
+const usersIn = async (store: PresenceStore, channel: ChannelName) =>
+  (await store.snapshot(channel)).users;
 
 export function runPresenceContract(name: string, setup: () => Promise<PresenceFixture>): void {
   const withFixture = async (body: (f: PresenceFixture) => Promise<void>) => {
@@ -58,14 +63,14 @@ export function runPresenceContract(name: string, setup: () => Promise<PresenceF
         const { a, b } = await twoPods(f);
         const x = channel();
         const first = await a.apply([join(x, "1", "u1", "Ada")], T0);
-        assert.deepEqual(first.transitions, [
+        assert.deepEqual(plain(first.transitions), [
           { channel: x, userId: "u1", userName: "Ada", status: "online" },
         ]);
         const more = await a.apply([join(x, "2", "u1", "Ada")], T0);
         const other = await b.apply([join(x, "1", "u1", "Ada"), join(x, "2", "u2", "Bo")], T0);
         assert.deepEqual(brief(more.transitions), []);
         assert.deepEqual(brief(other.transitions), [`online u2@${x}`]);
-        assert.deepEqual(await b.snapshot(x), [
+        assert.deepEqual(await usersIn(b, x), [
           { userId: "u1", userName: "Ada", connections: 3 },
           { userId: "u2", userName: "Bo", connections: 1 },
         ]);
@@ -81,7 +86,7 @@ export function runPresenceContract(name: string, setup: () => Promise<PresenceF
         );
         const onlines = results.flatMap((r) => brief(r.transitions));
         assert.deepEqual(onlines.sort(), users.map((u) => `online ${u}@${x}`).sort());
-        assert.ok((await a.snapshot(x)).every((u) => u.connections === 2));
+        assert.ok((await usersIn(a, x)).every((u) => u.connections === 2));
       }));
 
     it("joins and leaves are idempotent per stream and keep channels apart", () =>
@@ -90,10 +95,10 @@ export function runPresenceContract(name: string, setup: () => Promise<PresenceF
         const [x, y] = [channel(), channel()];
         const r = await a.apply([join(x, "1", "u1"), join(x, "1", "u1"), join(y, "1", "u1")], T0);
         assert.deepEqual(brief(r.transitions).sort(), [`online u1@${x}`, `online u1@${y}`].sort());
-        assert.deepEqual(await a.snapshot(x), [{ userId: "u1", userName: "u1", connections: 1 }]);
+        assert.deepEqual(await usersIn(a, x), [{ userId: "u1", userName: "u1", connections: 1 }]);
         const left = await a.apply([leave(x, "1"), leave(x, "1"), leave(x, "nope")], T0);
         assert.equal(left.graces.length, 1, "one grace period, not two");
-        assert.deepEqual(await a.snapshot(y), [{ userId: "u1", userName: "u1", connections: 1 }]);
+        assert.deepEqual(await usersIn(a, y), [{ userId: "u1", userName: "u1", connections: 1 }]);
       }));
 
     it("offline once, only when the last connection's grace period is settled", () =>
@@ -112,15 +117,53 @@ export function runPresenceContract(name: string, setup: () => Promise<PresenceF
         assert.equal(grace?.userId, "u1");
         assert.equal(grace?.deadline, T0 + 2 + GRACE);
         assert.deepEqual(
-          await a.snapshot(x),
+          await usersIn(a, x),
           [{ userId: "u1", userName: "u1", connections: 0 }],
           "still online during the grace period",
         );
-        assert.deepEqual(await b.settle(last.graces), [
+        assert.deepEqual(plain(await b.settle(last.graces)), [
           { channel: x, userId: "u1", userName: "u1", status: "offline" },
         ]);
         assert.deepEqual(await b.settle(last.graces), [], "settled once");
-        assert.deepEqual(await a.snapshot(x), []);
+        assert.deepEqual(await usersIn(a, x), []);
+      }));
+
+    it("versions every transition: later decisions are greater, on any pod, and the snapshot has the last", () =>
+      withFixture(async (f) => {
+        const { a, b } = await twoPods(f);
+        const [x, y] = [channel(), channel()];
+        const before = (await a.snapshot(x)).version;
+        const decided: PresenceTransition[] = [];
+        const on = await a.apply([join(x, "1", "u1"), join(y, "1", "u1")], T0);
+        decided.push(...on.transitions.filter((t) => t.channel === x));
+        decided.push(...(await b.apply([join(x, "1", "u2")], T0)).transitions);
+        const off = await a.apply([leave(x, "1")], T0 + 1);
+        decided.push(...(await a.settle(off.graces)));
+        decided.push(...(await a.apply([join(x, "2", "u1")], T0 + GRACE + 2)).transitions);
+        assert.deepEqual(brief(decided), [
+          `online u1@${x}`,
+          `online u2@${x}`,
+          `offline u1@${x}`,
+          `online u1@${x}`,
+        ]);
+        const versions = decided.map((t) => t.version);
+        for (const v of versions) assert.ok(Number.isSafeInteger(v) && v > before, `${v}`);
+        for (let i = 1; i < versions.length; i++) {
+          assert.ok(versions[i]! > versions[i - 1]!, `increasing: ${versions.join(", ")}`);
+        }
+        const snap = await b.snapshot(x);
+        assert.ok(snap.version >= versions.at(-1)!, "the snapshot reflects every decided one");
+        assert.deepEqual(
+          snap.users.map((u) => u.userId),
+          ["u1", "u2"],
+        );
+        // A reaped pod's offlines are versioned too, above everything before.
+        await b.heartbeat(T0 + GRACE + 2);
+        const reaped = await b.reap(T0 + GRACE + 3 + TTL);
+        assert.deepEqual(brief(reaped.transitions).sort(), [`offline u1@${x}`, `offline u1@${y}`]);
+        const xOff = reaped.transitions.find((t) => t.channel === x);
+        assert.ok(xOff && xOff.version > snap.version);
+        assert.ok((await b.snapshot(x)).version >= xOff.version);
       }));
 
     it("a connection back within the grace period cancels it: no event at all", () =>
@@ -132,7 +175,7 @@ export function runPresenceContract(name: string, setup: () => Promise<PresenceF
         const back = await b.apply([join(x, "9", "u1", "Ada L.")], T0 + 200);
         assert.deepEqual(back.transitions, []);
         assert.deepEqual(await a.settle(left.graces), []);
-        assert.deepEqual(await a.snapshot(x), [
+        assert.deepEqual(await usersIn(a, x), [
           { userId: "u1", userName: "Ada L.", connections: 1 },
         ]);
         // Leaving again starts a new grace period; the old token stays void.
@@ -152,8 +195,8 @@ export function runPresenceContract(name: string, setup: () => Promise<PresenceF
         await b.heartbeat(T0 + TTL + 1);
         const reaped = await b.reap(T0 + TTL + 1);
         assert.deepEqual(brief(reaped.transitions).sort(), [`offline u1@${x}`, `offline u1@${y}`]);
-        assert.deepEqual(await b.snapshot(x), [{ userId: "u2", userName: "u2", connections: 1 }]);
-        assert.deepEqual(await b.snapshot(y), []);
+        assert.deepEqual(await usersIn(b, x), [{ userId: "u2", userName: "u2", connections: 1 }]);
+        assert.deepEqual(await usersIn(b, y), []);
         assert.deepEqual(await b.reap(T0 + TTL + 5_000), { transitions: [], graces: [] });
       }));
 
@@ -166,7 +209,7 @@ export function runPresenceContract(name: string, setup: () => Promise<PresenceF
         await b.heartbeat(T0 + TTL + 5);
         assert.deepEqual((await b.reap(T0 + TTL + 5)).transitions, []);
         assert.deepEqual((await a.reap(T0 + 3 * TTL)).transitions, [], "not itself");
-        assert.equal((await a.snapshot(x)).length, 1);
+        assert.equal((await usersIn(a, x)).length, 1);
       }));
 
     it("hands a dead pod's grace periods to the reaper, deadline kept", () =>
@@ -184,7 +227,7 @@ export function runPresenceContract(name: string, setup: () => Promise<PresenceF
         assert.equal(reaped.graces[0]?.deadline, left.graces[0]?.deadline);
         assert.deepEqual(await a.settle(left.graces), [], "the dead pod's token is void");
         assert.deepEqual(brief(await b.settle(reaped.graces)), [`offline u1@${x}`]);
-        assert.deepEqual(await b.snapshot(x), []);
+        assert.deepEqual(await usersIn(b, x), []);
       }));
 
     it("concurrent reapers report each offline once", () =>
@@ -237,16 +280,16 @@ export function runPresenceContract(name: string, setup: () => Promise<PresenceF
       withFixture(async (f) => {
         const { a } = await twoPods(f);
         const x = channel();
-        assert.deepEqual(await a.snapshot(x), []);
+        assert.deepEqual(await usersIn(a, x), []);
         await a.apply(
           ["u3", "u1", "u2"].map((u) => join(x, u, u, `name ${u}`)),
           T0,
         );
         assert.deepEqual(
-          (await a.snapshot(x)).map((u) => u.userId),
+          (await usersIn(a, x)).map((u) => u.userId),
           ["u1", "u2", "u3"],
         );
-        assert.equal((await a.snapshot(x))[0]?.userName, "name u1");
+        assert.equal((await usersIn(a, x))[0]?.userName, "name u1");
       }));
   });
 }
