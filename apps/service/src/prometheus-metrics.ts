@@ -43,6 +43,7 @@ export class PrometheusMetrics implements Metrics, PresenceMetrics {
   readonly #refused: Counter<"reason">;
   readonly #disconnects: Counter<"reason">;
   readonly #presenceEvents: Counter<"status">;
+  readonly #wentBack: Counter;
   readonly #refusedReasons = new Set<string>();
   readonly #disconnectReasons = new Set<string>();
 
@@ -106,6 +107,11 @@ export class PrometheusMetrics implements Metrics, PresenceMetrics {
         },
       });
     }
+    this.#wentBack = new Counter({
+      name: "realtime_broker_went_back_total",
+      help: "Times a channel was found below what this pod delivered in the same epoch (the broker lost a tail) and was given a new epoch.",
+      registers,
+    });
     this.#presenceEvents = new Counter({
       name: "realtime_presence_events_total",
       help: "Presence events (online/offline) this pod published.",
@@ -153,6 +159,10 @@ export class PrometheusMetrics implements Metrics, PresenceMetrics {
 
   connectionClosed(reason: string): void {
     this.#disconnects.inc({ reason: boundedReason(reason, this.#disconnectReasons) });
+  }
+
+  brokerWentBack(): void {
+    this.#wentBack.inc();
   }
 
   presenceEvent(status: PresenceStatus): void {

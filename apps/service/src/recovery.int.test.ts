@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { channelKeys } from "@realtime/redis";
 import { redisCli, startRedis, type TestRedis } from "@realtime/redis/testing";
 import { acquireLoadLock } from "./testing/load-lock.ts";
 import { type Pod, startPods, stopPods } from "./testing/pods.ts";
@@ -381,6 +382,109 @@ describe("Redis restarted empty while streams are open", { timeout: 180_000 }, (
       }
     } finally {
       for (const client of [r1, r2, ...later]) client.close();
+    }
+  });
+});
+
+describe("Redis loses a tail it had acknowledged", { timeout: 120_000 }, () => {
+  let redis: TestRedis;
+  let a: Pod;
+  let b: Pod;
+  let token: string;
+  before(async () => {
+    redis = await startRedis();
+    [a, b] = (await startPods(2, { REDIS_URL: redis.url })) as [Pod, Pod];
+    token = await serviceToken();
+  });
+  after(async () => {
+    await stopPods([a, b]);
+    await redis?.stop();
+  });
+
+  const publish = async (channel: string, n: number) => {
+    for (let i = 0; i < n; i++) {
+      const { status, body } = await postJson(a.url, "/api/publish", token, {
+        channel,
+        event: { type: "tick", message: `${channel}#${i}` },
+      });
+      assert.equal(status, 202, body);
+    }
+  };
+
+  it("the pod that delivered past it moves the channel to a new epoch: a reset, then every new event", async () => {
+    const channel = "channel:tail";
+    const meta = channelKeys("realtime", channel).meta;
+    const history = channelKeys("realtime", channel).history;
+    const user = await login(b.url, "Tail");
+    const client = new StreamClient(user.token, [channel]);
+    try {
+      assert.equal(await client.connect(b.url), 200);
+      await publish(channel, 20);
+      // The user's own presence `online` is on the room too.
+      await client.until(
+        () => client.count(channel, "tick") === 20,
+        10_000,
+        () => client.describe(),
+      );
+      const top = client.lastOffset(channel);
+      const oldEpoch = await redisCli(redis.port, "HGET", meta, "epoch");
+
+      // What a restart from an older snapshot, or a replica promoted before it had the last
+      // writes, leaves behind: the channel five events back in the same epoch, its last five
+      // gone. The restart drops the pods' subscriber connections; their reconnect check finds
+      // the channel below what pod B delivered. Without a new epoch, the next five events
+      // would reuse those offsets and pod B would drop them as duplicates.
+      await redisCli(redis.port, "HSET", meta, "offset", String(top - 5));
+      for (let offset = top - 4; offset <= top; offset++) {
+        await redisCli(redis.port, "XDEL", history, `${offset}-0`);
+      }
+      await redisCli(redis.port, "CLIENT", "KILL", "TYPE", "pubsub");
+      await until(
+        async () => (await redisCli(redis.port, "HGET", meta, "epoch")) !== oldEpoch,
+        15_000,
+        "pod B gives the channel a new epoch",
+      );
+      await until(
+        async () => (await a.readyz()) === 200 && (await b.readyz()) === 200,
+        15_000,
+        "both pods ready",
+      );
+
+      await publish(channel, 5);
+      await client.until(
+        () =>
+          (client.log.get(channel)?.resets.length ?? 0) === 1 && client.lastOffset(channel) >= 5,
+        10_000,
+        () => client.describe(),
+      );
+      const log = client.log.get(channel) as ChannelLog;
+      assert.deepEqual(log.resets, ["epoch_changed"]);
+      assert.deepEqual(client.statuses, [200], "the stream stayed open");
+      const at = log.resetAt[0] as number;
+      const ticks = (events: readonly { json: Record<string, unknown> }[]) =>
+        events.filter((e) => e.json.type === "tick").map((e) => e.json.message);
+      const before = log.events.slice(0, at);
+      const since = log.events.slice(at);
+      assert.deepEqual(
+        before.map((e) => e.offset),
+        Array.from({ length: top }, (_, i) => i + 1),
+        "the old epoch as delivered",
+      );
+      assert.deepEqual(
+        since.map((e) => e.offset),
+        Array.from({ length: since.length }, (_, i) => i + 1),
+        "the new epoch from offset 1, no gap",
+      );
+      assert.notEqual(since[0]?.epochTag, before[0]?.epochTag);
+      assert.deepEqual(
+        ticks(since),
+        Array.from({ length: 5 }, (_, i) => `${channel}#${i}`),
+        "every event published after the loss",
+      );
+      const metrics = await (await fetch(`${b.url}/metrics`)).text();
+      assert.match(metrics, /realtime_broker_went_back_total [1-9]/);
+    } finally {
+      client.close();
     }
   });
 });

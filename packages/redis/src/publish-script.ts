@@ -10,13 +10,20 @@ import type { ChannelKeys } from "./redis-keys.ts";
 
 /**
  * KEYS: 1 meta hash, 2 history stream, 3 pub/sub channel (declared so Cluster checks its slot).
- * ARGV: 1 mode (`publish` | `position`), 2 candidate epoch, 3 data, 4 history MAXLEN,
- *       5 history TTL s, 6 meta TTL s, 7 publish command (`PUBLISH` | `SPUBLISH`).
+ * ARGV: 1 mode (`publish` | `position` | `rebase`), 2 candidate epoch, 3 data (for `rebase`:
+ *       `<offset>:<epoch>`, a position a pod saw), 4 history MAXLEN, 5 history TTL s, 6 meta
+ *       TTL s, 7 publish command (`PUBLISH` | `SPUBLISH`).
  *
  * The epoch is created when the meta hash is missing (never published, or expired/lost), from
  * the candidate the caller passed; a new epoch starts an empty history, so any stale stream is
  * deleted. The stream entry id is `<offset>-0`, so history reads by offset are exact.
  * Frame: `<epoch>:<offset>:<data>`.
+ *
+ * `rebase`: the channel is below a position a pod saw in the same epoch — Redis lost a tail
+ * it had acknowledged (restarted from an older snapshot, or a replica promoted before it had
+ * the last writes). Its next offsets would repeat ones already delivered with other events,
+ * so the channel starts a new epoch, as if its history were lost. Does nothing when the
+ * channel is in another epoch or not below that position (another pod rebased it first).
  */
 export const PUBLISH_SCRIPT = `
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
@@ -28,6 +35,16 @@ if not epoch then
 end
 if ARGV[1] == 'position' then
   return {epoch, tonumber(redis.call('HGET', KEYS[1], 'offset'))}
+end
+if ARGV[1] == 'rebase' then
+  local colon = string.find(ARGV[3], ':', 1, true)
+  local seen = tonumber(string.sub(ARGV[3], 1, colon - 1))
+  local offset = tonumber(redis.call('HGET', KEYS[1], 'offset'))
+  if epoch ~= string.sub(ARGV[3], colon + 1) or offset >= seen then return {epoch, offset} end
+  redis.call('HSET', KEYS[1], 'epoch', ARGV[2], 'offset', 0)
+  redis.call('EXPIRE', KEYS[1], ARGV[6])
+  redis.call('DEL', KEYS[2])
+  return {ARGV[2], 0}
 end
 local offset = redis.call('HINCRBY', KEYS[1], 'offset', 1)
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], offset .. '-0', 'd', ARGV[3])
@@ -43,7 +60,7 @@ const SHA = createHash("sha1").update(PUBLISH_SCRIPT).digest("hex");
 export type ScriptClient = Pick<Redis, "evalsha" | "eval">;
 
 export interface ScriptCall {
-  readonly mode: "publish" | "position";
+  readonly mode: "publish" | "position" | "rebase";
   readonly keys: ChannelKeys;
   readonly candidateEpoch: string;
   readonly data: string;

@@ -86,6 +86,29 @@ describe("RedisBroker on a single Redis", () => {
     }
   });
 
+  it("rebases a channel that went back below a position a pod saw: new epoch, once", async () => {
+    const prefix = uniquePrefix();
+    const broker = new RedisBroker({ url: redis.url, prefix });
+    try {
+      const x: ChannelName = "channel:went_back";
+      const keys = channelKeys(prefix, x);
+      let seen = { epoch: "", offset: 0 };
+      for (let i = 1; i <= 5; i++) seen = await broker.publish(x, `{"n":${i}}`);
+      assert.deepEqual(await broker.rebase(x, seen), seen, "not below: nothing to do");
+      // Redis loses the last two (an older snapshot, a promoted replica behind its master).
+      await admin.hset(keys.meta, "offset", 3);
+      await admin.xdel(keys.history, "4-0", "5-0");
+      const rebased = await broker.rebase(x, seen);
+      assert.notEqual(rebased.epoch, seen.epoch, "a new epoch");
+      assert.equal(rebased.offset, 0);
+      assert.equal(await admin.exists(keys.history), 0, "the old epoch's history is gone");
+      assert.deepEqual(await broker.rebase(x, seen), rebased, "a second pod's rebase is a no-op");
+      assert.deepEqual(await broker.publish(x, "{}"), { epoch: rebased.epoch, offset: 1 });
+    } finally {
+      await broker.close();
+    }
+  });
+
   it("trims the history to about historySize, newest entry kept", async () => {
     const prefix = uniquePrefix();
     const broker = new RedisBroker({ url: redis.url, prefix, historySize: 10 });

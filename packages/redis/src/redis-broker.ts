@@ -166,6 +166,11 @@ export class RedisBroker implements Broker, HistoryStore {
     return this.#runScript("position", channel, "");
   }
 
+  /** {@link Broker.rebase}: a new epoch when the channel went back below `seen`. */
+  async rebase(channel: ChannelName, seen: StreamPosition): Promise<StreamPosition> {
+    return this.#runScript("rebase", channel, `${seen.offset}:${seen.epoch}`);
+  }
+
   /** History of `channel` after offset `after` (see {@link HistoryStore}). */
   async read(channel: ChannelName, after: number, limit: number): Promise<HistoryPage> {
     if (this.#closed) throw new Error("broker is closed");
@@ -246,7 +251,7 @@ export class RedisBroker implements Broker, HistoryStore {
   }
 
   async #runScript(
-    mode: "publish" | "position",
+    mode: "publish" | "position" | "rebase",
     channel: ChannelName,
     data: string,
   ): Promise<StreamPosition> {

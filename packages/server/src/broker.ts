@@ -35,6 +35,15 @@ export interface Broker {
   unsubscribe(channel: ChannelName): Promise<void>;
   /** The current top position of `channel` (offset 0 if nothing was published yet). */
   position(channel: ChannelName): Promise<StreamPosition>;
+  /**
+   * The channel went back below `seen` within its epoch: the backend lost a tail it had
+   * acknowledged (a Redis restarted from an older snapshot, a replica promoted before it had
+   * the last writes). Its next offsets would repeat ones already delivered with other events,
+   * so the broker starts a new epoch for the channel unless it is already in another epoch or
+   * not below `seen`. Returns the position after. Optional: a broker whose positions cannot
+   * go back (in-process) has nothing to do.
+   */
+  rebase?(channel: ChannelName, seen: StreamPosition): Promise<StreamPosition>;
   /** Registers the (single) listener that receives every subscribed message. */
   setListener(listener: BrokerListener): void;
   /** Whether the broker is ready to take traffic (connected, subscriptions confirmed). */

@@ -107,4 +107,13 @@ describe("ChannelSequencer", () => {
     s.receive(msg(2));
     assert.deepEqual(offsets(s.filled([msg(1, "old")]).ready), [2]);
   });
+  it("asks for a rebase when the broker is below what it released in the same epoch", () => {
+    const s = new ChannelSequencer();
+    s.start("e1", 10);
+    assert.deepEqual(s.observe("e1", 7), { ready: [], rebase: { epoch: "e1", offset: 10 } });
+    assert.equal(s.top, 10, "nothing changes until the broker answers");
+    // The broker moved the channel to a new epoch: follow it, fetch what it already has.
+    assert.deepEqual(s.observe("e2", 2).fetch, { after: 0, until: 2 });
+    assert.equal(s.epoch, "e2");
+  });
 });

@@ -19,6 +19,12 @@ export interface SequencerOutput {
   readonly ready: BrokerMessage[];
   /** Fetch this range from history, then call {@link ChannelSequencer.filled}. */
   readonly fetch?: FetchRequest;
+  /**
+   * The broker is below what this pod released, in the same epoch: it lost a tail. Ask it to
+   * start a new epoch (`Broker.rebase`) with this position, then {@link ChannelSequencer.observe}
+   * what it answers.
+   */
+  readonly rebase?: { readonly epoch: string; readonly offset: number };
 }
 
 const NOTHING: SequencerOutput = { ready: [] };
@@ -103,10 +109,16 @@ export class ChannelSequencer {
   /**
    * The channel's top as the broker reports it (after a reconnect, or on the periodic check).
    * If the pod is behind, the missing tail is fetched: this catches a lost *last* message,
-   * which no later message would reveal.
+   * which no later message would reveal. If the broker is behind the pod in the same epoch,
+   * it lost a tail: the output asks for a rebase.
    */
   observe(epoch: string, offset: number): SequencerOutput {
     if (this.#fetching) return NOTHING;
+    if (this.#top >= 0 && epoch === this.#epoch && offset < this.#top) {
+      // Offsets only grow within an epoch: the broker lost what it had acknowledged. Its next
+      // offsets would repeat ones this pod released (and drop as duplicates).
+      return { ready: [], rebase: { epoch, offset: this.#top } };
+    }
     if (this.#top < 0 || epoch !== this.#epoch) {
       this.#epoch = epoch;
       this.#top = 0;

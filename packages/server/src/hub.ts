@@ -12,9 +12,6 @@ import {
   cursorEntry,
   epochTag,
   joinCursor,
-  MAX_EVENT_BYTES,
-  nowTimestamp,
-  type RealtimeEvent,
   type StreamPosition,
   userChannel,
 } from "@realtime/protocol";
@@ -379,6 +376,7 @@ export class Hub implements StreamHost {
   /** Delivers what the sequencer released and starts the fetch it asked for. */
   #apply(state: ChannelState, output: SequencerOutput): void {
     for (const message of output.ready) this.#deliver(state, message);
+    if (output.rebase) void this.#rebase(state, output.rebase);
     if (output.fetch) {
       // The generation lets the sequencer ignore a fetch an epoch change made stale.
       const { after, until } = output.fetch;
@@ -476,6 +474,24 @@ export class Hub implements StreamHost {
       text += encodeId(joinCursor([entry])) + blocks[i];
     }
     return { chunk: new SharedChunk(text), lastEntry: entry };
+  }
+
+  /**
+   * The broker lost a tail of the channel that this pod had delivered: it moves the channel to
+   * a new epoch (unless another pod did), and the sequencer follows; streams then reset the
+   * channel on its next event, as for any lost history.
+   */
+  async #rebase(state: ChannelState, seen: StreamPosition): Promise<void> {
+    if (!this.#broker.rebase) return;
+    this.#metrics.brokerWentBack?.();
+    try {
+      const top = await this.#broker.rebase(state.name, seen);
+      if (this.#channels.get(state.name) === state) {
+        this.#apply(state, state.sequencer.observe(top.epoch, top.offset));
+      }
+    } catch {
+      // The broker is away; the next check sees the same regression and tries again.
+    }
   }
 
   /** Reads (after, until] of a channel from history for its sequencer. */

@@ -14,6 +14,8 @@ export interface Metrics {
   connectionRefused(reason: string): void;
   /** A stream ended; `reason` is `client` (the peer left) or a close reason such as `slow`. */
   connectionClosed(reason: string): void;
+  /** The broker was found below what this pod delivered and the channel got a new epoch. */
+  brokerWentBack?(): void;
 }
 
 /** Metrics that count nothing: the default, and what tests use when they don't care. */
