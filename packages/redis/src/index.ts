@@ -1,3 +1,5 @@
+export type { WatchdogOptions } from "./connection-watchdog.ts";
+export { watchConnection } from "./connection-watchdog.ts";
 export type {
   RedisBrokerLogger,
   RedisBrokerOptions,

@@ -23,6 +23,7 @@ import {
   type PresenceTransition,
 } from "@realtime/server";
 import { Cluster, Redis } from "ioredis";
+import { watchConnection } from "./connection-watchdog.ts";
 import { PresenceIndex } from "./presence-index.ts";
 import {
   type ChannelPresenceKeys,
@@ -84,6 +85,7 @@ function byChannel<T extends { channel: ChannelName }>(items: readonly T[]): Map
 export class RedisPresenceStore implements PresenceStore {
   readonly podId: string;
   readonly #client: Redis | Cluster;
+  readonly #unwatch: () => void;
   readonly #prefix: string;
   readonly #registry: PodRegistryKeys;
   readonly #timings: PresenceTimings;
@@ -132,6 +134,10 @@ export class RedisPresenceStore implements PresenceStore {
             retryStrategy: reconnectDelay,
           });
     this.#client.on("error", (error: Error) => this.#onError(error));
+    // A partitioned connection would time every heartbeat out until the TTL reaps this pod.
+    this.#unwatch = watchConnection(this.#client, {
+      onStale: (reason) => this.#logger.warn(`presence: ${reason}`),
+    });
     this.#client.on("ready", () => {
       this.#errorLogged = false;
     });
@@ -253,6 +259,7 @@ export class RedisPresenceStore implements PresenceStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#unwatch();
     await closeClient(this.#client);
   }
 

@@ -3,6 +3,7 @@
  * per pod, standalone or Cluster after the broker's configuration, separate from the broker's
  * own connections so a limit check never queues behind a publish.
  */
+import { watchConnection } from "@realtime/redis";
 import { Cluster, Redis } from "ioredis";
 import type { RedisConfig } from "../config.ts";
 
@@ -49,6 +50,11 @@ export async function createLimitsRedis(
     lastWarning = now;
     log.warn(`limits redis: ${error.message}`);
   });
+  // A partitioned connection would time every limit check out (and fail it open) for good.
+  const unwatch = watchConnection(client, {
+    onStale: (reason) => log.warn(`limits redis: ${reason}`),
+  });
+  client.once("end", unwatch);
   await waitReady(client);
   return client;
 }

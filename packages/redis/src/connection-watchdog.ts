@@ -1,0 +1,71 @@
+/**
+ * Replaces a Redis connection that went silent. A network partition leaves a TCP connection
+ * open and carrying nothing; ioredis then times each command out (`commandTimeout`) but keeps
+ * the connection, and TCP keepalive notices only after minutes. The broker has its own
+ * publish-and-receive probe; every other client of a pod (presence, limits, jobs) gets this:
+ * a PING every `intervalMs` while ready, and a reconnect when one goes unanswered for
+ * `timeoutMs`.
+ */
+import type { Cluster, Redis } from "ioredis";
+
+export interface WatchdogOptions {
+  /** Between pings, in ms. Default 5000. */
+  readonly intervalMs?: number;
+  /** How long a ping may take before the connection is replaced, in ms. Default 2000. */
+  readonly timeoutMs?: number;
+  /** Told when a silent connection is replaced. */
+  readonly onStale?: (reason: string) => void;
+}
+
+/** Starts watching `client`; returns the function that stops it. */
+export function watchConnection(
+  client: Redis | Cluster,
+  options: WatchdogOptions = {},
+): () => void {
+  const timeoutMs = options.timeoutMs ?? 2_000;
+  let checking = false;
+  const check = async () => {
+    if (checking || client.status !== "ready") return;
+    checking = true;
+    try {
+      const answered = await pingAll(client, timeoutMs);
+      if (!answered && client.status === "ready") {
+        options.onStale?.(`no PING reply within ${timeoutMs} ms: reconnecting`);
+        client.disconnect(true);
+      }
+    } finally {
+      checking = false;
+    }
+  };
+  const timer = setInterval(() => void check(), options.intervalMs ?? 5_000);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+/** Whether every master (or the one server) answered a PING in time; errors count as answers. */
+async function pingAll(client: Redis | Cluster, timeoutMs: number): Promise<boolean> {
+  const targets =
+    "nodes" in client && typeof client.nodes === "function"
+      ? client.nodes("master")
+      : [client as Redis];
+  const replies = await Promise.all(targets.map((node) => answersWithin(node, timeoutMs)));
+  return replies.every(Boolean);
+}
+
+function answersWithin(node: Redis, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), timeoutMs);
+    // A refusal (e.g. LOADING, or a command timeout shorter than ours) is still a live peer
+    // or a reconnect ioredis already handles; only silence counts.
+    node.ping().then(
+      () => {
+        clearTimeout(timer);
+        resolve(true);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        resolve(!(error instanceof Error && /timed out/i.test(error.message)));
+      },
+    );
+  });
+}
