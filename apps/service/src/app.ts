@@ -22,6 +22,7 @@ import { type Auth, createAuth, registerAuthRoutes } from "./auth.ts";
 import type { Config } from "./config.ts";
 import { AJV_OPTIONS, appError, Errors, frameworkErrors, registerErrorHandling } from "./errors.ts";
 import { createJobSystem, type JobSystem } from "./jobs/index.ts";
+import { serializeRequest } from "./log-redaction.ts";
 import { PrometheusMetrics } from "./prometheus-metrics.ts";
 import { registerChatRoutes } from "./routes/chat.ts";
 import { registerEventsRoute } from "./routes/events.ts";
@@ -234,10 +235,14 @@ function loggerOptions(config: Config): FastifyServerOptions["logger"] {
     paths: ["req.headers.authorization", "req.headers.cookie", 'res.headers["set-cookie"]'],
     censor: "[redacted]",
   };
-  if (config.isProduction || !process.stdout.isTTY) return { level: config.logLevel, redact };
+  const serializers = { req: serializeRequest };
+  if (config.isProduction || !process.stdout.isTTY) {
+    return { level: config.logLevel, redact, serializers };
+  }
   return {
     level: config.logLevel,
     redact,
+    serializers,
     transport: {
       target: "pino-pretty",
       options: { translateTime: "HH:MM:ss.l", ignore: "pid,hostname" },
