@@ -205,6 +205,13 @@ async function createPresenceStore(config: Config, log: FastifyBaseLogger): Prom
   });
 }
 
+/**
+ * HTTP/2 limits per session. Node allows 2^32 - 1 concurrent streams by default; a browser
+ * needs a handful per origin (nginx, in front, allows 128), and a session that opens more is
+ * refused by the protocol itself (REFUSED_STREAM) before any request reaches a route.
+ */
+export const H2_SETTINGS = { maxConcurrentStreams: 128 } as const;
+
 function serverOptions(config: Config): Partial<FastifyServerOptions> & Record<string, unknown> {
   const { tls, h2c } = config.http;
   if (tls) {
@@ -214,10 +221,11 @@ function serverOptions(config: Config): Partial<FastifyServerOptions> & Record<s
         allowHTTP1: true,
         key: readFileSync(tls.keyFile),
         cert: readFileSync(tls.certFile),
+        settings: H2_SETTINGS,
       },
     };
   }
-  if (h2c) return { http2: true };
+  if (h2c) return { http2: true, http: { settings: H2_SETTINGS } };
   return {};
 }
 

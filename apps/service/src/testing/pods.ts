@@ -10,6 +10,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import http from "node:http";
+import http2 from "node:http2";
 import { freePort } from "@realtime/redis/testing";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -73,6 +74,7 @@ export async function startPod(env: Record<string, string> = {}): Promise<Pod> {
     PORT: String(port),
   };
   const url = `http://127.0.0.1:${port}`;
+  const h2c = fullEnv.HTTP2 === "h2c";
   let output = "";
   let child!: ChildProcess;
   let exited!: Promise<PodExit>;
@@ -98,7 +100,7 @@ export async function startPod(env: Record<string, string> = {}): Promise<Pod> {
     child.stdout?.on("data", append);
     child.stderr?.on("data", append);
     try {
-      await waitUntilReady(url, current, () => output, fullEnv.LOG_LEVEL ?? "warn");
+      await waitUntilReady(url, current, () => output, fullEnv.LOG_LEVEL ?? "warn", h2c);
     } catch (error) {
       current.kill("SIGKILL");
       throw error;
@@ -131,7 +133,7 @@ export async function startPod(env: Record<string, string> = {}): Promise<Pod> {
       await kill("SIGKILL");
       await launch();
     },
-    readyz: () => status(`${url}/readyz`),
+    readyz: () => status(`${url}/readyz`, h2c),
   };
 }
 
@@ -159,6 +161,7 @@ async function waitUntilReady(
   child: ChildProcess,
   output: () => string,
   level: string,
+  h2c: boolean,
 ): Promise<void> {
   const deadline = Date.now() + START_TIMEOUT_MS;
   const exitedEarly = () => child.exitCode !== null || child.signalCode !== null;
@@ -171,7 +174,7 @@ async function waitUntilReady(
   for (;;) {
     if (exitedEarly()) throw fail("exited before it was ready");
     const line = !wantLine || output().includes("realtime is ready");
-    if (line && (await status(`${url}/readyz`)) === 200) return;
+    if (line && (await status(`${url}/readyz`, h2c)) === 200) return;
     if (Date.now() > deadline) {
       throw fail(line ? "/readyz did not turn 200" : 'no "realtime is ready" line');
     }
@@ -179,8 +182,12 @@ async function waitUntilReady(
   }
 }
 
-/** Status of a GET (0 when nothing answers), on a fresh connection, within 2 s. */
-export function status(url: string): Promise<number> {
+/**
+ * Status of a GET (0 when nothing answers), on a fresh connection, within 2 s; `h2c` asks in
+ * cleartext HTTP/2 (a pod started with `HTTP2=h2c` speaks nothing else).
+ */
+export function status(url: string, h2c = false): Promise<number> {
+  if (h2c) return h2cStatus(url);
   return new Promise((resolve) => {
     const request = http.get(url, { agent: false, timeout: 2_000 }, (response) => {
       response.resume();
@@ -188,5 +195,22 @@ export function status(url: string): Promise<number> {
     });
     request.once("timeout", () => request.destroy());
     request.once("error", () => resolve(0));
+  });
+}
+
+function h2cStatus(url: string): Promise<number> {
+  return new Promise((resolve) => {
+    const { origin, pathname } = new URL(url);
+    const session = http2.connect(origin);
+    const done = (code: number) => {
+      clearTimeout(timer);
+      session.destroy();
+      resolve(code);
+    };
+    const timer = setTimeout(() => done(0), 2_000);
+    session.once("error", () => done(0));
+    const request = session.request({ ":path": pathname });
+    request.once("response", (headers) => done(Number(headers[":status"] ?? 0)));
+    request.once("error", () => done(0));
   });
 }
