@@ -130,7 +130,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   registerAuthRoutes(app, { auth, config });
   registerEventsRoute(app, { hub, auth, config, metrics });
   registerChatRoutes(app, { hub, auth, config });
-  registerPublishRoute(app, { hub, auth });
+  registerPublishRoute(app, { hub, auth, config });
   registerPresenceRoute(app, { presence, broker, auth });
   const jobs = await createJobSystem(config, { hub, log: app.log.child({ component: "jobs" }) });
   registerJobRoutes(app, { jobs, auth });

@@ -96,6 +96,10 @@ describe("loadConfig defaults", () => {
     assert.deepEqual(config.shutdown, { drainMs: 5000 });
   });
 
+  test("publish", () => {
+    assert.deepEqual(config.publish, { idempotencyWindowMs: 600000 });
+  });
+
   test("presence", () => {
     assert.deepEqual(config.presence, { graceMs: 5000, ttlMs: 10000, refreshMs: 3000 });
   });
@@ -131,6 +135,7 @@ describe("loadConfig reads variables", () => {
       BODY_LIMIT_BYTES: "1024",
       MAX_CHAT_CONTENT_LENGTH: "10",
       SHUTDOWN_DRAIN_MS: "250",
+      IDEMPOTENCY_WINDOW_MS: "60000",
       HTTP2: "h2c",
     });
     assert.equal(config.http.port, 9000);
@@ -158,6 +163,7 @@ describe("loadConfig reads variables", () => {
     });
     assert.deepEqual(config.sse, { heartbeatIntervalMs: 1000, retryMs: 100, retryJitterMs: 0 });
     assert.equal(config.shutdown.drainMs, 250);
+    assert.equal(config.publish.idempotencyWindowMs, 60000);
   });
 
   test("presence timings", () => {
@@ -242,6 +248,7 @@ describe("loadConfig validation", () => {
       "MAX_CONNECTIONS_PER_USER",
       "MAX_CONNECTIONS_PER_IP",
       "CONNECTION_LEASE_TTL_MS",
+      "IDEMPOTENCY_WINDOW_MS",
     ];
     const env = Object.fromEntries(names.map((n) => [n, "x"]));
     try {
@@ -262,6 +269,19 @@ describe("loadConfig validation", () => {
       "PRESENCE_REFRESH_MS (3000) must be under half of PRESENCE_TTL_MS (6000)",
     );
     assertRejects({ PRESENCE_REFRESH_MS: "-1" }, "PRESENCE_REFRESH_MS");
+  });
+
+  test("rejects an IDEMPOTENCY_WINDOW_MS under a second or over a day", () => {
+    for (const bad of ["0", "999", "86400001"]) {
+      assertRejects(
+        { IDEMPOTENCY_WINDOW_MS: bad },
+        "IDEMPOTENCY_WINDOW_MS must be a decimal integer in 1000..86400000",
+      );
+    }
+    assert.equal(
+      loadConfig({ IDEMPOTENCY_WINDOW_MS: "86400000" }).publish.idempotencyWindowMs,
+      86400000,
+    );
   });
 
   test("rejects a PORT above 65535", () => {

@@ -147,6 +147,15 @@ export interface SseConfig {
   readonly retryJitterMs: number;
 }
 
+export interface PublishConfig {
+  /**
+   * How long a publish with an `Idempotency-Key` is remembered, in ms (`IDEMPOTENCY_WINDOW_MS`):
+   * a repeat of the key within it (same publisher, same channel) publishes nothing and gets the
+   * first answer. Counted from the first publish. 1000–86400000; default 600000 (10 minutes).
+   */
+  readonly idempotencyWindowMs: number;
+}
+
 export interface ShutdownConfig {
   /** How long to let streams and requests finish on SIGTERM, in ms (`SHUTDOWN_DRAIN_MS`). Default 5000. */
   readonly drainMs: number;
@@ -207,6 +216,7 @@ export interface Config {
   readonly redis: RedisConfig;
   readonly limits: LimitsConfig;
   readonly sse: SseConfig;
+  readonly publish: PublishConfig;
   readonly shutdown: ShutdownConfig;
   readonly jobs: JobsConfig;
   readonly presence: PresenceConfig;
@@ -278,6 +288,10 @@ export function loadConfig(env: Env = process.env): Config {
     retryJitterMs: r.int("RETRY_JITTER_MS", 3000, 0),
   };
 
+  const publish: PublishConfig = {
+    idempotencyWindowMs: r.int("IDEMPOTENCY_WINDOW_MS", 600_000, 1000, 86_400_000),
+  };
+
   const shutdown: ShutdownConfig = { drainMs: r.int("SHUTDOWN_DRAIN_MS", 5000) };
 
   const presence: PresenceConfig = {
@@ -317,6 +331,7 @@ export function loadConfig(env: Env = process.env): Config {
     redis,
     limits,
     sse,
+    publish,
     shutdown,
     jobs,
     presence,

@@ -30,6 +30,11 @@ export const Errors = {
     status: 400,
     message: "Invalid stream cursor",
   },
+  BAD_IDEMPOTENCY_KEY: {
+    code: "RT_ERR_BAD_IDEMPOTENCY_KEY",
+    status: 400,
+    message: "The Idempotency-Key header must be 1-128 visible ASCII characters",
+  },
   TOO_MANY_CHANNELS: {
     code: "RT_ERR_TOO_MANY_CHANNELS",
     status: 400,

@@ -13,7 +13,7 @@ import {
 } from "@realtime/redis/testing";
 import { acquireLoadLock } from "./testing/load-lock.ts";
 import { type Pod, startPods, stopPods } from "./testing/pods.ts";
-import { crossPodChat, subscriberCounts } from "./testing/scenarios.ts";
+import { crossPodChat, idempotentAcrossPods, subscriberCounts } from "./testing/scenarios.ts";
 
 describe("two pods on a 3-master Redis Cluster", { timeout: 180_000 }, () => {
   let cluster: TestRedisCluster;
@@ -42,6 +42,10 @@ describe("two pods on a 3-master Redis Cluster", { timeout: 180_000 }, () => {
     for (const channel of channels) owners.add(await admin.owner(`realtime:{${channel}}`));
     assert.equal(owners.size, 3, "the channels live on all three masters");
     await crossPodChat(a, b, { channels, events: 2_000, posters: 8 });
+  });
+
+  it("one Idempotency-Key posted to both pods at once publishes exactly one event", async () => {
+    await idempotentAcrossPods(a, b);
   });
 
   it("only the slot owner sees a subscription, and only while a stream is open (SHARDNUMSUB)", async () => {

@@ -12,7 +12,7 @@ import { redisCli, startRedis, type TestRedis } from "@realtime/redis/testing";
 import { acquireLoadLock } from "./testing/load-lock.ts";
 import { type Pod, startPods, stopPods } from "./testing/pods.ts";
 import { login, postJson } from "./testing/publisher.ts";
-import { crossPodChat, subscriberCounts } from "./testing/scenarios.ts";
+import { crossPodChat, idempotentAcrossPods, subscriberCounts } from "./testing/scenarios.ts";
 import { StreamClient } from "./testing/stream-client.ts";
 
 describe("two pods on one Redis", { timeout: 180_000 }, () => {
@@ -37,6 +37,10 @@ describe("two pods on one Redis", { timeout: 180_000 }, () => {
       events: 2_000,
       posters: 8,
     });
+  });
+
+  it("one Idempotency-Key posted to both pods at once publishes exactly one event", async () => {
+    await idempotentAcrossPods(a, b);
   });
 
   it("a pod subscribes to a channel only while it has a local stream (PUBSUB NUMSUB)", async () => {

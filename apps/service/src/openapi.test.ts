@@ -75,6 +75,15 @@ describe("OpenAPI", () => {
         ["query:channel:true", "query:lastEventId:false"],
       );
       assert.ok(spec.paths["/api/publish"]?.post?.requestBody, "publish body");
+      for (const path of ["/api/publish", "/api/chat/messages"]) {
+        assert.deepEqual(
+          spec.paths[path]?.post?.parameters?.map(
+            (p) => `${p.in}:${p.name}:${p.required === true}`,
+          ),
+          ["header:idempotency-key:false"],
+          `${path}: the optional Idempotency-Key header`,
+        );
+      }
       assert.ok(spec.paths["/api/chat/messages"]?.post?.requestBody, "chat body");
       const text = JSON.stringify(spec);
       assert.match(text, /text\/event-stream/);

@@ -138,10 +138,11 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
   "POST /api/chat/messages": {
     tag: "input",
     summary: "Post a chat message to a room",
-    description: "Published as a `chat` event on `channel:<id>` to every subscriber, on every pod.",
+    description:
+      "Published as a `chat` event on `channel:<id>` to every subscriber, on every pod. With `Idempotency-Key`, a retry of a message already accepted (same user, same room, within `IDEMPOTENCY_WINDOW_MS`) is not posted again: 204 with `Idempotent-Replayed: true`.",
     responses: {
-      204: "Accepted by the broker",
-      400: "Invalid room or content",
+      204: "Accepted by the broker (or a replay: `Idempotent-Replayed: true`)",
+      400: "Invalid room or content; `RT_ERR_BAD_IDEMPOTENCY_KEY` for a bad `Idempotency-Key`",
       401: "No valid token",
       403: "A service token",
       503: "The broker did not accept it",
@@ -151,13 +152,16 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
     tag: "input",
     summary: "Publish an event (backend services)",
     description:
-      "Needs a service token with the `publish` scope (`npm run token`). `event` needs a `type` (`^[a-z][a-z0-9_.-]{0,63}$`) and is at most 16 KiB of JSON.",
+      "Needs a service token with the `publish` scope (`npm run token`). `event` needs a `type` (`^[a-z][a-z0-9_.-]{0,63}$`) and is at most 16 KiB of JSON. With `Idempotency-Key`, a retry of a publish already accepted (same service, same channel, within `IDEMPOTENCY_WINDOW_MS`) publishes nothing and gets the first answer, with `Idempotent-Replayed: true`.",
     responses: {
-      202: json("The event's position in its channel", {
-        type: "object",
-        properties: { channel: { type: "string" }, offset: { type: "integer", minimum: 1 } },
-      }),
-      400: "Invalid channel or event",
+      202: json(
+        "The event's position in its channel (a replay: the first publish's, with `Idempotent-Replayed: true`)",
+        {
+          type: "object",
+          properties: { channel: { type: "string" }, offset: { type: "integer", minimum: 1 } },
+        },
+      ),
+      400: "Invalid channel or event; `RT_ERR_BAD_IDEMPOTENCY_KEY` for a bad `Idempotency-Key`",
       401: "No valid token",
       403: "Not a service token with the publish scope",
       503: "The broker did not accept it",

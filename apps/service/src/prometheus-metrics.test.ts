@@ -43,6 +43,7 @@ describe("PrometheusMetrics", () => {
     core.eventPublished();
     core.eventPublished();
     core.publishFailed();
+    core.publishReplayed?.();
     core.connectionRefused("RT_ERR_AT_CAPACITY");
     core.connectionRefused("RT_ERR_AT_CAPACITY");
     core.connectionRefused("RT_ERR_UNAUTHORIZED");
@@ -55,6 +56,7 @@ describe("PrometheusMetrics", () => {
     assert.match(text, /# TYPE sse_events_sent counter/);
     assert.equal(sample(text, "realtime_events_published_total"), 3);
     assert.equal(sample(text, "redis_publish_errors"), 1);
+    assert.equal(sample(text, "realtime_publish_replays_total"), 1);
     assert.equal(sample(text, 'sse_connections_refused_total{reason="RT_ERR_AT_CAPACITY"}'), 2);
     assert.equal(sample(text, 'sse_connections_refused_total{reason="RT_ERR_UNAUTHORIZED"}'), 1);
     assert.equal(sample(text, 'sse_disconnects_total{reason="client"}'), 1);

@@ -44,6 +44,7 @@ export class PrometheusMetrics implements Metrics, PresenceMetrics {
   readonly #disconnects: Counter<"reason">;
   readonly #presenceEvents: Counter<"status">;
   readonly #wentBack: Counter;
+  readonly #replays: Counter;
   readonly #refusedReasons = new Set<string>();
   readonly #disconnectReasons = new Set<string>();
 
@@ -81,6 +82,11 @@ export class PrometheusMetrics implements Metrics, PresenceMetrics {
     this.#published = new Counter({
       name: "realtime_events_published_total",
       help: "Events accepted by the broker.",
+      registers,
+    });
+    this.#replays = new Counter({
+      name: "realtime_publish_replays_total",
+      help: "Publishes that repeated an idempotency key within its window: answered with the first publish's position, nothing published.",
       registers,
     });
     this.#refused = new Counter({
@@ -151,6 +157,10 @@ export class PrometheusMetrics implements Metrics, PresenceMetrics {
 
   publishFailed(): void {
     this.#publishErrors.inc();
+  }
+
+  publishReplayed(): void {
+    this.#replays.inc();
   }
 
   connectionRefused(reason: string): void {

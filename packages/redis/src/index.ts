@@ -7,7 +7,7 @@ export type {
 } from "./redis-broker.ts";
 export { RedisBroker } from "./redis-broker.ts";
 export type { ChannelKeys } from "./redis-keys.ts";
-export { channelKeys, keySlot } from "./redis-keys.ts";
+export { channelKeys, idempotencyKey, keySlot } from "./redis-keys.ts";
 export type { RedisPresenceStoreOptions } from "./redis-presence-store.ts";
 export { RedisPresenceStore } from "./redis-presence-store.ts";
 export type { RedisPublisher } from "./redis-publisher.ts";

@@ -9,10 +9,11 @@ import type { Redis } from "ioredis";
 import type { ChannelKeys } from "./redis-keys.ts";
 
 /**
- * KEYS: 1 meta hash, 2 history stream, 3 pub/sub channel (declared so Cluster checks its slot).
+ * KEYS: 1 meta hash, 2 history stream, 3 pub/sub channel (declared so Cluster checks its slot),
+ *       4 (optional, `publish` only) the idempotency key of this publish.
  * ARGV: 1 mode (`publish` | `position` | `rebase`), 2 candidate epoch, 3 data (for `rebase`:
  *       `<offset>:<epoch>`, a position a pod saw), 4 history MAXLEN, 5 history TTL s, 6 meta
- *       TTL s, 7 publish command (`PUBLISH` | `SPUBLISH`).
+ *       TTL s, 7 publish command (`PUBLISH` | `SPUBLISH`), 8 idempotency window ms (with KEYS[4]).
  *
  * The epoch is created when the meta hash is missing (never published, or expired/lost), from
  * the candidate the caller passed; a new epoch starts an empty history, so any stale stream is
@@ -24,8 +25,22 @@ import type { ChannelKeys } from "./redis-keys.ts";
  * the last writes). Its next offsets would repeat ones already delivered with other events,
  * so the channel starts a new epoch, as if its history were lost. Does nothing when the
  * channel is in another epoch or not below that position (another pod rebased it first).
+ *
+ * Idempotent `publish` (KEYS[4] given): when the key exists, the publish was made within its
+ * window — the script touches nothing and returns the position stored in it, `<offset>:<epoch>`
+ * (even if the channel has moved to another epoch since), with a third element `1`. Otherwise
+ * it publishes and stores the new position in the key (`SET NX PX <window>`). Check and publish
+ * are one script, so of concurrent publishes with one key (any pods) exactly one publishes.
+ * The key carries the channel's hash tag, so Cluster keeps it in the channel's slot.
  */
 export const PUBLISH_SCRIPT = `
+if KEYS[4] and ARGV[1] == 'publish' then
+  local seen = redis.call('GET', KEYS[4])
+  if seen then
+    local colon = string.find(seen, ':', 1, true)
+    return {string.sub(seen, colon + 1), tonumber(string.sub(seen, 1, colon - 1)), 1}
+  end
+end
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
   epoch = ARGV[2]
@@ -51,6 +66,9 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], offset .. '-0', 'd', ARGV[3]
 redis.call('EXPIRE', KEYS[2], ARGV[5])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 redis.call(ARGV[7], KEYS[3], epoch .. ':' .. offset .. ':' .. ARGV[3])
+if KEYS[4] then
+  redis.call('SET', KEYS[4], offset .. ':' .. epoch, 'NX', 'PX', ARGV[8])
+end
 return {epoch, offset}
 `;
 
@@ -62,6 +80,8 @@ export type ScriptClient = Pick<Redis, "evalsha" | "eval">;
 export interface ScriptCall {
   readonly mode: "publish" | "position" | "rebase";
   readonly keys: ChannelKeys;
+  /** `publish` only: the Redis key that remembers this publish, and for how long (ms). */
+  readonly idempotency?: { readonly key: string; readonly windowMs: number } | undefined;
   readonly candidateEpoch: string;
   readonly data: string;
   readonly historySize: number;
@@ -70,15 +90,21 @@ export interface ScriptCall {
   readonly sharded: boolean;
 }
 
+/** The script's answer: a position, and whether it is a remembered one (idempotent replay). */
+export interface ScriptReply extends StreamPosition {
+  readonly duplicate: boolean;
+}
+
 /** Runs the script by SHA and falls back to sending its source once Redis answers NOSCRIPT. */
 export async function runPublishScript(
   client: ScriptClient,
   call: ScriptCall,
-): Promise<StreamPosition> {
+): Promise<ScriptReply> {
+  const idempotency = call.mode === "publish" ? call.idempotency : undefined;
+  const keys = [call.keys.meta, call.keys.history, call.keys.pubsub];
+  if (idempotency) keys.push(idempotency.key);
   const args = [
-    call.keys.meta,
-    call.keys.history,
-    call.keys.pubsub,
+    ...keys,
     call.mode,
     call.candidateEpoch,
     call.data,
@@ -87,22 +113,23 @@ export async function runPublishScript(
     call.metaTtlSeconds,
     call.sharded ? "SPUBLISH" : "PUBLISH",
   ];
+  if (idempotency) args.push(idempotency.windowMs);
   let reply: unknown;
   try {
-    reply = await client.evalsha(SHA, 3, ...args);
+    reply = await client.evalsha(SHA, keys.length, ...args);
   } catch (error) {
     // NOSCRIPT means nothing ran, so sending the source is safe (no double publish).
     if (!(error instanceof Error) || !error.message.startsWith("NOSCRIPT")) throw error;
-    reply = await client.eval(PUBLISH_SCRIPT, 3, ...args);
+    reply = await client.eval(PUBLISH_SCRIPT, keys.length, ...args);
   }
-  return toPosition(reply);
+  return toReply(reply);
 }
 
-function toPosition(reply: unknown): StreamPosition {
-  if (Array.isArray(reply) && reply.length === 2) {
+function toReply(reply: unknown): ScriptReply {
+  if (Array.isArray(reply) && (reply.length === 2 || (reply.length === 3 && reply[2] === 1))) {
     const [epoch, offset] = reply as unknown[];
     if (typeof epoch === "string" && typeof offset === "number" && Number.isSafeInteger(offset)) {
-      return { epoch, offset };
+      return { epoch, offset, duplicate: reply.length === 3 };
     }
   }
   throw new Error(`unexpected reply from the publish script: ${JSON.stringify(reply)}`);

@@ -11,7 +11,7 @@ import { collect, runBrokerContract, waitFor } from "@realtime/server/testing";
 import { Redis } from "ioredis";
 import { ClusterAdmin } from "./cluster-admin.ts";
 import { RedisBroker, type RedisBrokerOptions } from "./redis-broker.ts";
-import { channelKeys } from "./redis-keys.ts";
+import { channelKeys, idempotencyKey } from "./redis-keys.ts";
 import { TcpProxy } from "./tcp-proxy.ts";
 import {
   startRedis,
@@ -93,7 +93,10 @@ describe("RedisBroker on a single Redis", () => {
       const x: ChannelName = "channel:went_back";
       const keys = channelKeys(prefix, x);
       let seen = { epoch: "", offset: 0 };
-      for (let i = 1; i <= 5; i++) seen = await broker.publish(x, `{"n":${i}}`);
+      for (let i = 1; i <= 5; i++) {
+        const { epoch, offset } = await broker.publish(x, `{"n":${i}}`);
+        seen = { epoch, offset };
+      }
       assert.deepEqual(await broker.rebase(x, seen), seen, "not below: nothing to do");
       // Redis loses the last two (an older snapshot, a promoted replica behind its master).
       await admin.hset(keys.meta, "offset", 3);
@@ -103,9 +106,88 @@ describe("RedisBroker on a single Redis", () => {
       assert.equal(rebased.offset, 0);
       assert.equal(await admin.exists(keys.history), 0, "the old epoch's history is gone");
       assert.deepEqual(await broker.rebase(x, seen), rebased, "a second pod's rebase is a no-op");
-      assert.deepEqual(await broker.publish(x, "{}"), { epoch: rebased.epoch, offset: 1 });
+      assert.deepEqual(await broker.publish(x, "{}"), {
+        epoch: rebased.epoch,
+        offset: 1,
+        duplicate: false,
+      });
     } finally {
       await broker.close();
+    }
+  });
+
+  it("remembers an idempotent publish in <prefix>:idem:{channel}:<key> with its window", async () => {
+    const { a, b, prefix, teardown } = await pods({ url: redis.url });
+    try {
+      const x: ChannelName = "channel:idem_layout";
+      const window = 60_000;
+      const first = await a.publish(x, '{"n":1}', {
+        idempotencyKey: "order-7",
+        idempotencyWindowMs: window,
+      });
+      const key = idempotencyKey(prefix, x, "order-7");
+      assert.equal(key, `${prefix}:idem:{channel:idem_layout}:order-7`);
+      assert.equal(await admin.get(key), `1:${first.epoch}`);
+      const ttl = await admin.pttl(key);
+      assert.ok(ttl > window - 5_000 && ttl <= window, `PX of the window: ${ttl}`);
+      // A replay neither publishes nor extends the window.
+      assert.equal((await b.publish(x, "{}", { idempotencyKey: "order-7" })).duplicate, true);
+      assert.ok((await admin.pttl(key)) <= ttl, "the window is not extended");
+      assert.equal(await admin.xlen(channelKeys(prefix, x).history), 1);
+      // A publish without a key leaves no idempotency key behind.
+      await a.publish(x, "{}");
+      assert.deepEqual(await admin.keys(`${prefix}:idem:*`), [key]);
+    } finally {
+      await teardown();
+    }
+  });
+
+  it("answers a replay with the old position after the channel lost its epoch", async () => {
+    const { a, b, prefix, teardown } = await pods({ url: redis.url });
+    try {
+      const x: ChannelName = "channel:idem_epoch";
+      const first = await a.publish(x, "{}", { idempotencyKey: "k" });
+      // The channel's meta and history are lost (evicted, restored without them): new epoch.
+      const keys = channelKeys(prefix, x);
+      await admin.del(keys.meta, keys.history);
+      const fresh = await b.publish(x, "{}");
+      assert.notEqual(fresh.epoch, first.epoch);
+      assert.equal(fresh.offset, 1);
+      // The caller learns that its publish was accepted, in the epoch it was accepted in.
+      assert.deepEqual(await b.publish(x, "{}", { idempotencyKey: "k" }), {
+        epoch: first.epoch,
+        offset: 1,
+        duplicate: true,
+      });
+      assert.deepEqual(await a.position(x), { epoch: fresh.epoch, offset: 1 }, "nothing published");
+    } finally {
+      await teardown();
+    }
+  });
+
+  it("an idempotent publish survives a script cache flush (NOSCRIPT fallback) once", async () => {
+    const { a, b, prefix, teardown } = await pods({ url: redis.url });
+    try {
+      const x: ChannelName = "channel:idem_noscript";
+      const received = collect(b);
+      await b.subscribe(x);
+      await a.publish(x, "{}");
+      await admin.call("SCRIPT", "FLUSH");
+      const [one, two] = await Promise.all([
+        a.publish(x, '{"n":1}', { idempotencyKey: "k" }),
+        b.publish(x, '{"n":1}', { idempotencyKey: "k" }),
+      ]);
+      assert.deepEqual(
+        [one?.duplicate, two?.duplicate].sort(),
+        [false, true],
+        "exactly one of the two published",
+      );
+      assert.equal(one?.offset, 2);
+      assert.equal(two?.offset, 2);
+      await waitFor(() => received.length >= 2, "both events delivered");
+      assert.equal(await admin.xlen(channelKeys(prefix, x).history), 2);
+    } finally {
+      await teardown();
     }
   });
 

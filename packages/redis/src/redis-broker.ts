@@ -8,10 +8,13 @@
  *     <prefix>:meta:{channel:general}     hash {epoch, offset}, TTL `metaTtlSeconds`
  *     <prefix>:history:{channel:general}  stream, id `<offset>-0`, MAXLEN ~ `historySize`,
  *                                         TTL `historyTtlSeconds`
+ *     <prefix>:idem:{channel:general}:<key>  `<offset>:<epoch>` of an idempotent publish, PX =
+ *                                         its window (`PublishOptions.idempotencyKey`)
  *     <prefix>:{probe:<podId>}            this pod's liveness probe (Cluster: one per master)
  *
  * `publish` and `position` run one Lua script (`publish-script.ts`), so position assignment,
- * history append and fan-out are atomic. Live frames are `<epoch>:<offset>:<data>`. A channel
+ * history append and fan-out are atomic — and so is the idempotency check of a publish with a
+ * key: of concurrent publishes with one key, on any pods, exactly one publishes. Live frames are `<epoch>:<offset>:<data>`. A channel
  * gets its epoch (random, from the pod that first touches it) the first time either runs:
  * `position` of a never-published channel creates the meta hash with offset 0, so the first
  * publish lands in the epoch already reported. When the meta hash is lost (Redis restarted
@@ -26,13 +29,21 @@
  */
 import { randomBytes } from "node:crypto";
 import { type ChannelName, isChannelName, type StreamPosition } from "@realtime/protocol";
-import type { Broker, BrokerListener, HistoryPage, HistoryStore } from "@realtime/server";
+import {
+  type Broker,
+  type BrokerListener,
+  type HistoryPage,
+  type HistoryStore,
+  idempotencyOf,
+  type PublishOptions,
+  type PublishResult,
+} from "@realtime/server";
 import { ClusterTransport } from "./cluster-transport.ts";
 import { readHistory } from "./history-script.ts";
 import { LivenessProbe } from "./liveness-probe.ts";
-import { runPublishScript } from "./publish-script.ts";
+import { runPublishScript, type ScriptCall } from "./publish-script.ts";
 import { type PubSubTransport, withTimeout } from "./pubsub-transport.ts";
-import { channelKeys, parseFrame } from "./redis-keys.ts";
+import { channelKeys, idempotencyKey, parseFrame } from "./redis-keys.ts";
 import { StandaloneTransport } from "./standalone-transport.ts";
 import { SubscriptionBatcher } from "./subscription-batcher.ts";
 
@@ -161,18 +172,33 @@ export class RedisBroker implements Broker, HistoryStore {
     this.#kick();
   }
 
-  async publish(channel: ChannelName, data: string): Promise<StreamPosition> {
-    return this.#runScript("publish", channel, data);
+  /** {@link Broker.publish}; an idempotency key is checked and stored by the publish script. */
+  async publish(
+    channel: ChannelName,
+    data: string,
+    options?: PublishOptions,
+  ): Promise<PublishResult> {
+    const checked = idempotencyOf(options);
+    const idempotency = checked
+      ? { key: idempotencyKey(this.#prefix, channel, checked.key), windowMs: checked.windowMs }
+      : undefined;
+    return this.#runScript("publish", channel, data, idempotency);
   }
 
   async position(channel: ChannelName): Promise<StreamPosition> {
     // Creates the channel's epoch when it has none, so the first publish stays in it.
-    return this.#runScript("position", channel, "");
+    const { epoch, offset } = await this.#runScript("position", channel, "");
+    return { epoch, offset };
   }
 
   /** {@link Broker.rebase}: a new epoch when the channel went back below `seen`. */
   async rebase(channel: ChannelName, seen: StreamPosition): Promise<StreamPosition> {
-    return this.#runScript("rebase", channel, `${seen.offset}:${seen.epoch}`);
+    const { epoch, offset } = await this.#runScript(
+      "rebase",
+      channel,
+      `${seen.offset}:${seen.epoch}`,
+    );
+    return { epoch, offset };
   }
 
   /** History of `channel` after offset `after` (see {@link HistoryStore}). */
@@ -255,10 +281,11 @@ export class RedisBroker implements Broker, HistoryStore {
   }
 
   async #runScript(
-    mode: "publish" | "position" | "rebase",
+    mode: ScriptCall["mode"],
     channel: ChannelName,
     data: string,
-  ): Promise<StreamPosition> {
+    idempotency?: ScriptCall["idempotency"],
+  ): Promise<PublishResult> {
     if (this.#closed) throw new Error("broker is closed");
     if (!isChannelName(channel)) throw new TypeError(`invalid channel name: ${channel}`);
     try {
@@ -266,6 +293,7 @@ export class RedisBroker implements Broker, HistoryStore {
       return await runPublishScript(this.#transport.commands, {
         mode,
         keys: channelKeys(this.#prefix, channel),
+        idempotency,
         candidateEpoch: newEpoch(),
         data,
         historySize: this.#historySize,

@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { channelKeys, encodeFrame, keySlot, parseFrame, probeChannel } from "./redis-keys.ts";
+import {
+  channelKeys,
+  encodeFrame,
+  idempotencyKey,
+  keySlot,
+  parseFrame,
+  probeChannel,
+} from "./redis-keys.ts";
 
 test("all names of a channel carry the channel as one hash tag", () => {
   assert.deepEqual(channelKeys("realtime", "channel:general"), {
@@ -40,5 +47,16 @@ test("keySlot is Redis Cluster's CRC16 slot with hash tags", () => {
   for (let i = 0; i < 1000; i++) {
     const slot = keySlot(`k${i}`);
     assert.ok(slot >= 0 && slot < 16384);
+  }
+});
+
+test("an idempotency key lives in its channel's slot, whatever characters the key has", () => {
+  const keys = channelKeys("realtime", "channel:general");
+  assert.equal(
+    idempotencyKey("realtime", "channel:general", "abc"),
+    "realtime:idem:{channel:general}:abc",
+  );
+  for (const key of ["abc", "{other}", "}{", "a:b", "x{y}z", "🎉"]) {
+    assert.equal(keySlot(idempotencyKey("realtime", "channel:general", key)), keySlot(keys.meta));
   }
 });

@@ -9,6 +9,8 @@
  *     <prefix>:{user:u_1}                 and `realtime:user:<id>`, with the hash tag Cluster needs)
  *     <prefix>:meta:{channel:general}     hash: epoch, offset
  *     <prefix>:history:{channel:general}  stream: entry id `<offset>-0`, field `d` = event JSON
+ *     <prefix>:idem:{channel:general}:<key>  string `<offset>:<epoch>`: a publish with
+ *                                          idempotency key `<key>`, PX = the key's window
  *
  * Channel names cannot contain `{` or `}` (see `parseChannel`), so the tag is always the whole
  * channel name.
@@ -30,6 +32,15 @@ export function channelKeys(prefix: string, channel: ChannelName): ChannelKeys {
     meta: `${prefix}:meta:{${channel}}`,
     history: `${prefix}:history:{${channel}}`,
   };
+}
+
+/**
+ * The key that remembers the publish made with idempotency key `key` on `channel`. The key may
+ * hold any characters, braces too: Redis takes the hash tag from the first `{…}`, which is the
+ * channel's (a prefix never has braces), so the key stays in the channel's slot.
+ */
+export function idempotencyKey(prefix: string, channel: ChannelName, key: string): string {
+  return `${prefix}:idem:{${channel}}:${key}`;
 }
 
 /**

@@ -53,6 +53,25 @@ describe("createRedisPublisher", () => {
     }
   });
 
+  it("a retry with an idempotency key publishes once, also from another process", async () => {
+    const prefix = `p_${randomBytes(4).toString("hex")}`;
+    const first = createRedisPublisher({ url: redis.url, prefix });
+    const second = createRedisPublisher({ url: redis.url, prefix });
+    try {
+      const event = { type: "report_ready", reportId: "r1" };
+      const options = { idempotencyKey: "report-r1" };
+      const one = await first.sendToUser("u_7", event, options);
+      const two = await second.sendToUser("u_7", event, options);
+      assert.deepEqual(one, { epoch: one.epoch, offset: 1, duplicate: false });
+      assert.deepEqual(two, { ...one, duplicate: true });
+      assert.equal((await first.sendToUser("u_7", event)).offset, 2, "nothing was published");
+      await assert.rejects(first.sendToUser("u_7", event, { idempotencyKey: "" }), TypeError);
+    } finally {
+      await first.close();
+      await second.close();
+    }
+  });
+
   it("refuses a bad channel or event before touching Redis", async () => {
     const publisher = createRedisPublisher({ url: redis.url, prefix: "p_refuse" });
     try {

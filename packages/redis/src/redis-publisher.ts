@@ -3,15 +3,29 @@
  * a hub or serving SSE: events get a position, land in history and reach every pod's
  * subscribers exactly like events posted through the service.
  */
-import type { ChannelName, StreamPosition } from "@realtime/protocol";
-import { type EventInput, Publisher } from "@realtime/server";
+import type { ChannelName } from "@realtime/protocol";
+import {
+  type EventInput,
+  Publisher,
+  type PublishOptions,
+  type PublishResult,
+} from "@realtime/server";
 import { RedisBroker, type RedisBrokerOptions } from "./redis-broker.ts";
 
 export interface RedisPublisher {
-  /** Publishes on `channel`; validates the channel name and the event first. */
-  publish(channel: ChannelName, input: EventInput): Promise<StreamPosition>;
+  /**
+   * Publishes on `channel`; validates the channel name and the event first. With
+   * `options.idempotencyKey`, a retry of a publish that may have been accepted (a timeout, a
+   * dropped connection) is safe: a repeat within the key's window publishes nothing and
+   * resolves with the first publish's position and `duplicate: true`, on any process.
+   */
+  publish(
+    channel: ChannelName,
+    input: EventInput,
+    options?: PublishOptions,
+  ): Promise<PublishResult>;
   /** Publishes on `user:<userId>`. */
-  sendToUser(userId: string, input: EventInput): Promise<StreamPosition>;
+  sendToUser(userId: string, input: EventInput, options?: PublishOptions): Promise<PublishResult>;
   close(): Promise<void>;
 }
 
@@ -20,8 +34,8 @@ export function createRedisPublisher(options: RedisBrokerOptions = {}): RedisPub
   const broker = new RedisBroker({ probeIntervalMs: 0, ...options });
   const publisher = new Publisher(broker, { validate: true });
   return {
-    publish: (channel, input) => publisher.publish(channel, input),
-    sendToUser: (userId, input) => publisher.sendToUser(userId, input),
+    publish: (channel, input, options) => publisher.publish(channel, input, options),
+    sendToUser: (userId, input, options) => publisher.sendToUser(userId, input, options),
     close: () => broker.close(),
   };
 }

@@ -10,6 +10,10 @@
  * - `subscribe`/`unsubscribe` are idempotent per channel: the {@link Hub} reference-counts its
  *   local subscribers and calls them only on the first join and the last leave.
  * - Every event takes the broker path, also when publisher and subscriber share a process.
+ * - Idempotent publishes ({@link PublishOptions.idempotencyKey}): within the key's window, at
+ *   most one publish with that key on that channel is published, also when pods race; every
+ *   other one publishes nothing and resolves with the first one's position and `duplicate`.
+ *   The check and the publish are one atomic step on the backend.
  */
 import type { ChannelName, StreamPosition } from "@realtime/protocol";
 
@@ -26,9 +30,74 @@ export interface BrokerMessage {
 
 export type BrokerListener = (message: BrokerMessage) => void;
 
+/** How long a broker remembers an idempotency key by default: 10 minutes. */
+export const DEFAULT_IDEMPOTENCY_WINDOW_MS = 600_000;
+/** Longest idempotency key a broker accepts, in characters. */
+export const MAX_IDEMPOTENCY_KEY_LENGTH = 256;
+
+/** Options of one {@link Broker.publish}. */
+export interface PublishOptions {
+  /**
+   * Makes the publish idempotent. The first publish with this key on the channel is published
+   * as usual and its position remembered for {@link idempotencyWindowMs}; a publish with the
+   * same key on the same channel within that window publishes nothing and resolves with the
+   * remembered position (even if the channel has moved to another epoch since) and
+   * `duplicate: true`. The key is opaque to the broker (1–256 characters) and scoped by the
+   * channel only: a caller that serves several publishers must fold the publisher's identity
+   * into it (the service hashes identity and key together).
+   */
+  readonly idempotencyKey?: string | undefined;
+  /**
+   * How long the key is remembered, in ms, counted from the publish that was published (a
+   * duplicate does not extend it). A positive integer; default
+   * {@link DEFAULT_IDEMPOTENCY_WINDOW_MS}. Ignored without {@link idempotencyKey}.
+   */
+  readonly idempotencyWindowMs?: number | undefined;
+}
+
+/** What {@link Broker.publish} resolves with. */
+export interface PublishResult extends StreamPosition {
+  /**
+   * True when an earlier publish with the same idempotency key was published within its window:
+   * nothing was published now, and the position is that earlier event's. Always false without
+   * a key.
+   */
+  readonly duplicate: boolean;
+}
+
+/** An idempotency key and its window, checked. */
+export interface Idempotency {
+  readonly key: string;
+  readonly windowMs: number;
+}
+
+/**
+ * The checked idempotency of `options`, or null when it has no key. Throws a `TypeError` for
+ * an empty or over-long key or a window that is not a positive integer. For implementations.
+ */
+export function idempotencyOf(options: PublishOptions | undefined): Idempotency | null {
+  const key = options?.idempotencyKey;
+  if (key === undefined) return null;
+  if (typeof key !== "string" || key.length === 0 || key.length > MAX_IDEMPOTENCY_KEY_LENGTH) {
+    throw new TypeError(
+      `an idempotency key must be 1-${MAX_IDEMPOTENCY_KEY_LENGTH} characters long`,
+    );
+  }
+  const windowMs = options?.idempotencyWindowMs ?? DEFAULT_IDEMPOTENCY_WINDOW_MS;
+  if (!Number.isSafeInteger(windowMs) || windowMs < 1) {
+    throw new TypeError(`an idempotency window must be a positive integer (ms), got ${windowMs}`);
+  }
+  return { key, windowMs };
+}
+
 export interface Broker {
-  /** Assigns the next position of `channel`, stores and fans out `data` (JSON text). */
-  publish(channel: ChannelName, data: string): Promise<StreamPosition>;
+  /**
+   * Assigns the next position of `channel`, stores and fans out `data` (JSON text) — unless
+   * `options.idempotencyKey` names a publish already made within its window: then nothing is
+   * published and the result is that publish's position with `duplicate: true`. Rejects with a
+   * `TypeError` for an invalid key or window.
+   */
+  publish(channel: ChannelName, data: string, options?: PublishOptions): Promise<PublishResult>;
   /** Starts receiving messages of `channel`. Resolves when the subscription is live. */
   subscribe(channel: ChannelName): Promise<void>;
   /** Stops receiving messages of `channel`. */

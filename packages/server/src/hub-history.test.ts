@@ -1,8 +1,14 @@
 /** The hub with history: resuming streams replay what they missed; pods backfill lost live messages. */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { ChannelName, StreamPosition } from "@realtime/protocol";
-import type { Broker, BrokerListener, BrokerMessage } from "./broker.ts";
+import type { ChannelName } from "@realtime/protocol";
+import type {
+  Broker,
+  BrokerListener,
+  BrokerMessage,
+  PublishOptions,
+  PublishResult,
+} from "./broker.ts";
 import { Hub } from "./hub.ts";
 import { MemoryBroker, MemoryBus } from "./memory-broker.ts";
 import { FakeConnection } from "./testing/fake-connection.ts";
@@ -21,8 +27,8 @@ class LossyBroker implements Broker {
   constructor(bus: MemoryBus) {
     this.inner = new MemoryBroker({ bus });
   }
-  publish(channel: ChannelName, data: string): Promise<StreamPosition> {
-    return this.inner.publish(channel, data);
+  publish(channel: ChannelName, data: string, options?: PublishOptions): Promise<PublishResult> {
+    return this.inner.publish(channel, data, options);
   }
   subscribe(channel: ChannelName) {
     return this.inner.subscribe(channel);

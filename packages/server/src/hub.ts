@@ -15,7 +15,7 @@ import {
   type StreamPosition,
   userChannel,
 } from "@realtime/protocol";
-import type { Broker, BrokerMessage } from "./broker.ts";
+import type { Broker, BrokerMessage, PublishOptions, PublishResult } from "./broker.ts";
 import { ChannelSequencer, type SequencerOutput } from "./channel-sequencer.ts";
 import { type Connection, SharedChunk } from "./connection.ts";
 import type { HistoryStore } from "./history-store.ts";
@@ -193,10 +193,16 @@ export class Hub implements StreamHost {
 
   /**
    * Publishes an event on `channel` through the broker. Resolves with the event's position once
-   * the broker holds it; rejects with a {@link HubError} when it does not.
+   * the broker holds it; rejects with a {@link HubError} when it does not. With
+   * `options.idempotencyKey`, a repeat within the key's window publishes nothing and resolves
+   * with the first publish's position and `duplicate: true` ({@link PublishOptions}).
    */
-  async publish(channel: ChannelName, input: EventInput): Promise<StreamPosition> {
-    return this.#publisher.publish(channel, input);
+  async publish(
+    channel: ChannelName,
+    input: EventInput,
+    options?: PublishOptions,
+  ): Promise<PublishResult> {
+    return this.#publisher.publish(channel, input, options);
   }
 
   /**
@@ -214,8 +220,8 @@ export class Hub implements StreamHost {
   }
 
   /** Publishes an event on the private channel of `userId`. */
-  sendToUser(userId: string, input: EventInput): Promise<StreamPosition> {
-    return this.publish(userChannel(userId), input);
+  sendToUser(userId: string, input: EventInput, options?: PublishOptions): Promise<PublishResult> {
+    return this.publish(userChannel(userId), input, options);
   }
 
   /**

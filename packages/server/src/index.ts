@@ -1,4 +1,16 @@
-export type { Broker, BrokerListener, BrokerMessage } from "./broker.ts";
+export type {
+  Broker,
+  BrokerListener,
+  BrokerMessage,
+  Idempotency,
+  PublishOptions,
+  PublishResult,
+} from "./broker.ts";
+export {
+  DEFAULT_IDEMPOTENCY_WINDOW_MS,
+  idempotencyOf,
+  MAX_IDEMPOTENCY_KEY_LENGTH,
+} from "./broker.ts";
 export type { FetchRequest, SequencerOutput } from "./channel-sequencer.ts";
 export { ChannelSequencer } from "./channel-sequencer.ts";
 export type { Connection } from "./connection.ts";
@@ -13,8 +25,8 @@ export type {
   StreamLifecycle,
 } from "./hub.ts";
 export { Hub, HubError } from "./hub.ts";
-export type { MemoryBrokerOptions } from "./memory-broker.ts";
-export { MemoryBroker, MemoryBus } from "./memory-broker.ts";
+export type { MemoryBrokerOptions, MemoryBusOptions } from "./memory-broker.ts";
+export { DEFAULT_MAX_IDEMPOTENCY_KEYS, MemoryBroker, MemoryBus } from "./memory-broker.ts";
 export type { MemoryPresenceStoreOptions } from "./memory-presence-store.ts";
 export { MemoryPresenceBackend, MemoryPresenceStore } from "./memory-presence-store.ts";
 export type { Metrics } from "./metrics.ts";

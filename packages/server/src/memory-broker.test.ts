@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { MemoryBroker, MemoryBus } from "./memory-broker.ts";
+import { noopMetrics } from "./metrics.ts";
+import { Publisher } from "./publisher.ts";
 import { collect, runBrokerContract, waitFor } from "./testing/index.ts";
 
 runBrokerContract("MemoryBroker (two pods on one MemoryBus)", async () => {
@@ -33,4 +35,51 @@ test("MemoryBroker delivers after publish returns, never inside it", async () =>
   await publishing;
   await waitFor(() => received.length === 1, "delivered");
   await broker.close();
+});
+
+test("idempotency keys: bounded, the oldest forgotten first, expired ones swept", async () => {
+  let now = 1_000;
+  const bus = new MemoryBus({ now: () => now, maxIdempotencyKeys: 3 });
+  const broker = new MemoryBroker({ bus });
+  const x = "channel:x" as const;
+  const publish = (key: string, windowMs = 10_000) =>
+    broker.publish(x, "{}", { idempotencyKey: key, idempotencyWindowMs: windowMs });
+  for (const key of ["k1", "k2", "k3"]) assert.equal((await publish(key)).duplicate, false);
+  assert.equal(bus.idempotencyKeyCount, 3);
+  assert.equal((await publish("k4")).duplicate, false);
+  assert.equal(bus.idempotencyKeyCount, 3, "never more than the bound");
+  assert.deepEqual(
+    await publish("k1"),
+    { epoch: bus.epoch, offset: 5, duplicate: false },
+    "k1 was the oldest: forgotten",
+  );
+  for (const key of ["k3", "k4", "k1"]) assert.equal((await publish(key)).duplicate, true, key);
+
+  // Past the window every key is gone, and the next insert sweeps them all.
+  now += 10_000;
+  assert.equal((await publish("k3")).duplicate, false, "a lookup honours the expiry itself");
+  assert.equal(bus.idempotencyKeyCount, 1, "expired keys were swept");
+  now += 9_999;
+  assert.equal((await publish("k3")).duplicate, true, "the window is counted from the publish");
+  await broker.close();
+});
+
+test("the publisher counts a replay as a replay, not as a published event", async () => {
+  const counted: string[] = [];
+  const metrics = {
+    ...noopMetrics,
+    eventPublished: () => counted.push("published"),
+    publishReplayed: () => counted.push("replayed"),
+    publishFailed: () => counted.push("failed"),
+  };
+  const publisher = new Publisher(new MemoryBroker(), { metrics });
+  const first = await publisher.publish("channel:x", { type: "n" }, { idempotencyKey: "a" });
+  const again = await publisher.publish("channel:x", { type: "n" }, { idempotencyKey: "a" });
+  assert.deepEqual(again, { ...first, duplicate: true });
+  await assert.rejects(
+    publisher.publish("channel:x", { type: "n" }, { idempotencyKey: "" }),
+    TypeError,
+    "a bad key is the caller's error, not broker_unavailable",
+  );
+  assert.deepEqual(counted, ["published", "replayed"]);
 });

@@ -3,7 +3,15 @@
  * {@link MemoryBus}, which is how tests run several "pods" in one process.
  */
 import type { ChannelName, StreamPosition } from "@realtime/protocol";
-import type { Broker, BrokerListener, BrokerMessage } from "./broker.ts";
+import {
+  type Broker,
+  type BrokerListener,
+  type BrokerMessage,
+  type Idempotency,
+  idempotencyOf,
+  type PublishOptions,
+  type PublishResult,
+} from "./broker.ts";
 import {
   DEFAULT_RETENTION,
   type HistoryPage,
@@ -16,6 +24,26 @@ interface Retained {
   readonly at: number;
 }
 
+interface Remembered extends StreamPosition {
+  readonly expiresAt: number;
+}
+
+/** Idempotency keys a {@link MemoryBus} remembers at most, by default. */
+export const DEFAULT_MAX_IDEMPOTENCY_KEYS = 100_000;
+
+export interface MemoryBusOptions {
+  retention?: Partial<HistoryRetention>;
+  /** Clock for history ages and idempotency windows, for tests. Default `Date.now`. */
+  now?: () => number;
+  /**
+   * Idempotency keys remembered at most (over every channel). When full, the oldest key is
+   * forgotten before its window ends: a retry with it would publish again. Default
+   * {@link DEFAULT_MAX_IDEMPOTENCY_KEYS}: about 40 MB when full (≈ 370 bytes a key, measured
+   * with the service's 43-character keys on a 50-character channel).
+   */
+  maxIdempotencyKeys?: number;
+}
+
 /** Positions, history and subscribers shared by the brokers of one process. */
 export class MemoryBus {
   /** Changes whenever the bus is created: a restarted process has lost its history. */
@@ -23,15 +51,64 @@ export class MemoryBus {
   readonly #offsets = new Map<ChannelName, number>();
   readonly #history = new Map<ChannelName, Retained[]>();
   readonly #subscribers = new Map<ChannelName, Set<MemoryBroker>>();
+  /**
+   * `<channel> <key>` → the position published with it, oldest first (insertion order). With
+   * one window for every key that is also expiry order, so expired keys are swept from the
+   * front; a lookup checks the expiry itself, so a longer-lived key in front only delays the
+   * sweep. Bounded by `#maxIdempotencyKeys`.
+   */
+  readonly #idempotency = new Map<string, Remembered>();
+  readonly #maxIdempotencyKeys: number;
   readonly #retention: HistoryRetention;
   readonly #now: () => number;
 
-  constructor(options: { retention?: Partial<HistoryRetention>; now?: () => number } = {}) {
+  constructor(options: MemoryBusOptions = {}) {
     this.#retention = { ...DEFAULT_RETENTION, ...options.retention };
     this.#now = options.now ?? Date.now;
+    this.#maxIdempotencyKeys = Math.max(
+      1,
+      options.maxIdempotencyKeys ?? DEFAULT_MAX_IDEMPOTENCY_KEYS,
+    );
   }
 
-  publish(channel: ChannelName, data: string): StreamPosition {
+  /**
+   * Publishes `data` on `channel`, or, when `idempotency` names a key already published within
+   * its window, returns that publish's position as a duplicate and publishes nothing.
+   */
+  publish(channel: ChannelName, data: string, idempotency?: Idempotency | null): PublishResult {
+    if (!idempotency) return { ...this.#publish(channel, data), duplicate: false };
+    // Channel names have no spaces, so `<channel> <key>` is unambiguous.
+    const id = `${channel} ${idempotency.key}`;
+    const now = this.#now();
+    const seen = this.#idempotency.get(id);
+    if (seen && seen.expiresAt > now) {
+      return { epoch: seen.epoch, offset: seen.offset, duplicate: true };
+    }
+    if (seen) this.#idempotency.delete(id);
+    const position = this.#publish(channel, data);
+    this.#remember(id, { ...position, expiresAt: now + idempotency.windowMs }, now);
+    return { ...position, duplicate: false };
+  }
+
+  /** How many idempotency keys are remembered now (expired ones may still count). */
+  get idempotencyKeyCount(): number {
+    return this.#idempotency.size;
+  }
+
+  #remember(id: string, entry: Remembered, now: number): void {
+    for (const [key, remembered] of this.#idempotency) {
+      if (remembered.expiresAt > now) break;
+      this.#idempotency.delete(key);
+    }
+    while (this.#idempotency.size >= this.#maxIdempotencyKeys) {
+      const oldest = this.#idempotency.keys().next();
+      if (oldest.done) break;
+      this.#idempotency.delete(oldest.value);
+    }
+    this.#idempotency.set(id, entry);
+  }
+
+  #publish(channel: ChannelName, data: string): StreamPosition {
     const offset = (this.#offsets.get(channel) ?? 0) + 1;
     this.#offsets.set(channel, offset);
     const message: BrokerMessage = { channel, epoch: this.epoch, offset, data };
@@ -120,9 +197,13 @@ export class MemoryBroker implements Broker, HistoryStore {
     this.bus = options.bus ?? new MemoryBus();
   }
 
-  async publish(channel: ChannelName, data: string): Promise<StreamPosition> {
+  async publish(
+    channel: ChannelName,
+    data: string,
+    options?: PublishOptions,
+  ): Promise<PublishResult> {
     if (this.#closed) throw new Error("broker is closed");
-    return this.bus.publish(channel, data);
+    return this.bus.publish(channel, data, idempotencyOf(options));
   }
 
   async subscribe(channel: ChannelName): Promise<void> {

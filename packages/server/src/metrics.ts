@@ -10,6 +10,11 @@ export interface Metrics {
   eventPublished(): void;
   /** A publish to the broker failed (the caller got an error). */
   publishFailed(): void;
+  /**
+   * A publish repeated an idempotency key within its window: nothing was published, the
+   * caller got the first publish's position.
+   */
+  publishReplayed?(): void;
   /** A stream was refused before it started; `reason` is a stable error code. */
   connectionRefused(reason: string): void;
   /** A stream ended; `reason` is `client` (the peer left) or a close reason such as `slow`. */

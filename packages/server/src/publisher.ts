@@ -9,11 +9,10 @@ import {
   MAX_EVENT_BYTES,
   nowTimestamp,
   parseChannel,
-  type StreamPosition,
   userChannel,
   validateEventInput,
 } from "@realtime/protocol";
-import type { Broker } from "./broker.ts";
+import { type Broker, idempotencyOf, type PublishOptions, type PublishResult } from "./broker.ts";
 import { type EventInput, HubError } from "./hub-error.ts";
 import { type Metrics, noopMetrics } from "./metrics.ts";
 
@@ -46,15 +45,25 @@ export class Publisher {
   /**
    * Publishes `input` on `channel`. Resolves with the event's position once the broker holds
    * it; rejects with a {@link HubError} (`too_large`, `broker_unavailable`) or, when validating,
-   * a `TypeError` for a bad channel or event.
+   * a `TypeError` for a bad channel or event (and, always, for a bad idempotency key).
+   *
+   * With `options.idempotencyKey`, a retry of a publish that was already accepted (the first
+   * attempt timed out, the connection dropped) publishes nothing: it resolves with the first
+   * attempt's position and `duplicate: true`. See {@link PublishOptions}.
    */
-  async publish(channel: ChannelName, input: EventInput): Promise<StreamPosition> {
+  async publish(
+    channel: ChannelName,
+    input: EventInput,
+    options?: PublishOptions,
+  ): Promise<PublishResult> {
     if (this.#validate) {
       const parsed = parseChannel(channel);
       if (!parsed.ok) throw new TypeError(parsed.reason);
       const problem = validateEventInput(input);
       if (problem) throw new TypeError(problem);
     }
+    // A bad key is the caller's mistake, not the broker's: a TypeError, never broker_unavailable.
+    idempotencyOf(options);
     const { type, ...rest } = input;
     const event = { type, channel, timestamp: nowTimestamp(this.#now()), ...rest };
     const data = JSON.stringify(event);
@@ -62,9 +71,10 @@ export class Publisher {
       throw new HubError("too_large", `event is larger than ${MAX_EVENT_BYTES} bytes`);
     }
     try {
-      const position = await this.#broker.publish(channel, data);
-      this.#metrics.eventPublished();
-      return position;
+      const result = await this.#broker.publish(channel, data, options);
+      if (result.duplicate) this.#metrics.publishReplayed?.();
+      else this.#metrics.eventPublished();
+      return result;
     } catch (cause) {
       this.#metrics.publishFailed();
       throw new HubError("broker_unavailable", "the broker did not accept the event", { cause });
@@ -72,7 +82,7 @@ export class Publisher {
   }
 
   /** Publishes on the private channel of `userId`. */
-  sendToUser(userId: string, input: EventInput): Promise<StreamPosition> {
-    return this.publish(userChannel(userId), input);
+  sendToUser(userId: string, input: EventInput, options?: PublishOptions): Promise<PublishResult> {
+    return this.publish(userChannel(userId), input, options);
   }
 }

@@ -1,6 +1,10 @@
 /**
  * `POST /api/chat/messages { channel, content }` → 204. The message goes out as a `chat` event
  * on `channel:<id>` through the broker; who sent it comes from the token, never the body.
+ *
+ * With an `Idempotency-Key` header, a retry of a message the broker already accepted (same
+ * user, same room, within `IDEMPOTENCY_WINDOW_MS`) is not posted again: 204 plus
+ * `Idempotent-Replayed: true` (see idempotency.ts).
  */
 import { printable, roomChannel } from "@realtime/protocol";
 import type { Hub } from "@realtime/server";
@@ -9,6 +13,7 @@ import type { Auth } from "../auth.ts";
 import type { Config } from "../config.ts";
 import { appError, Errors } from "../errors.ts";
 import { toAppError } from "../hub-errors.ts";
+import { IDEMPOTENCY_HEADERS_SCHEMA, idempotentPublish, REPLAYED_HEADER } from "../idempotency.ts";
 
 export interface ChatRouteDeps {
   hub: Hub;
@@ -32,9 +37,15 @@ export function registerChatRoutes(app: FastifyInstance, deps: ChatRouteDeps): v
     additionalProperties: false,
   } as const;
 
-  app.post("/api/chat/messages", { schema: { body: bodySchema } }, async (request, reply) => {
+  const schema = { body: bodySchema, headers: IDEMPOTENCY_HEADERS_SCHEMA };
+  app.post("/api/chat/messages", { schema }, async (request, reply) => {
     const identity = await auth.authenticate(request);
     if (identity.kind !== "user") throw appError(Errors.FORBIDDEN, "chat needs a user token");
+    const options = idempotentPublish(
+      identity,
+      request.headers,
+      config.publish.idempotencyWindowMs,
+    );
     const body = request.body as { channel: string; content: string };
     const room = roomChannel(body.channel);
     if (!room.ok)
@@ -43,16 +54,23 @@ export function registerChatRoutes(app: FastifyInstance, deps: ChatRouteDeps): v
       throw appError(Errors.BAD_REQUEST, "content has control characters");
     }
     if (body.content.trim().length === 0) throw appError(Errors.BAD_REQUEST, "content is blank");
+    let replayed: boolean;
     try {
-      await hub.publish(room.channel.name, {
-        type: "chat",
-        userId: identity.userId,
-        userName: identity.userName,
-        content: body.content,
-      });
+      const position = await hub.publish(
+        room.channel.name,
+        {
+          type: "chat",
+          userId: identity.userId,
+          userName: identity.userName,
+          content: body.content,
+        },
+        options,
+      );
+      replayed = position.duplicate;
     } catch (error) {
       throw toAppError(error);
     }
+    if (replayed) reply.header(REPLAYED_HEADER, "true");
     return reply.code(204).send();
   });
 }

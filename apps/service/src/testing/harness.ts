@@ -13,12 +13,13 @@ export interface RunningService {
   readonly url: string;
   /** Signs in through the dev login and returns the token and user. */
   login(name: string): Promise<{ token: string; user: { id: string; name: string } }>;
-  /** POSTs JSON with a bearer token; resolves with status and parsed body. */
+  /** POSTs JSON with a bearer token (and `headers`); resolves with status, parsed body, headers. */
   post(
     path: string,
     token: string | null,
     body: unknown,
-  ): Promise<{ status: number; body: unknown }>;
+    headers?: Readonly<Record<string, string>>,
+  ): Promise<{ status: number; body: unknown; headers: Record<string, unknown> }>;
   stop(): Promise<void>;
 }
 
@@ -39,19 +40,26 @@ export async function startService(
   const { port } = service.app.server.address() as AddressInfo;
   const url = `${config.http.tls ? "https" : "http"}://127.0.0.1:${port}`;
 
-  async function post(path: string, token: string | null, body: unknown) {
+  async function post(
+    path: string,
+    token: string | null,
+    body: unknown,
+    headers: Readonly<Record<string, string>> = {},
+  ) {
     const response = await service.app.inject({
       method: "POST",
       url: path,
       headers: {
         "content-type": "application/json",
         ...(token ? { authorization: `Bearer ${token}` } : {}),
+        ...headers,
       },
       payload: JSON.stringify(body),
     });
     return {
       status: response.statusCode,
       body: response.body ? (JSON.parse(response.body) as unknown) : null,
+      headers: response.headers as Record<string, unknown>,
     };
   }
 

@@ -33,13 +33,17 @@ export async function login(
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
-/** POSTs JSON on a kept-alive connection; a connection error resolves as status 0. */
+/**
+ * POSTs JSON (with `headers`) on a kept-alive connection; a connection error resolves as
+ * status 0. Resolves with the status, the body text and the response headers.
+ */
 export function postJson(
   podUrl: string,
   path: string,
   token: string | null,
   body: unknown,
-): Promise<{ status: number; body: string }> {
+  headers: Readonly<Record<string, string>> = {},
+): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
   const payload = JSON.stringify(body);
   return new Promise((resolve) => {
     const request = http.request(`${podUrl}${path}`, {
@@ -50,18 +54,20 @@ export function postJson(
         "content-type": "application/json",
         "content-length": Buffer.byteLength(payload),
         ...(token ? { authorization: `Bearer ${token}` } : {}),
+        ...headers,
       },
     });
     request.once("timeout", () => request.destroy(new Error("timeout")));
-    request.once("error", () => resolve({ status: 0, body: "" }));
+    request.once("error", () => resolve({ status: 0, body: "", headers: {} }));
     request.once("response", (response) => {
       let text = "";
       response.setEncoding("utf8");
       response.on("data", (chunk: string) => {
         text += chunk;
       });
-      response.once("end", () => resolve({ status: response.statusCode ?? 0, body: text }));
-      response.once("error", () => resolve({ status: 0, body: text }));
+      const done = (status: number) => resolve({ status, body: text, headers: response.headers });
+      response.once("end", () => done(response.statusCode ?? 0));
+      response.once("error", () => done(0));
     });
     request.end(payload);
   });

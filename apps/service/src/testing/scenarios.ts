@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import type { Pod } from "./pods.ts";
-import { login, postJson } from "./publisher.ts";
+import { login, postJson, serviceToken } from "./publisher.ts";
 import { checkChannel, perfect, StreamClient } from "./stream-client.ts";
 
 export interface CrossPodOptions {
@@ -84,6 +84,69 @@ export async function crossPodChat(a: Pod, b: Pod, options: CrossPodOptions): Pr
   } finally {
     all.close();
     some.close();
+  }
+}
+
+/**
+ * Idempotent publishes across pods: each round posts one `Idempotency-Key` to pod A and pod B
+ * at once, twice each (`POST /api/publish`). Exactly one of the four is published — it alone
+ * lacks `Idempotent-Replayed: true` — every answer is 202 with the same offset, and a stream on
+ * pod B receives exactly one event per key, at that offset.
+ */
+export async function idempotentAcrossPods(a: Pod, b: Pod, rounds = 10): Promise<void> {
+  const channel = "channel:idempotent";
+  const token = await serviceToken();
+  const watcher = await login(b.url, "Watcher");
+  const stream = new StreamClient(watcher.token, [channel]);
+  try {
+    assert.equal(await stream.connect(b.url), 200);
+    const offsets = new Map<string, number>();
+    for (let round = 0; round < rounds; round++) {
+      const message = `round-${round}`;
+      const headers = { "idempotency-key": `retry-${message}` };
+      const body = { channel, event: { type: "tick", message } };
+      const answers = await Promise.all(
+        [a, b, a, b].map((pod) => postJson(pod.url, "/api/publish", token, body, headers)),
+      );
+      const what = `${message}: ${JSON.stringify(answers.map((r) => [r.status, r.body]))}`;
+      assert.deepEqual(
+        answers.map((r) => r.status),
+        [202, 202, 202, 202],
+        what,
+      );
+      const published = answers.filter((r) => r.headers["idempotent-replayed"] !== "true");
+      assert.equal(published.length, 1, `exactly one publish: ${what}`);
+      const answered = new Set(
+        answers.map((r) => (JSON.parse(r.body) as { offset: number }).offset),
+      );
+      assert.equal(answered.size, 1, `one offset in every answer: ${what}`);
+      offsets.set(message, [...answered][0] as number);
+    }
+    // A last event: once it is on the stream, a duplicate of any round would be too.
+    const end = await postJson(a.url, "/api/publish", token, {
+      channel,
+      event: { type: "tick", message: "end" },
+    });
+    assert.equal(end.status, 202);
+    const log = stream.log.get(channel);
+    assert.ok(log);
+    await stream.until(
+      () => log.events.some((e) => e.json.message === "end"),
+      10_000,
+      () => `the last event; ${stream.describe()}`,
+    );
+    const ticks = log.events.filter((e) => e.json.type === "tick");
+    assert.deepEqual(
+      ticks.map((e) => String(e.json.message)),
+      [...offsets.keys(), "end"],
+      "one event per key, in order",
+    );
+    for (const event of ticks.slice(0, -1)) {
+      assert.equal(event.offset, offsets.get(String(event.json.message)), "at the answered offset");
+    }
+    assert.deepEqual(log.resets, []);
+  } finally {
+    stream.close();
   }
 }
 

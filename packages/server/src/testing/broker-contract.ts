@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { ChannelName, StreamPosition } from "@realtime/protocol";
-import type { Broker, BrokerMessage } from "../broker.ts";
+import type { Broker, BrokerMessage, PublishResult } from "../broker.ts";
 
 export interface BrokerPair {
   /** One pod. */
@@ -49,6 +49,8 @@ export function collect(broker: Broker): BrokerMessage[] {
   return received;
 }
 
+/** Only the position of a publish result (without `duplicate`). */
+const position = (p: StreamPosition): StreamPosition => ({ epoch: p.epoch, offset: p.offset });
 const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
 const offsets = (messages: readonly BrokerMessage[]) => messages.map((m) => m.offset);
 const onChannel = (messages: readonly BrokerMessage[], channel: ChannelName) =>
@@ -84,7 +86,7 @@ export function runBrokerContract(name: string, setup: () => Promise<BrokerPair>
       withPair(async ({ a, b }) => {
         const x: ChannelName = "channel:positions_x";
         const y: ChannelName = "user:positions_y";
-        const got: StreamPosition[] = [];
+        const got: PublishResult[] = [];
         for (let i = 0; i < 5; i++) got.push(await a.publish(x, `{"i":${i}}`));
         const fromB = await b.publish(x, "{}");
         const onY = await b.publish(y, "{}");
@@ -93,10 +95,14 @@ export function runBrokerContract(name: string, setup: () => Promise<BrokerPair>
           range(5),
         );
         assert.equal(new Set(got.map((p) => p.epoch)).size, 1, "one epoch per channel");
-        assert.deepEqual(fromB, { epoch: got[0]?.epoch, offset: 6 });
+        assert.deepEqual(fromB, { epoch: got[0]?.epoch, offset: 6, duplicate: false });
+        assert.ok(
+          got.every((p) => p.duplicate === false),
+          "a publish without a key is never one",
+        );
         assert.equal(onY.offset, 1, "another channel counts on its own");
-        assert.deepEqual(await b.position(x), fromB);
-        assert.deepEqual(await a.position(y), onY);
+        assert.deepEqual(await b.position(x), position(fromB));
+        assert.deepEqual(await a.position(y), position(onY));
       }));
 
     it("never hands out one position twice under concurrent publishes from two pods", () =>
@@ -118,7 +124,7 @@ export function runBrokerContract(name: string, setup: () => Promise<BrokerPair>
         assert.ok(before.epoch.length > 0, "an epoch even before the first publish");
         assert.deepEqual(await b.position(x), before, "every pod sees the same epoch");
         const first = await b.publish(x, "{}");
-        assert.deepEqual(first, { epoch: before.epoch, offset: 1 });
+        assert.deepEqual(first, { epoch: before.epoch, offset: 1, duplicate: false });
       }));
 
     it("delivers to a subscribed pod every event once, in order, with data unchanged", () =>
@@ -246,6 +252,132 @@ export function runBrokerContract(name: string, setup: () => Promise<BrokerPair>
         await pair.teardown();
       }
     });
+
+    it("publishes a repeated idempotency key once; the repeat gets the same position", () =>
+      withPair(async ({ a, b }) => {
+        const x: ChannelName = "channel:idem_repeat";
+        const received = collect(b);
+        await b.subscribe(x);
+        const first = await a.publish(x, '{"n":1}', { idempotencyKey: "order-1" });
+        assert.deepEqual(first, { ...position(first), offset: 1, duplicate: false });
+        // From the same pod and from another pod, with other data: nothing is published.
+        const again = await a.publish(x, '{"n":2}', { idempotencyKey: "order-1" });
+        const fromB = await b.publish(x, '{"n":3}', { idempotencyKey: "order-1" });
+        assert.deepEqual(again, { ...position(first), duplicate: true });
+        assert.deepEqual(fromB, { ...position(first), duplicate: true });
+        assert.deepEqual(await b.position(x), position(first), "the channel did not move");
+        await flush(a, b, received);
+        assert.deepEqual(
+          onChannel(received, x).map((m) => [m.offset, m.data]),
+          [[1, '{"n":1}']],
+          "one event, the first one's data",
+        );
+      }));
+
+    it("publishes different keys, and one key on different channels, separately", () =>
+      withPair(async ({ a, b }) => {
+        const x: ChannelName = "channel:idem_keys";
+        const y: ChannelName = "user:idem_keys";
+        const received = collect(b);
+        await Promise.all([b.subscribe(x), b.subscribe(y)]);
+        const results = [
+          await a.publish(x, "{}", { idempotencyKey: "k1" }),
+          await a.publish(x, "{}", { idempotencyKey: "k2" }),
+          await a.publish(x, "{}"),
+          await b.publish(x, "{}", { idempotencyKey: "K1" }),
+          await a.publish(y, "{}", { idempotencyKey: "k1" }),
+        ];
+        assert.deepEqual(
+          results.map((r) => [r.offset, r.duplicate]),
+          [
+            [1, false],
+            [2, false],
+            [3, false],
+            [4, false],
+            [1, false],
+          ],
+          "keys are case-sensitive and per channel",
+        );
+        // Keys hold any characters, braces and colons too (Redis: still the channel's slot).
+        const odd = "{x}:y 🎉";
+        assert.equal((await a.publish(x, "{}", { idempotencyKey: odd })).offset, 5);
+        assert.equal((await b.publish(x, "{}", { idempotencyKey: odd })).duplicate, true);
+        await waitFor(
+          () => onChannel(received, x).length >= 5 && onChannel(received, y).length >= 1,
+          "every distinct publish delivered",
+        );
+        await flush(a, b, received);
+        assert.deepEqual(offsets(onChannel(received, x)), range(5));
+        assert.deepEqual(offsets(onChannel(received, y)), [1]);
+      }));
+
+    it("forgets a key after its window: the next publish with it is published", () =>
+      withPair(async ({ a, b }) => {
+        const x: ChannelName = "channel:idem_expiry";
+        const received = collect(b);
+        await b.subscribe(x);
+        const options = { idempotencyKey: "short", idempotencyWindowMs: 300 };
+        const first = await a.publish(x, '{"n":1}', options);
+        assert.equal((await b.publish(x, '{"n":1}', options)).duplicate, true, "within window");
+        // Retry like a client would until the key is gone: every try before that is a
+        // duplicate (and does not extend the window), the first try after publishes.
+        let last = first;
+        const started = Date.now();
+        await waitFor(
+          async () => {
+            last = await a.publish(x, '{"n":2}', options);
+            if (last.duplicate) assert.deepEqual(position(last), position(first));
+            return !last.duplicate;
+          },
+          "the key expired",
+          { intervalMs: 20 },
+        );
+        assert.ok(Date.now() - started >= 200, "not forgotten before its window");
+        assert.deepEqual(last, { epoch: first.epoch, offset: 2, duplicate: false });
+        // The new publish is remembered in turn.
+        assert.equal((await b.publish(x, "{}", options)).offset, 2);
+        await flush(a, b, received);
+        assert.deepEqual(
+          onChannel(received, x).map((m) => [m.offset, m.data]),
+          [
+            [1, '{"n":1}'],
+            [2, '{"n":2}'],
+          ],
+        );
+      }));
+
+    it("publishes exactly once when two pods race with one key", () =>
+      withPair(async ({ a, b }) => {
+        const x: ChannelName = "channel:idem_race";
+        const received = collect(a);
+        await a.subscribe(x);
+        for (let round = 0; round < 5; round++) {
+          const key = `race-${round}`;
+          const all: PublishResult[] = await Promise.all(
+            range(20).map((i) => (i % 2 ? a : b).publish(x, `{"i":${i}}`, { idempotencyKey: key })),
+          );
+          assert.equal(all.filter((r) => !r.duplicate).length, 1, `${key}: one publish won`);
+          assert.equal(new Set(all.map((r) => `${r.epoch}:${r.offset}`)).size, 1, key);
+          assert.equal(all[0]?.offset, round + 1, `${key}: the next offset`);
+        }
+        await flush(b, a, received);
+        assert.deepEqual(offsets(onChannel(received, x)), range(5), "one event per key");
+      }));
+
+    it("rejects an empty or over-long idempotency key and a bad window, publishing nothing", () =>
+      withPair(async ({ a }) => {
+        const x: ChannelName = "channel:idem_bad";
+        for (const options of [
+          { idempotencyKey: "" },
+          { idempotencyKey: "k".repeat(257) },
+          { idempotencyKey: "k", idempotencyWindowMs: 0 },
+          { idempotencyKey: "k", idempotencyWindowMs: 1.5 },
+        ]) {
+          await assert.rejects(a.publish(x, "{}", options), TypeError, JSON.stringify(options));
+        }
+        assert.equal((await a.position(x)).offset, 0);
+        assert.equal((await a.publish(x, "{}", { idempotencyKey: "k".repeat(256) })).offset, 1);
+      }));
 
     it("rejects publish and subscribe on a closed broker", () =>
       withPair(async ({ a, b }) => {
