@@ -4,7 +4,8 @@
  * Contract (every implementation; the shared contract suite checks it):
  * - `publish` resolves only once the event is safely in the broker, with the position it was
  *   given. Positions of one channel are 1, 2, 3, … within one epoch: contiguous, never reused.
- *   A publish that rejects was not delivered to anyone.
+ *   A publish that rejects may still have been accepted (a reply lost to a timeout or a cut
+ *   connection): retry it with the same `idempotencyKey` to publish it at most once.
  * - A pod receives messages only for channels it subscribed to, in position order per channel.
  *   Delivery is at most once: a listener that misses messages notices a gap in positions.
  * - `subscribe`/`unsubscribe` are idempotent per channel: the {@link Hub} reference-counts its
