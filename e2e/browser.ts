@@ -268,10 +268,16 @@ export async function copyToDocs(name: string, docsName: string): Promise<void> 
  */
 export function exceptDisconnects(
   problems: readonly string[],
-  options: { refusedWith?: number } = {},
+  options: { refusedWith?: number; postsRetried?: boolean } = {},
 ): string[] {
   const events = "\\(http://[^/]+/api/events\\?";
   const expected = [new RegExp(`^console error: .*net::ERR_[A-Z_]+ ${events}`)];
+  if (options.postsRetried) {
+    // A chat POST sent while the server was down, retried by the page until it answered.
+    expected.push(
+      /^console error: .*net::ERR_CONNECTION_REFUSED \(http:\/\/[^/]+\/api\/chat\/messages\)$/,
+    );
+  }
   if (options.refusedWith) {
     expected.push(
       new RegExp(

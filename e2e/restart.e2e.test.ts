@@ -100,6 +100,10 @@ describe("web app in Chromium: server restarts", { timeout: 60_000 }, () => {
       await kill(first.service, sockets);
       await waitForStatus(ada.page, /^reconnecting/);
       await screenshot(ada.page, "reconnecting.png");
+      // Bob sends while nothing answers: his page keeps trying, with one Idempotency-Key.
+      await bob.page.getByLabel("Message", { exact: true }).fill("Typed while the server was down");
+      await bob.page.getByRole("button", { name: "Send", exact: true }).click();
+      await bob.page.getByText("Sending… the server is not answering yet").waitFor();
 
       // Restarted on the same port with the same broker history (the MemoryBus plays Redis).
       // Carol posts before it listens: the page cannot have seen these live.
@@ -115,7 +119,12 @@ describe("web app in Chromium: server restarts", { timeout: 60_000 }, () => {
       assert.match(seen.join(" | "), /reconnecting in \d+ s/, "the badge counted down");
       assert.equal(seen.at(-1), "connected");
       await waitForLine(ada.page, "Carol: Sent while the page was away 2");
+      await waitForLine(ada.page, "Bob: Typed while the server was down");
       await waitForStatus(bob.page, "connected", BACKOFF_WAIT_MS);
+      // Accepted: the composer cleared by itself.
+      await bob.page.waitForFunction(
+        () => (document.getElementById("composer-input") as HTMLTextAreaElement).value === "",
+      );
       await sendMessage(bob.page, "Back after the restart");
       await waitForLine(ada.page, "Bob: Back after the restart");
       // Replayed from history in order, then live; no reset notice, no duplicate.
@@ -123,6 +132,7 @@ describe("web app in Chromium: server restarts", { timeout: 60_000 }, () => {
         ...shown,
         "Carol: Sent while the page was away 1",
         "Carol: Sent while the page was away 2",
+        "Bob: Typed while the server was down",
         "Bob: Back after the restart",
       ]);
       assert.equal(await resetNotice(ada.page).count(), 0);
@@ -157,7 +167,7 @@ describe("web app in Chromium: server restarts", { timeout: 60_000 }, () => {
 
       for (const user of users) {
         assert.deepEqual(
-          exceptDisconnects(user.problems, { refusedWith: 401 }),
+          exceptDisconnects(user.problems, { refusedWith: 401, postsRetried: true }),
           [],
           "no other console or page errors",
         );

@@ -19,6 +19,7 @@ export interface JsonInit {
   readonly method?: "GET" | "POST" | "DELETE";
   readonly body?: unknown;
   readonly signal?: AbortSignal;
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /** Sends a request; resolves with the parsed body (null for 204), rejects with {@link ApiError}. */
@@ -30,6 +31,7 @@ export async function requestJson<T>(path: string, init: JsonInit = {}): Promise
       headers: {
         accept: "application/json",
         ...(init.body !== undefined && { "content-type": "application/json" }),
+        ...init.headers,
       },
       body: init.body === undefined ? null : JSON.stringify(init.body),
       credentials: "same-origin",
@@ -57,6 +59,17 @@ export async function requestJson<T>(path: string, init: JsonInit = {}): Promise
     );
   }
   return body as T;
+}
+
+/** Failures worth trying again: no answer at all, or a proxy or pod that is restarting. */
+export function isTransient(error: unknown): boolean {
+  return error instanceof ApiError && [0, 502, 503, 504].includes(error.status);
+}
+
+/** A fresh `Idempotency-Key`: 128 random bits (also outside secure contexts). */
+export function newIdempotencyKey(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** A message fit for the UI, whatever was thrown. */
