@@ -5,6 +5,7 @@
  * is awaited with a deadline, never slept for.
  */
 import assert from "node:assert/strict";
+import { type AddressInfo, connect, createServer } from "node:net";
 import { describe, it } from "node:test";
 import { type Broker, MemoryBroker, MemoryBus } from "@realtime/server";
 import { EventSource } from "eventsource";
@@ -202,6 +203,64 @@ describe("client against the real service", { timeout: 60_000 }, () => {
       assert.deepEqual(received, ["one", "two"]);
     } finally {
       client.close();
+      await svc.stop();
+    }
+  });
+  it("a stream cut in the middle of an event: the half is dropped, the whole comes on resume", async () => {
+    const svc = await startService();
+    const { token } = await svc.login("Ada");
+    // A proxy that, on its first connection, forwards the server's bytes up to the middle of
+    // the event holding "cut here" and then drops both sides; later connections pass whole.
+    let cuts = 0;
+    const proxy = createServer((downstream) => {
+      const upstream = connect(svc.port, "127.0.0.1");
+      downstream.pipe(upstream);
+      const cutting = cuts === 0;
+      upstream.on("data", (chunk: Buffer) => {
+        const at = chunk.indexOf("cut here");
+        if (!cutting || at < 0) {
+          downstream.write(chunk);
+          return;
+        }
+        cuts++;
+        downstream.write(chunk.subarray(0, at), () => {
+          downstream.destroy();
+          upstream.destroy();
+        });
+      });
+      for (const socket of [downstream, upstream]) socket.on("error", () => {});
+      downstream.on("close", () => upstream.destroy());
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    const { port } = proxy.address() as AddressInfo;
+    // Real timers; a jitter of 0 makes the reconnect immediate.
+    const client = createRealtimeClient({
+      url: `http://127.0.0.1:${port}`,
+      eventSource: withBearerToken(EventSource),
+      getToken: () => token,
+      random: () => 0,
+    });
+    const received: string[] = [];
+    client.subscribe(ROOM, {
+      onEvent: (event) => {
+        if (event.type === "chat") received.push(String(event.content));
+      },
+    });
+    try {
+      await until(client, "the stream to open", () => client.state === "open");
+      await publish(svc.service, "one");
+      await publish(svc.service, "two");
+      await until(client, "two events", () => received.length === 2);
+      await publish(svc.service, "cut here");
+      await until(client, "the cut", () => client.state !== "open");
+      assert.equal(cuts, 1);
+      assert.deepEqual(received, ["one", "two"], "half an event is no event");
+      await publish(svc.service, "three");
+      await until(client, "the resume", () => received.length === 4);
+      assert.deepEqual(received, ["one", "two", "cut here", "three"]);
+    } finally {
+      client.close();
+      proxy.close();
       await svc.stop();
     }
   });
