@@ -87,14 +87,19 @@ export class NodeHttpConnection implements Connection {
   readonly #socket: Socket | null;
   readonly #chunked: boolean;
   #closed = false;
+  #closeListeners: CloseListeners = null;
 
   constructor(res: ServerResponse, headers: Readonly<Record<string, string>> = SSE_HEADERS) {
     this.#res = res;
     res.writeHead(200, headers);
     res.flushHeaders();
     res.socket?.setNoDelay(true);
-    res.once("close", () => {
+    // One listener of ours on the response, whoever asks to hear of its close (see onClose).
+    res.on("close", () => {
       this.#closed = true;
+      const listeners = this.#closeListeners;
+      this.#closeListeners = null;
+      fire(listeners);
     });
     // Direct writes only when the headers were handed to this socket (not queued behind an
     // earlier pipelined response).
@@ -141,7 +146,7 @@ export class NodeHttpConnection implements Connection {
 
   onClose(listener: () => void): void {
     if (this.closed) queueMicrotask(listener);
-    else this.#res.once("close", listener);
+    else this.#closeListeners = added(this.#closeListeners, listener);
   }
 
   onDrain(listener: () => void): void {
@@ -153,11 +158,17 @@ export class NodeHttpConnection implements Connection {
 /** Adapter for an HTTP/2 stream (node:http2 core API). Sends the headers immediately. */
 export class Http2StreamConnection implements Connection {
   readonly #stream: ServerHttp2Stream;
+  #closeListeners: CloseListeners = null;
 
   constructor(stream: ServerHttp2Stream, headers: Readonly<Record<string, string>> = SSE_HEADERS) {
     this.#stream = stream;
     const h2headers: OutgoingHttpHeaders = { ":status": 200, ...headers };
     stream.respond(h2headers);
+    stream.on("close", () => {
+      const listeners = this.#closeListeners;
+      this.#closeListeners = null;
+      fire(listeners);
+    });
   }
 
   write(chunk: string): boolean {
@@ -189,10 +200,29 @@ export class Http2StreamConnection implements Connection {
 
   onClose(listener: () => void): void {
     if (this.closed) queueMicrotask(listener);
-    else this.#stream.once("close", listener);
+    else this.#closeListeners = added(this.#closeListeners, listener);
   }
 
   onDrain(listener: () => void): void {
     this.#stream.on("drain", listener);
   }
+}
+
+/**
+ * The close listeners of one connection (the hub's and the stream's, and the drain's at
+ * shutdown), kept by the adapter behind a single listener on the transport. An idle stream
+ * holds them for hours: each `emitter.once()` costs a wrapper closure, its context and a
+ * property (~150 bytes in Node 24) on top of the listener. The list is an exact-size array,
+ * copied on the (rare) add: `push` and spreading over-allocate (200 bytes for two listeners
+ * instead of 64).
+ */
+type CloseListeners = readonly (() => void)[] | null;
+
+function added(listeners: CloseListeners, listener: () => void): CloseListeners {
+  return listeners === null ? [listener] : listeners.concat(listener);
+}
+
+/** Calls each listener, in the order they were added. */
+function fire(listeners: CloseListeners): void {
+  if (listeners !== null) for (const listener of listeners) listener();
 }

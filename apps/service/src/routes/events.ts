@@ -52,8 +52,11 @@ export function registerEventsRoute(app: FastifyInstance, deps: EventsRouteDeps)
       const cursor = (Array.isArray(header) ? header[0] : header) || query.lastEventId || null;
       const abort = new AbortController();
       // The response's close (not the request's, which fires once the request is read) says the
-      // client went away while the stream was being prepared.
-      reply.raw.once("close", () => abort.abort());
+      // client went away while the stream was being prepared. Removed once the stream is
+      // connected (the connection reports its close to the hub from then on): left in place,
+      // it would hold the controller and its closure for the whole life of the stream.
+      const abandoned = () => abort.abort();
+      reply.raw.once("close", abandoned);
       await hub.open({
         userId: identity.kind === "user" ? identity.userId : identity.service,
         userName: identity.kind === "user" ? identity.userName : identity.service,
@@ -62,7 +65,10 @@ export function registerEventsRoute(app: FastifyInstance, deps: EventsRouteDeps)
         // The hub closes at its first sweep after this: ending no later than the token's exp.
         expiresAt: identity.expiresAt - TOKEN_EXPIRY_MARGIN_MS,
         signal: abort.signal,
-        connect: () => connect(request, reply),
+        connect: () => {
+          reply.raw.off("close", abandoned);
+          return connect(request, reply);
+        },
       });
     } catch (error) {
       const refusal = toAppError(error);

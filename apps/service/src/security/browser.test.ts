@@ -226,6 +226,10 @@ describe("cookie and security headers", () => {
       assert.equal(stream.status, 200);
       assertSecurityHeaders(stream.headers, "SSE");
       stream.close();
+      // The stream route sets them its own way (security/browser.ts): its refusals too.
+      const refused = await request(`${svc.url}/api/events?channel=channel:h`);
+      assert.equal(refused.status, 401);
+      assertSecurityHeaders(refused.headers, "SSE refusal");
       assertSecurityHeaders((await request(`${svc.url}/`)).headers, "page");
       assertSecurityHeaders((await request(`${svc.url}/api/nope`)).headers, "404");
     } finally {

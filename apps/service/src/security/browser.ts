@@ -3,9 +3,10 @@
  * allow-list (`@fastify/cors`, only when `CORS_ORIGINS` is set), and the CSRF check on
  * cookie-authenticated requests that change state.
  */
+import { createRequire } from "node:module";
 import cors from "@fastify/cors";
-import helmet from "@fastify/helmet";
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import helmet, { type FastifyHelmetOptions } from "@fastify/helmet";
+import type { FastifyInstance, FastifyRequest, RouteOptions } from "fastify";
 import type { Config } from "../config.ts";
 import { appError, Errors } from "../errors.ts";
 
@@ -27,12 +28,15 @@ export const CSP_DIRECTIVES = {
   frameAncestors: ["'none'"],
 } as const;
 
+/** The SSE route: its responses get helmet's headers as reply headers (see below). */
+const STREAM_ROUTE = "/api/events";
+
 /** Request headers a cross-origin page may send (everything else needs no preflight or is refused). */
 const CORS_HEADERS = ["content-type", "authorization", "last-event-id"];
 
 export async function registerBrowserSecurity(app: FastifyInstance, config: Config): Promise<void> {
   const secure = config.auth.cookieSecure;
-  await app.register(helmet, {
+  const helmetOptions: FastifyHelmetOptions = {
     contentSecurityPolicy: { useDefaults: false, directives: CSP_DIRECTIVES },
     // Only where the site is served over TLS: on plain http browsers ignore it anyway, and a
     // development origin must not be pinned to https.
@@ -40,6 +44,28 @@ export async function registerBrowserSecurity(app: FastifyInstance, config: Conf
     referrerPolicy: { policy: "same-origin" },
     // The API is not meant to be embedded by other sites' documents.
     crossOriginResourcePolicy: { policy: "same-origin" },
+  };
+  await app.register(helmet, helmetOptions);
+
+  // SSE streams get the same headers, but not through the plugin: it sets them on the raw
+  // response (`setHeader`), and a response with headers set that way keeps Node's header map
+  // and its arrays (~2 KB) for as long as it lives, which for a stream is hours. Set as reply
+  // headers instead, they reach the raw response in one `writeHead` (the stream's, or a
+  // refusal's) that keeps only the head it wrote. A global hook, right after the plugin's, so
+  // that the refusals of the hooks after it (CSRF below) carry them as before.
+  const streamHeaders = recordHelmetHeaders(helmetOptions);
+  app.addHook("onRoute", (route: RouteOptions) => {
+    if (route.url !== STREAM_ROUTE) return;
+    route.config = { ...route.config, helmet: { skipRoute: true } } as RouteOptions["config"];
+  });
+  app.addHook("onRequest", async (request, reply) => {
+    if (request.routeOptions.url !== STREAM_ROUTE) return;
+    reply.headers(streamHeaders);
+    // The plugin still puts a `reply.helmet()` on every reply, a closure over a merged copy of
+    // its options (~400 bytes) that Fastify keeps with the reply for the life of the stream.
+    // Nothing calls it here (it would set the headers on the raw response again): back to the
+    // value the plugin declares it with.
+    (reply as unknown as { helmet: null }).helmet = null;
   });
 
   const origins = config.security.corsOrigins;
@@ -76,6 +102,31 @@ export async function registerBrowserSecurity(app: FastifyInstance, config: Conf
 }
 
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+type HelmetMiddleware = (req: unknown, res: unknown, next: (error?: unknown) => void) => void;
+
+/**
+ * The headers helmet sets for `options`, recorded once. They depend on the options alone (no
+ * CSP directive here is a function of the request), so every response gets the same ones.
+ * `helmet` is loaded the way `@fastify/helmet` loads it, so both are the same version.
+ */
+function recordHelmetHeaders(options: object): Record<string, string> {
+  const load = createRequire(import.meta.resolve("@fastify/helmet"));
+  const helmetOf = load("helmet") as (options: object) => HelmetMiddleware;
+  const headers: Record<string, string> = {};
+  const response = {
+    setHeader(name: string, value: unknown) {
+      headers[name.toLowerCase()] = String(value);
+    },
+    removeHeader(name: string) {
+      delete headers[name.toLowerCase()];
+    },
+  };
+  helmetOf({ ...options })({}, response, (error) => {
+    if (error) throw error;
+  });
+  return headers;
+}
 
 /**
  * A request that the browser authenticated by itself: it carries the session cookie and no

@@ -55,9 +55,11 @@ export function registerStreamAdmission(app: FastifyInstance, deps: StreamAdmiss
         });
       }
       // The response's close: when the stream ends, or when a refusal's response is done.
+      // `on`, not `once`: the lease is idempotent, and a `once` wrapper would be held for the
+      // whole life of the stream.
       const raw = reply.raw as FastifyReply["raw"] & { closed?: boolean };
       if (raw.closed === true || raw.destroyed) lease();
-      else raw.once("close", lease);
+      else raw.on("close", lease);
     });
   });
 }
