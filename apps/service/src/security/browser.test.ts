@@ -88,6 +88,42 @@ describe("CORS and CSRF", () => {
     await goodStillWorks("after preflights");
   });
 
+  it("a cross-origin page may send Idempotency-Key and read Idempotent-Replayed", async () => {
+    const preflight = await request(`${svc.url}/api/chat/messages`, {
+      method: "OPTIONS",
+      headers: {
+        origin: ALLOWED,
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "content-type,idempotency-key",
+      },
+    });
+    assert.equal(preflight.status, 204);
+    assert.match(
+      String(preflight.headers["access-control-allow-headers"]),
+      /(^|,\s*)idempotency-key(,|$)/,
+    );
+    const { token } = await svc.login("Cross");
+    const post = () =>
+      request(`${svc.url}/api/chat/messages`, {
+        method: "POST",
+        headers: {
+          origin: ALLOWED,
+          authorization: `Bearer ${token}`,
+          "content-type": "application/json",
+          "idempotency-key": "cross-origin-1",
+        },
+        body: JSON.stringify({ channel: "channel:cors", content: "once" }),
+      });
+    assert.equal((await post()).status, 204);
+    const again = await post();
+    assert.equal(again.status, 204);
+    assert.equal(again.headers["idempotent-replayed"], "true");
+    assert.match(
+      String(again.headers["access-control-expose-headers"]),
+      /(^|,\s*)idempotent-replayed(,|$)/,
+    );
+  });
+
   it("a credentialed stream: allowed origin gets ACAO + ACAC; a foreign origin is refused", async () => {
     const allowed = await openStream(`${svc.url}/api/events?channel=channel:browser`, {
       cookie,

@@ -32,7 +32,7 @@ export const CSP_DIRECTIVES = {
 const STREAM_ROUTE = "/api/events";
 
 /** Request headers a cross-origin page may send (everything else needs no preflight or is refused). */
-const CORS_HEADERS = ["content-type", "authorization", "last-event-id"];
+const CORS_HEADERS = ["content-type", "authorization", "last-event-id", "idempotency-key"];
 
 export async function registerBrowserSecurity(app: FastifyInstance, config: Config): Promise<void> {
   const secure = config.auth.cookieSecure;
@@ -76,7 +76,7 @@ export async function registerBrowserSecurity(app: FastifyInstance, config: Conf
       credentials: true,
       methods: ["GET", "HEAD", "POST", "DELETE"],
       allowedHeaders: CORS_HEADERS,
-      exposedHeaders: ["retry-after", "location"],
+      exposedHeaders: ["retry-after", "location", "idempotent-replayed"],
       maxAge: 600,
       // Its strict mode answers a malformed preflight in plain text; every error here is JSON.
       strictPreflight: false,
