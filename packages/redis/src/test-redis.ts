@@ -34,6 +34,13 @@ export interface TestRedis {
 export interface TestRedisCluster {
   /** The masters, each owning a share of the 16384 slots. */
   readonly nodes: readonly { host: string; port: number }[];
+  /** The replicas, each with the port of the master it follows (none unless asked for). */
+  readonly replicas: readonly { host: string; port: number; masterPort: number }[];
+  /**
+   * `CLUSTER FAILOVER` on the replica at `port` (a coordinated failover: it takes over once it
+   * has everything its master acknowledged); resolves when every node sees it as a master.
+   */
+  failover(port: number): Promise<void>;
   /** Stops every node and removes their directories. Idempotent. */
   stop(): Promise<void>;
 }
@@ -220,8 +227,14 @@ export async function startRedis(): Promise<TestRedis> {
   };
 }
 
-/** Starts `masters` cluster-enabled servers and joins them into one cluster without replicas. */
-export async function startRedisCluster(masters = 3): Promise<TestRedisCluster> {
+/**
+ * Starts `masters` cluster-enabled servers (and `replicasPerMaster` replicas of each) and joins
+ * them into one cluster.
+ */
+export async function startRedisCluster(
+  masters = 3,
+  { replicasPerMaster = 0 }: { replicasPerMaster?: number } = {},
+): Promise<TestRedisCluster> {
   const started: { port: number; dir: string; child: ChildProcess }[] = [];
   const stop = async () => {
     await Promise.all(started.map((node) => stopChild(node.child, "SIGTERM")));
@@ -236,7 +249,7 @@ export async function startRedisCluster(masters = 3): Promise<TestRedisCluster> 
       "--cluster-node-timeout", "5000",
     ];
     const spawned = await Promise.allSettled(
-      Array.from({ length: masters }, async () => {
+      Array.from({ length: masters * (1 + replicasPerMaster) }, async () => {
         started.push(await spawnOnFreePort(clusterArgs));
       }),
     );
@@ -245,7 +258,8 @@ export async function startRedisCluster(masters = 3): Promise<TestRedisCluster> 
     const addresses = started.map((node) => `${HOST}:${node.port}`);
     await run(
       REDIS_CLI,
-      ["--cluster", "create", ...addresses, "--cluster-replicas", "0", "--cluster-yes"],
+      // biome-ignore format: flag/value pairs read better side by side
+      ["--cluster", "create", ...addresses, "--cluster-replicas", String(replicasPerMaster), "--cluster-yes"],
       { timeout: 30_000 },
     );
     for (const node of started) {
@@ -254,9 +268,54 @@ export async function startRedisCluster(masters = 3): Promise<TestRedisCluster> 
         return info.includes("cluster_state:ok") && info.includes(`cluster_size:${masters}`);
       });
     }
+    const replicas = masters * replicasPerMaster;
+    let roles = await clusterRoles(started[0]?.port ?? 0);
+    await until(`${masters} masters and ${replicas} replicas`, 20_000, async () => {
+      roles = await clusterRoles(started[0]?.port ?? 0);
+      return roles.masters.length === masters && roles.replicas.length === replicas;
+    });
+    for (const replica of roles.replicas) {
+      await until(`replica ${replica.port} in sync`, 20_000, async () =>
+        (await redisCli(replica.port, "INFO", "replication")).includes("master_link_status:up"),
+      );
+    }
+    const ports = started.map((node) => node.port);
+    return {
+      nodes: roles.masters.map((port) => ({ host: HOST, port })),
+      replicas: roles.replicas.map((r) => ({ host: HOST, ...r })),
+      stop,
+      async failover(port: number) {
+        await redisCli(port, "CLUSTER", "FAILOVER");
+        for (const other of ports) {
+          await until(`${port} a master as seen from ${other}`, 20_000, async () =>
+            (await clusterRoles(other)).masters.includes(port),
+          );
+        }
+      },
+    };
   } catch (error) {
     await stop();
     throw error;
   }
-  return { nodes: started.map((node) => ({ host: HOST, port: node.port })), stop };
+}
+
+/** Masters and replicas as `CLUSTER NODES` on `port` lists them. */
+async function clusterRoles(
+  port: number,
+): Promise<{ masters: number[]; replicas: { port: number; masterPort: number }[] }> {
+  const lines = (await redisCli(port, "CLUSTER", "NODES")).split("\n").filter(Boolean);
+  const byId = new Map<string, number>();
+  const rows = lines.map((line) => {
+    const [id = "", address = "", flags = "", master = ""] = line.split(" ");
+    const nodePort = Number(address.split("@")[0]?.split(":").at(-1));
+    byId.set(id, nodePort);
+    return { port: nodePort, flags: flags.split(","), master };
+  });
+  const live = rows.filter((r) => !r.flags.includes("fail") && !r.flags.includes("noaddr"));
+  return {
+    masters: live.filter((r) => r.flags.includes("master")).map((r) => r.port),
+    replicas: live
+      .filter((r) => r.flags.includes("slave"))
+      .map((r) => ({ port: r.port, masterPort: byId.get(r.master) ?? 0 })),
+  };
 }

@@ -1,0 +1,98 @@
+/**
+ * A Redis Cluster master fails over to its replica while two pods stream and publish through
+ * it (3 masters, 3 replicas, started here). A coordinated `CLUSTER FAILOVER` loses nothing, so
+ * every client must end with every accepted event once, in order, with no reset — the pods'
+ * sharded subscriptions must follow the slots to the new master on their own.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { ClusterAdmin, startRedisCluster, type TestRedisCluster } from "@realtime/redis/testing";
+import { acquireLoadLock } from "./testing/load-lock.ts";
+import { type Pod, startPods, stopPods } from "./testing/pods.ts";
+import { login, publishLoad, serviceToken, topOffsets } from "./testing/publisher.ts";
+import { ReadyWatch, until } from "./testing/scenarios.ts";
+import { checkChannel, perfect, StreamClient } from "./testing/stream-client.ts";
+
+/** Twelve rooms whose slots spread over the three masters' ranges. */
+const CHANNELS = Array.from({ length: 12 }, (_, i) => `channel:room_${i}`);
+
+describe("Redis Cluster failover under load", { timeout: 180_000 }, () => {
+  let cluster: TestRedisCluster;
+  let admin: ClusterAdmin;
+  let a: Pod;
+  let b: Pod;
+  let release: (() => void) | undefined;
+  before(async () => {
+    release = await acquireLoadLock();
+    cluster = await startRedisCluster(3, { replicasPerMaster: 1 });
+    admin = new ClusterAdmin([...cluster.nodes, ...cluster.replicas]);
+    const seeds = [...cluster.nodes, ...cluster.replicas].map((n) => `${n.host}:${n.port}`);
+    [a, b] = (await startPods(2, { REDIS_CLUSTER_NODES: seeds.join(",") })) as [Pod, Pod];
+  });
+  after(async () => {
+    await stopPods([a, b]);
+    await admin?.close();
+    await cluster?.stop();
+    release?.();
+  });
+
+  it("a master fails over to its replica: every event once, in order, no reset", async () => {
+    assert.equal(cluster.replicas.length, 3);
+    const owners = new Set<number>();
+    for (const channel of CHANNELS) {
+      owners.add((await admin.owner(`realtime:{${channel}}`)).options.port ?? 0);
+    }
+    assert.equal(owners.size, 3, "the rooms live on all three masters");
+    const victim = (await admin.owner(`realtime:{${CHANNELS[0]}}`)).options.port as number;
+    const replica = cluster.replicas.find((r) => r.masterPort === victim);
+    assert.ok(replica, `a replica of ${victim}`);
+
+    const token = await serviceToken();
+    const user = await login(b.url, "Failover");
+    const clients = [
+      new StreamClient(user.token, CHANNELS.slice(0, 6)),
+      new StreamClient(user.token, CHANNELS.slice(6)),
+      new StreamClient(user.token, [CHANNELS[0] as string, CHANNELS[11] as string]),
+    ];
+    const watches = [new ReadyWatch(a), new ReadyWatch(b)];
+    try {
+      for (const [i, client] of clients.entries()) {
+        assert.equal(await client.connect(i === 2 ? a.url : b.url), 200);
+      }
+      const load = publishLoad({
+        podUrls: () => [a.url, b.url],
+        token,
+        channels: CHANNELS,
+        rate: 300,
+        durationMs: 30_000,
+        maxEvents: 3_000,
+      });
+      const first = clients[0] as StreamClient;
+      await until(() => first.count(CHANNELS[0] as string, "tick") >= 20, 10_000, "flow");
+      await cluster.failover(replica.port);
+      const owner = (await admin.owner(`realtime:{${CHANNELS[0]}}`)).options.port;
+      assert.equal(owner, replica.port, "the replica owns the slot now");
+      const published = await load;
+      // A publish that met the switch may be refused (503, "try again"); none may be lost.
+      assert.deepEqual(
+        [...published.failures.keys()].filter((status) => status !== 503),
+        [],
+        "only 503s, if any",
+      );
+      for (const client of clients) {
+        await client.untilOffsets(topOffsets(published), 20_000);
+        assert.deepEqual(client.strays, []);
+        for (const channel of client.channels) {
+          const log = client.log.get(channel);
+          assert.ok(log);
+          const check = checkChannel(log, "tick", published.accepted.get(channel) ?? new Map());
+          assert.deepEqual(check, perfect(check), `${channel}: ${JSON.stringify(check)}`);
+        }
+        assert.deepEqual(client.statuses, [200], "the stream stayed open");
+      }
+    } finally {
+      for (const client of clients) client.close();
+      await Promise.all(watches.map((w) => w.stop()));
+    }
+  });
+});
