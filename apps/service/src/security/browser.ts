@@ -1,12 +1,11 @@
 /**
- * What protects browser users: security headers (`@fastify/helmet`), CORS with an exact origin
+ * What protects browser users: security headers (`helmet`), CORS with an exact origin
  * allow-list (`@fastify/cors`, only when `CORS_ORIGINS` is set), and the CSRF check on
  * cookie-authenticated requests that change state.
  */
-import { createRequire } from "node:module";
 import cors from "@fastify/cors";
-import helmet, { type FastifyHelmetOptions } from "@fastify/helmet";
-import type { FastifyInstance, FastifyRequest, RouteOptions } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import helmet, { type HelmetOptions } from "helmet";
 import type { Config } from "../config.ts";
 import { appError, Errors } from "../errors.ts";
 
@@ -28,15 +27,18 @@ export const CSP_DIRECTIVES = {
   frameAncestors: ["'none'"],
 } as const;
 
-/** The SSE route: its responses get helmet's headers as reply headers (see below). */
-const STREAM_ROUTE = "/api/events";
-
 /** Request headers a cross-origin page may send (everything else needs no preflight or is refused). */
 const CORS_HEADERS = ["content-type", "authorization", "last-event-id", "idempotency-key"];
 
 export async function registerBrowserSecurity(app: FastifyInstance, config: Config): Promise<void> {
   const secure = config.auth.cookieSecure;
-  const helmetOptions: FastifyHelmetOptions = {
+  // The headers helmet would set, computed once: they depend on these options alone (no CSP
+  // directive is a function of the request), so every response gets the same ones. Not through
+  // `@fastify/helmet`, which runs `helmet(options)` again for every request — parsing the CSP
+  // directives each time, ~9 % of a publish's CPU — and sets them on the raw response, where a
+  // long-lived SSE response keeps Node's header map (~2 KB) for hours. As reply headers they
+  // reach the raw response in the one `writeHead` of the response (a stream's or a refusal's).
+  const securityHeaders = headersOf({
     contentSecurityPolicy: { useDefaults: false, directives: CSP_DIRECTIVES },
     // Only where the site is served over TLS: on plain http browsers ignore it anyway, and a
     // development origin must not be pinned to https.
@@ -44,28 +46,11 @@ export async function registerBrowserSecurity(app: FastifyInstance, config: Conf
     referrerPolicy: { policy: "same-origin" },
     // The API is not meant to be embedded by other sites' documents.
     crossOriginResourcePolicy: { policy: "same-origin" },
-  };
-  await app.register(helmet, helmetOptions);
-
-  // SSE streams get the same headers, but not through the plugin: it sets them on the raw
-  // response (`setHeader`), and a response with headers set that way keeps Node's header map
-  // and its arrays (~2 KB) for as long as it lives, which for a stream is hours. Set as reply
-  // headers instead, they reach the raw response in one `writeHead` (the stream's, or a
-  // refusal's) that keeps only the head it wrote. A global hook, right after the plugin's, so
-  // that the refusals of the hooks after it (CSRF below) carry them as before.
-  const streamHeaders = recordHelmetHeaders(helmetOptions);
-  app.addHook("onRoute", (route: RouteOptions) => {
-    if (route.url !== STREAM_ROUTE) return;
-    route.config = { ...route.config, helmet: { skipRoute: true } } as RouteOptions["config"];
   });
-  app.addHook("onRequest", async (request, reply) => {
-    if (request.routeOptions.url !== STREAM_ROUTE) return;
-    reply.headers(streamHeaders);
-    // The plugin still puts a `reply.helmet()` on every reply, a closure over a merged copy of
-    // its options (~400 bytes) that Fastify keeps with the reply for the life of the stream.
-    // Nothing calls it here (it would set the headers on the raw response again): back to the
-    // value the plugin declares it with.
-    (reply as unknown as { helmet: null }).helmet = null;
+  // The first hook of every request, so that every refusal of the hooks after it (CSRF below,
+  // limits, authentication) carries them too.
+  app.addHook("onRequest", async (_request, reply) => {
+    reply.headers(securityHeaders);
   });
 
   const origins = config.security.corsOrigins;
@@ -103,16 +88,11 @@ export async function registerBrowserSecurity(app: FastifyInstance, config: Conf
 
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
-type HelmetMiddleware = (req: unknown, res: unknown, next: (error?: unknown) => void) => void;
-
 /**
- * The headers helmet sets for `options`, recorded once. They depend on the options alone (no
- * CSP directive here is a function of the request), so every response gets the same ones.
- * `helmet` is loaded the way `@fastify/helmet` loads it, so both are the same version.
+ * The headers `helmet` sets for `options`, recorded once by running its middleware against a
+ * response that only records them.
  */
-function recordHelmetHeaders(options: object): Record<string, string> {
-  const load = createRequire(import.meta.resolve("@fastify/helmet"));
-  const helmetOf = load("helmet") as (options: object) => HelmetMiddleware;
+function headersOf(options: HelmetOptions): Record<string, string> {
   const headers: Record<string, string> = {};
   const response = {
     setHeader(name: string, value: unknown) {
@@ -122,7 +102,12 @@ function recordHelmetHeaders(options: object): Record<string, string> {
       delete headers[name.toLowerCase()];
     },
   };
-  helmetOf({ ...options })({}, response, (error) => {
+  const middleware = helmet(options) as unknown as (
+    request: unknown,
+    response: unknown,
+    next: (error?: unknown) => void,
+  ) => void;
+  middleware({}, response, (error) => {
     if (error) throw error;
   });
   return headers;
