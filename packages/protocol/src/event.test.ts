@@ -105,6 +105,14 @@ describe("nowTimestamp", () => {
     const stamp = Date.parse(nowTimestamp());
     assert.ok(stamp >= before && stamp <= Date.now());
   });
+
+  it("gives each millisecond its own stamp, also when asked again for an earlier one", () => {
+    const t = Date.UTC(2026, 10, 28, 1, 2, 3, 4);
+    assert.equal(nowTimestamp(t), "2026-11-28T01:02:03.004Z");
+    assert.equal(nowTimestamp(t), "2026-11-28T01:02:03.004Z");
+    assert.equal(nowTimestamp(t + 1), "2026-11-28T01:02:03.005Z");
+    assert.equal(nowTimestamp(t), "2026-11-28T01:02:03.004Z");
+  });
 });
 
 describe("validateEventInput", () => {

@@ -96,8 +96,16 @@ export function validateEventType(type: unknown): string | null {
 
 /** The current time as the envelope wants it. */
 export function nowTimestamp(now: number = Date.now()): string {
-  return new Date(now).toISOString();
+  // Events come in bursts within one millisecond: format each millisecond once.
+  if (now !== lastMs) {
+    lastMs = now;
+    lastIso = new Date(now).toISOString();
+  }
+  return lastIso;
 }
+
+let lastMs = Number.NaN;
+let lastIso = "";
 
 /** Field names an event may carry besides `type`: identifiers, so they read well in any language. */
 export const EVENT_FIELD_PATTERN = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
