@@ -6,10 +6,15 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { ClusterAdmin, startRedisCluster, type TestRedisCluster } from "@realtime/redis/testing";
+import {
+  ClusterAdmin,
+  redisCli,
+  startRedisCluster,
+  type TestRedisCluster,
+} from "@realtime/redis/testing";
 import { acquireLoadLock } from "./testing/load-lock.ts";
 import { type Pod, startPods, stopPods } from "./testing/pods.ts";
-import { login, publishLoad, serviceToken, topOffsets } from "./testing/publisher.ts";
+import { login, postJson, publishLoad, serviceToken, topOffsets } from "./testing/publisher.ts";
 import { ReadyWatch, until } from "./testing/scenarios.ts";
 import { checkChannel, perfect, StreamClient } from "./testing/stream-client.ts";
 
@@ -93,6 +98,110 @@ describe("Redis Cluster failover under load", { timeout: 180_000 }, () => {
     } finally {
       for (const client of clients) client.close();
       await Promise.all(watches.map((w) => w.stop()));
+    }
+  });
+});
+
+describe("Redis Cluster master lost with writes its replica never got", {
+  timeout: 180_000,
+}, () => {
+  let cluster: TestRedisCluster;
+  let a: Pod;
+  let b: Pod;
+  let release: (() => void) | undefined;
+  before(async () => {
+    release = await acquireLoadLock();
+    cluster = await startRedisCluster(3, { replicasPerMaster: 1 });
+    const seeds = [...cluster.nodes, ...cluster.replicas].map((n) => `${n.host}:${n.port}`);
+    [a, b] = (await startPods(2, { REDIS_CLUSTER_NODES: seeds.join(",") })) as [Pod, Pod];
+  });
+  after(async () => {
+    await stopPods([a, b]);
+    await cluster?.stop();
+    release?.();
+  });
+
+  it("the replica takes over without the last events: one reset, then every new event", async () => {
+    const channel = "channel:takeover";
+    const key = `realtime:meta:{${channel}}`;
+    const admin = new ClusterAdmin([...cluster.nodes, ...cluster.replicas]);
+    const token = await serviceToken();
+    const user = await login(b.url, "Takeover");
+    const client = new StreamClient(user.token, [channel]);
+    try {
+      const master = (await admin.owner(key)).options.port as number;
+      const replica = cluster.replicas.find((r) => r.masterPort === master)?.port;
+      assert.ok(replica, `a replica of ${master}`);
+      assert.equal(await client.connect(b.url), 200);
+      const publish = async (n: number, from: number) => {
+        for (let i = from; i < from + n; i++) {
+          const { status, body } = await postJson(a.url, "/api/publish", token, {
+            channel,
+            event: { type: "tick", message: `#${i}` },
+          });
+          assert.equal(status, 202, body);
+        }
+      };
+      await publish(10, 0);
+      await until(() => client.count(channel, "tick") === 10, 10_000, "ten delivered");
+      // The replica stops following; the master acknowledges five more, which only it has.
+      const replOffset = async (port: number, field: string) =>
+        new RegExp(`${field}:(\\d+)`).exec(await redisCli(port, "INFO", "replication"))?.[1];
+      await until(
+        async () =>
+          (await replOffset(replica, "slave_repl_offset")) ===
+          (await replOffset(master, "master_repl_offset")),
+        10_000,
+        "the replica caught up first",
+      );
+      const epoch = await redisCli(master, "HGET", key, "epoch");
+      // Frozen, and cut off: what the master accepts from now on never reaches the replica.
+      cluster.signal(replica, "SIGSTOP");
+      try {
+        await redisCli(master, "CLIENT", "KILL", "TYPE", "replica");
+        await publish(5, 10);
+        await until(() => client.count(channel, "tick") === 15, 10_000, "fifteen delivered");
+        // The master dies with them; the replica takes over (as an operator, or the cluster
+        // after cluster-node-timeout, would).
+        cluster.signal(master, "SIGKILL");
+      } finally {
+        cluster.signal(replica, "SIGCONT");
+      }
+      await redisCli(replica, "CLUSTER", "FAILOVER", "TAKEOVER");
+      await until(
+        async () => (await redisCli(replica, "HGET", key, "epoch")) !== epoch,
+        30_000,
+        "a pod moved the channel to a new epoch",
+      );
+      await until(
+        async () => (await a.readyz()) === 200 && (await b.readyz()) === 200,
+        30_000,
+        "both pods ready",
+      );
+      await publish(5, 15);
+      await client.until(
+        () =>
+          (client.log.get(channel)?.resets.length ?? 0) === 1 &&
+          client.count(channel, "tick") === 20,
+        20_000,
+        () => client.describe(),
+      );
+      const log = client.log.get(channel);
+      assert.ok(log);
+      assert.deepEqual(log.resets, ["epoch_changed"]);
+      const since = log.events.slice(log.resetAt[0]);
+      assert.deepEqual(
+        since.map((e) => e.offset),
+        Array.from({ length: since.length }, (_, i) => i + 1),
+        "the new epoch from offset 1, no gap",
+      );
+      assert.deepEqual(
+        since.filter((e) => e.json.type === "tick").map((e) => e.json.message),
+        ["#15", "#16", "#17", "#18", "#19"],
+      );
+    } finally {
+      client.close();
+      await admin.close();
     }
   });
 });

@@ -41,6 +41,13 @@ export interface TestRedisCluster {
    * has everything its master acknowledged); resolves when every node sees it as a master.
    */
   failover(port: number): Promise<void>;
+  /** Masters and replicas as the node at `port` (default: any live one) sees them now. */
+  topology(port?: number): Promise<{
+    masters: number[];
+    replicas: { port: number; masterPort: number }[];
+  }>;
+  /** Sends `signal` to the node listening on `port` (SIGSTOP/SIGCONT to freeze it, SIGKILL). */
+  signal(port: number, signal: NodeJS.Signals): void;
   /** Stops every node and removes their directories. Idempotent. */
   stop(): Promise<void>;
 }
@@ -237,6 +244,8 @@ export async function startRedisCluster(
 ): Promise<TestRedisCluster> {
   const started: { port: number; dir: string; child: ChildProcess }[] = [];
   const stop = async () => {
+    // A node a test froze (SIGSTOP) must wake up to hear the SIGTERM.
+    for (const node of started) if (node.child.exitCode === null) node.child.kill("SIGCONT");
     await Promise.all(started.map((node) => stopChild(node.child, "SIGTERM")));
     for (const node of started) removeDir(node.dir);
   };
@@ -284,6 +293,12 @@ export async function startRedisCluster(
       nodes: roles.masters.map((port) => ({ host: HOST, port })),
       replicas: roles.replicas.map((r) => ({ host: HOST, ...r })),
       stop,
+      topology: (port = ports[0] ?? 0) => clusterRoles(port),
+      signal(port: number, signal: NodeJS.Signals) {
+        const node = started.find((n) => n.port === port);
+        if (!node) throw new Error(`no node on ${port}`);
+        node.child.kill(signal);
+      },
       async failover(port: number) {
         await redisCli(port, "CLUSTER", "FAILOVER");
         for (const other of ports) {
