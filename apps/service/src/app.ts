@@ -89,6 +89,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       connections: () => hub?.connectionCount ?? 0,
       channels: () => hub?.channelCount ?? 0,
       presenceUsers: () => presence?.usersOnline ?? 0,
+      queuedBytes: () => hub?.queuedBytes ?? 0,
+      stalledStreams: () => hub?.stalledCount ?? 0,
     },
   });
   hub = new Hub({

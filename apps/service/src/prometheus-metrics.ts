@@ -17,6 +17,10 @@ export interface PrometheusMetricsOptions {
     channels(): number;
     /** Distinct users with a presence-tracked stream on this pod. Default: not exported. */
     presenceUsers?(): number;
+    /** Bytes accepted for this pod's streams, not yet written (the fan-out queue). Default: not exported. */
+    queuedBytes?(): number;
+    /** Streams whose writes report backpressure now. Default: not exported. */
+    stalledStreams?(): number;
   };
   /** Whether to add prom-client's process metrics (CPU, memory, event loop), prefixed `realtime_`. Default true. */
   readonly defaultMetrics?: boolean;
@@ -102,6 +106,27 @@ export class PrometheusMetrics implements Metrics, PresenceMetrics {
       registers,
     });
 
+    const { queuedBytes, stalledStreams } = gauges;
+    if (queuedBytes) {
+      new Gauge({
+        name: "sse_queued_bytes",
+        help: "Bytes accepted for this pod's SSE streams and not yet written to the network (the fan-out queue; each stream's share is bounded by SLOW_CLIENT_MAX_BYTES).",
+        registers,
+        collect() {
+          this.set(queuedBytes());
+        },
+      });
+    }
+    if (stalledStreams) {
+      new Gauge({
+        name: "sse_stalled_streams",
+        help: "SSE streams whose writes report backpressure now (clients not reading fast enough).",
+        registers,
+        collect() {
+          this.set(stalledStreams());
+        },
+      });
+    }
     const presenceUsers = gauges.presenceUsers;
     if (presenceUsers) {
       new Gauge({

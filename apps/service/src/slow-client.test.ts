@@ -119,3 +119,48 @@ describe("slow HTTP/2 stream on a shared session", () => {
     }
   });
 });
+
+describe("the fan-out queue in /metrics", () => {
+  let svc: RunningService;
+  let token: string;
+  before(async () => {
+    // A bound far above what the test queues: the stream stays, its queue shows.
+    svc = await startService({ SLOW_CLIENT_MAX_BYTES: String(256 * 1024 * 1024) });
+    token = (await svc.login("Queue")).token;
+  });
+  after(() => svc.stop());
+
+  const gauge = async (name: string) => {
+    const text = await svc.service.metrics.render();
+    return Number(new RegExp(`^${name} (\\d+)$`, "m").exec(text)?.[1] ?? Number.NaN);
+  };
+
+  it("sse_queued_bytes and sse_stalled_streams rise behind a client that stops reading, and fall when it reads", async () => {
+    assert.equal(await gauge("sse_queued_bytes"), 0);
+    assert.equal(await gauge("sse_stalled_streams"), 0);
+    const stuck = net.connect(svc.port, "127.0.0.1");
+    await new Promise<void>((resolve) => stuck.once("connect", resolve));
+    stuck.write(
+      `GET /api/events?channel=${CHANNEL} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n\r\n`,
+    );
+    await new Promise<void>((resolve) => stuck.once("data", () => resolve()));
+    stuck.pause();
+    try {
+      // ~30 MB: more than loopback's socket buffers, so the rest waits in the pod.
+      await flood(svc, 2_000, "q-");
+      const queued = await gauge("sse_queued_bytes");
+      assert.ok(queued > 1_000_000, `queued ${queued} bytes`);
+      assert.equal(await gauge("sse_stalled_streams"), 1);
+      stuck.resume();
+      stuck.on("data", () => {});
+      const deadline = Date.now() + 30_000;
+      while ((await gauge("sse_queued_bytes")) > 0) {
+        assert.ok(Date.now() < deadline, "the queue drains once the client reads");
+        await new Promise((resolve) => stuck.once("data", resolve));
+      }
+      assert.equal(svc.service.hub.connectionCount, 1, "never dropped");
+    } finally {
+      stuck.destroy();
+    }
+  });
+});

@@ -178,6 +178,24 @@ export class Hub implements StreamHost {
     return this.#channels.size;
   }
 
+  /**
+   * The pod's fan-out queue: bytes accepted for its streams and not yet written to the network
+   * (each stream's socket queue, bounded by `maxQueuedBytes`, plus this tick's batch). One pass
+   * over the streams: read it at scrape time, not per event.
+   */
+  get queuedBytes(): number {
+    let total = 0;
+    for (const stream of this.#streams) total += stream.queuedBytes;
+    return total;
+  }
+
+  /** Streams whose writes report backpressure now (the slowest readers). */
+  get stalledCount(): number {
+    let stalled = 0;
+    for (const stream of this.#streams) if (stream.stalledSince !== 0) stalled++;
+    return stalled;
+  }
+
   /** Whether the hub takes new streams (false once draining). */
   get accepting(): boolean {
     return this.#accepting;

@@ -106,6 +106,11 @@ export class SseStream {
     return this.#connection;
   }
 
+  /** Bytes accepted for this stream and not yet on the wire: its connection's queue and this tick's. */
+  get queuedBytes(): number {
+    return (this.#connection?.bufferedBytes ?? 0) + this.#pending.length;
+  }
+
   get ended(): boolean {
     return this.#ended;
   }
