@@ -31,7 +31,12 @@ import { registerJobRoutes } from "./routes/jobs.ts";
 import { registerPageRoutes } from "./routes/page.ts";
 import { registerPresenceRoute } from "./routes/presence.ts";
 import { registerPublishRoute } from "./routes/publish.ts";
-import { memoizeAuthentication, registerSecurity, type Security } from "./security/index.ts";
+import {
+  memoizeAuthentication,
+  registerSecurity,
+  registerSecurityHeaders,
+  type Security,
+} from "./security/index.ts";
 
 export interface BuildOptions {
   /** Use this broker instead of the one the config selects (tests share one between pods). */
@@ -118,6 +123,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   let closing = false;
   registerErrorHandling(app);
+  // First of the onRequest hooks: every refusal of the ones after it carries the headers.
+  registerSecurityHeaders(app, config);
   app.addHook("onRequest", async () => {
     if (closing) throw appError(Errors.SHUTTING_DOWN, undefined, { "Retry-After": "1" });
   });
@@ -207,15 +214,11 @@ async function createPresenceStore(config: Config, log: FastifyBaseLogger): Prom
   });
 }
 
-/**
- * HTTP/2 limits per session. Node allows 2^32 - 1 concurrent streams by default; a browser
- * needs a handful per origin (nginx, in front, allows 128), and a session that opens more is
- * refused by the protocol itself (REFUSED_STREAM) before any request reaches a route.
- */
-export const H2_SETTINGS = { maxConcurrentStreams: 128 } as const;
-
 function serverOptions(config: Config): Partial<FastifyServerOptions> & Record<string, unknown> {
   const { tls, h2c } = config.http;
+  // A session over the limit has further streams refused by the protocol itself
+  // (REFUSED_STREAM) before any request reaches a route.
+  const settings = { maxConcurrentStreams: config.http.h2MaxConcurrentStreams };
   if (tls) {
     return {
       http2: true,
@@ -223,11 +226,11 @@ function serverOptions(config: Config): Partial<FastifyServerOptions> & Record<s
         allowHTTP1: true,
         key: readFileSync(tls.keyFile),
         cert: readFileSync(tls.certFile),
-        settings: H2_SETTINGS,
+        settings,
       },
     };
   }
-  if (h2c) return { http2: true, http: { settings: H2_SETTINGS } };
+  if (h2c) return { http2: true, http: { settings } };
   return {};
 }
 

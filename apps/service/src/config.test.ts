@@ -34,6 +34,7 @@ describe("loadConfig defaults", () => {
       host: "0.0.0.0",
       tls: null,
       h2c: false,
+      h2MaxConcurrentStreams: 128,
       bodyLimitBytes: 65536,
       headersTimeoutMs: 10000,
       requestTimeoutMs: 30000,
@@ -223,6 +224,7 @@ describe("loadConfig validation", () => {
   test("every integer variable is validated", () => {
     const names = [
       "PORT",
+      "HTTP2_MAX_CONCURRENT_STREAMS",
       "TOKEN_TTL_SECONDS",
       "MAX_CONNECTIONS",
       "MAX_CHANNELS_PER_STREAM",

@@ -58,6 +58,13 @@ export interface HttpConfig {
    * that speaks h2c. Default false (plain HTTP/1.1 when TLS is off too).
    */
   readonly h2c: boolean;
+  /**
+   * Concurrent streams one HTTP/2 session may have (`HTTP2_MAX_CONCURRENT_STREAMS`), sent in
+   * SETTINGS. Default 128, as nginx: a browser needs a handful per origin; raise it for an h2c
+   * proxy that multiplexes many clients' SSE streams over few sessions (each stream holds a slot
+   * for as long as it is open). Node's own default would be 2^32 − 1.
+   */
+  readonly h2MaxConcurrentStreams: number;
   /** Largest accepted request body, in bytes (`BODY_LIMIT_BYTES`). Default 65536. */
   readonly bodyLimitBytes: number;
   /**
@@ -250,6 +257,7 @@ export function loadConfig(env: Env = process.env): Config {
     host: r.string("HOST", "0.0.0.0"),
     tls,
     h2c,
+    h2MaxConcurrentStreams: r.int("HTTP2_MAX_CONCURRENT_STREAMS", 128, 1, 2 ** 31 - 1),
     bodyLimitBytes: r.int("BODY_LIMIT_BYTES", 65536),
     headersTimeoutMs: r.int("HEADERS_TIMEOUT_MS", 10000, 100),
     requestTimeoutMs: r.int("REQUEST_TIMEOUT_MS", 30000, 100),

@@ -38,6 +38,7 @@ describe("watchConnection", () => {
         timeoutMs: 10_000,
       });
       assert.equal(stale.length, 1, stale.join("; "));
+      assert.match(stale[0] ?? "", /2 PINGs in a row/);
       // The control: ioredis alone keeps the silent connection.
       assert.equal(unwatched.status, "ready");
       assert.equal(await answers(unwatched), false, "the unwatched client is still cut off");

@@ -2,9 +2,11 @@
  * Replaces a Redis connection that went silent. A network partition leaves a TCP connection
  * open and carrying nothing; ioredis then times each command out (`commandTimeout`) but keeps
  * the connection, and TCP keepalive notices only after minutes. The broker has its own
- * publish-and-receive probe; every other client of a pod (presence, limits, jobs) gets this:
- * a PING every `intervalMs` while ready, and a reconnect when one goes unanswered for
- * `timeoutMs`.
+ * publish-and-receive probe; every other client of a pod (presence, limits) gets this: a PING
+ * every `intervalMs` while ready, and a reconnect when `misses` PINGs in a row go unanswered for
+ * `timeoutMs` each — two by default, so one stall of the server (a fork for a snapshot, a slow
+ * script) does not make every pod reconnect at once. On a Cluster a reconnect is of the whole
+ * client (ioredis has no per-node one); the silent master is usually being failed over anyway.
  */
 import type { Cluster, Redis } from "ioredis";
 
@@ -13,6 +15,8 @@ export interface WatchdogOptions {
   readonly intervalMs?: number;
   /** How long a ping may take before the connection is replaced, in ms. Default 2000. */
   readonly timeoutMs?: number;
+  /** Unanswered PINGs in a row that make the connection stale. Default 2. */
+  readonly misses?: number;
   /** Told when a silent connection is replaced. */
   readonly onStale?: (reason: string) => void;
 }
@@ -23,14 +27,19 @@ export function watchConnection(
   options: WatchdogOptions = {},
 ): () => void {
   const timeoutMs = options.timeoutMs ?? 2_000;
+  const allowed = options.misses ?? 2;
   let checking = false;
+  let missed = 0;
   const check = async () => {
     if (checking || client.status !== "ready") return;
     checking = true;
     try {
-      const answered = await pingAll(client, timeoutMs);
-      if (!answered && client.status === "ready") {
-        options.onStale?.(`no PING reply within ${timeoutMs} ms: reconnecting`);
+      missed = (await pingAll(client, timeoutMs)) ? 0 : missed + 1;
+      if (missed >= allowed && client.status === "ready") {
+        missed = 0;
+        options.onStale?.(
+          `${allowed} PINGs in a row unanswered within ${timeoutMs} ms: reconnecting`,
+        );
         client.disconnect(true);
       }
     } finally {

@@ -18,11 +18,11 @@
  * A grace token is `<podId>.<call>.<n>`: the pod that owns the grace period comes first.
  * Channel hashes empty themselves (Redis deletes empty hashes), so nothing needs a TTL.
  *
- * A transition's version is the channel's counter, incremented in the script that decides it.
- * A counter that does not exist (new channel, expired after a quiet day, data lost) starts at
- * Redis's clock in µs, above anything handed out before as long as a channel decides less than
- * one transition per µs on average. Versions cross the wire as decimal strings (Lua numbers
- * would lose digits in `tostring`).
+ * A transition's version is decided in the script that decides the transition: the channel's
+ * last version + 1, or Redis's clock in µs when that is greater. So versions grow within a
+ * channel, and keep growing across a lost counter (expired after a quiet day, or writes lost to
+ * a failover: the clock has moved on past what was handed out). Versions cross the wire as
+ * decimal strings (Lua numbers would lose digits in `tostring`).
  */
 import { createHash } from "node:crypto";
 import type { ChannelName } from "@realtime/protocol";
@@ -99,14 +99,13 @@ const VERSION_TTL_MS = 86_400_000;
 /** The next version of the channel whose counter is KEYS[VERSION_KEY] (see the header). */
 const VERSION = `
 local function next_version(key)
-  local v = redis.call('INCR', key)
-  if v == 1 then
-    local t = redis.call('TIME')
-    v = tonumber(t[1]) * 1000000 + tonumber(t[2])
-    redis.call('SET', key, string.format('%.0f', v))
-  end
-  redis.call('PEXPIRE', key, ${VERSION_TTL_MS})
-  return string.format('%.0f', v)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local v = tonumber(redis.call('GET', key) or '0') + 1
+  if now > v then v = now end
+  local text = string.format('%.0f', v)
+  redis.call('SET', key, text, 'PX', ${VERSION_TTL_MS})
+  return text
 end
 `;
 

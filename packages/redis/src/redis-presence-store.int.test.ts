@@ -151,6 +151,26 @@ describe("RedisPresenceStore: faults and leftovers", () => {
     }
   });
 
+  it("versions keep growing when Redis lost the counter's last writes (a failover)", async () => {
+    const shared = prefix();
+    const store = new RedisPresenceStore({ url: redis.url, prefix: shared });
+    const y = "channel:versions" as ChannelName;
+    try {
+      await store.heartbeat(T0);
+      const join = (s: string) =>
+        ({ kind: "join", channel: y, streamId: s, userId: `u${s}`, userName: s }) as const;
+      const first = (await store.apply([join("1"), join("2"), join("3")], T0)).transitions;
+      const last = Math.max(...first.map((t) => t.version));
+      // The replica that took over had the counter three transitions back.
+      const key = channelPresenceKeys(shared, y).version;
+      await redisCli(redis.port, "SET", key, String(last - 3));
+      const [next] = (await store.apply([join("4")], T0)).transitions;
+      assert.ok(next && next.version > last, `${next?.version} > ${last}`);
+    } finally {
+      await store.close();
+    }
+  });
+
   it("leaves nothing behind once everyone left and every grace period ended", async () => {
     const shared = prefix();
     const [a, b] = [0, 1].map(() => new RedisPresenceStore({ url: redis.url, prefix: shared }));

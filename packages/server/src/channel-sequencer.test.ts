@@ -116,4 +116,17 @@ describe("ChannelSequencer", () => {
     assert.deepEqual(s.observe("e2", 2).fetch, { after: 0, until: 2 });
     assert.equal(s.epoch, "e2");
   });
+  it("does not take live messages that overtook the position's answer for a regression", () => {
+    const s = new ChannelSequencer();
+    s.start("e1", 10);
+    const asked = { epoch: s.epoch, top: s.top };
+    // While the position request was on its way, 11 and 12 arrived live.
+    assert.deepEqual(offsets(s.receive(msg(11)).ready), [11]);
+    assert.deepEqual(offsets(s.receive(msg(12)).ready), [12]);
+    // The answer (11) is older than the top now, but not below what was released when asked.
+    assert.deepEqual(s.observe("e1", 11, asked), { ready: [] });
+    assert.equal(s.top, 12);
+    // Below what was released when asked: a real regression.
+    assert.deepEqual(s.observe("e1", 9, asked).rebase, { epoch: "e1", offset: 10 });
+  });
 });

@@ -109,15 +109,22 @@ export class ChannelSequencer {
   /**
    * The channel's top as the broker reports it (after a reconnect, or on the periodic check).
    * If the pod is behind, the missing tail is fetched: this catches a lost *last* message,
-   * which no later message would reveal. If the broker is behind the pod in the same epoch,
-   * it lost a tail: the output asks for a rebase.
+   * which no later message would reveal. If the broker is behind what the pod had released
+   * when it asked (`asked`: {@link epoch} and {@link top} read before the request; default now),
+   * in the same epoch, it lost a tail: the output asks for a rebase.
    */
-  observe(epoch: string, offset: number): SequencerOutput {
+  observe(
+    epoch: string,
+    offset: number,
+    asked: { readonly epoch: string | null; readonly top: number } = this,
+  ): SequencerOutput {
     if (this.#fetching) return NOTHING;
-    if (this.#top >= 0 && epoch === this.#epoch && offset < this.#top) {
+    // Compared with what this pod had released when it *asked*: live messages that arrived
+    // while the answer was on its way make the answer look behind without anything being lost.
+    if (asked.top >= 0 && epoch === asked.epoch && epoch === this.#epoch && offset < asked.top) {
       // Offsets only grow within an epoch: the broker lost what it had acknowledged. Its next
       // offsets would repeat ones this pod released (and drop as duplicates).
-      return { ready: [], rebase: { epoch, offset: this.#top } };
+      return { ready: [], rebase: { epoch, offset: asked.top } };
     }
     if (this.#top < 0 || epoch !== this.#epoch) {
       this.#epoch = epoch;

@@ -96,6 +96,8 @@ interface ChannelState {
   readonly sequencer: ChannelSequencer;
   /** Messages released in this tick, fanned out together at its end (see `#flush`). */
   batch: BrokerMessage[];
+  /** A rebase of this channel is under way (one at a time). */
+  rebasing: boolean;
 }
 
 /** `sse_disconnects_total` reasons for the closes the hub initiates. */
@@ -372,9 +374,10 @@ export class Hub implements StreamHost {
     await Promise.all(
       states.map(async (state) => {
         try {
+          const asked = { epoch: state.sequencer.epoch, top: state.sequencer.top };
           const top = await this.#broker.position(state.name);
           if (this.#channels.get(state.name) === state) {
-            this.#apply(state, state.sequencer.observe(top.epoch, top.offset));
+            this.#apply(state, state.sequencer.observe(top.epoch, top.offset, asked));
           }
         } catch {
           // The broker is away; the next check or reconnect tries again.
@@ -506,15 +509,21 @@ export class Hub implements StreamHost {
    * channel on its next event, as for any lost history.
    */
   async #rebase(state: ChannelState, seen: StreamPosition): Promise<void> {
-    if (!this.#broker.rebase) return;
-    this.#metrics.brokerWentBack?.();
+    if (!this.#broker.rebase || state.rebasing) return;
+    state.rebasing = true;
     try {
+      const asked = { epoch: state.sequencer.epoch, top: state.sequencer.top };
       const top = await this.#broker.rebase(state.name, seen);
+      // Counted only when the channel really left the epoch (the script declines when the
+      // channel is not below `seen` after all).
+      if (top.epoch !== seen.epoch) this.#metrics.brokerWentBack?.();
       if (this.#channels.get(state.name) === state) {
-        this.#apply(state, state.sequencer.observe(top.epoch, top.offset));
+        this.#apply(state, state.sequencer.observe(top.epoch, top.offset, asked));
       }
     } catch {
       // The broker is away; the next check sees the same regression and tries again.
+    } finally {
+      state.rebasing = false;
     }
   }
 
@@ -561,6 +570,7 @@ export class Hub implements StreamHost {
         subscribed,
         sequencer: new ChannelSequencer(),
         batch: [],
+        rebasing: false,
       };
       this.#channels.set(channel, state);
     }

@@ -56,11 +56,16 @@ export class MemoryPresenceBackend {
   /** Set by `apply` when it registered the pod (unknown until then, or reaped). */
   #registered = false;
   /**
-   * The last transition's version, for every channel at once (one process decides them all).
-   * Starts at the clock in µs, so a new backend (a restarted process) continues above what an
-   * earlier one handed out.
+   * The last transition's version, for every channel at once (one process decides them all):
+   * the last + 1, or the clock in µs when that is greater, so a new backend (a restarted
+   * process) continues above what an earlier one handed out.
    */
-  #version = Date.now() * 1000;
+  #version = 0;
+
+  #nextVersion(): number {
+    this.#version = Math.max(this.#version + 1, Date.now() * 1000);
+    return this.#version;
+  }
 
   /** Registers a heartbeat; true when the pod was unknown or had been reaped. */
   heartbeat(pod: string, at: number): boolean {
@@ -131,7 +136,7 @@ export class MemoryPresenceBackend {
       userId: change.userId,
       userName: change.userName,
       status: "online",
-      version: ++this.#version,
+      version: this.#nextVersion(),
     };
   }
 
@@ -209,7 +214,7 @@ export class MemoryPresenceBackend {
     state.users.delete(userId);
     state.names.delete(userId);
     if (state.users.size === 0 && state.pods.size === 0) this.#channels.delete(channel);
-    return { channel, userId, userName, status: "offline", version: ++this.#version };
+    return { channel, userId, userName, status: "offline", version: this.#nextVersion() };
   }
 
   /** Drops `channel` from the pod's index once the pod has nothing left there. */

@@ -108,7 +108,7 @@ export class SseStream {
 
   /** Bytes accepted for this stream and not yet on the wire: its connection's queue and this tick's. */
   get queuedBytes(): number {
-    return (this.#connection?.bufferedBytes ?? 0) + this.#pending.length;
+    return (this.#connection?.bufferedBytes ?? 0) + Buffer.byteLength(this.#pending);
   }
 
   get ended(): boolean {

@@ -262,10 +262,17 @@ describe("cookie and security headers", () => {
       assert.equal(stream.status, 200);
       assertSecurityHeaders(stream.headers, "SSE");
       stream.close();
-      // The stream route sets them its own way (security/browser.ts): its refusals too.
       const refused = await request(`${svc.url}/api/events?channel=channel:h`);
       assert.equal(refused.status, 401);
       assertSecurityHeaders(refused.headers, "SSE refusal");
+      // Refused by an earlier hook (a compressed body, before anything is read): headers too.
+      const compressed = await request(`${svc.url}/api/chat/messages`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "content-encoding": "gzip" },
+        body: "x",
+      });
+      assert.equal(compressed.status, 415);
+      assertSecurityHeaders(compressed.headers, "415 from an early hook");
       assertSecurityHeaders((await request(`${svc.url}/`)).headers, "page");
       assertSecurityHeaders((await request(`${svc.url}/api/nope`)).headers, "404");
     } finally {

@@ -30,29 +30,35 @@ export const CSP_DIRECTIVES = {
 /** Request headers a cross-origin page may send (everything else needs no preflight or is refused). */
 const CORS_HEADERS = ["content-type", "authorization", "last-event-id", "idempotency-key"];
 
-export async function registerBrowserSecurity(app: FastifyInstance, config: Config): Promise<void> {
-  const secure = config.auth.cookieSecure;
-  // The headers helmet would set, computed once: they depend on these options alone (no CSP
-  // directive is a function of the request), so every response gets the same ones. Not through
-  // `@fastify/helmet`, which runs `helmet(options)` again for every request — parsing the CSP
-  // directives each time, ~9 % of a publish's CPU — and sets them on the raw response, where a
-  // long-lived SSE response keeps Node's header map (~2 KB) for hours. As reply headers they
-  // reach the raw response in the one `writeHead` of the response (a stream's or a refusal's).
+/**
+ * Security headers on every response. The headers helmet would set, computed once: they depend
+ * on these options alone (no CSP directive is a function of the request), so every response
+ * gets the same ones. Not through `@fastify/helmet`, which runs `helmet(options)` again for
+ * every request — parsing the CSP directives each time, ~9 % of a publish's CPU — and sets them
+ * on the raw response, where a long-lived SSE response keeps Node's header map (~2 KB) for
+ * hours. As reply headers they reach the raw response in its one `writeHead`. Register it
+ * before every other `onRequest` hook, so that their refusals (shutting down, CSRF, limits,
+ * authentication) carry the headers too.
+ */
+export function registerSecurityHeaders(app: FastifyInstance, config: Config): void {
   const securityHeaders = headersOf({
     contentSecurityPolicy: { useDefaults: false, directives: CSP_DIRECTIVES },
     // Only where the site is served over TLS: on plain http browsers ignore it anyway, and a
     // development origin must not be pinned to https.
-    strictTransportSecurity: secure ? { maxAge: 31_536_000, includeSubDomains: false } : false,
+    strictTransportSecurity: config.auth.cookieSecure
+      ? { maxAge: 31_536_000, includeSubDomains: false }
+      : false,
     referrerPolicy: { policy: "same-origin" },
     // The API is not meant to be embedded by other sites' documents.
     crossOriginResourcePolicy: { policy: "same-origin" },
   });
-  // The first hook of every request, so that every refusal of the hooks after it (CSRF below,
-  // limits, authentication) carries them too.
   app.addHook("onRequest", async (_request, reply) => {
     reply.headers(securityHeaders);
   });
+}
 
+/** CORS (when `CORS_ORIGINS` is set) and the CSRF check. */
+export async function registerBrowserSecurity(app: FastifyInstance, config: Config): Promise<void> {
   const origins = config.security.corsOrigins;
   if (origins.length > 0) {
     await app.register(cors, {

@@ -14,6 +14,7 @@ import { closeLimitsRedis, createLimitsRedis } from "./redis.ts";
 import { registerStreamAdmission } from "./streams.ts";
 
 export { memoizeAuthentication } from "./auth-memo.ts";
+export { registerSecurityHeaders } from "./browser.ts";
 export { TOKEN_EXPIRY_MARGIN_MS } from "./streams.ts";
 
 export interface SecurityDeps {

@@ -26,6 +26,8 @@ export async function createLimitsRedis(
     enableOfflineQueue: false,
     enableAutoPipelining: true,
   };
+  // A counting command cut by a reconnect is not sent again: it may have counted already.
+  const noResend = { autoResendUnfulfilledCommands: false };
   const client: LimitsRedis =
     config.mode === "cluster"
       ? new Cluster([...config.clusterNodes], {
@@ -34,6 +36,7 @@ export async function createLimitsRedis(
             connectionName: "realtime-limits",
             commandTimeout: COMMAND_TIMEOUT_MS,
             maxRetriesPerRequest: 1,
+            ...noResend,
             ...credentials(config.url),
           },
         })
@@ -42,6 +45,7 @@ export async function createLimitsRedis(
           connectionName: "realtime-limits",
           commandTimeout: COMMAND_TIMEOUT_MS,
           maxRetriesPerRequest: 1,
+          ...noResend,
         });
   let lastWarning = 0;
   client.on("error", (error: Error) => {
