@@ -85,6 +85,11 @@ export const Errors = {
     status: 415,
     message: "Unsupported content type; send application/json",
   },
+  IDEMPOTENCY_KEY_REUSED: {
+    code: "RT_ERR_IDEMPOTENCY_KEY_REUSED",
+    status: 422,
+    message: "This Idempotency-Key was already used for a different event",
+  },
   RATE_LIMITED: {
     code: "RT_ERR_RATE_LIMITED",
     status: 429,

@@ -3,8 +3,8 @@ import { HubError } from "@realtime/server";
 import { AppError, appError, Errors } from "./errors.ts";
 
 /**
- * The {@link AppError} for `error`: catalogue errors pass through, hub refusals become 503 or
- * 413; anything else is rethrown for the generic 500 handler.
+ * The {@link AppError} for `error`: catalogue errors pass through, hub refusals become 503,
+ * 413 or 422; anything else is rethrown for the generic 500 handler.
  */
 export function toAppError(error: unknown): AppError {
   if (error instanceof AppError) return error;
@@ -16,6 +16,8 @@ export function toAppError(error: unknown): AppError {
         return appError(Errors.SHUTTING_DOWN, undefined, { "Retry-After": retryAfterSeconds() });
       case "too_large":
         return appError(Errors.PAYLOAD_TOO_LARGE, error.message);
+      case "idempotency_conflict":
+        return appError(Errors.IDEMPOTENCY_KEY_REUSED);
       default:
         return appError(Errors.BROKER_UNAVAILABLE, undefined, { "Retry-After": "1" });
     }

@@ -13,7 +13,8 @@ import type { ChannelKeys } from "./redis-keys.ts";
  *       4 (optional, `publish` only) the idempotency key of this publish.
  * ARGV: 1 mode (`publish` | `position` | `rebase`), 2 candidate epoch, 3 data (for `rebase`:
  *       `<offset>:<epoch>`, a position a pod saw), 4 history MAXLEN, 5 history TTL s, 6 meta
- *       TTL s, 7 publish command (`PUBLISH` | `SPUBLISH`), 8 idempotency window ms (with KEYS[4]).
+ *       TTL s, 7 publish command (`PUBLISH` | `SPUBLISH`), 8 idempotency window ms and 9 the
+ *       publish's fingerprint (both with KEYS[4]).
  *
  * The epoch is created when the meta hash is missing (never published, or expired/lost), from
  * the candidate the caller passed; a new epoch starts an empty history, so any stale stream is
@@ -27,9 +28,11 @@ import type { ChannelKeys } from "./redis-keys.ts";
  * channel is in another epoch or not below that position (another pod rebased it first).
  *
  * Idempotent `publish` (KEYS[4] given): when the key exists, the publish was made within its
- * window — the script touches nothing and returns the position stored in it, `<offset>:<epoch>`
- * (even if the channel has moved to another epoch since), with a third element `1`. Otherwise
- * it publishes and stores the new position in the key (`SET NX PX <window>`). Check and publish
+ * window — the script touches nothing and returns the position stored in it,
+ * `<offset>:<epoch>:<fingerprint>` (even if the channel has moved to another epoch since), with
+ * a third element `1`, or `2` when the stored fingerprint is not this publish's (the key was
+ * reused for another event). Otherwise it publishes and stores the new position and the
+ * fingerprint in the key (`SET NX PX <window>`). Check and publish
  * are one script, so of concurrent publishes with one key (any pods) exactly one publishes.
  * The key carries the channel's hash tag, so Cluster keeps it in the channel's slot.
  */
@@ -37,8 +40,13 @@ export const PUBLISH_SCRIPT = `
 if KEYS[4] and ARGV[1] == 'publish' then
   local seen = redis.call('GET', KEYS[4])
   if seen then
-    local colon = string.find(seen, ':', 1, true)
-    return {string.sub(seen, colon + 1), tonumber(string.sub(seen, 1, colon - 1)), 1}
+    local first = string.find(seen, ':', 1, true)
+    local second = string.find(seen, ':', first + 1, true)
+    local offset = tonumber(string.sub(seen, 1, first - 1))
+    local epoch = string.sub(seen, first + 1, (second or 0) - 1)
+    local fingerprint = second and string.sub(seen, second + 1) or ''
+    if fingerprint ~= ARGV[9] then return {epoch, offset, 2} end
+    return {epoch, offset, 1}
   end
 end
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
@@ -67,7 +75,7 @@ redis.call('EXPIRE', KEYS[2], ARGV[5])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 redis.call(ARGV[7], KEYS[3], epoch .. ':' .. offset .. ':' .. ARGV[3])
 if KEYS[4] then
-  redis.call('SET', KEYS[4], offset .. ':' .. epoch, 'NX', 'PX', ARGV[8])
+  redis.call('SET', KEYS[4], offset .. ':' .. epoch .. ':' .. ARGV[9], 'NX', 'PX', ARGV[8])
 end
 return {epoch, offset}
 `;
@@ -80,8 +88,10 @@ export type ScriptClient = Pick<Redis, "evalsha" | "eval">;
 export interface ScriptCall {
   readonly mode: "publish" | "position" | "rebase";
   readonly keys: ChannelKeys;
-  /** `publish` only: the Redis key that remembers this publish, and for how long (ms). */
-  readonly idempotency?: { readonly key: string; readonly windowMs: number } | undefined;
+  /** `publish` only: the Redis key that remembers this publish, for how long (ms), and what it carried. */
+  readonly idempotency?:
+    | { readonly key: string; readonly windowMs: number; readonly fingerprint: string }
+    | undefined;
   readonly candidateEpoch: string;
   readonly data: string;
   readonly historySize: number;
@@ -90,9 +100,13 @@ export interface ScriptCall {
   readonly sharded: boolean;
 }
 
-/** The script's answer: a position, and whether it is a remembered one (idempotent replay). */
+/**
+ * The script's answer: a position, and whether it is a remembered one (idempotent replay) —
+ * for the same event, or (`conflict`) for another event under the same key.
+ */
 export interface ScriptReply extends StreamPosition {
   readonly duplicate: boolean;
+  readonly conflict: boolean;
 }
 
 /** Runs the script by SHA and falls back to sending its source once Redis answers NOSCRIPT. */
@@ -113,7 +127,7 @@ export async function runPublishScript(
     call.metaTtlSeconds,
     call.sharded ? "SPUBLISH" : "PUBLISH",
   ];
-  if (idempotency) args.push(idempotency.windowMs);
+  if (idempotency) args.push(idempotency.windowMs, idempotency.fingerprint);
   let reply: unknown;
   try {
     reply = await client.evalsha(SHA, keys.length, ...args);
@@ -126,10 +140,13 @@ export async function runPublishScript(
 }
 
 function toReply(reply: unknown): ScriptReply {
-  if (Array.isArray(reply) && (reply.length === 2 || (reply.length === 3 && reply[2] === 1))) {
-    const [epoch, offset] = reply as unknown[];
+  if (
+    Array.isArray(reply) &&
+    (reply.length === 2 || (reply.length === 3 && (reply[2] === 1 || reply[2] === 2)))
+  ) {
+    const [epoch, offset, replay] = reply as unknown[];
     if (typeof epoch === "string" && typeof offset === "number" && Number.isSafeInteger(offset)) {
-      return { epoch, offset, duplicate: reply.length === 3 };
+      return { epoch, offset, duplicate: replay !== undefined, conflict: replay === 2 };
     }
   }
   throw new Error(`unexpected reply from the publish script: ${JSON.stringify(reply)}`);

@@ -127,7 +127,11 @@ describe("RedisBroker on a single Redis", () => {
       });
       const key = idempotencyKey(prefix, x, "order-7");
       assert.equal(key, `${prefix}:idem:{channel:idem_layout}:order-7`);
-      assert.equal(await admin.get(key), `1:${first.epoch}`);
+      assert.equal(
+        await admin.get(key),
+        `1:${first.epoch}:`,
+        "offset:epoch:fingerprint (none given)",
+      );
       const ttl = await admin.pttl(key);
       assert.ok(ttl > window - 5_000 && ttl <= window, `PX of the window: ${ttl}`);
       // A replay neither publishes nor extends the window.

@@ -34,6 +34,7 @@ import {
   type BrokerListener,
   type HistoryPage,
   type HistoryStore,
+  IdempotencyConflict,
   idempotencyOf,
   type PublishOptions,
   type PublishResult,
@@ -41,7 +42,7 @@ import {
 import { ClusterTransport } from "./cluster-transport.ts";
 import { readHistory } from "./history-script.ts";
 import { LivenessProbe } from "./liveness-probe.ts";
-import { runPublishScript, type ScriptCall } from "./publish-script.ts";
+import { runPublishScript, type ScriptCall, type ScriptReply } from "./publish-script.ts";
 import { type PubSubTransport, withTimeout } from "./pubsub-transport.ts";
 import { channelKeys, idempotencyKey, parseFrame } from "./redis-keys.ts";
 import { StandaloneTransport } from "./standalone-transport.ts";
@@ -180,9 +181,15 @@ export class RedisBroker implements Broker, HistoryStore {
   ): Promise<PublishResult> {
     const checked = idempotencyOf(options);
     const idempotency = checked
-      ? { key: idempotencyKey(this.#prefix, channel, checked.key), windowMs: checked.windowMs }
+      ? {
+          key: idempotencyKey(this.#prefix, channel, checked.key),
+          windowMs: checked.windowMs,
+          fingerprint: checked.fingerprint,
+        }
       : undefined;
-    return this.#runScript("publish", channel, data, idempotency);
+    const { conflict, ...result } = await this.#runScript("publish", channel, data, idempotency);
+    if (conflict) throw new IdempotencyConflict();
+    return result;
   }
 
   async position(channel: ChannelName): Promise<StreamPosition> {
@@ -285,7 +292,7 @@ export class RedisBroker implements Broker, HistoryStore {
     channel: ChannelName,
     data: string,
     idempotency?: ScriptCall["idempotency"],
-  ): Promise<PublishResult> {
+  ): Promise<ScriptReply> {
     if (this.#closed) throw new Error("broker is closed");
     if (!isChannelName(channel)) throw new TypeError(`invalid channel name: ${channel}`);
     try {

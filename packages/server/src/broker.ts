@@ -54,6 +54,21 @@ export interface PublishOptions {
    * {@link DEFAULT_IDEMPOTENCY_WINDOW_MS}. Ignored without {@link idempotencyKey}.
    */
   readonly idempotencyWindowMs?: number | undefined;
+  /**
+   * What this publish carries, in short (a hash of the event as given): a repeat of the key
+   * with another fingerprint is not a retry but a reuse of the key for something else, and is
+   * refused with {@link IdempotencyConflict} instead of answered as a duplicate. Up to 64
+   * characters from `[A-Za-z0-9_-]`; default empty (every repeat is a duplicate).
+   */
+  readonly idempotencyFingerprint?: string | undefined;
+}
+
+/** A publish that reused an idempotency key, within its window, for a different event. */
+export class IdempotencyConflict extends Error {
+  constructor() {
+    super("the idempotency key was used for a different event within its window");
+    this.name = "IdempotencyConflict";
+  }
 }
 
 /** What {@link Broker.publish} resolves with. */
@@ -66,11 +81,14 @@ export interface PublishResult extends StreamPosition {
   readonly duplicate: boolean;
 }
 
-/** An idempotency key and its window, checked. */
+/** An idempotency key, its window and the publish's fingerprint, checked. */
 export interface Idempotency {
   readonly key: string;
   readonly windowMs: number;
+  readonly fingerprint: string;
 }
+
+const FINGERPRINT = /^[A-Za-z0-9_-]{0,64}$/;
 
 /**
  * The checked idempotency of `options`, or null when it has no key. Throws a `TypeError` for
@@ -88,15 +106,20 @@ export function idempotencyOf(options: PublishOptions | undefined): Idempotency 
   if (!Number.isSafeInteger(windowMs) || windowMs < 1) {
     throw new TypeError(`an idempotency window must be a positive integer (ms), got ${windowMs}`);
   }
-  return { key, windowMs };
+  const fingerprint = options?.idempotencyFingerprint ?? "";
+  if (typeof fingerprint !== "string" || !FINGERPRINT.test(fingerprint)) {
+    throw new TypeError("an idempotency fingerprint must be up to 64 of [A-Za-z0-9_-]");
+  }
+  return { key, windowMs, fingerprint };
 }
 
 export interface Broker {
   /**
    * Assigns the next position of `channel`, stores and fans out `data` (JSON text) — unless
    * `options.idempotencyKey` names a publish already made within its window: then nothing is
-   * published and the result is that publish's position with `duplicate: true`. Rejects with a
-   * `TypeError` for an invalid key or window.
+   * published and the result is that publish's position with `duplicate: true` (or, when its
+   * fingerprint differs, nothing is published and it rejects with {@link IdempotencyConflict}).
+   * Rejects with a `TypeError` for an invalid key or window.
    */
   publish(channel: ChannelName, data: string, options?: PublishOptions): Promise<PublishResult>;
   /** Starts receiving messages of `channel`. Resolves when the subscription is live. */

@@ -1,7 +1,12 @@
 /** Refusals of the hub and the publisher, and the shape of an event a publisher hands in. */
 import type { RealtimeEvent } from "@realtime/protocol";
 
-export type HubErrorCode = "at_capacity" | "shutting_down" | "broker_unavailable" | "too_large";
+export type HubErrorCode =
+  | "at_capacity"
+  | "shutting_down"
+  | "broker_unavailable"
+  | "too_large"
+  | "idempotency_conflict";
 
 /** A refusal the caller can map to an HTTP status. */
 export class HubError extends Error {

@@ -8,6 +8,7 @@ export type {
 } from "./broker.ts";
 export {
   DEFAULT_IDEMPOTENCY_WINDOW_MS,
+  IdempotencyConflict,
   idempotencyOf,
   MAX_IDEMPOTENCY_KEY_LENGTH,
 } from "./broker.ts";

@@ -8,6 +8,7 @@ import {
   type BrokerListener,
   type BrokerMessage,
   type Idempotency,
+  IdempotencyConflict,
   idempotencyOf,
   type PublishOptions,
   type PublishResult,
@@ -26,6 +27,7 @@ interface Retained {
 
 interface Remembered extends StreamPosition {
   readonly expiresAt: number;
+  readonly fingerprint: string;
 }
 
 /** Idempotency keys a {@link MemoryBus} remembers at most, by default. */
@@ -82,11 +84,13 @@ export class MemoryBus {
     const now = this.#now();
     const seen = this.#idempotency.get(id);
     if (seen && seen.expiresAt > now) {
+      if (seen.fingerprint !== idempotency.fingerprint) throw new IdempotencyConflict();
       return { epoch: seen.epoch, offset: seen.offset, duplicate: true };
     }
     if (seen) this.#idempotency.delete(id);
     const position = this.#publish(channel, data);
-    this.#remember(id, { ...position, expiresAt: now + idempotency.windowMs }, now);
+    const { fingerprint, windowMs } = idempotency;
+    this.#remember(id, { ...position, expiresAt: now + windowMs, fingerprint }, now);
     return { ...position, duplicate: false };
   }
 

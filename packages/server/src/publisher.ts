@@ -4,6 +4,7 @@
  * through one; any Node process (a worker, a cron job) can use one on its own, with no hub and
  * no SSE, to reach every pod's subscribers.
  */
+import { createHash } from "node:crypto";
 import {
   type ChannelName,
   MAX_EVENT_BYTES,
@@ -12,7 +13,13 @@ import {
   userChannel,
   validateEventInput,
 } from "@realtime/protocol";
-import { type Broker, idempotencyOf, type PublishOptions, type PublishResult } from "./broker.ts";
+import {
+  type Broker,
+  IdempotencyConflict,
+  idempotencyOf,
+  type PublishOptions,
+  type PublishResult,
+} from "./broker.ts";
 import { type EventInput, HubError } from "./hub-error.ts";
 import { type Metrics, noopMetrics } from "./metrics.ts";
 
@@ -64,6 +71,11 @@ export class Publisher {
     }
     // A bad key is the caller's mistake, not the broker's: a TypeError, never broker_unavailable.
     idempotencyOf(options);
+    if (options?.idempotencyKey !== undefined && options.idempotencyFingerprint === undefined) {
+      // What the publisher gave, before the server's own fields (timestamp): a retry gives the
+      // same, a reuse of the key for another event does not.
+      options = { ...options, idempotencyFingerprint: fingerprintOf(channel, input) };
+    }
     const { type, ...rest } = input;
     const event = { type, channel, timestamp: nowTimestamp(this.#now()), ...rest };
     const data = JSON.stringify(event);
@@ -76,6 +88,9 @@ export class Publisher {
       else this.#metrics.eventPublished();
       return result;
     } catch (cause) {
+      if (cause instanceof IdempotencyConflict) {
+        throw new HubError("idempotency_conflict", cause.message, { cause });
+      }
       this.#metrics.publishFailed();
       throw new HubError("broker_unavailable", "the broker did not accept the event", { cause });
     }
@@ -85,4 +100,24 @@ export class Publisher {
   sendToUser(userId: string, input: EventInput, options?: PublishOptions): Promise<PublishResult> {
     return this.publish(userChannel(userId), input, options);
   }
+}
+
+/** A short hash of an event as given (keys in a fixed order), for {@link PublishOptions}. */
+function fingerprintOf(channel: ChannelName, input: EventInput): string {
+  return createHash("sha256")
+    .update(canonicalJson([channel, input]))
+    .digest("base64url")
+    .slice(0, 32);
+}
+
+/** JSON with object keys sorted, so that equal values give equal text. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
+  }
+  return JSON.stringify(value) ?? "null";
 }

@@ -64,6 +64,8 @@ describe("POST /api/chat/messages with Idempotency-Key", () => {
       await post(ada.token, "idem_users", "from ada"),
       await post(bob.token, "idem_users", "from bob"),
       await post(ada.token, "idem_users2", "ada elsewhere"),
+      await post(bob.token, "idem_users", "from bob"),
+      // The same key for another message is not a retry: refused, nothing posted.
       await post(bob.token, "idem_users", "bob again"),
     ];
     assert.deepEqual(
@@ -73,7 +75,12 @@ describe("POST /api/chat/messages with Idempotency-Key", () => {
         [204, "-"],
         [204, "-"],
         [204, "true"],
+        [422, "-"],
       ],
+    );
+    assert.equal(
+      (answers[4]?.body as { code?: string } | undefined)?.code,
+      "RT_ERR_IDEMPOTENCY_KEY_REUSED",
     );
     await svc.post("/api/chat/messages", ada.token, { channel: "idem_users", content: "end" });
     const chats = await chatUntil(stream, "end");

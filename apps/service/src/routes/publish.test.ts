@@ -105,16 +105,26 @@ describe("POST /api/publish with Idempotency-Key", () => {
     assert.equal(first.status, 202);
     assert.deepEqual(first.body, { channel, offset: 1 });
     assert.equal(first.headers["idempotent-replayed"], undefined, "a first publish is no replay");
-    // The retry (even with another body: the key decides) publishes nothing.
+    // The retry publishes nothing, also when its fields come in another order.
     for (const body of [
       { channel, event },
-      { channel, event: { type: "notification", n: 2 } },
+      { channel, event: { message: "report ready", type: "notification" } },
     ]) {
       const again = await svc.post("/api/publish", worker, body, key);
       assert.equal(again.status, 202);
       assert.deepEqual(again.body, { channel, offset: 1 }, "the same offset");
       assert.equal(again.headers["idempotent-replayed"], "true");
     }
+    // The same key for another event is not a retry: 422, nothing published.
+    const reused = await svc.post(
+      "/api/publish",
+      worker,
+      { channel, event: { type: "notification", n: 2 } },
+      key,
+    );
+    assert.equal(reused.status, 422);
+    assert.equal((reused.body as { code?: string }).code, "RT_ERR_IDEMPOTENCY_KEY_REUSED");
+    assert.equal(reused.headers["idempotent-replayed"], undefined);
     // A marker after the retries: once it is on the stream, any duplicate would be too.
     const marker = await svc.post("/api/publish", worker, {
       channel,

@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { ChannelName, StreamPosition } from "@realtime/protocol";
 import type { Broker, BrokerMessage, PublishResult } from "../broker.ts";
+import { IdempotencyConflict } from "../broker.ts";
 
 export interface BrokerPair {
   /** One pod. */
@@ -271,6 +272,28 @@ export function runBrokerContract(name: string, setup: () => Promise<BrokerPair>
           onChannel(received, x).map((m) => [m.offset, m.data]),
           [[1, '{"n":1}']],
           "one event, the first one's data",
+        );
+      }));
+
+    it("refuses a repeated key with another fingerprint: a reuse, not a retry", () =>
+      withPair(async ({ a, b }) => {
+        const x: ChannelName = "channel:idem_reuse";
+        const key = (fingerprint: string) => ({
+          idempotencyKey: "job-9",
+          idempotencyFingerprint: fingerprint,
+        });
+        const first = await a.publish(x, '{"n":1}', key("aaaa"));
+        assert.equal(first.duplicate, false);
+        assert.deepEqual(await b.publish(x, '{"n":1}', key("aaaa")), {
+          ...position(first),
+          duplicate: true,
+        });
+        await assert.rejects(b.publish(x, '{"n":2}', key("bbbb")), IdempotencyConflict);
+        await assert.rejects(a.publish(x, '{"n":2}', key("")), IdempotencyConflict);
+        assert.deepEqual(await a.position(x), position(first), "nothing was published");
+        await assert.rejects(
+          a.publish(x, "{}", { idempotencyKey: "k", idempotencyFingerprint: "not:allowed" }),
+          TypeError,
         );
       }));
 
