@@ -12,8 +12,8 @@ import { redisCli, startRedis, type TestRedis } from "@realtime/redis/testing";
 import { acquireLoadLock } from "./testing/load-lock.ts";
 import { type Pod, startPods, stopPods } from "./testing/pods.ts";
 import {
+  assertComplete,
   login,
-  type PublishResult,
   postJson,
   publishLoad,
   serviceToken,
@@ -21,28 +21,6 @@ import {
 } from "./testing/publisher.ts";
 import { ReadyWatch, until } from "./testing/scenarios.ts";
 import { type ChannelLog, checkChannel, perfect, StreamClient } from "./testing/stream-client.ts";
-
-/** Asserts every client got every accepted `tick` of its channels once, in order, no reset. */
-async function assertComplete(
-  clients: readonly StreamClient[],
-  published: PublishResult,
-  timeoutMs = 20_000,
-): Promise<void> {
-  const tops = topOffsets(published);
-  for (const client of clients) {
-    const owed = new Map(client.channels.map((c) => [c, tops.get(c) ?? 0]));
-    await client.untilOffsets(owed, timeoutMs);
-  }
-  for (const [i, client] of clients.entries()) {
-    assert.deepEqual(client.strays, [], `client ${i}`);
-    for (const channel of client.channels) {
-      const log = client.log.get(channel);
-      assert.ok(log);
-      const check = checkChannel(log, "tick", published.accepted.get(channel) ?? new Map());
-      assert.deepEqual(check, perfect(check), `client ${i} ${channel}: ${JSON.stringify(check)}`);
-    }
-  }
-}
 
 describe("subscriber connections killed, a pod SIGKILLed", { timeout: 180_000 }, () => {
   let redis: TestRedis;

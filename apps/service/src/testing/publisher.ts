@@ -4,11 +4,13 @@
  * checked by position) or `POST /api/chat/messages` with a user token — at a bounded rate for
  * a bounded time, spread over several pods.
  */
+import assert from "node:assert/strict";
 import http from "node:http";
 import net from "node:net";
 import { setTimeout as delay } from "node:timers/promises";
 import { createAuth } from "../auth.ts";
 import { POD_SECRET } from "./pods.ts";
+import { checkChannel, perfect, type StreamClient } from "./stream-client.ts";
 
 /** A `publish`-scoped service token valid on every pod sharing `secret`. */
 export function serviceToken(secret = POD_SECRET): Promise<string> {
@@ -156,6 +158,31 @@ export function topOffsets(result: PublishResult): Map<string, number> {
   return new Map(
     [...result.accepted].map(([channel, offsets]) => [channel, Math.max(0, ...offsets.keys())]),
   );
+}
+
+/**
+ * Asserts that every client got every accepted `tick` of its channels once, in order, with no
+ * reset and nothing it did not subscribe to — waiting up to `timeoutMs` for the last ones.
+ */
+export async function assertComplete(
+  clients: readonly StreamClient[],
+  published: PublishResult,
+  timeoutMs = 20_000,
+): Promise<void> {
+  const tops = topOffsets(published);
+  for (const client of clients) {
+    const owed = new Map(client.channels.map((c) => [c, tops.get(c) ?? 0]));
+    await client.untilOffsets(owed, timeoutMs);
+  }
+  for (const [i, client] of clients.entries()) {
+    assert.deepEqual(client.strays, [], `client ${i}`);
+    for (const channel of client.channels) {
+      const log = client.log.get(channel);
+      assert.ok(log, `client ${i} ${channel}`);
+      const check = checkChannel(log, "tick", published.accepted.get(channel) ?? new Map());
+      assert.deepEqual(check, perfect(check), `client ${i} ${channel}: ${JSON.stringify(check)}`);
+    }
+  }
 }
 
 interface Pending {
