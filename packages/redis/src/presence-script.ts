@@ -9,7 +9,7 @@
  *     <prefix>:presence-grace:{channel:x}        hash userId → "<deadline ms>:<token>"
  *     <prefix>:presence-pod:{channel:x}:<podId>  hash streamId → userId (one pod's connections)
  *     <prefix>:presence-reply:{channel:x}:<call> a decision's rows, for a retry (60 s)
- *     <prefix>:presence-version:{channel:x}      the version of the last transition (1 day)
+ *     <prefix>:presence-version:{channel:x}      the version of the last transition (10 min)
  *     <prefix>:{presence}:pods                   zset podId → last heartbeat (ms)
  *     <prefix>:{presence}:index:<podId>          set of channels where the pod has entries
  *     <prefix>:{presence}:reaped                 set of pods reaped while maybe alive
@@ -20,7 +20,7 @@
  *
  * A transition's version is decided in the script that decides the transition: the channel's
  * last version + 1, or Redis's clock in µs when that is greater. So versions grow within a
- * channel, and keep growing across a lost counter (expired after a quiet day, or writes lost to
+ * channel, and keep growing across a lost counter (expired after ten quiet minutes, or writes lost to
  * a failover: the clock has moved on past what was handed out). Versions cross the wire as
  * decimal strings (Lua numbers would lose digits in `tostring`).
  */
@@ -93,8 +93,13 @@ return out
 /** How long the rows of a decision are kept for a retry of the same call, in ms. */
 export const REPLY_TTL_MS = 60_000;
 
-/** How long a channel's version counter outlives its last transition, in ms. */
-const VERSION_TTL_MS = 86_400_000;
+/**
+ * How long a channel's version counter outlives its last transition, in ms: as long as an
+ * unused channel's epoch (the broker's meta TTL). Past it the clock alone orders versions,
+ * which is safe once the channel was quiet this long; a stream open must not leave a key for a
+ * day in every room it names.
+ */
+const VERSION_TTL_MS = 600_000;
 
 /** The next version of the channel whose counter is KEYS[VERSION_KEY] (see the header). */
 const VERSION = `

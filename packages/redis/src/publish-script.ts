@@ -17,7 +17,9 @@ import type { ChannelKeys } from "./redis-keys.ts";
  *       publish's fingerprint (both with KEYS[4]).
  *
  * The epoch is created when the meta hash is missing (never published, or expired/lost), from
- * the candidate the caller passed; a new epoch starts an empty history, so any stale stream is
+ * the candidate the caller passed — by `position` too, so that the first publish stays in the
+ * epoch a reader saw; the meta hash then lives one meta TTL (ARGV 6) from its last use, a
+ * publish or a `position`, and a channel only read costs one small hash for that long; a new epoch starts an empty history, so any stale stream is
  * deleted. The stream entry id is `<offset>-0`, so history reads by offset are exact.
  * Frame: `<epoch>:<offset>:<data>`.
  *
@@ -57,6 +59,9 @@ if not epoch then
   redis.call('DEL', KEYS[2])
 end
 if ARGV[1] == 'position' then
+  -- A read is a use: it keeps the channel as long as a publish would (pods with subscribers
+  -- read every position-check interval), and a channel only read lives one TTL, no more.
+  redis.call('EXPIRE', KEYS[1], ARGV[6])
   return {epoch, tonumber(redis.call('HGET', KEYS[1], 'offset'))}
 end
 if ARGV[1] == 'rebase' then

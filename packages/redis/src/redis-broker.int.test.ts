@@ -20,6 +20,9 @@ import {
   type TestRedisCluster,
 } from "./test-redis.ts";
 
+/** The contract's idle TTL (meta hash TTL), in seconds: short, so it can watch channels go. */
+const IDLE_TTL_S = 2;
+
 /** A unique key prefix per test, so no two tests share a key. */
 const uniquePrefix = () => `t_${randomBytes(4).toString("hex")}`;
 
@@ -53,8 +56,13 @@ describe("RedisBroker on a single Redis", () => {
   };
 
   runBrokerContract("RedisBroker (single Redis)", async () => {
-    const pair = await pods({ url: redis.url });
-    return { ...pair, subscriberCount: (channel) => numsub(pair.prefix, channel) };
+    const pair = await pods({ url: redis.url, metaTtlSeconds: IDLE_TTL_S });
+    return {
+      ...pair,
+      subscriberCount: (channel) => numsub(pair.prefix, channel),
+      idleTtlMs: IDLE_TTL_S * 1000,
+      holds: async (channel) => (await admin.exists(channelKeys(pair.prefix, channel).meta)) === 1,
+    };
   });
 
   it("keeps the layout: meta hash, stream ids <offset>-0, PUBSUB NUMSUB 0/1", async () => {
@@ -349,10 +357,15 @@ describe("RedisBroker on a 3-master Redis Cluster", () => {
   });
 
   runBrokerContract("RedisBroker (Redis Cluster, sharded pub/sub)", async () => {
-    const pair = await pods({ clusterNodes: cluster.nodes });
+    const pair = await pods({ clusterNodes: cluster.nodes, metaTtlSeconds: IDLE_TTL_S });
     return {
       ...pair,
       subscriberCount: (channel) => admin.shardNumSub(channelKeys(pair.prefix, channel).pubsub),
+      idleTtlMs: IDLE_TTL_S * 1000,
+      holds: async (channel) => {
+        const meta = channelKeys(pair.prefix, channel).meta;
+        return (await (await admin.owner(meta)).exists(meta)) === 1;
+      },
     };
   });
 });

@@ -5,7 +5,8 @@
  * see `redis-keys.ts`):
  *
  *     <prefix>:{channel:general}          pub/sub channel (PUBLISH/SUBSCRIBE; Cluster: sharded)
- *     <prefix>:meta:{channel:general}     hash {epoch, offset}, TTL `metaTtlSeconds`
+ *     <prefix>:meta:{channel:general}     hash {epoch, offset}, TTL `metaTtlSeconds` from the
+ *                                         last publish or position read
  *     <prefix>:history:{channel:general}  stream, id `<offset>-0`, MAXLEN ~ `historySize`,
  *                                         TTL `historyTtlSeconds`
  *     <prefix>:idem:{channel:general}:<key>  `<offset>:<epoch>` of an idempotent publish, PX =
@@ -17,8 +18,11 @@
  * key: of concurrent publishes with one key, on any pods, exactly one publishes. Live frames are `<epoch>:<offset>:<data>`. A channel
  * gets its epoch (random, from the pod that first touches it) the first time either runs:
  * `position` of a never-published channel creates the meta hash with offset 0, so the first
- * publish lands in the epoch already reported. When the meta hash is lost (Redis restarted
- * empty, or idle past `metaTtlSeconds`), the next touch starts a new epoch with empty history.
+ * publish lands in the epoch already reported. Every publish and position read sets the meta
+ * hash's TTL again: a channel that pods hold subscribers for is read on every position check
+ * and kept, one nobody uses goes `metaTtlSeconds` after its last use — a read never leaves a
+ * key behind for longer. When the meta hash is lost (Redis restarted empty, or unused past
+ * `metaTtlSeconds`), the next touch starts a new epoch with empty history.
  *
  * Readiness: Redis pub/sub is lossy and client libraries resubscribe silently, so `ready()`
  * is true only after this broker itself re-sent every subscription, Redis confirmed it and a
@@ -65,7 +69,11 @@ export interface RedisBrokerOptions {
   historySize?: number;
   /** Seconds a channel's history outlives its last publish. Default 300. */
   historyTtlSeconds?: number;
-  /** Seconds a channel's epoch and offset outlive its last publish. Default 86400. */
+  /**
+   * Seconds a channel's epoch and offset outlive its last use: a publish or a position read
+   * (the hub reads the position of every channel it has subscribers for on its position check,
+   * so keep the check interval well below this). Default 600.
+   */
   metaTtlSeconds?: number;
   /**
    * Longest wait for a Redis command, in ms. Default 2000. `publish` and `position` fail
@@ -138,7 +146,7 @@ export class RedisBroker implements Broker, HistoryStore {
     this.#prefix = options.prefix ?? "realtime";
     this.#historySize = options.historySize ?? 10_000;
     this.#historyTtlSeconds = options.historyTtlSeconds ?? 300;
-    this.#metaTtlSeconds = options.metaTtlSeconds ?? 86_400;
+    this.#metaTtlSeconds = options.metaTtlSeconds ?? 600;
     this.#commandTimeoutMs = options.commandTimeoutMs ?? 2_000;
     this.#subscribeTimeoutMs = options.subscribeTimeoutMs ?? 5_000;
     this.#logger = options.logger ?? silent;
@@ -193,7 +201,8 @@ export class RedisBroker implements Broker, HistoryStore {
   }
 
   async position(channel: ChannelName): Promise<StreamPosition> {
-    // Creates the channel's epoch when it has none, so the first publish stays in it.
+    // Creates the channel's epoch when it has none, so the first publish stays in it; the
+    // read counts as a use (the meta hash's TTL starts again).
     const { epoch, offset } = await this.#runScript("position", channel, "");
     return { epoch, offset };
   }

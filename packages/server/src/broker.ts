@@ -71,6 +71,17 @@ export class IdempotencyConflict extends Error {
   }
 }
 
+/**
+ * The broker holds as many channels as it may, and none can be released for a new one (every
+ * channel it holds has subscribers). The caller refuses the request; nothing was published.
+ */
+export class ChannelCapacityError extends Error {
+  constructor(max: number) {
+    super(`the broker holds its maximum of ${max} channels, all of them in use`);
+    this.name = "ChannelCapacityError";
+  }
+}
+
 /** What {@link Broker.publish} resolves with. */
 export interface PublishResult extends StreamPosition {
   /**
@@ -126,7 +137,17 @@ export interface Broker {
   subscribe(channel: ChannelName): Promise<void>;
   /** Stops receiving messages of `channel`. */
   unsubscribe(channel: ChannelName): Promise<void>;
-  /** The current top position of `channel` (offset 0 if nothing was published yet). */
+  /**
+   * The current top position of `channel` (offset 0 if nothing was published yet). A channel
+   * the broker holds no state for gets its epoch now, so that the first publish stays in the
+   * epoch reported; that state is kept only as long as a channel nobody uses (see below).
+   *
+   * Channel state (epoch, offset) outlives the channel's last use — a publish, a `position`
+   * read, a subscriber leaving — by the broker's idle TTL, and is kept while a pod subscribes;
+   * then it is released, and the channel starts again in a new epoch. So reads never create
+   * lasting state, and a client whose cursor names a released epoch gets a reset, never
+   * another history's events.
+   */
   position(channel: ChannelName): Promise<StreamPosition>;
   /**
    * The channel went back below `seen` within its epoch: the backend lost a tail it had

@@ -160,10 +160,13 @@ describe("Hub stream lifecycle", () => {
 
 describe("Hub cursors", () => {
   it("starts every stream with a retry hint and a ready event holding the positions", async () => {
-    const { hub, bus, connect } = setup();
+    const { hub, broker, connect } = setup();
     await hub.publish(A, { type: "x" });
     await hub.publish(A, { type: "x" });
     const { connection } = await connect([A, B]);
+    // Each channel has an epoch of its own.
+    const [a, b] = [await broker.position(A), await broker.position(B)];
+    assert.notEqual(a.epoch, b.epoch);
     const parsed = parseSse(connection.text);
     assert.deepEqual(
       parsed.events.map((e) => e.event),
@@ -172,8 +175,8 @@ describe("Hub cursors", () => {
     );
     assert.deepEqual(parsed.retries, [2000 + 1500]);
     const expected = encodeCursor([
-      [A, { epoch: bus.epoch, offset: 2 }],
-      [B, { epoch: bus.epoch, offset: 0 }],
+      [A, { epoch: a.epoch, offset: 2 }],
+      [B, { epoch: b.epoch, offset: 0 }],
     ]);
     assert.equal(parsed.events[0]?.id, expected);
     assert.equal(parsed.lastEventId, expected);
@@ -182,8 +185,9 @@ describe("Hub cursors", () => {
   });
 
   it("gives each event an id that encodes every channel's position", async () => {
-    const { hub, bus, connect } = setup();
+    const { hub, broker, connect } = setup();
     const { connection } = await connect([A, B]);
+    const [a, b] = [await broker.position(A), await broker.position(B)];
     await hub.publish(B, { type: "x" });
     await hub.publish(A, { type: "x" });
     await hub.publish(A, { type: "x" });
@@ -191,10 +195,10 @@ describe("Hub cursors", () => {
     const ids = parseSse(connection.text)
       .events.filter((e) => e.event === undefined)
       .map((e) => e.id);
-    const expect = (a: number, b: number) =>
+    const expect = (x: number, y: number) =>
       encodeCursor([
-        [A, { epoch: bus.epoch, offset: a }],
-        [B, { epoch: bus.epoch, offset: b }],
+        [A, { epoch: a.epoch, offset: x }],
+        [B, { epoch: b.epoch, offset: y }],
       ]);
     assert.deepEqual(ids, [expect(0, 1), expect(1, 1), expect(2, 1)]);
     assert.ok((ids[2] ?? "").length <= 128);

@@ -15,7 +15,13 @@ import {
   type StreamPosition,
   userChannel,
 } from "@realtime/protocol";
-import type { Broker, BrokerMessage, PublishOptions, PublishResult } from "./broker.ts";
+import {
+  type Broker,
+  type BrokerMessage,
+  ChannelCapacityError,
+  type PublishOptions,
+  type PublishResult,
+} from "./broker.ts";
 import { ChannelSequencer, type SequencerOutput } from "./channel-sequencer.ts";
 import { type Connection, SharedChunk } from "./connection.ts";
 import type { HistoryStore } from "./history-store.ts";
@@ -283,9 +289,11 @@ export class Hub implements StreamHost {
       });
     } catch (cause) {
       this.#leave(stream);
-      throw cause instanceof HubError
-        ? cause
-        : new HubError("broker_unavailable", "could not subscribe to the broker", { cause });
+      if (cause instanceof HubError) throw cause;
+      if (cause instanceof ChannelCapacityError) {
+        throw new HubError("at_capacity", cause.message, { cause });
+      }
+      throw new HubError("broker_unavailable", "could not subscribe to the broker", { cause });
     } finally {
       this.#opening--;
     }

@@ -7,6 +7,7 @@ export type {
   PublishResult,
 } from "./broker.ts";
 export {
+  ChannelCapacityError,
   DEFAULT_IDEMPOTENCY_WINDOW_MS,
   IdempotencyConflict,
   idempotencyOf,
@@ -14,6 +15,12 @@ export {
 } from "./broker.ts";
 export type { FetchRequest, SequencerOutput } from "./channel-sequencer.ts";
 export { ChannelSequencer } from "./channel-sequencer.ts";
+export type { ChannelTableStats } from "./channel-table.ts";
+export {
+  DEFAULT_CHANNEL_IDLE_TTL_MS,
+  DEFAULT_MAX_CHANNELS,
+  DEFAULT_MAX_HISTORY_BYTES,
+} from "./channel-table.ts";
 export type { Connection } from "./connection.ts";
 export { Http2StreamConnection, NodeHttpConnection, SSE_HEADERS } from "./connection.ts";
 export type { HistoryPage, HistoryRetention, HistoryStore } from "./history-store.ts";

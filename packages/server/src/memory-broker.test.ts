@@ -6,15 +6,19 @@ import { Publisher } from "./publisher.ts";
 import { collect, runBrokerContract, waitFor } from "./testing/index.ts";
 
 runBrokerContract("MemoryBroker (two pods on one MemoryBus)", async () => {
-  const bus = new MemoryBus();
+  const idleTtlMs = 1_000;
+  const bus = new MemoryBus({ idleTtlMs, sweepIntervalMs: 100 });
   const a = new MemoryBroker({ bus });
   const b = new MemoryBroker({ bus });
   return {
     a,
     b,
     subscriberCount: async (channel) => bus.subscriberCount(channel),
+    idleTtlMs,
+    holds: async (channel) => bus.holds(channel),
     async teardown() {
       await Promise.all([a.close(), b.close()]);
+      bus.close();
     },
   };
 });
@@ -44,13 +48,14 @@ test("idempotency keys: bounded, the oldest forgotten first, expired ones swept"
   const x = "channel:x" as const;
   const publish = (key: string, windowMs = 10_000) =>
     broker.publish(x, "{}", { idempotencyKey: key, idempotencyWindowMs: windowMs });
+  const { epoch } = await broker.position(x);
   for (const key of ["k1", "k2", "k3"]) assert.equal((await publish(key)).duplicate, false);
   assert.equal(bus.idempotencyKeyCount, 3);
   assert.equal((await publish("k4")).duplicate, false);
   assert.equal(bus.idempotencyKeyCount, 3, "never more than the bound");
   assert.deepEqual(
     await publish("k1"),
-    { epoch: bus.epoch, offset: 5, duplicate: false },
+    { epoch, offset: 5, duplicate: false },
     "k1 was the oldest: forgotten",
   );
   for (const key of ["k3", "k4", "k1"]) assert.equal((await publish(key)).duplicate, true, key);

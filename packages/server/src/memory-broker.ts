@@ -13,17 +13,8 @@ import {
   type PublishOptions,
   type PublishResult,
 } from "./broker.ts";
-import {
-  DEFAULT_RETENTION,
-  type HistoryPage,
-  type HistoryRetention,
-  type HistoryStore,
-} from "./history-store.ts";
-
-interface Retained {
-  readonly message: BrokerMessage;
-  readonly at: number;
-}
+import { ChannelTable, type ChannelTableStats } from "./channel-table.ts";
+import type { HistoryPage, HistoryRetention, HistoryStore } from "./history-store.ts";
 
 interface Remembered extends StreamPosition {
   readonly expiresAt: number;
@@ -35,7 +26,30 @@ export const DEFAULT_MAX_IDEMPOTENCY_KEYS = 100_000;
 
 export interface MemoryBusOptions {
   retention?: Partial<HistoryRetention>;
-  /** Clock for history ages and idempotency windows, for tests. Default `Date.now`. */
+  /**
+   * How long a channel nobody uses keeps its epoch and offset, in ms, counted from its last
+   * publish, position read or subscriber leaving (while subscribed it is kept). Default
+   * {@link DEFAULT_CHANNEL_IDLE_TTL_MS} (10 minutes).
+   */
+  idleTtlMs?: number;
+  /**
+   * Channels held at most. Past it, a new channel releases the least recently used one
+   * without subscribers; when all have subscribers, it is refused
+   * ({@link ChannelCapacityError}). Default {@link DEFAULT_MAX_CHANNELS}.
+   */
+  maxChannels?: number;
+  /**
+   * History bytes (event JSON plus ~128 bytes each) held at most over every channel; past it
+   * the oldest events of the least recently published channels go first. Default
+   * {@link DEFAULT_MAX_HISTORY_BYTES} (64 MiB).
+   */
+  maxHistoryBytes?: number;
+  /**
+   * How often expired history and unused channels are released, in ms; 0 = never by itself
+   * (the owner calls {@link MemoryBus.sweep}). Default 1000.
+   */
+  sweepIntervalMs?: number;
+  /** Clock for history ages, idle times and idempotency windows, for tests. Default `Date.now`. */
   now?: () => number;
   /**
    * Idempotency keys remembered at most (over every channel). When full, the oldest key is
@@ -46,13 +60,14 @@ export interface MemoryBusOptions {
   maxIdempotencyKeys?: number;
 }
 
-/** Positions, history and subscribers shared by the brokers of one process. */
+/**
+ * Positions, history and subscribers shared by the brokers of one process, bounded (see
+ * {@link ChannelTable} for the policy) and swept on a timer.
+ */
 export class MemoryBus {
   /** Changes whenever the bus is created: a restarted process has lost its history. */
   readonly epoch: string = Math.random().toString(36).slice(2, 10);
-  readonly #offsets = new Map<ChannelName, number>();
-  readonly #history = new Map<ChannelName, Retained[]>();
-  readonly #subscribers = new Map<ChannelName, Set<MemoryBroker>>();
+  readonly #channels: ChannelTable<MemoryBroker>;
   /**
    * `<channel> <key>` → the position published with it, oldest first (insertion order). With
    * one window for every key that is also expiry order, so expired keys are swept from the
@@ -61,21 +76,33 @@ export class MemoryBus {
    */
   readonly #idempotency = new Map<string, Remembered>();
   readonly #maxIdempotencyKeys: number;
-  readonly #retention: HistoryRetention;
   readonly #now: () => number;
+  readonly #timer: NodeJS.Timeout | undefined;
 
   constructor(options: MemoryBusOptions = {}) {
-    this.#retention = { ...DEFAULT_RETENTION, ...options.retention };
     this.#now = options.now ?? Date.now;
+    this.#channels = new ChannelTable(`${this.epoch}-`, {
+      retention: options.retention,
+      idleTtlMs: options.idleTtlMs,
+      maxChannels: options.maxChannels,
+      maxHistoryBytes: options.maxHistoryBytes,
+      now: this.#now,
+    });
     this.#maxIdempotencyKeys = Math.max(
       1,
       options.maxIdempotencyKeys ?? DEFAULT_MAX_IDEMPOTENCY_KEYS,
     );
+    const interval = options.sweepIntervalMs ?? 1_000;
+    if (interval > 0) {
+      this.#timer = setInterval(() => this.sweep(), interval);
+      this.#timer.unref();
+    }
   }
 
   /**
    * Publishes `data` on `channel`, or, when `idempotency` names a key already published within
    * its window, returns that publish's position as a duplicate and publishes nothing.
+   * @throws {ChannelCapacityError} for a new channel past the cap.
    */
   publish(channel: ChannelName, data: string, idempotency?: Idempotency | null): PublishResult {
     if (!idempotency) return { ...this.#publish(channel, data), duplicate: false };
@@ -99,6 +126,26 @@ export class MemoryBus {
     return this.#idempotency.size;
   }
 
+  /** Channels held, and the events and bytes of history retained over all of them. */
+  get stats(): ChannelTableStats {
+    return this.#channels.stats;
+  }
+
+  /** Whether the bus holds state for `channel` (looking does not count as a use). */
+  holds(channel: ChannelName): boolean {
+    return this.#channels.has(channel);
+  }
+
+  /** Drops expired history and releases unused channels. Runs on the timer; public for tests. */
+  sweep(): void {
+    this.#channels.sweep();
+  }
+
+  /** Stops the sweep timer. */
+  close(): void {
+    clearInterval(this.#timer);
+  }
+
   #remember(id: string, entry: Remembered, now: number): void {
     for (const [key, remembered] of this.#idempotency) {
       if (remembered.expiresAt > now) break;
@@ -113,76 +160,38 @@ export class MemoryBus {
   }
 
   #publish(channel: ChannelName, data: string): StreamPosition {
-    const offset = (this.#offsets.get(channel) ?? 0) + 1;
-    this.#offsets.set(channel, offset);
-    const message: BrokerMessage = { channel, epoch: this.epoch, offset, data };
-    this.#retain(message);
-    const subscribers = this.#subscribers.get(channel);
-    if (subscribers) {
-      // Deliver after the publisher's call returns, as a networked broker would, so that a
-      // publish made from inside a delivery never re-enters the hub.
-      for (const broker of subscribers) queueMicrotask(() => broker.deliver(message));
-    }
-    return { epoch: this.epoch, offset };
+    const record = this.#channels.use(channel);
+    const offset = ++record.offset;
+    const message: BrokerMessage = { channel, epoch: record.epoch, offset, data };
+    this.#channels.retain(record, message);
+    // Deliver after the publisher's call returns, as a networked broker would, so that a
+    // publish made from inside a delivery never re-enters the hub.
+    for (const broker of record.subscribers) queueMicrotask(() => broker.deliver(message));
+    return { epoch: record.epoch, offset };
   }
 
+  /** @throws {ChannelCapacityError} for a new channel past the cap. */
   position(channel: ChannelName): StreamPosition {
-    return { epoch: this.epoch, offset: this.#offsets.get(channel) ?? 0 };
+    const record = this.#channels.use(channel);
+    return { epoch: record.epoch, offset: record.offset };
   }
 
   read(channel: ChannelName, after: number, limit: number): HistoryPage {
-    const kept = this.#trim(channel);
-    const top = this.#offsets.get(channel) ?? 0;
-    if (!kept || kept.length === 0) return { epoch: this.epoch, top, messages: [] };
-    // Offsets in the ring are contiguous, so the start is an index computation, not a scan.
-    const first = (kept[0] as Retained).message.offset;
-    const start = Math.max(0, after + 1 - first);
-    const messages = kept.slice(start, start + Math.max(0, limit)).map((r) => r.message);
-    return { epoch: this.epoch, top, messages };
+    return this.#channels.read(channel, after, limit);
   }
 
-  #retain(message: BrokerMessage): void {
-    let kept = this.#history.get(message.channel);
-    if (!kept) {
-      kept = [];
-      this.#history.set(message.channel, kept);
-    }
-    kept.push({ message, at: this.#now() });
-    // Trim in batches: shifting a 10k array on every publish would cost O(size) per event.
-    const size = this.#retention.size;
-    if (kept.length > size + Math.max(64, size >> 2)) kept.splice(0, kept.length - size);
-  }
-
-  /** Drops what is past its age; returns what is left. */
-  #trim(channel: ChannelName): Retained[] | undefined {
-    const kept = this.#history.get(channel);
-    if (!kept) return undefined;
-    const oldest = this.#now() - this.#retention.ttlMs;
-    let drop = Math.max(0, kept.length - this.#retention.size);
-    while (drop < kept.length && (kept[drop] as Retained).at < oldest) drop++;
-    if (drop > 0) kept.splice(0, drop);
-    return kept;
-  }
-
+  /** @throws {ChannelCapacityError} for a new channel past the cap. */
   add(channel: ChannelName, broker: MemoryBroker): void {
-    let set = this.#subscribers.get(channel);
-    if (!set) {
-      set = new Set();
-      this.#subscribers.set(channel, set);
-    }
-    set.add(broker);
+    this.#channels.use(channel).subscribers.add(broker);
   }
 
   remove(channel: ChannelName, broker: MemoryBroker): void {
-    const set = this.#subscribers.get(channel);
-    if (!set) return;
-    set.delete(broker);
-    if (set.size === 0) this.#subscribers.delete(channel);
+    this.#channels.leave(channel, broker);
   }
 
   /** How many brokers subscribe to `channel` (the in-memory `PUBSUB NUMSUB`). */
   subscriberCount(channel: ChannelName): number {
-    return this.#subscribers.get(channel)?.size ?? 0;
+    return this.#channels.peek(channel)?.subscribers.size ?? 0;
   }
 }
 
@@ -193,11 +202,14 @@ export interface MemoryBrokerOptions {
 
 export class MemoryBroker implements Broker, HistoryStore {
   readonly bus: MemoryBus;
+  /** Whether this broker made its bus (and so stops the bus's timer on close). */
+  readonly #ownsBus: boolean;
   #listener: BrokerListener = () => {};
   readonly #channels = new Set<ChannelName>();
   #closed = false;
 
   constructor(options: MemoryBrokerOptions = {}) {
+    this.#ownsBus = options.bus === undefined;
     this.bus = options.bus ?? new MemoryBus();
   }
 
@@ -246,5 +258,6 @@ export class MemoryBroker implements Broker, HistoryStore {
     this.#closed = true;
     for (const channel of this.#channels) this.bus.remove(channel, this);
     this.#channels.clear();
+    if (this.#ownsBus) this.bus.close();
   }
 }

@@ -15,6 +15,7 @@ import {
 } from "@realtime/protocol";
 import {
   type Broker,
+  ChannelCapacityError,
   IdempotencyConflict,
   idempotencyOf,
   type PublishOptions,
@@ -51,7 +52,8 @@ export class Publisher {
 
   /**
    * Publishes `input` on `channel`. Resolves with the event's position once the broker holds
-   * it; rejects with a {@link HubError} (`too_large`, `broker_unavailable`) or, when validating,
+   * it; rejects with a {@link HubError} (`too_large`, `at_capacity` for a new channel past the broker's
+   * cap, `broker_unavailable`) or, when validating,
    * a `TypeError` for a bad channel or event (and, always, for a bad idempotency key).
    *
    * With `options.idempotencyKey`, a retry of a publish that was already accepted (the first
@@ -90,6 +92,9 @@ export class Publisher {
     } catch (cause) {
       if (cause instanceof IdempotencyConflict) {
         throw new HubError("idempotency_conflict", cause.message, { cause });
+      }
+      if (cause instanceof ChannelCapacityError) {
+        throw new HubError("at_capacity", cause.message, { cause });
       }
       this.#metrics.publishFailed();
       throw new HubError("broker_unavailable", "the broker did not accept the event", { cause });

@@ -20,6 +20,13 @@ export interface BrokerPair {
   teardown(): Promise<void>;
   /** How many pods subscribe to `channel` on the backend (e.g. `PUBSUB NUMSUB`), if known. */
   subscriberCount?(channel: ChannelName): Promise<number>;
+  /**
+   * The idle TTL the brokers were made with, in ms (how long an unused channel keeps its
+   * state): make it short, 1–3 s, so the suite can watch unused channels go.
+   */
+  readonly idleTtlMs: number;
+  /** Whether the backend holds state for `channel`, looked at without counting as a use. */
+  holds(channel: ChannelName): Promise<boolean>;
 }
 
 export interface WaitForOptions {
@@ -126,6 +133,51 @@ export function runBrokerContract(name: string, setup: () => Promise<BrokerPair>
         assert.deepEqual(await b.position(x), before, "every pod sees the same epoch");
         const first = await b.publish(x, "{}");
         assert.deepEqual(first, { epoch: before.epoch, offset: 1, duplicate: false });
+      }));
+
+    it("releases a channel nobody uses one idle TTL after its last publish; it restarts in a new epoch", () =>
+      withPair(async ({ a, b, idleTtlMs, holds }) => {
+        const x: ChannelName = "channel:idle_published";
+        const first = await a.publish(x, "{}");
+        await a.publish(x, "{}");
+        const usedAt = Date.now();
+        assert.equal(await holds(x), true);
+        // Polling `holds` does not count as a use; the wait is the TTL itself, bounded.
+        await waitFor(async () => !(await holds(x)), "the unused channel was released", {
+          timeoutMs: idleTtlMs * 3 + 2_000,
+          intervalMs: 50,
+        });
+        assert.ok(Date.now() - usedAt >= idleTtlMs - 50, "not before its idle TTL");
+        const again = await b.publish(x, "{}");
+        assert.equal(again.offset, 1);
+        assert.notEqual(
+          again.epoch,
+          first.epoch,
+          "a cursor of the old epoch is reset, never matched",
+        );
+      }));
+
+    it("a position read of an unused channel leaves nothing behind past the idle TTL", () =>
+      withPair(async ({ a, idleTtlMs, holds }) => {
+        const x: ChannelName = "channel:idle_read";
+        const seen = await a.position(x);
+        await waitFor(async () => !(await holds(x)), "the read-only channel was released", {
+          timeoutMs: idleTtlMs * 3 + 2_000,
+          intervalMs: 50,
+        });
+        assert.notEqual((await a.position(x)).epoch, seen.epoch);
+      }));
+
+    it("position reads keep a channel: read every quarter TTL, it outlives two TTLs", () =>
+      withPair(async ({ a, b, idleTtlMs, holds }) => {
+        const x: ChannelName = "channel:idle_kept";
+        const first = await a.publish(x, "{}");
+        const until = Date.now() + 2 * idleTtlMs;
+        while (Date.now() < until) {
+          await new Promise((resolve) => setTimeout(resolve, idleTtlMs / 4));
+          assert.deepEqual(await b.position(x), position(first), "still the same epoch and top");
+        }
+        assert.equal(await holds(x), true);
       }));
 
     it("delivers to a subscribed pod every event once, in order, with data unchanged", () =>

@@ -1,0 +1,188 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { ChannelName } from "@realtime/protocol";
+import fc from "fast-check";
+import { ChannelCapacityError } from "./broker.ts";
+import { ChannelTable, type ChannelTableOptions } from "./channel-table.ts";
+
+const MINUTE = 60_000;
+
+function table(options: Partial<ChannelTableOptions> = {}) {
+  const clock = { now: 1_000_000 };
+  const channels = new ChannelTable<string>("e-", {
+    retention: { size: 100, ttlMs: 5 * MINUTE },
+    idleTtlMs: 10 * MINUTE,
+    ...options,
+    now: () => clock.now,
+  });
+  const publish = (channel: ChannelName, data = "{}") => {
+    const record = channels.use(channel);
+    const offset = ++record.offset;
+    channels.retain(record, { channel, epoch: record.epoch, offset, data });
+    return { epoch: record.epoch, offset };
+  };
+  return { channels, clock, publish };
+}
+
+const room = (i: number) => `channel:r${i}` as ChannelName;
+
+describe("ChannelTable: unused channels are released", () => {
+  it("on the sweep, without any read: history after its age, the channel after the idle TTL", () => {
+    const { channels, clock, publish } = table();
+    const first = publish(room(1));
+    publish(room(1));
+    clock.now += 5 * MINUTE + 1;
+    channels.sweep();
+    assert.deepEqual(channels.stats, { channels: 1, historyEvents: 0, historyBytes: 0 });
+    clock.now += 5 * MINUTE;
+    channels.sweep();
+    assert.equal(channels.has(room(1)), false, "idle for 10 minutes, no history: released");
+    assert.deepEqual(channels.stats, { channels: 0, historyEvents: 0, historyBytes: 0 });
+    // It comes back in a new epoch: a cursor of the old one is reset, never replayed from here.
+    const again = publish(room(1));
+    assert.equal(again.offset, 1);
+    assert.notEqual(again.epoch, first.epoch);
+  });
+
+  it("a read keeps it, a subscriber keeps it, and the idle time counts from the last leave", () => {
+    const { channels, clock } = table();
+    const epoch = channels.use(room(1)).epoch;
+    clock.now += 9 * MINUTE;
+    channels.use(room(1)); // a position read
+    clock.now += 9 * MINUTE;
+    channels.sweep();
+    assert.equal(channels.use(room(1)).epoch, epoch, "read 9 minutes ago: kept");
+    channels.use(room(1)).subscribers.add("pod-a");
+    clock.now += 60 * MINUTE;
+    channels.sweep();
+    assert.equal(channels.has(room(1)), true, "subscribed for an hour: kept");
+    channels.leave(room(1), "pod-a");
+    clock.now += 10 * MINUTE - 1;
+    channels.sweep();
+    assert.equal(channels.has(room(1)), true, "left 10 minutes ago less 1 ms: kept");
+    clock.now += 1;
+    channels.sweep();
+    assert.equal(channels.has(room(1)), false);
+  });
+
+  it("reading history is not a use: a channel that is only read still goes", () => {
+    const { channels, clock, publish } = table();
+    publish(room(1));
+    for (let i = 0; i < 10; i++) {
+      clock.now += 2 * MINUTE;
+      channels.read(room(1), 0, 10);
+      channels.sweep();
+    }
+    assert.equal(channels.has(room(1)), false);
+    assert.deepEqual(channels.read(room(1), 0, 10), { epoch: "", top: 0, messages: [] });
+    assert.equal(channels.has(room(1)), false, "reading a missing channel creates nothing");
+  });
+});
+
+describe("ChannelTable: the totals are capped", () => {
+  it("history bytes: the channels published least recently lose their oldest events first", () => {
+    const data = JSON.stringify({ type: "n", pad: "x".repeat(872) }); // 1,000 bytes with overhead
+    const bytes = data.length + 128;
+    const { channels, publish } = table({ maxHistoryBytes: 10 * bytes });
+    for (let i = 0; i < 6; i++) publish(room(1), data);
+    for (let i = 0; i < 6; i++) publish(room(2), data);
+    assert.equal(channels.stats.historyBytes, 10 * bytes);
+    assert.deepEqual(
+      channels.read(room(1), 0, 100).messages.map((m) => m.offset),
+      [3, 4, 5, 6],
+      "room 1, published least recently, lost its two oldest",
+    );
+    assert.deepEqual(
+      channels.read(room(2), 0, 100).messages.map((m) => m.offset),
+      [1, 2, 3, 4, 5, 6],
+    );
+    for (let i = 0; i < 100; i++) publish(room(3 + (i % 7)), data);
+    assert.ok(channels.stats.historyBytes <= 10 * bytes, "never above the cap");
+    assert.equal(channels.stats.historyEvents, 10);
+  });
+
+  it("channels: the least recently used one without subscribers goes; if all have one, refused", () => {
+    const { channels, clock, publish } = table({ maxChannels: 3 });
+    publish(room(1));
+    channels.use(room(2)).subscribers.add("pod-a");
+    clock.now += 2_000;
+    publish(room(3));
+    clock.now += 2_000;
+    channels.use(room(1)); // used again: now the most recent
+    clock.now += 2_000;
+    publish(room(4));
+    assert.equal(channels.has(room(3)), false, "room 3 was the least recently used, unsubscribed");
+    assert.deepEqual(
+      [1, 2, 4].map((i) => channels.has(room(i))),
+      [true, true, true],
+    );
+    assert.equal(channels.stats.historyEvents, 2, "room 3's history went with it");
+    channels.use(room(1)).subscribers.add("pod-a");
+    channels.use(room(4)).subscribers.add("pod-a");
+    assert.throws(() => channels.use(room(5)), ChannelCapacityError);
+    assert.equal(channels.stats.channels, 3);
+  });
+
+  it("property: the totals always equal what a reader can see, and never pass the caps", () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            op: fc.constantFrom("publish", "read", "subscribe", "leave", "tick", "sweep"),
+            channel: fc.integer({ min: 0, max: 9 }),
+            size: fc.integer({ min: 0, max: 400 }),
+            ms: fc.integer({ min: 0, max: 4 * MINUTE }),
+          }),
+          { maxLength: 200 },
+        ),
+        (ops) => {
+          const maxHistoryBytes = 4_000;
+          const { channels, clock, publish } = table({
+            maxChannels: 5,
+            maxHistoryBytes,
+            retention: { size: 7, ttlMs: 5 * MINUTE },
+          });
+          for (const { op, channel, size, ms } of ops) {
+            const name = room(channel);
+            try {
+              if (op === "publish") publish(name, "y".repeat(size));
+              else if (op === "read") channels.use(name);
+              else if (op === "subscribe") channels.use(name).subscribers.add("pod");
+              else if (op === "leave") channels.leave(name, "pod");
+              else if (op === "tick") clock.now += ms;
+              else channels.sweep();
+            } catch (error) {
+              if (!(error instanceof ChannelCapacityError)) throw error;
+            }
+            let events = 0;
+            let bytes = 0;
+            let held = 0;
+            for (let i = 0; i < 10; i++) {
+              if (!channels.has(room(i))) continue;
+              held++;
+              const page = channels.read(room(i), 0, 1_000);
+              const offsets = page.messages.map((m) => m.offset);
+              // Retained events are the newest ones, contiguous up to the top.
+              assert.deepEqual(
+                offsets,
+                offsets.map((_, k) => page.top - offsets.length + 1 + k),
+              );
+              assert.ok(offsets.length <= 7);
+              events += offsets.length;
+              for (const m of page.messages) bytes += m.data.length + 128;
+            }
+            // `read` expires by age as it goes, so compare after every channel was read.
+            assert.deepEqual(channels.stats, {
+              channels: held,
+              historyEvents: events,
+              historyBytes: bytes,
+            });
+            assert.ok(bytes <= maxHistoryBytes);
+            assert.ok(held <= 5);
+          }
+        },
+      ),
+      { seed: 20261203, numRuns: 300 },
+    );
+  });
+});
