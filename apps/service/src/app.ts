@@ -87,6 +87,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   }) as unknown as FastifyInstance;
 
   const broker = options.broker ?? (await createBroker(config, app.log));
+  const bus = broker instanceof MemoryBroker ? broker.bus : null;
   let hub: Hub | undefined;
   let presence: Presence | undefined;
   const metrics = new PrometheusMetrics({
@@ -96,6 +97,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       presenceUsers: () => presence?.usersOnline ?? 0,
       queuedBytes: () => hub?.queuedBytes ?? 0,
       stalledStreams: () => hub?.stalledCount ?? 0,
+      replaysRunning: () => hub?.replays.running ?? 0,
+      replaysWaiting: () => hub?.replays.waiting ?? 0,
+      ...(bus && {
+        brokerChannels: () => bus.stats.channels,
+        historyBytes: () => bus.stats.historyBytes,
+      }),
     },
   });
   hub = new Hub({
@@ -108,6 +115,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     retryJitterMs: config.sse.retryJitterMs,
     maxQueuedBytes: config.limits.slowClientMaxBytes,
     maxStallMs: config.limits.slowClientMaxStallMs,
+    maxConcurrentReplays: config.limits.maxReplays,
+    maxReplaysPerUser: config.limits.maxReplaysPerUser,
   });
   const presenceStore = options.presenceStore ?? (await createPresenceStore(config, app.log));
   const presenceLog = app.log.child({ component: "presence" });
@@ -185,13 +194,19 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 }
 
 async function createBroker(config: Config, log: FastifyBaseLogger): Promise<Broker> {
-  if (config.redis.mode === "embedded") return new MemoryBroker();
+  if (config.redis.mode === "embedded") {
+    const { idleTtlMs, maxChannels, historyMaxBytes } = config.channels;
+    return new MemoryBroker({
+      busOptions: { idleTtlMs, maxChannels, maxHistoryBytes: historyMaxBytes },
+    });
+  }
   const { RedisBroker } = await import("@realtime/redis");
   const brokerLog = log.child({ component: "redis-broker" });
   return new RedisBroker({
     url: config.redis.url ?? undefined,
     clusterNodes: config.redis.mode === "cluster" ? [...config.redis.clusterNodes] : undefined,
     prefix: config.redis.prefix,
+    metaTtlSeconds: Math.ceil(config.channels.idleTtlMs / 1000),
     logger: {
       info: (message) => brokerLog.info(message),
       warn: (message) => brokerLog.warn(message),

@@ -88,6 +88,13 @@ describe("loadConfig defaults", () => {
       slowClientMaxBytes: 1048576,
       slowClientMaxStallMs: 10000,
       maxChatContentLength: 4000,
+      maxReplays: 32,
+      maxReplaysPerUser: 2,
+    });
+    assert.deepEqual(config.channels, {
+      idleTtlMs: 600000,
+      maxChannels: 100000,
+      historyMaxBytes: 67108864,
     });
     assert.deepEqual(config.sse, {
       heartbeatIntervalMs: 15000,
@@ -135,6 +142,11 @@ describe("loadConfig reads variables", () => {
       SLOW_CLIENT_MAX_STALL_MS: "500",
       BODY_LIMIT_BYTES: "1024",
       MAX_CHAT_CONTENT_LENGTH: "10",
+      MAX_REPLAYS: "3",
+      MAX_REPLAYS_PER_USER: "1",
+      CHANNEL_IDLE_TTL_MS: "60000",
+      MAX_CHANNELS: "7",
+      HISTORY_MAX_BYTES: "4096",
       SHUTDOWN_DRAIN_MS: "250",
       IDEMPOTENCY_WINDOW_MS: "60000",
       HTTP2: "h2c",
@@ -161,7 +173,10 @@ describe("loadConfig reads variables", () => {
       slowClientMaxBytes: 2048,
       slowClientMaxStallMs: 500,
       maxChatContentLength: 10,
+      maxReplays: 3,
+      maxReplaysPerUser: 1,
     });
+    assert.deepEqual(config.channels, { idleTtlMs: 60000, maxChannels: 7, historyMaxBytes: 4096 });
     assert.deepEqual(config.sse, { heartbeatIntervalMs: 1000, retryMs: 100, retryJitterMs: 0 });
     assert.equal(config.shutdown.drainMs, 250);
     assert.equal(config.publish.idempotencyWindowMs, 60000);
@@ -251,6 +266,11 @@ describe("loadConfig validation", () => {
       "MAX_CONNECTIONS_PER_IP",
       "CONNECTION_LEASE_TTL_MS",
       "IDEMPOTENCY_WINDOW_MS",
+      "MAX_REPLAYS",
+      "MAX_REPLAYS_PER_USER",
+      "CHANNEL_IDLE_TTL_MS",
+      "MAX_CHANNELS",
+      "HISTORY_MAX_BYTES",
     ];
     const env = Object.fromEntries(names.map((n) => [n, "x"]));
     try {

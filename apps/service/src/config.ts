@@ -140,6 +140,36 @@ export interface LimitsConfig {
   readonly slowClientMaxStallMs: number;
   /** Longest chat message, in characters (`MAX_CHAT_CONTENT_LENGTH`). Default 4000. */
   readonly maxChatContentLength: number;
+  /**
+   * Resuming streams replaying history at once on a pod (`MAX_REPLAYS`); more wait their turn,
+   * connected. Each holds one page of history (64 events) while its client drains it. Default 32.
+   */
+  readonly maxReplays: number;
+  /** Replays of one user at once on a pod (`MAX_REPLAYS_PER_USER`). Default 2. */
+  readonly maxReplaysPerUser: number;
+}
+
+/** What the broker keeps per channel, and for how long. */
+export interface ChannelStateConfig {
+  /**
+   * How long a channel's epoch and offset outlive its last use — a publish, a position read, a
+   * pod's subscribers (pods read every subscribed channel's position every 15 s) — in ms
+   * (`CHANNEL_IDLE_TTL_MS`). A client resuming after that gets a `reset` for the channel.
+   * Default 600000 (10 minutes); at least 60000.
+   */
+  readonly idleTtlMs: number;
+  /**
+   * Embedded mode: channels held in memory at most (`MAX_CHANNELS`); past it the least recently
+   * used channel without subscribers is released, and when every one has subscribers a new
+   * channel is refused with 503. Default 100000.
+   */
+  readonly maxChannels: number;
+  /**
+   * Embedded mode: bytes of history held in memory over every channel (`HISTORY_MAX_BYTES`);
+   * past it the least recently published channels lose their oldest events first. Default
+   * 67108864 (64 MiB).
+   */
+  readonly historyMaxBytes: number;
 }
 
 export interface SseConfig {
@@ -222,6 +252,7 @@ export interface Config {
   readonly auth: AuthConfig;
   readonly redis: RedisConfig;
   readonly limits: LimitsConfig;
+  readonly channels: ChannelStateConfig;
   readonly sse: SseConfig;
   readonly publish: PublishConfig;
   readonly shutdown: ShutdownConfig;
@@ -288,6 +319,14 @@ export function loadConfig(env: Env = process.env): Config {
     slowClientMaxBytes: r.int("SLOW_CLIENT_MAX_BYTES", 1048576),
     slowClientMaxStallMs: r.int("SLOW_CLIENT_MAX_STALL_MS", 10000),
     maxChatContentLength: r.int("MAX_CHAT_CONTENT_LENGTH", 4000),
+    maxReplays: r.int("MAX_REPLAYS", 32, 1),
+    maxReplaysPerUser: r.int("MAX_REPLAYS_PER_USER", 2, 1),
+  };
+
+  const channels: ChannelStateConfig = {
+    idleTtlMs: r.int("CHANNEL_IDLE_TTL_MS", 600_000, 60_000, 86_400_000),
+    maxChannels: r.int("MAX_CHANNELS", 100_000, 1),
+    historyMaxBytes: r.int("HISTORY_MAX_BYTES", 64 * 1024 * 1024, 1024),
   };
 
   const sse: SseConfig = {
@@ -338,6 +377,7 @@ export function loadConfig(env: Env = process.env): Config {
     auth,
     redis,
     limits,
+    channels,
     sse,
     publish,
     shutdown,

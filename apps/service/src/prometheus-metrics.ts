@@ -21,6 +21,14 @@ export interface PrometheusMetricsOptions {
     queuedBytes?(): number;
     /** Streams whose writes report backpressure now. Default: not exported. */
     stalledStreams?(): number;
+    /** Resuming streams replaying history now. Default: not exported. */
+    replaysRunning?(): number;
+    /** Resuming streams waiting for a replay slot. Default: not exported. */
+    replaysWaiting?(): number;
+    /** Embedded mode: channels the in-memory broker holds. Default: not exported. */
+    brokerChannels?(): number;
+    /** Embedded mode: bytes of history the in-memory broker holds. Default: not exported. */
+    historyBytes?(): number;
   };
   /** Whether to add prom-client's process metrics (CPU, memory, event loop), prefixed `realtime_`. Default true. */
   readonly defaultMetrics?: boolean;
@@ -106,38 +114,56 @@ export class PrometheusMetrics implements Metrics, PresenceMetrics {
       registers,
     });
 
-    const { queuedBytes, stalledStreams } = gauges;
-    if (queuedBytes) {
+    // Optional gauges, each read at scrape time; absent reads are not exported.
+    const optional: [string, string, (() => number) | undefined][] = [
+      [
+        "sse_queued_bytes",
+        "Bytes accepted for this pod's SSE streams and not yet written to the network (the fan-out queue; each stream's share is bounded by SLOW_CLIENT_MAX_BYTES).",
+        gauges.queuedBytes,
+      ],
+      [
+        "sse_stalled_streams",
+        "SSE streams whose writes report backpressure now (clients not reading fast enough).",
+        gauges.stalledStreams,
+      ],
+      [
+        "realtime_presence_users_online",
+        "Distinct users with at least one presence-tracked SSE stream on this pod.",
+        gauges.presenceUsers,
+      ],
+      [
+        "sse_replays_running",
+        "Resuming SSE streams replaying missed events from history now (at most MAX_REPLAYS).",
+        gauges.replaysRunning,
+      ],
+      [
+        "sse_replays_waiting",
+        "Resuming SSE streams waiting for a replay slot (connected, live events buffered).",
+        gauges.replaysWaiting,
+      ],
+      [
+        "realtime_broker_channels",
+        "Embedded mode: channels the in-memory broker holds (at most MAX_CHANNELS).",
+        gauges.brokerChannels,
+      ],
+      [
+        "realtime_history_bytes",
+        "Embedded mode: bytes of history the in-memory broker holds (at most HISTORY_MAX_BYTES).",
+        gauges.historyBytes,
+      ],
+    ];
+    for (const [name, help, read] of optional) {
+      if (!read) continue;
       new Gauge({
-        name: "sse_queued_bytes",
-        help: "Bytes accepted for this pod's SSE streams and not yet written to the network (the fan-out queue; each stream's share is bounded by SLOW_CLIENT_MAX_BYTES).",
+        name,
+        help,
         registers,
         collect() {
-          this.set(queuedBytes());
+          this.set(read());
         },
       });
     }
-    if (stalledStreams) {
-      new Gauge({
-        name: "sse_stalled_streams",
-        help: "SSE streams whose writes report backpressure now (clients not reading fast enough).",
-        registers,
-        collect() {
-          this.set(stalledStreams());
-        },
-      });
-    }
-    const presenceUsers = gauges.presenceUsers;
-    if (presenceUsers) {
-      new Gauge({
-        name: "realtime_presence_users_online",
-        help: "Distinct users with at least one presence-tracked SSE stream on this pod.",
-        registers,
-        collect() {
-          this.set(presenceUsers());
-        },
-      });
-    }
+
     this.#wentBack = new Counter({
       name: "realtime_broker_went_back_total",
       help: "Times a channel was found below what this pod delivered in the same epoch (the broker lost a tail) and was given a new epoch.",

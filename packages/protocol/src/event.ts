@@ -70,10 +70,21 @@ export interface ReadyEvent {
 }
 
 /** Data of the `reset` control event. */
+/**
+ * Why a channel of a stream was reset: `trimmed` (history no longer holds what the cursor
+ * needs), `epoch_changed` (the channel's history was lost or released), `unknown_cursor` (the
+ * cursor is not ours, or ahead of the channel), `gap` (the pod could not fill a hole in the
+ * live sequence).
+ */
+export type ResetReason = "trimmed" | "epoch_changed" | "unknown_cursor" | "gap";
+
 export interface ResetEvent {
   type: "reset";
   channel: ChannelName;
-  /** Why the gap could not be filled: `trimmed`, `epoch_changed`, `unknown_cursor`. */
+  /**
+   * Why the channel was reset: one of {@link ResetReason} (a string, so a client keeps
+   * working when a later server adds one).
+   */
   reason: string;
   timestamp: string;
 }

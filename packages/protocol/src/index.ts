@@ -28,7 +28,13 @@ export {
   MAX_CURSOR_ENTRIES,
   MAX_CURSOR_LENGTH,
 } from "./cursor.ts";
-export type { CloseEvent, ReadyEvent, RealtimeEvent, ResetEvent } from "./event.ts";
+export type {
+  CloseEvent,
+  ReadyEvent,
+  RealtimeEvent,
+  ResetEvent,
+  ResetReason,
+} from "./event.ts";
 export {
   ControlEvent,
   EVENT_FIELD_PATTERN,

@@ -28,6 +28,7 @@ import type { HistoryStore } from "./history-store.ts";
 import { type EventInput, HubError } from "./hub-error.ts";
 import { type Metrics, noopMetrics } from "./metrics.ts";
 import { Publisher } from "./publisher.ts";
+import { Replayer } from "./replayer.ts";
 import { planResume, type ResumePlan } from "./resume.ts";
 import { encodeData, encodeId } from "./sse-encoder.ts";
 import { SseStream, type StreamHost } from "./sse-stream.ts";
@@ -44,6 +45,15 @@ export interface HubOptions {
   history?: HistoryStore;
   /** Most events replayed to one channel of a resuming stream; further behind → reset. Default 10000. */
   maxReplay?: number;
+  /** Events a replay reads from history per round trip (and holds in memory at once). Default 64. */
+  replayPageSize?: number;
+  /**
+   * Replays running at once on this hub; more wait their turn (connected, live messages
+   * buffered). Bounds the memory replays take. Default 32.
+   */
+  maxConcurrentReplays?: number;
+  /** Replays of one user running at once; the user's others wait. Default 2. */
+  maxReplaysPerUser?: number;
   /**
    * How often the pod compares each channel's last delivered position with the broker's, in
    * ms, to catch a lost last message. Default 15000; 0 disables.
@@ -113,7 +123,7 @@ const CLOSE_REASONS: Partial<Record<CloseCode, string>> = {
   [CloseCode.InsufficientState]: "insufficient_state",
 };
 
-/** Events read from history per round trip. */
+/** Events read from history per round trip when a pod backfills a hole. */
 const HISTORY_PAGE = 1_000;
 
 export class Hub implements StreamHost {
@@ -121,6 +131,7 @@ export class Hub implements StreamHost {
   readonly #publisher: Publisher;
   readonly #history: HistoryStore | undefined;
   readonly #maxReplay: number;
+  readonly #replayer: Replayer;
   readonly #positionTimer: NodeJS.Timeout | undefined;
   readonly #metrics: Metrics;
   readonly #maxConnections: number;
@@ -155,6 +166,13 @@ export class Hub implements StreamHost {
     });
     this.#history = options.history;
     this.#maxReplay = options.maxReplay ?? 10_000;
+    this.#replayer = new Replayer({
+      history: options.history,
+      pageSize: options.replayPageSize ?? 64,
+      maxConcurrent: options.maxConcurrentReplays ?? 32,
+      maxPerUser: options.maxReplaysPerUser ?? 2,
+      failed: (stream) => this.insufficient(stream),
+    });
     this.#metrics = options.metrics ?? noopMetrics;
     this.#maxConnections = options.maxConnections ?? 10_000;
     this.#heartbeatIntervalMs = options.heartbeatIntervalMs ?? 15_000;
@@ -202,6 +220,11 @@ export class Hub implements StreamHost {
     let stalled = 0;
     for (const stream of this.#streams) if (stream.stalledSince !== 0) stalled++;
     return stalled;
+  }
+
+  /** Resuming streams replaying now, and waiting for a replay slot. */
+  get replays(): { readonly running: number; readonly waiting: number } {
+    return { running: this.#replayer.running, waiting: this.#replayer.waiting };
   }
 
   /** Whether the hub takes new streams (false once draining). */
@@ -252,7 +275,8 @@ export class Hub implements StreamHost {
 
   /**
    * Opens a stream: subscribes its channels (buffering live messages), works out where each
-   * channel starts from the client's cursor, then connects and goes live. Rejects with a
+   * channel starts from the client's cursor, then connects, replays what the client missed (a
+   * page at a time, when a replay slot is free) and goes live. Rejects with a
    * {@link HubError} before anything is sent when the stream cannot be served.
    */
   async open(request: OpenStreamRequest): Promise<SseStream> {
@@ -284,7 +308,6 @@ export class Hub implements StreamHost {
       plan = await planResume(channels, positions, request.cursor ?? null, {
         history: this.#history,
         maxReplay: this.#maxReplay,
-        pageSize: HISTORY_PAGE,
         tagPrefix: (channel, epoch) => this.tagPrefix(channel, epoch),
       });
     } catch (cause) {
@@ -304,7 +327,9 @@ export class Hub implements StreamHost {
     const connection = request.connect();
     this.#streams.add(stream);
     connection.onClose(() => this.#remove(stream, "client"));
-    await stream.start(connection, plan.starts, this.#retryHint(), plan.replays);
+    stream.start(connection, plan.starts, this.#retryHint());
+    await this.#replayer.run(stream, plan.replays);
+    stream.goLive();
     if (!stream.ended && this.#streams.has(stream)) {
       this.#announced.add(stream);
       for (const hooks of this.#lifecycle) hooks.opened(stream);

@@ -196,8 +196,10 @@ export class MemoryBus {
 }
 
 export interface MemoryBrokerOptions {
-  /** The bus to share with other brokers. Default: a bus of its own. */
+  /** The bus to share with other brokers. Default: a bus of its own, made with `busOptions`. */
   bus?: MemoryBus;
+  /** Options of the broker's own bus (without `bus`); the broker closes that bus with itself. */
+  busOptions?: MemoryBusOptions;
 }
 
 export class MemoryBroker implements Broker, HistoryStore {
@@ -210,7 +212,7 @@ export class MemoryBroker implements Broker, HistoryStore {
 
   constructor(options: MemoryBrokerOptions = {}) {
     this.#ownsBus = options.bus === undefined;
-    this.bus = options.bus ?? new MemoryBus();
+    this.bus = options.bus ?? new MemoryBus(options.busOptions);
   }
 
   async publish(

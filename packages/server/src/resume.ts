@@ -1,6 +1,9 @@
 /**
  * Where a stream starts on each of its channels, from the client's cursor: continue, replay
- * what it missed from history, or — when that is impossible — reset. Never a partial replay.
+ * what it missed from history, or — when that is impossible — reset. Never a partial replay
+ * by choice: a replay is planned only when history still holds its first event (and so,
+ * trimmed only from the front, all of it). The events themselves are not read here: the
+ * {@link Replayer} streams them a page at a time once the stream is connected.
  */
 import {
   type ChannelName,
@@ -8,27 +11,31 @@ import {
   lookupCursor,
   type StreamPosition,
 } from "@realtime/protocol";
-import type { BrokerMessage } from "./broker.ts";
 import type { HistoryStore } from "./history-store.ts";
 import type { ChannelStart } from "./sse-stream.ts";
 
+/** Events (after, until] of a channel's epoch `epoch`, to replay before going live. */
+export interface ReplayRange {
+  readonly epoch: string;
+  readonly after: number;
+  readonly until: number;
+}
+
 export interface ResumePlan {
   readonly starts: ChannelStart[];
-  /** Per channel, the events to replay before going live (empty when none). */
-  readonly replays: BrokerMessage[][];
+  /** Per channel, what to replay before going live (null when nothing). */
+  readonly replays: (ReplayRange | null)[];
 }
 
 export interface ResumeOptions {
   readonly history: HistoryStore | undefined;
   /** Most events replayed per channel; a client further behind gets a reset. */
   readonly maxReplay: number;
-  /** Events read from history per round trip. */
-  readonly pageSize: number;
   readonly tagPrefix: (channel: ChannelName, epoch: string) => string;
 }
 
-/** Why a replay failed, as the `reset` reason. */
-type ReplayResult = BrokerMessage[] | "trimmed" | "epoch_changed";
+/** Why a replay cannot be made, as the `reset` reason. */
+type ReplayRefusal = "trimmed" | "epoch_changed";
 
 export async function planResume(
   channels: readonly ChannelName[],
@@ -38,7 +45,7 @@ export async function planResume(
 ): Promise<ResumePlan> {
   const cursor = cursorText ? decodeCursor(cursorText) : null;
   const starts: ChannelStart[] = [];
-  const replays: BrokerMessage[][] = [];
+  const replays: (ReplayRange | null)[] = [];
   await Promise.all(
     channels.map(async (channel, i) => {
       const top = tops[i] as StreamPosition;
@@ -47,7 +54,7 @@ export async function planResume(
         offset: top.offset,
         tagPrefix: options.tagPrefix(channel, top.epoch),
       };
-      replays[i] = [];
+      replays[i] = null;
       if (cursorText === null) {
         starts[i] = fromNow;
         return;
@@ -66,12 +73,12 @@ export async function planResume(
       } else if (found.offset === top.offset) {
         starts[i] = fromNow;
       } else {
-        const replay = await readReplay(channel, found.offset, top, options);
-        if (Array.isArray(replay)) {
+        const refusal = await checkReplay(channel, found.offset, top, options);
+        if (refusal === null) {
           starts[i] = { ...fromNow, offset: found.offset };
-          replays[i] = replay;
+          replays[i] = { epoch: top.epoch, after: found.offset, until: top.offset };
         } else {
-          starts[i] = { ...fromNow, reset: replay };
+          starts[i] = { ...fromNow, reset: refusal };
         }
       }
     }),
@@ -79,28 +86,19 @@ export async function planResume(
   return { starts, replays };
 }
 
-/** Reads (after, top] from history, all of it and contiguous, or says why not. */
-async function readReplay(
+/**
+ * Whether (after, top] can be replayed: not too far behind, and history still holds the first
+ * of it in the same epoch (one event read, whatever the length of the replay).
+ */
+async function checkReplay(
   channel: ChannelName,
   after: number,
   top: StreamPosition,
   options: ResumeOptions,
-): Promise<ReplayResult> {
-  const { history, maxReplay, pageSize } = options;
+): Promise<ReplayRefusal | null> {
+  const { history, maxReplay } = options;
   if (!history || top.offset - after > maxReplay) return "trimmed";
-  const out: BrokerMessage[] = [];
-  let cursor = after;
-  while (cursor < top.offset) {
-    const page = await history.read(channel, cursor, Math.min(pageSize, top.offset - cursor));
-    if (page.epoch !== top.epoch) return "epoch_changed";
-    const first = page.messages[0];
-    if (!first || first.offset !== cursor + 1) return "trimmed";
-    for (const message of page.messages) {
-      if (message.offset !== cursor + 1 || message.epoch !== top.epoch) return "trimmed";
-      if (message.offset > top.offset) break;
-      out.push(message);
-      cursor = message.offset;
-    }
-  }
-  return out;
+  const page = await history.read(channel, after, 1);
+  if (page.epoch !== top.epoch) return "epoch_changed";
+  return page.messages[0]?.offset === after + 1 ? null : "trimmed";
 }

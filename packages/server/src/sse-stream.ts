@@ -10,6 +10,7 @@ import {
   cursorEntry,
   joinCursor,
   nowTimestamp,
+  type ResetReason,
 } from "@realtime/protocol";
 import type { BrokerMessage } from "./broker.ts";
 import type { Connection, SharedChunk } from "./connection.ts";
@@ -23,7 +24,7 @@ export interface ChannelStart {
   /** `channelTag + epochTag` of the channel's current epoch. */
   readonly tagPrefix: string;
   /** Set when the stream cannot continue from the client's cursor for this channel. */
-  readonly reset?: string;
+  readonly reset?: ResetReason;
 }
 
 /** Hooks the stream calls back into its hub. */
@@ -116,17 +117,12 @@ export class SseStream {
   }
 
   /**
-   * Starts writing: retry hint, resets, the initial cursor (an id-only block, so a client that
-   * reconnects before any event still resumes from here), then the replay of what the client
-   * missed (paced by the connection's drain, so a long replay does not count as a slow client),
-   * then what arrived live meanwhile. Resolves when the stream is live.
+   * Starts writing: retry hint, resets, the initial cursor (on the `ready` event, so a client
+   * that reconnects before any event still resumes from here). Live messages stay buffered
+   * until {@link goLive}; in between, the hub's {@link Replayer} sends what the client missed
+   * ({@link replay}, paced by {@link backedUp} and {@link drained}).
    */
-  async start(
-    connection: Connection,
-    starts: readonly ChannelStart[],
-    retryMs: number,
-    replays: readonly (readonly BrokerMessage[])[] = [],
-  ): Promise<void> {
+  start(connection: Connection, starts: readonly ChannelStart[], retryMs: number): void {
     this.#connection = connection;
     connection.onDrain(() => {
       this.stalledSince = 0;
@@ -145,20 +141,53 @@ export class SseStream {
     // the browser's reconnect id, but only an event lets a client that reconnects by itself
     // read it (EventSource has no lastEventId property; MessageEvent has).
     this.#write(`${head}${readyBlock(this.channels, this.cursor, this.#host.now())}`);
-    for (let i = 0; i < replays.length; i++) {
-      for (const message of replays[i] ?? []) {
-        if (this.#ended || connection.closed) return;
-        this.#send(i, message.epoch, message.offset, encodeData(message.data));
-        if (connection.bufferedBytes >= REPLAY_HIGH_WATER) await this.#drained();
-      }
-    }
-    // Live messages keep arriving in the buffer while the replay waits for the peer.
+  }
+
+  /** Whether the stream can no longer be written to (ended, or its peer is gone). */
+  get gone(): boolean {
+    return this.#ended || this.#connection === null || this.#connection.closed;
+  }
+
+  /** One replayed event of channel `index` (in order, in the channel's start epoch). */
+  replay(index: number, message: BrokerMessage): void {
+    this.#send(index, message.epoch, message.offset, encodeData(message.data));
+  }
+
+  /**
+   * A replay of channel `index` cannot go on (history lost what it still needed): writes a
+   * `reset` carrying the cursor as moved to `offset` in `epoch`, so that the client resumes
+   * past the hole, and the channel continues live from there.
+   */
+  abandonReplay(index: number, reason: ResetReason, epoch: string, offset: number): void {
+    if (this.#ended) return;
+    const channel = this.channels[index] as ChannelName;
+    this.#epochs[index] = epoch;
+    this.#offsets[index] = offset;
+    this.#entries[index] = cursorEntry(this.#host.tagPrefix(channel, epoch), offset);
+    this.#write(resetBlock(channel, reason, this.cursor));
+  }
+
+  /** The peer has a replay page's worth queued: wait for {@link drained} before the next. */
+  get backedUp(): boolean {
+    return (this.#connection?.bufferedBytes ?? 0) >= REPLAY_HIGH_WATER;
+  }
+
+  /** Resolves when the connection drained below its high-water mark, or closed. */
+  drained(): Promise<void> {
+    if (this.gone) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#waiters.push(resolve);
+    });
+  }
+
+  /** Ends the start: writes what arrived live meanwhile, then delivers as it comes. */
+  goLive(): void {
     const buffer = this.#buffer ?? [];
-    for (let i = 0; i < buffer.length; i++) {
+    this.#buffer = null;
+    for (let i = 0; i < buffer.length && !this.#ended; i++) {
       const b = buffer[i] as Buffered;
       this.#send(b.index, b.epoch, b.offset, b.block);
     }
-    this.#buffer = null;
   }
 
   /**
@@ -262,12 +291,6 @@ export class SseStream {
     return `${prefix}${encodeId(this.cursor)}${block}`;
   }
 
-  #drained(): Promise<void> {
-    return new Promise((resolve) => {
-      this.#waiters.push(resolve);
-    });
-  }
-
   #wake(): void {
     for (const resolve of this.#waiters.splice(0)) resolve();
   }
@@ -328,12 +351,14 @@ function readyBlock(channels: readonly ChannelName[], cursor: string, now: numbe
   return `${encodeEventName(ControlEvent.Ready)}${encodeId(cursor)}${encodeData(data)}`;
 }
 
-function resetBlock(channel: ChannelName, reason: string): string {
+/** A `reset` control event; with `cursor`, it also moves the client's cursor (`id:`). */
+function resetBlock(channel: ChannelName, reason: ResetReason, cursor?: string): string {
   const data = JSON.stringify({
     type: ControlEvent.Reset,
     channel,
     reason,
     timestamp: nowTimestamp(),
   });
-  return `${encodeEventName(ControlEvent.Reset)}${encodeData(data)}`;
+  const id = cursor === undefined ? "" : encodeId(cursor);
+  return `${encodeEventName(ControlEvent.Reset)}${id}${encodeData(data)}`;
 }

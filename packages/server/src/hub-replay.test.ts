@@ -1,0 +1,250 @@
+/**
+ * Replays are streamed, a page of history at a time, and bounded per pod and per user: what a
+ * resuming client costs the pod does not grow with how far behind it is or how slowly it reads.
+ * (The memory broker's reads resolve in microtasks, so one `settle()` lets a replay run as far
+ * as it can: whatever it has not read by then, it is waiting for.)
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { type ChannelName, decodeCursor } from "@realtime/protocol";
+import type { HistoryPage, HistoryStore } from "./history-store.ts";
+import { Hub, type HubOptions } from "./hub.ts";
+import { MemoryBroker, MemoryBus } from "./memory-broker.ts";
+import { FakeConnection } from "./testing/fake-connection.ts";
+import { controlEvents, dataEvents, lastIdOf, parseSse } from "./testing/parse-sse.ts";
+
+const A = "channel:a" as ChannelName;
+const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
+const range = (from: number, to: number) =>
+  Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+/** The memory history, recording every read; `fail` makes a read reject. */
+class RecordingHistory implements HistoryStore {
+  readonly reads: { after: number; limit: number; got: number }[] = [];
+  fail: (read: number) => boolean = () => false;
+  readonly #inner: HistoryStore;
+  constructor(inner: HistoryStore) {
+    this.#inner = inner;
+  }
+  async read(channel: ChannelName, after: number, limit: number): Promise<HistoryPage> {
+    if (this.fail(this.reads.length)) throw new Error("history is away");
+    const page = await this.#inner.read(channel, after, limit);
+    this.reads.push({ after, limit, got: page.messages.length });
+    return page;
+  }
+}
+
+function setup(options: Partial<HubOptions> & { size?: number } = {}) {
+  const bus = new MemoryBus({ retention: { size: options.size ?? 10_000 }, sweepIntervalMs: 0 });
+  const broker = new MemoryBroker({ bus });
+  const history = new RecordingHistory(broker);
+  const hub = new Hub({
+    broker,
+    history,
+    positionCheckIntervalMs: 0,
+    replayPageSize: 10,
+    ...options,
+  });
+  /** 2 KB events: a page of 10 is ~20 KB, the replay high-water mark 64 KB. */
+  const publish = async (from: number, to: number) => {
+    for (let n = from; n <= to; n++) {
+      await hub.publish(A, { type: "n", progress: n, content: "x".repeat(2_000) });
+    }
+  };
+  /** A cursor at the channel's current top, from a stream that then goes away. */
+  const cursorNow = async () => {
+    const c = new FakeConnection();
+    await hub.open({ userId: "u_cursor", channels: [A], connect: () => c });
+    c.hangUp();
+    return lastIdOf(c.text);
+  };
+  /** Opens a resuming stream whose peer does not read; the open resolves once it is live. */
+  const resume = (userId: string, cursor: string) => {
+    const connection = new FakeConnection();
+    connection.accepting = false;
+    const live = hub.open({ userId, channels: [A], cursor, connect: () => connection });
+    return { connection, live };
+  };
+  return { bus, hub, history, publish, cursorNow, resume };
+}
+
+const progress = (c: FakeConnection) => dataEvents(c.text).map((e) => e.progress);
+
+/** Reads the replay made (planResume's one-event check excluded). */
+const pages = (history: RecordingHistory) => history.reads.filter((r) => r.limit > 1);
+
+describe("replay is streamed a page at a time", () => {
+  it("reads the next page only once the peer drained the last: a stuck client holds one page", async () => {
+    const { hub, history, publish, cursorNow, resume } = setup();
+    const cursor = await cursorNow();
+    await publish(1, 100);
+    const { connection, live } = resume("u_1", cursor);
+    await settle();
+    // 4 pages of ~20 KB pass the 64 KB high-water mark: then it waits.
+    assert.deepEqual(
+      pages(history).map((r) => r.got),
+      [10, 10, 10, 10],
+    );
+    assert.deepEqual(progress(connection), range(1, 40));
+    await settle();
+    assert.equal(pages(history).length, 4, "nothing read ahead while the peer does not read");
+    let done = false;
+    void live.then(() => {
+      done = true;
+    });
+    while (!done) {
+      connection.drain();
+      connection.accepting = false;
+      await settle();
+    }
+    assert.ok(pages(history).every((r) => r.limit <= 10 && r.got <= 10));
+    assert.equal(pages(history).length, 10);
+    await publish(101, 101);
+    await settle();
+    assert.deepEqual(progress(connection), range(1, 101), "every event once, in order");
+    assert.deepEqual(controlEvents(connection.text, "reset"), []);
+    await hub.close();
+  });
+
+  it("stops reading, and frees its slot, when the client goes away mid-replay", async () => {
+    const { hub, history, publish, cursorNow, resume } = setup();
+    const cursor = await cursorNow();
+    await publish(1, 100);
+    const { connection, live } = resume("u_1", cursor);
+    await settle();
+    assert.deepEqual(hub.replays, { running: 1, waiting: 0 });
+    connection.hangUp();
+    await live;
+    connection.drain();
+    await settle();
+    assert.equal(pages(history).length, 4);
+    assert.deepEqual(hub.replays, { running: 0, waiting: 0 });
+    await hub.close();
+  });
+});
+
+describe("replays are bounded per pod and per user", () => {
+  it("past the pod's slots, resuming streams wait without reading; each starts as a slot frees", async () => {
+    const { hub, history, publish, cursorNow, resume } = setup({ maxConcurrentReplays: 2 });
+    const cursor = await cursorNow();
+    await publish(1, 100);
+    const streams = ["u_1", "u_2", "u_3", "u_4", "u_5", "u_6"].map((u) => resume(u, cursor));
+    await settle();
+    assert.deepEqual(hub.replays, { running: 2, waiting: 4 });
+    assert.equal(pages(history).length, 8, "two replays, four pages each; the others read nothing");
+    assert.deepEqual(
+      streams.map((s) => progress(s.connection).length),
+      [40, 40, 0, 0, 0, 0],
+    );
+    // A waiting stream that goes away gives its place up.
+    streams[2]?.connection.hangUp();
+    // The first finishes: the next waiting one (u_4) starts.
+    const first = streams[0];
+    assert.ok(first);
+    let done = false;
+    void first.live.then(() => {
+      done = true;
+    });
+    while (!done) {
+      first.connection.drain();
+      first.connection.accepting = false;
+      await settle();
+    }
+    await settle();
+    assert.deepEqual(hub.replays, { running: 2, waiting: 2 });
+    assert.deepEqual(
+      streams.map((s) => progress(s.connection).length),
+      [100, 40, 0, 40, 0, 0],
+    );
+    await hub.close();
+  });
+
+  it("one user's second replay waits while another user's first, which came later, goes ahead", async () => {
+    const { hub, publish, cursorNow, resume } = setup({
+      maxConcurrentReplays: 2,
+      maxReplaysPerUser: 1,
+    });
+    const cursor = await cursorNow();
+    await publish(1, 100);
+    const mine = [resume("u_1", cursor), resume("u_1", cursor)];
+    const theirs = resume("u_2", cursor);
+    await settle();
+    assert.deepEqual(hub.replays, { running: 2, waiting: 1 });
+    assert.deepEqual(
+      [...mine, theirs].map((s) => progress(s.connection).length),
+      [40, 0, 40],
+    );
+    await hub.close();
+  });
+});
+
+describe("history that changes under a replay", () => {
+  it("trimmed past the replay meanwhile: one reset (trimmed) that moves the cursor past the hole, then live", async () => {
+    const { hub, publish, cursorNow, resume } = setup({ size: 60 });
+    const cursor = await cursorNow();
+    await publish(1, 50);
+    const { connection, live } = resume("u_1", cursor);
+    await settle();
+    assert.deepEqual(progress(connection), range(1, 40));
+    // A busy channel: 100 more events while the client is stuck; history keeps the last 60.
+    await publish(51, 150);
+    let done = false;
+    void live.then(() => {
+      done = true;
+    });
+    while (!done) {
+      connection.drain();
+      connection.accepting = false;
+      await settle();
+    }
+    const resets = controlEvents(connection.text, "reset");
+    assert.deepEqual(
+      resets.map((r) => r.reason),
+      ["trimmed"],
+    );
+    // The replay stopped at 40; its planned end was 50; the live events from 51 follow.
+    assert.deepEqual(progress(connection), [...range(1, 40), ...range(51, 150)]);
+    const reset = parseSse(connection.text).events.find((e) => e.event === "reset");
+    assert.ok(reset?.id, "the reset carries the cursor past the hole");
+    const decoded = decodeCursor(reset.id);
+    assert.deepEqual(
+      [...(decoded?.entries.values() ?? [])].map((e) => e.offset),
+      [50],
+      "moved to the replay's planned end: what follows continues from it",
+    );
+    // The client is at 150 now; resuming from there needs nothing.
+    const again = new FakeConnection();
+    const last = lastIdOf(connection.text);
+    await hub.open({ userId: "u_1", channels: [A], cursor: last, connect: () => again });
+    assert.deepEqual(controlEvents(again.text, "reset"), []);
+    assert.deepEqual(progress(again), []);
+    await hub.close();
+  });
+
+  it("a history read that fails mid-replay closes with insufficient_state; the resume completes it", async () => {
+    const { hub, history, publish, cursorNow, resume } = setup();
+    const cursor = await cursorNow();
+    await publish(1, 100);
+    history.fail = (read) => read === 3; // the check, two pages, then a failure
+    const { connection, live } = resume("u_1", cursor);
+    connection.accepting = true;
+    await live;
+    const close = controlEvents(connection.text, "close");
+    assert.deepEqual(
+      close.map((c) => c.code),
+      [3010],
+    );
+    assert.deepEqual(progress(connection), range(1, 20));
+    history.fail = () => false;
+    const again = new FakeConnection();
+    await hub.open({
+      userId: "u_1",
+      channels: [A],
+      cursor: lastIdOf(connection.text),
+      connect: () => again,
+    });
+    assert.deepEqual(progress(again), range(21, 100));
+    assert.deepEqual(controlEvents(again.text, "reset"), []);
+    await hub.close();
+  });
+});
