@@ -115,6 +115,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     retryJitterMs: config.sse.retryJitterMs,
     maxQueuedBytes: config.limits.slowClientMaxBytes,
     maxStallMs: config.limits.slowClientMaxStallMs,
+    // Reading a channel's position keeps it (Redis: its meta hash) alive: check every
+    // subscribed channel well within its idle TTL.
+    positionCheckIntervalMs: Math.min(15_000, Math.floor(config.channels.idleTtlMs / 4)),
     maxConcurrentReplays: config.limits.maxReplays,
     maxReplaysPerUser: config.limits.maxReplaysPerUser,
   });
@@ -225,6 +228,7 @@ async function createPresenceStore(config: Config, log: FastifyBaseLogger): Prom
     url: config.redis.url ?? undefined,
     clusterNodes: config.redis.mode === "cluster" ? [...config.redis.clusterNodes] : undefined,
     prefix: config.redis.prefix,
+    versionTtlMs: config.channels.idleTtlMs,
     logger: { warn: (message) => storeLog.warn(message) },
   });
 }

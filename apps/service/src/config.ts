@@ -153,9 +153,10 @@ export interface LimitsConfig {
 export interface ChannelStateConfig {
   /**
    * How long a channel's epoch and offset outlive its last use — a publish, a position read, a
-   * pod's subscribers (pods read every subscribed channel's position every 15 s) — in ms
-   * (`CHANNEL_IDLE_TTL_MS`). A client resuming after that gets a `reset` for the channel.
-   * Default 600000 (10 minutes); at least 60000.
+   * pod's subscribers (pods read every subscribed channel's position every 15 s, or every
+   * quarter of this if shorter) — in ms (`CHANNEL_IDLE_TTL_MS`). Also the life of a Redis
+   * channel's presence version counter, and the longest its history outlives it. A client
+   * resuming after that gets a `reset` for the channel. Default 600000 (10 minutes); 1000–86400000.
    */
   readonly idleTtlMs: number;
   /**
@@ -324,7 +325,7 @@ export function loadConfig(env: Env = process.env): Config {
   };
 
   const channels: ChannelStateConfig = {
-    idleTtlMs: r.int("CHANNEL_IDLE_TTL_MS", 600_000, 60_000, 86_400_000),
+    idleTtlMs: r.int("CHANNEL_IDLE_TTL_MS", 600_000, 1_000, 86_400_000),
     maxChannels: r.int("MAX_CHANNELS", 100_000, 1),
     historyMaxBytes: r.int("HISTORY_MAX_BYTES", 64 * 1024 * 1024, 1024),
   };

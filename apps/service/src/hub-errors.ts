@@ -1,5 +1,5 @@
 /** Maps the hub's refusals onto the error catalogue. */
-import { HubError } from "@realtime/server";
+import { ChannelCapacityError, HubError } from "@realtime/server";
 import { AppError, appError, Errors } from "./errors.ts";
 
 /**
@@ -11,7 +11,13 @@ export function toAppError(error: unknown): AppError {
   if (error instanceof HubError) {
     switch (error.code) {
       case "at_capacity":
-        return appError(Errors.AT_CAPACITY, undefined, { "Retry-After": retryAfterSeconds() });
+        return appError(
+          Errors.AT_CAPACITY,
+          error.cause instanceof ChannelCapacityError
+            ? "The server holds its maximum number of channels, all in use; try again later"
+            : undefined,
+          { "Retry-After": retryAfterSeconds() },
+        );
       case "shutting_down":
         return appError(Errors.SHUTTING_DOWN, undefined, { "Retry-After": retryAfterSeconds() });
       case "too_large":

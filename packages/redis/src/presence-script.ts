@@ -94,12 +94,15 @@ return out
 export const REPLY_TTL_MS = 60_000;
 
 /**
- * How long a channel's version counter outlives its last transition, in ms: as long as an
- * unused channel's epoch (the broker's meta TTL). Past it the clock alone orders versions,
- * which is safe once the channel was quiet this long; a stream open must not leave a key for a
- * day in every room it names.
+ * How long a channel's version counter outlives its last transition by default, in ms: as long
+ * as an unused channel's epoch (the broker's meta TTL). Past it the clock alone orders
+ * versions, which is safe once the channel was quiet this long; a stream open must not leave a
+ * key for a day in every room it names.
  */
-const VERSION_TTL_MS = 600_000;
+export const DEFAULT_VERSION_TTL_MS = 600_000;
+
+/** Stands for the version TTL in the script sources until {@link presenceScripts} fills it in. */
+const VERSION_TTL = "__VERSION_TTL_MS__";
 
 /** The next version of the channel whose counter is KEYS[VERSION_KEY] (see the header). */
 const VERSION = `
@@ -109,7 +112,7 @@ local function next_version(key)
   local v = tonumber(redis.call('GET', key) or '0') + 1
   if now > v then v = now end
   local text = string.format('%.0f', v)
-  redis.call('SET', key, text, 'PX', ${VERSION_TTL_MS})
+  redis.call('SET', key, text, 'PX', ${VERSION_TTL})
   return text
 end
 `;
@@ -275,15 +278,24 @@ function script(source: string): Script {
   return { source, sha: createHash("sha1").update(source).digest("hex") };
 }
 
-export const PresenceScripts = {
-  apply: script(APPLY),
-  settle: script(SETTLE),
-  reap: script(REAP),
-  heartbeat: script(HEARTBEAT),
-  reapStart: script(REAP_START),
-  reapFinish: script(REAP_FINISH),
-  snapshot: script(SNAPSHOT),
-} as const;
+/** The presence scripts, their version counters living `versionTtlMs` after a transition. */
+export function presenceScripts(versionTtlMs: number = DEFAULT_VERSION_TTL_MS) {
+  if (!Number.isSafeInteger(versionTtlMs) || versionTtlMs < 1) {
+    throw new RangeError(`the version TTL must be a positive integer (ms), got ${versionTtlMs}`);
+  }
+  const withTtl = (source: string) => script(source.replaceAll(VERSION_TTL, String(versionTtlMs)));
+  return {
+    apply: withTtl(APPLY),
+    settle: withTtl(SETTLE),
+    reap: withTtl(REAP),
+    heartbeat: script(HEARTBEAT),
+    reapStart: script(REAP_START),
+    reapFinish: script(REAP_FINISH),
+    snapshot: script(SNAPSHOT),
+  } as const;
+}
+
+export type PresenceScriptSet = ReturnType<typeof presenceScripts>;
 
 /** Runs `script` by SHA and sends its source once Redis answers NOSCRIPT (nothing ran then). */
 export async function runScript(

@@ -67,7 +67,7 @@ export interface RedisBrokerOptions {
   prefix?: string;
   /** Events kept per channel (stream MAXLEN, trimmed approximately). Default 10000. */
   historySize?: number;
-  /** Seconds a channel's history outlives its last publish. Default 300. */
+  /** Seconds a channel's history outlives its last publish (at most `metaTtlSeconds`). Default 300. */
   historyTtlSeconds?: number;
   /**
    * Seconds a channel's epoch and offset outlive its last use: a publish or a position read
@@ -145,8 +145,10 @@ export class RedisBroker implements Broker, HistoryStore {
   constructor(options: RedisBrokerOptions = {}) {
     this.#prefix = options.prefix ?? "realtime";
     this.#historySize = options.historySize ?? 10_000;
-    this.#historyTtlSeconds = options.historyTtlSeconds ?? 300;
     this.#metaTtlSeconds = options.metaTtlSeconds ?? 600;
+    // History is worth nothing once its channel's epoch is gone (the next publish starts a new
+    // one and deletes it): it never outlives the meta hash.
+    this.#historyTtlSeconds = Math.min(options.historyTtlSeconds ?? 300, this.#metaTtlSeconds);
     this.#commandTimeoutMs = options.commandTimeoutMs ?? 2_000;
     this.#subscribeTimeoutMs = options.subscribeTimeoutMs ?? 5_000;
     this.#logger = options.logger ?? silent;

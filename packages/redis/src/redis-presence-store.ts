@@ -29,8 +29,9 @@ import {
   type ChannelPresenceKeys,
   channelPresenceKeys,
   type PodRegistryKeys,
-  PresenceScripts,
+  type PresenceScriptSet,
   podRegistryKeys,
+  presenceScripts,
   replyRows,
   runScript,
   type Script,
@@ -54,6 +55,11 @@ export interface RedisPresenceStoreOptions extends Partial<PresenceTimings> {
   reapLockMs?: number;
   /** Most dead pods one `reap` call handles. Default 8. */
   maxPodsPerReap?: number;
+  /**
+   * How long a channel's presence version counter outlives its last transition, in ms. Keep it
+   * equal to the broker's meta TTL (the channel's idle TTL). Default 600000.
+   */
+  versionTtlMs?: number;
   /** Default: silent. */
   logger?: { warn(message: string): void };
 }
@@ -94,6 +100,7 @@ export class RedisPresenceStore implements PresenceStore {
   readonly #maxPodsPerReap: number;
   readonly #logger: { warn(message: string): void };
   readonly #index = new PresenceIndex();
+  readonly #scripts: PresenceScriptSet;
   #known = false;
   #lost = false;
   #calls = 0;
@@ -101,6 +108,7 @@ export class RedisPresenceStore implements PresenceStore {
   #errorLogged = false;
 
   constructor(options: RedisPresenceStoreOptions = {}) {
+    this.#scripts = presenceScripts(options.versionTtlMs);
     this.podId = options.podId ?? newPodId();
     if (!POD_ID.test(this.podId)) throw new TypeError(`invalid pod id: ${this.podId}`);
     this.#prefix = options.prefix ?? "realtime";
@@ -175,7 +183,7 @@ export class RedisPresenceStore implements PresenceStore {
           const args = chunk.flatMap((c) =>
             c.kind === "join" ? ["j", c.streamId, c.userId, c.userName] : ["l", c.streamId],
           );
-          const rows = await this.#decide(PresenceScripts.apply, keys, id, [
+          const rows = await this.#decide(this.#scripts.apply, keys, id, [
             [keys.users, keys.names, keys.grace, keys.pod(this.podId), keys.version],
             [deadline, id, ...args],
           ]);
@@ -201,7 +209,7 @@ export class RedisPresenceStore implements PresenceStore {
         for (const [i, chunk] of chunked(group).entries()) {
           const id = `${call}.${i}`;
           const args = chunk.flatMap((g) => [g.userId, `${g.deadline}:${g.token}`]);
-          const rows = await this.#decide(PresenceScripts.settle, keys, id, [
+          const rows = await this.#decide(this.#scripts.settle, keys, id, [
             [keys.users, keys.names, keys.grace, keys.version],
             args,
           ]);
@@ -217,7 +225,7 @@ export class RedisPresenceStore implements PresenceStore {
     await this.#ready();
     const dead = await runScript(
       this.#client,
-      PresenceScripts.reapStart,
+      this.#scripts.reapStart,
       [this.#registry.pods, this.#registry.lock],
       [
         now,
@@ -243,7 +251,7 @@ export class RedisPresenceStore implements PresenceStore {
     const keys = channelPresenceKeys(this.#prefix, channel);
     const reply = await runScript(
       this.#client,
-      PresenceScripts.snapshot,
+      this.#scripts.snapshot,
       [keys.users, keys.names, keys.version],
       [],
     );
@@ -278,7 +286,7 @@ export class RedisPresenceStore implements PresenceStore {
         channels.map(async (channel, i) => {
           const keys = channelPresenceKeys(this.#prefix, channel);
           const id = `${call}.${i}`;
-          const rows = await this.#decide(PresenceScripts.reap, keys, id, [
+          const rows = await this.#decide(this.#scripts.reap, keys, id, [
             [keys.users, keys.names, keys.grace, keys.pod(pod), keys.version],
             [pod, id],
           ]);
@@ -299,7 +307,7 @@ export class RedisPresenceStore implements PresenceStore {
       for (const chunk of done.length > 0 ? chunked(done, 1_000) : [[]]) {
         await runScript(
           this.#client,
-          PresenceScripts.reapFinish,
+          this.#scripts.reapFinish,
           [this.#registry.pods, this.#registry.reaped, this.#registry.index(pod)],
           [pod, ...chunk],
         );
@@ -331,7 +339,7 @@ export class RedisPresenceStore implements PresenceStore {
     const rounds = Math.max(1, addChunks.length, removeChunks.length);
     for (let i = 0; i < rounds; i++) {
       const add = addChunks[i] ?? [];
-      const reply = await runScript(this.#client, PresenceScripts.heartbeat, keys, [
+      const reply = await runScript(this.#client, this.#scripts.heartbeat, keys, [
         now,
         this.podId,
         add.length,

@@ -65,6 +65,20 @@ describe("ChannelTable: unused channels are released", () => {
     assert.equal(channels.has(room(1)), false);
   });
 
+  it("a channel used all the time does not hold up the release of the others behind it", () => {
+    const { channels, clock, publish } = table();
+    channels.use(room(1)).subscribers.add("pod-a");
+    publish(room(2));
+    // Room 1 is read every 300 ms (a pod's position check) for 11 minutes.
+    for (let t = 0; t < 11 * MINUTE; t += 300) {
+      clock.now += 300;
+      channels.use(room(1));
+      channels.sweep();
+    }
+    assert.equal(channels.has(room(2)), false, "room 2, unused for 11 minutes, went");
+    assert.equal(channels.has(room(1)), true);
+  });
+
   it("reading history is not a use: a channel that is only read still goes", () => {
     const { channels, clock, publish } = table();
     publish(room(1));

@@ -66,6 +66,8 @@ export interface ChannelRecord<S> {
   bytes: number;
   /** Last publish, read or leave (ms). */
   usedAt: number;
+  /** When the record last moved to the back of the usage order (ms). */
+  movedAt: number;
   readonly subscribers: Set<S>;
 }
 
@@ -126,9 +128,12 @@ export class ChannelTable<S> {
     const now = this.#now();
     let record = this.#channels.get(channel);
     if (record) {
-      if (now - record.usedAt >= REORDER_MS) {
+      // Compared with the last move, not the last use: a channel used more often than this
+      // must still move, or it would sit at the front and stop every sweep there.
+      if (now - record.movedAt >= REORDER_MS) {
         this.#channels.delete(channel);
         this.#channels.set(channel, record);
+        record.movedAt = now;
       }
       record.usedAt = now;
       return record;
@@ -143,6 +148,7 @@ export class ChannelTable<S> {
       head: 0,
       bytes: 0,
       usedAt: now,
+      movedAt: now,
       subscribers: new Set(),
     };
     this.#channels.set(channel, record);
@@ -198,10 +204,10 @@ export class ChannelTable<S> {
     for (const record of this.#retaining) this.#expire(record, oldest);
     const idleSince = now - this.#idleTtlMs;
     for (const record of this.#channels.values()) {
-      // Usage order: past the first channel used recently, every later one was too (give or
-      // take the reorder interval, which only delays a release to the next sweep).
-      if (record.usedAt > idleSince) break;
-      if (record.subscribers.size > 0) continue;
+      // Usage order: past the first channel moved back recently, every later one was moved
+      // (so used) later still.
+      if (record.movedAt > idleSince) break;
+      if (record.usedAt > idleSince || record.subscribers.size > 0) continue;
       this.#release(record);
     }
   }
