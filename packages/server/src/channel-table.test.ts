@@ -6,6 +6,9 @@ import { ChannelCapacityError } from "./broker.ts";
 import { ChannelTable, type ChannelTableOptions } from "./channel-table.ts";
 
 const MINUTE = 60_000;
+/** What the table counts for an event beside its JSON, and for a channel's history array. */
+const EVENT = 192;
+const ARRAY = 192;
 
 function table(options: Partial<ChannelTableOptions> = {}) {
   const clock = { now: 1_000_000 };
@@ -52,7 +55,7 @@ describe("ChannelTable: unused channels are released", () => {
     clock.now += 9 * MINUTE;
     channels.sweep();
     assert.equal(channels.use(room(1)).epoch, epoch, "read 9 minutes ago: kept");
-    channels.use(room(1)).subscribers.add("pod-a");
+    channels.join(room(1), "pod-a");
     clock.now += 60 * MINUTE;
     channels.sweep();
     assert.equal(channels.has(room(1)), true, "subscribed for an hour: kept");
@@ -67,7 +70,7 @@ describe("ChannelTable: unused channels are released", () => {
 
   it("a channel used all the time does not hold up the release of the others behind it", () => {
     const { channels, clock, publish } = table();
-    channels.use(room(1)).subscribers.add("pod-a");
+    channels.join(room(1), "pod-a");
     publish(room(2));
     // Room 1 is read every 300 ms (a pod's position check) for 11 minutes.
     for (let t = 0; t < 11 * MINUTE; t += 300) {
@@ -95,12 +98,20 @@ describe("ChannelTable: unused channels are released", () => {
 
 describe("ChannelTable: the totals are capped", () => {
   it("history bytes: the channels published least recently lose their oldest events first", () => {
-    const data = JSON.stringify({ type: "n", pad: "x".repeat(872) }); // 1,000 bytes with overhead
-    const bytes = data.length + 128;
-    const { channels, publish } = table({ maxHistoryBytes: 10 * bytes });
+    const data = JSON.stringify({ type: "n", pad: "x".repeat(800) });
+    // What one event and one channel's history cost, as counted (JSON plus overhead).
+    const probe = table();
+    probe.publish(room(0), data);
+    const first = probe.channels.stats.historyBytes;
+    probe.publish(room(0), data);
+    const event = probe.channels.stats.historyBytes - first;
+    const array = first - event;
+    assert.ok(event > data.length && array > 0, "overhead is counted");
+    const cap = 2 * array + 10 * event;
+    const { channels, publish } = table({ maxHistoryBytes: cap });
     for (let i = 0; i < 6; i++) publish(room(1), data);
     for (let i = 0; i < 6; i++) publish(room(2), data);
-    assert.equal(channels.stats.historyBytes, 10 * bytes);
+    assert.equal(channels.stats.historyBytes, cap);
     assert.deepEqual(
       channels.read(room(1), 0, 100).messages.map((m) => m.offset),
       [3, 4, 5, 6],
@@ -111,14 +122,13 @@ describe("ChannelTable: the totals are capped", () => {
       [1, 2, 3, 4, 5, 6],
     );
     for (let i = 0; i < 100; i++) publish(room(3 + (i % 7)), data);
-    assert.ok(channels.stats.historyBytes <= 10 * bytes, "never above the cap");
-    assert.equal(channels.stats.historyEvents, 10);
+    assert.ok(channels.stats.historyBytes <= cap, "never above the cap");
   });
 
   it("channels: the least recently used one without subscribers goes; if all have one, refused", () => {
     const { channels, clock, publish } = table({ maxChannels: 3 });
     publish(room(1));
-    channels.use(room(2)).subscribers.add("pod-a");
+    channels.join(room(2), "pod-a");
     clock.now += 2_000;
     publish(room(3));
     clock.now += 2_000;
@@ -131,8 +141,8 @@ describe("ChannelTable: the totals are capped", () => {
       [true, true, true],
     );
     assert.equal(channels.stats.historyEvents, 2, "room 3's history went with it");
-    channels.use(room(1)).subscribers.add("pod-a");
-    channels.use(room(4)).subscribers.add("pod-a");
+    channels.join(room(1), "pod-a");
+    channels.join(room(4), "pod-a");
     assert.throws(() => channels.use(room(5)), ChannelCapacityError);
     assert.equal(channels.stats.channels, 3);
   });
@@ -161,7 +171,7 @@ describe("ChannelTable: the totals are capped", () => {
             try {
               if (op === "publish") publish(name, "y".repeat(size));
               else if (op === "read") channels.use(name);
-              else if (op === "subscribe") channels.use(name).subscribers.add("pod");
+              else if (op === "subscribe") channels.join(name, "pod");
               else if (op === "leave") channels.leave(name, "pod");
               else if (op === "tick") clock.now += ms;
               else channels.sweep();
@@ -171,6 +181,7 @@ describe("ChannelTable: the totals are capped", () => {
             let events = 0;
             let bytes = 0;
             let held = 0;
+            let retaining = 0;
             for (let i = 0; i < 10; i++) {
               if (!channels.has(room(i))) continue;
               held++;
@@ -183,15 +194,17 @@ describe("ChannelTable: the totals are capped", () => {
               );
               assert.ok(offsets.length <= 7);
               events += offsets.length;
-              for (const m of page.messages) bytes += m.data.length + 128;
+              if (offsets.length > 0) retaining++;
+              for (const m of page.messages) bytes += m.data.length;
             }
-            // `read` expires by age as it goes, so compare after every channel was read.
+            // `read` expires by age as it goes, so compare after every channel was read. The
+            // bytes: the JSON, one overhead per event and one per channel that retains any.
             assert.deepEqual(channels.stats, {
               channels: held,
               historyEvents: events,
-              historyBytes: bytes,
+              historyBytes: bytes + events * EVENT + retaining * ARRAY,
             });
-            assert.ok(bytes <= maxHistoryBytes);
+            assert.ok(channels.stats.historyBytes <= maxHistoryBytes);
             assert.ok(held <= 5);
           }
         },

@@ -28,10 +28,16 @@ export const DEFAULT_MAX_CHANNELS = 100_000;
 export const DEFAULT_MAX_HISTORY_BYTES = 64 * 1024 * 1024;
 
 /**
- * What one retained event costs besides its JSON, in bytes: its two objects and the slot in
- * the channel's array (measured with `--expose-gc` on Node 24: ~120 bytes).
+ * What one retained event costs besides its JSON, in bytes: its two objects, its slot and the
+ * string's header (measured with `--expose-gc` on Node 24: ~180 bytes); and what a channel's
+ * history array costs while it holds anything (~190 bytes). So the history cap bounds the heap
+ * history really takes, not just its JSON.
  */
-const EVENT_OVERHEAD_BYTES = 128;
+const EVENT_OVERHEAD_BYTES = 192;
+const HISTORY_ARRAY_BYTES = 192;
+
+/** The history of every channel that retains nothing: one array, never written to. */
+const NO_HISTORY: Retained[] = [];
 /** A channel's position in the usage order is refreshed at most this often, in ms. */
 const REORDER_MS = 1_000;
 /** Channels looked at, at most, to find one to release for a new one. */
@@ -62,13 +68,14 @@ export interface ChannelRecord<S> {
   /** Retained events are `history[head…]`, oldest first; the front is cut lazily. */
   history: Retained[];
   head: number;
-  /** Bytes of the retained events (JSON plus overhead). */
+  /** Bytes of the retained events (JSON plus overhead) and of their array. */
   bytes: number;
   /** Last publish, read or leave (ms). */
   usedAt: number;
   /** When the record last moved to the back of the usage order (ms). */
   movedAt: number;
-  readonly subscribers: Set<S>;
+  /** Null while there are none (most channels an attacker names never get one). */
+  subscribers: Set<S> | null;
 }
 
 /** What the table holds now, for metrics and tests. */
@@ -144,12 +151,12 @@ export class ChannelTable<S> {
       // Per channel and per incarnation: a released channel never comes back in its old epoch.
       epoch: `${this.#epochBase}${(++this.#created).toString(36)}`,
       offset: 0,
-      history: [],
+      history: NO_HISTORY,
       head: 0,
       bytes: 0,
       usedAt: now,
       movedAt: now,
-      subscribers: new Set(),
+      subscribers: null,
     };
     this.#channels.set(channel, record);
     return record;
@@ -158,6 +165,11 @@ export class ChannelTable<S> {
   /** Appends the next event of `record` (its offset already assigned) to its history. */
   retain(record: ChannelRecord<S>, message: BrokerMessage): void {
     const bytes = message.data.length + EVENT_OVERHEAD_BYTES;
+    if (record.history === NO_HISTORY) {
+      record.history = [];
+      record.bytes += HISTORY_ARRAY_BYTES;
+      this.#historyBytes += HISTORY_ARRAY_BYTES;
+    }
     record.history.push({ message, at: this.#now(), bytes });
     record.bytes += bytes;
     this.#historyBytes += bytes;
@@ -187,11 +199,25 @@ export class ChannelTable<S> {
     return { epoch: record.epoch, top: record.offset, messages };
   }
 
+  /**
+   * A subscriber joins the channel (created if need be; a use).
+   * @throws {ChannelCapacityError} when a new channel would pass the cap and none can go.
+   */
+  join(channel: ChannelName, subscriber: S): ChannelRecord<S> {
+    const record = this.use(channel);
+    record.subscribers ??= new Set();
+    record.subscribers.add(subscriber);
+    return record;
+  }
+
   /** A subscriber left: the channel counts as used now, and may be released later. */
   leave(channel: ChannelName, subscriber: S): void {
     const record = this.#channels.get(channel);
-    if (!record?.subscribers.delete(subscriber)) return;
-    if (record.subscribers.size === 0) record.usedAt = this.#now();
+    if (!record?.subscribers?.delete(subscriber)) return;
+    if (record.subscribers.size === 0) {
+      record.subscribers = null;
+      record.usedAt = this.#now();
+    }
   }
 
   /**
@@ -207,7 +233,7 @@ export class ChannelTable<S> {
       // Usage order: past the first channel moved back recently, every later one was moved
       // (so used) later still.
       if (record.movedAt > idleSince) break;
-      if (record.usedAt > idleSince || record.subscribers.size > 0) continue;
+      if (record.usedAt > idleSince || record.subscribers !== null) continue;
       this.#release(record);
     }
   }
@@ -229,8 +255,10 @@ export class ChannelTable<S> {
     this.#historyBytes -= bytes;
     this.#historyEvents -= n;
     if (record.head === record.history.length) {
-      record.history = [];
+      record.history = NO_HISTORY;
       record.head = 0;
+      record.bytes -= HISTORY_ARRAY_BYTES;
+      this.#historyBytes -= HISTORY_ARRAY_BYTES;
       this.#retaining.delete(record);
     } else if (record.head > 1024 && record.head * 2 > record.history.length) {
       // Cut the front once it is most of the array: amortised O(1) per event.
@@ -268,7 +296,7 @@ export class ChannelTable<S> {
     let looked = 0;
     for (const record of this.#channels.values()) {
       if (++looked > EVICTION_SCAN) break;
-      if (record.subscribers.size > 0) continue;
+      if (record.subscribers !== null) continue;
       this.#release(record);
       return;
     }

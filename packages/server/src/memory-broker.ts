@@ -39,9 +39,9 @@ export interface MemoryBusOptions {
    */
   maxChannels?: number;
   /**
-   * History bytes (event JSON plus ~128 bytes each) held at most over every channel; past it
-   * the oldest events of the least recently published channels go first. Default
-   * {@link DEFAULT_MAX_HISTORY_BYTES} (64 MiB).
+   * History bytes (event JSON plus ~190 bytes each, and ~190 per channel retaining any: what
+   * the heap really spends) held at most over every channel; past it the oldest events of the
+   * least recently published channels go first. Default {@link DEFAULT_MAX_HISTORY_BYTES} (64 MiB).
    */
   maxHistoryBytes?: number;
   /**
@@ -166,7 +166,9 @@ export class MemoryBus {
     this.#channels.retain(record, message);
     // Deliver after the publisher's call returns, as a networked broker would, so that a
     // publish made from inside a delivery never re-enters the hub.
-    for (const broker of record.subscribers) queueMicrotask(() => broker.deliver(message));
+    if (record.subscribers !== null) {
+      for (const broker of record.subscribers) queueMicrotask(() => broker.deliver(message));
+    }
     return { epoch: record.epoch, offset };
   }
 
@@ -182,7 +184,7 @@ export class MemoryBus {
 
   /** @throws {ChannelCapacityError} for a new channel past the cap. */
   add(channel: ChannelName, broker: MemoryBroker): void {
-    this.#channels.use(channel).subscribers.add(broker);
+    this.#channels.join(channel, broker);
   }
 
   remove(channel: ChannelName, broker: MemoryBroker): void {
@@ -191,7 +193,7 @@ export class MemoryBus {
 
   /** How many brokers subscribe to `channel` (the in-memory `PUBSUB NUMSUB`). */
   subscriberCount(channel: ChannelName): number {
-    return this.#channels.peek(channel)?.subscribers.size ?? 0;
+    return this.#channels.peek(channel)?.subscribers?.size ?? 0;
   }
 }
 
