@@ -68,6 +68,19 @@ function setup(options: Partial<HubOptions> & { size?: number } = {}) {
   return { bus, hub, history, publish, cursorNow, resume };
 }
 
+/** Plays a peer that reads whatever is queued, turn after turn, until `done` settles. */
+async function readUntil(connection: FakeConnection, done: Promise<unknown>): Promise<void> {
+  let settled = false;
+  void done.then(() => {
+    settled = true;
+  });
+  while (!settled) {
+    connection.drain();
+    connection.accepting = false;
+    await settle();
+  }
+}
+
 const progress = (c: FakeConnection) => dataEvents(c.text).map((e) => e.progress);
 
 /** Reads the replay made (planResume's one-event check excluded). */
@@ -88,15 +101,7 @@ describe("replay is streamed a page at a time", () => {
     assert.deepEqual(progress(connection), range(1, 40));
     await settle();
     assert.equal(pages(history).length, 4, "nothing read ahead while the peer does not read");
-    let done = false;
-    void live.then(() => {
-      done = true;
-    });
-    while (!done) {
-      connection.drain();
-      connection.accepting = false;
-      await settle();
-    }
+    await readUntil(connection, live);
     assert.ok(pages(history).every((r) => r.limit <= 10 && r.got <= 10));
     assert.equal(pages(history).length, 10);
     await publish(101, 101);
@@ -141,15 +146,7 @@ describe("replays are bounded per pod and per user", () => {
     // The first finishes: the next waiting one (u_4) starts.
     const first = streams[0];
     assert.ok(first);
-    let done = false;
-    void first.live.then(() => {
-      done = true;
-    });
-    while (!done) {
-      first.connection.drain();
-      first.connection.accepting = false;
-      await settle();
-    }
+    await readUntil(first.connection, first.live);
     await settle();
     assert.deepEqual(hub.replays, { running: 2, waiting: 2 });
     assert.deepEqual(
@@ -188,15 +185,7 @@ describe("history that changes under a replay", () => {
     assert.deepEqual(progress(connection), range(1, 40));
     // A busy channel: 100 more events while the client is stuck; history keeps the last 60.
     await publish(51, 150);
-    let done = false;
-    void live.then(() => {
-      done = true;
-    });
-    while (!done) {
-      connection.drain();
-      connection.accepting = false;
-      await settle();
-    }
+    await readUntil(connection, live);
     const resets = controlEvents(connection.text, "reset");
     assert.deepEqual(
       resets.map((r) => r.reason),

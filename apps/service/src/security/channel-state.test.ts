@@ -15,7 +15,8 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { MemoryBroker } from "@realtime/server";
 import { type RunningService, startService } from "../testing/harness.ts";
-import { ofType, openStream, postJson, type Stream, until } from "./test-kit.ts";
+import { type Bystanders, startBystanders } from "./bystanders.ts";
+import { openStream, postJson, type Stream, until } from "./test-kit.ts";
 
 const MAX_CHANNELS = 400;
 /** The `ready` control event (named, unlike application events). */
@@ -25,10 +26,8 @@ const IDLE_TTL_MS = 1_500;
 
 describe("channel state one user can make an embedded pod keep", () => {
   let svc: RunningService;
-  let bob: Stream;
-  let carol: { token: string };
+  let bystanders: Bystanders;
   let attacker: { token: string };
-  let sent = 0;
   let rooms = 0;
 
   before(async () => {
@@ -43,31 +42,14 @@ describe("channel state one user can make an embedded pod keep", () => {
       CHANNEL_PUBLISH_MAX: "0",
     });
     attacker = await svc.login("Mallory");
-    carol = await svc.login("Carol");
-    const bobLogin = await svc.login("Bob");
-    bob = await openStream(`${svc.url}/api/events?channel=channel:lobby`, {
-      authorization: `Bearer ${bobLogin.token}`,
-    });
-    assert.equal(bob.status, 200);
-    await bob.waitFor(isReady);
+    bystanders = await startBystanders(svc);
   });
   after(async () => {
-    bob.close();
+    bystanders.close();
     await svc.stop();
   });
 
   const stats = () => (svc.service.broker as MemoryBroker).bus.stats;
-
-  /** Carol says something in the lobby; resolves once Bob has it. */
-  async function chat(): Promise<void> {
-    const content = `m${++sent}`;
-    const reply = await postJson(`${svc.url}/api/chat/messages`, carol.token, {
-      channel: "lobby",
-      content,
-    });
-    assert.equal(reply.status, 204, reply.text);
-    await bob.waitFor((e) => ofType("chat")(e) && JSON.parse(e.data).content === content);
-  }
 
   /** Opens a stream on 16 fresh rooms, waits for it to be live, and returns it. */
   async function openFresh(): Promise<Stream> {
@@ -75,15 +57,6 @@ describe("channel state one user can make an embedded pod keep", () => {
     return openStream(`${svc.url}/api/events?${query}`, {
       authorization: `Bearer ${attacker.token}`,
     });
-  }
-
-  function assertBobGotEverything(): void {
-    const chats = bob.events.filter(ofType("chat")).map((e) => JSON.parse(e.data).content);
-    assert.deepEqual(
-      chats,
-      Array.from({ length: sent }, (_, i) => `m${i + 1}`),
-    );
-    assert.equal(bob.events.filter((e) => e.event === "reset").length, 0, "no reset for Bob");
   }
 
   it("opening and closing streams and chatting on fresh rooms: bounded while it lasts, released after", async () => {
@@ -112,18 +85,18 @@ describe("channel state one user can make an embedded pod keep", () => {
         assert.equal(reply.status, 204, reply.text);
       }
       sample();
-      await chat();
+      await bystanders.chat();
       sample();
     }
     assert.ok(rooms > 2 * MAX_CHANNELS, `the attack named ${rooms} rooms`);
     assert.ok(most <= MAX_CHANNELS, `held ${most} channels, cap ${MAX_CHANNELS}`);
     assert.ok(mostBytes <= HISTORY_MAX_BYTES, `held ${mostBytes} history bytes`);
-    assertBobGotEverything();
+    bystanders.assertHeardEverything();
 
     // The attacker stops. Nobody reads those rooms again: the sweep alone releases them.
     await until(() => stats().channels === 1, "only the lobby is left", 10_000);
-    await chat();
-    assertBobGotEverything();
+    await bystanders.chat();
+    bystanders.assertHeardEverything();
   });
 
   it("streams that keep every held channel subscribed: a stream on new rooms gets 503, nothing else does", async () => {
@@ -148,8 +121,8 @@ describe("channel state one user can make an embedded pod keep", () => {
       assert.ok(Number(refused.headers["retry-after"]) >= 1);
       assert.ok(stats().channels <= MAX_CHANNELS);
       // The bystanders' room is one the pod already holds: they go on.
-      await chat();
-      assertBobGotEverything();
+      await bystanders.chat();
+      bystanders.assertHeardEverything();
     } finally {
       for (const s of held) s.close();
     }

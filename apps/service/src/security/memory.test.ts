@@ -10,14 +10,13 @@
  * buffers, which is not the server's memory; ../slow-client.test.ts covers that path.)
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import http2 from "node:http2";
 import { after, before, describe, it } from "node:test";
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
 import type { ChannelName } from "@realtime/protocol";
 import { type RunningService, startService } from "../testing/harness.ts";
 import { openHttp2 } from "../testing/sse-client.ts";
+import { liveBytes, mib, startStuckClients } from "./memory-kit.ts";
 import { metricValue, ofType, until } from "./test-kit.ts";
 
 const CLIENTS = 1000;
@@ -25,25 +24,12 @@ const SESSIONS = 10;
 const CAP = 32 * 1024;
 const EVENT_BYTES = 4 * 1024;
 const CHANNEL = "channel:firehose" as ChannelName;
-const STUCK = new URL("./stuck-clients.ts", import.meta.url).pathname;
-
-setFlagsFromString("--expose-gc");
-const gc = runInNewContext("gc") as () => void;
-
-/** Live heap and off-heap (Buffers) bytes, after a full collection. */
-function live(): number {
-  gc();
-  const m = process.memoryUsage();
-  return m.heapUsed + m.external;
-}
-
-const mib = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
 
 describe("1,000 clients that stop reading", () => {
   let svc: RunningService;
   let token: string;
   let reader: http2.ClientHttp2Session;
-  let child: ReturnType<typeof spawn> | undefined;
+  let child: ChildProcess | undefined;
 
   before(async () => {
     svc = await startService({
@@ -67,24 +53,11 @@ describe("1,000 clients that stop reading", () => {
       authorization: `Bearer ${token}`,
     });
     const path = `/api/events?channel=${CHANNEL}`;
-    const stuck = spawn(
-      process.execPath,
-      [STUCK, svc.url, path, token, String(SESSIONS), String(CLIENTS / SESSIONS)],
-      { stdio: ["pipe", "pipe", "inherit"] },
-    );
-    child = stuck;
-    await new Promise<void>((resolve, reject) => {
-      let out = "";
-      stuck.stdout?.on("data", (chunk: Buffer) => {
-        out += chunk.toString();
-        if (out.includes(`ready ${CLIENTS}`)) resolve();
-      });
-      stuck.once("exit", (code) => reject(new Error(`stuck clients exited (${code}): ${out}`)));
-    });
+    child = await startStuckClients(svc.url, path, token, SESSIONS, CLIENTS / SESSIONS);
     assert.equal(svc.service.hub.connectionCount, CLIENTS + 1);
 
     const rssBefore = process.memoryUsage().rss;
-    const before = live();
+    const before = liveBytes();
     let peak = 0;
     let events = 0;
     const content = "x".repeat(EVENT_BYTES);
@@ -94,14 +67,14 @@ describe("1,000 clients that stop reading", () => {
         await svc.service.hub.publish(CHANNEL, { type: "bulk", message: `${events++}`, content });
       }
       await new Promise<void>((resolve) => setImmediate(resolve));
-      peak = Math.max(peak, live() - before);
+      peak = Math.max(peak, liveBytes() - before);
     }
     await until(() => svc.service.hub.connectionCount === 1, "every stuck client dropped", 10_000);
     const metrics = await svc.service.metrics.render();
     assert.equal(metricValue(metrics, "sse_disconnects_total", 'reason="slow"'), CLIENTS);
     await readerStream.waitForCount(events, ofType("bulk"), 10_000);
 
-    const after = live() - before;
+    const after = liveBytes() - before;
     const rssGrowth = process.memoryUsage().rss - rssBefore;
     const bound = CLIENTS * CAP;
     const report =

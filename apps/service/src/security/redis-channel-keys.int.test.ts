@@ -16,7 +16,8 @@ import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import { type RunningService, startService } from "../testing/harness.ts";
-import { ofType, openStream, postJson, request, type Stream, until } from "./test-kit.ts";
+import { type Bystanders, startBystanders } from "./bystanders.ts";
+import { openStream, request, until } from "./test-kit.ts";
 
 const IDLE_TTL_MS = 2_000;
 /** The presence store keeps a decision this long for a retry of its call. */
@@ -26,10 +27,8 @@ describe("keys one user can make the shared Redis keep", () => {
   const prefix = `t_keys_${randomBytes(4).toString("hex")}`;
   let redis: Redis;
   let svc: RunningService;
-  let bob: Stream;
-  let carol: { token: string };
+  let bystanders: Bystanders;
   let attacker: { token: string };
-  let sent = 0;
 
   before(async () => {
     redis = new Redis("redis://127.0.0.1:6379");
@@ -45,16 +44,10 @@ describe("keys one user can make the shared Redis keep", () => {
       CHANNEL_PUBLISH_MAX: "0",
     });
     attacker = await svc.login("Mallory");
-    carol = await svc.login("Carol");
-    const bobLogin = await svc.login("Bob");
-    bob = await openStream(`${svc.url}/api/events?channel=channel:lobby`, {
-      authorization: `Bearer ${bobLogin.token}`,
-    });
-    assert.equal(bob.status, 200);
-    await bob.waitFor((e) => e.event === "ready");
+    bystanders = await startBystanders(svc);
   });
   after(async () => {
-    bob?.close();
+    bystanders?.close();
     await svc?.stop();
     const keys = await scan(`${prefix}:*`);
     if (keys.length > 0) await redis.del(...keys);
@@ -78,16 +71,6 @@ describe("keys one user can make the shared Redis keep", () => {
     const ttls = new Map<string, number>();
     for (const key of keys) ttls.set(key, await redis.pttl(key));
     return ttls;
-  }
-
-  async function chat(): Promise<void> {
-    const content = `m${++sent}`;
-    const reply = await postJson(`${svc.url}/api/chat/messages`, carol.token, {
-      channel: "lobby",
-      content,
-    });
-    assert.equal(reply.status, 204, reply.text);
-    await bob.waitFor((e) => ofType("chat")(e) && JSON.parse(e.data).content === content);
   }
 
   it("opens, closes and presence reads on fresh rooms: every key lives one idle TTL, then goes", async () => {
@@ -114,7 +97,7 @@ describe("keys one user can make the shared Redis keep", () => {
         });
         assert.equal(reply.status, 200, reply.text);
       }
-      await chat();
+      await bystanders.chat();
     }
     assert.equal(rooms, 4 * (160 + 75));
 
@@ -136,22 +119,17 @@ describe("keys one user can make the shared Redis keep", () => {
       "every key of the fresh rooms is gone (but the minute-long presence decisions)",
       IDLE_TTL_MS * 3 + 5_000,
     );
-    await chat();
-    const chats = bob.events.filter(ofType("chat")).map((e) => JSON.parse(e.data).content);
-    assert.deepEqual(
-      chats,
-      Array.from({ length: sent }, (_, i) => `m${i + 1}`),
-    );
+    await bystanders.chat();
+    bystanders.assertHeardEverything();
   });
 
   it("a room someone is in keeps its position past the idle TTL: no reset for its clients", async () => {
     // Bob has been in the lobby throughout: the pod reads its position every quarter TTL.
     const { epoch, offset } = await svc.service.broker.position("channel:lobby");
-    const before = bob.events.filter((e) => e.event === "reset").length;
     await new Promise((resolve) => setTimeout(resolve, IDLE_TTL_MS * 2));
-    await chat();
+    await bystanders.chat();
     const after = await svc.service.broker.position("channel:lobby");
     assert.deepEqual(after, { epoch, offset: offset + 1 }, "the same epoch, counting on");
-    assert.equal(bob.events.filter((e) => e.event === "reset").length, before);
+    bystanders.assertHeardEverything();
   });
 });

@@ -12,15 +12,14 @@
  * process holds only the server and the bystanders when it measures.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import http2 from "node:http2";
 import { after, before, describe, it } from "node:test";
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
 import { Redis } from "ioredis";
 import { type RunningService, startService } from "../testing/harness.ts";
 import { openHttp2 } from "../testing/sse-client.ts";
+import { liveBytes, mib, startStuckClients } from "./memory-kit.ts";
 import { ofType, until } from "./test-kit.ts";
 
 const ROOMS = Array.from({ length: 16 }, (_, i) => `channel:busy${i}`);
@@ -29,19 +28,6 @@ const EVENT_BYTES = 4 * 1024;
 const USERS = 4;
 const STREAMS_PER_USER = 8;
 const MAX_REPLAYS = 8;
-const STUCK = new URL("./stuck-clients.ts", import.meta.url).pathname;
-
-setFlagsFromString("--expose-gc");
-const gc = runInNewContext("gc") as () => void;
-
-/** Live heap and off-heap (Buffers) bytes, after a full collection. */
-function live(): number {
-  gc();
-  const m = process.memoryUsage();
-  return m.heapUsed + m.external;
-}
-
-const mib = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
 
 describe("resumes from an old cursor by clients that do not read", () => {
   const prefix = `t_replay_${randomBytes(4).toString("hex")}`;
@@ -80,18 +66,7 @@ describe("resumes from an old cursor by clients that do not read", () => {
 
   /** Starts a child holding `count` resuming streams of one user that never read. */
   async function stuck(token: string, path: string, count: number): Promise<void> {
-    const child = spawn(process.execPath, [STUCK, svc.url, path, token, "1", String(count)], {
-      stdio: ["pipe", "pipe", "inherit"],
-    });
-    children.push(child);
-    await new Promise<void>((resolve, reject) => {
-      let out = "";
-      child.stdout?.on("data", (chunk: Buffer) => {
-        out += chunk.toString();
-        if (out.includes(`ready ${count}`)) resolve();
-      });
-      child.once("exit", (code) => reject(new Error(`stuck clients exited (${code}): ${out}`)));
-    });
+    children.push(await startStuckClients(svc.url, path, token, 1, count));
   }
 
   it("hold at most MAX_REPLAYS pages; the rest wait; bystanders chat on", async () => {
@@ -116,7 +91,7 @@ describe("resumes from an old cursor by clients that do not read", () => {
       );
     }
 
-    const before = live();
+    const before = liveBytes();
     const attackers = await Promise.all(
       Array.from({ length: USERS }, (_, i) => svc.login(`Mallory${i}`)),
     );
@@ -140,7 +115,7 @@ describe("resumes from an old cursor by clients that do not read", () => {
       });
       assert.equal(reply.status, 204, JSON.stringify(reply.body));
       await bobStream.waitForCount(i, ofType("chat"));
-      peak = Math.max(peak, live() - before);
+      peak = Math.max(peak, liveBytes() - before);
     }
     const chats = bobStream.events.filter(ofType("chat")).map((e) => JSON.parse(e.data).content);
     assert.deepEqual(
