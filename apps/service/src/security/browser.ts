@@ -6,6 +6,7 @@
 import cors from "@fastify/cors";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import helmet, { type HelmetOptions } from "helmet";
+import { credentialsOf } from "../auth.ts";
 import type { Config } from "../config.ts";
 import { appError, Errors } from "../errors.ts";
 
@@ -120,15 +121,16 @@ function headersOf(options: HelmetOptions): Record<string, string> {
 }
 
 /**
- * A request that the browser authenticated by itself: it carries the session cookie and no
- * `Authorization: Bearer` (a bearer token is attached by script, which another site cannot do
- * for us, so it is not CSRF-able).
+ * A request that the browser may have authenticated by itself: it carries the session cookie,
+ * and its identity does not come from a bearer token (attached by script, which another site
+ * cannot do for us, so not CSRF-able). Read with the parser authentication uses: a malformed
+ * `Authorization` header lifts nothing here — the route refuses it with 401, and never falls
+ * back to the cookie.
  */
 function cookieAuthenticated(request: FastifyRequest, cookieName: string): boolean {
-  const authorization = request.headers.authorization;
-  if (typeof authorization === "string" && /^Bearer[ \t]+\S/i.test(authorization)) return false;
   const cookie = request.cookies?.[cookieName];
-  return typeof cookie === "string" && cookie.length > 0;
+  if (typeof cookie !== "string" || cookie.length === 0) return false;
+  return credentialsOf(request, cookieName).kind !== "bearer";
 }
 
 /**
