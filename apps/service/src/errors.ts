@@ -75,6 +75,11 @@ export const Errors = {
     status: 405,
     message: "Method not allowed",
   },
+  REQUEST_TIMEOUT: {
+    code: "RT_ERR_REQUEST_TIMEOUT",
+    status: 408,
+    message: "The request did not arrive in time",
+  },
   PAYLOAD_TOO_LARGE: {
     code: "RT_ERR_PAYLOAD_TOO_LARGE",
     status: 413,
@@ -99,6 +104,11 @@ export const Errors = {
     code: "RT_ERR_TOO_MANY_CONNECTIONS",
     status: 429,
     message: "Too many open streams for this user or address",
+  },
+  HEADERS_TOO_LARGE: {
+    code: "RT_ERR_HEADERS_TOO_LARGE",
+    status: 431,
+    message: "The request's headers are too large",
   },
   INTERNAL: {
     code: "RT_ERR_INTERNAL",

@@ -5,8 +5,6 @@
  *   slots — that the client never sees (a HEAD response has no body): now 405.
  * - Node's own refusals (over-long headers, headers too slow, garbage, oversized chunk
  *   extensions) answered with Fastify's default body, not the catalogue's `{ code, message }`.
- * - Unknown query parameters were accepted on most routes (`POST /api/chat/messages?user=x` →
- *   204) though the docs promise 400.
  *
  * Each refusal is asserted with its status and catalogue body (HEAD has none, by protocol),
  * while a well-behaved client on the same pod posts and receives.
@@ -129,3 +127,76 @@ describe("HEAD on the stream route", () => {
     await goodStillWorks("after other HEADs");
   });
 });
+
+describe("Node's own refusals", () => {
+  let svc: RunningService;
+  let good: { token: string };
+  let goodStream: Stream;
+
+  before(async () => {
+    // Short header timeout, so the slow-headers case is answered quickly.
+    svc = await startService({ HEADERS_TIMEOUT_MS: "400", REQUEST_TIMEOUT_MS: "800" });
+    good = await svc.login("Good");
+    goodStream = await openStream(`${svc.url}/api/events?channel=channel:raw`, {
+      authorization: `Bearer ${good.token}`,
+    });
+    assert.equal(goodStream.status, 200);
+  });
+  after(async () => {
+    goodStream.close();
+    await svc.stop();
+  });
+
+  const cases: [string, string, number, string][] = [
+    [
+      "over-long headers",
+      `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`,
+      431,
+      "RT_ERR_HEADERS_TOO_LARGE",
+    ],
+    [
+      "headers that never end",
+      "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: a",
+      408,
+      "RT_ERR_REQUEST_TIMEOUT",
+    ],
+    ["garbage", "\u0016\u0003\u0001 not http at all\r\n\r\n", 400, "RT_ERR_BAD_REQUEST"],
+    [
+      "a chunk extension past Node's 16 KiB",
+      "POST /api/chat/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" +
+        `Transfer-Encoding: chunked\r\n\r\n2;${"e".repeat(20_000)}\r\n{}\r\n0\r\n\r\n`,
+      413,
+      "RT_ERR_PAYLOAD_TOO_LARGE",
+    ],
+  ];
+  for (const [what, bytes, status, code] of cases) {
+    it(`${what}: ${status} ${code}, a catalogue body, the connection closed`, async () => {
+      // The well-behaved client posts while the refused connection is being answered.
+      const [text] = await Promise.all([
+        exchange(svc.port, bytes),
+        goodStillWorks(svc, good, goodStream, what),
+      ]);
+      const head = parseHead(text);
+      assert.equal(head.status, status, text.slice(0, 300));
+      assert.match(String(head.headers.get("content-type")), /^application\/json/);
+      assert.equal(head.headers.get("connection"), "close");
+      assert.equal(Number(head.headers.get("content-length")), Buffer.byteLength(head.rest));
+      const body = JSON.parse(head.rest) as { code: string; message: string };
+      assert.deepEqual(Object.keys(body).sort(), ["code", "message"]);
+      assert.equal(body.code, code);
+      assert.ok(body.message.length > 0);
+    });
+  }
+});
+
+async function goodStillWorks(
+  svc: RunningService,
+  good: { token: string },
+  stream: Stream,
+  content: string,
+  channel = "raw",
+): Promise<void> {
+  const posted = await postJson(`${svc.url}/api/chat/messages`, good.token, { channel, content });
+  assert.equal(posted.status, 204);
+  await stream.waitFor((e) => ofType("chat")(e) && JSON.parse(e.data).content === content);
+}
