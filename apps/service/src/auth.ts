@@ -14,6 +14,7 @@ import type { FastifyInstance, RawServerBase } from "fastify";
 import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
 import type { AuthConfig } from "./config.ts";
 import { appError, Errors } from "./errors.ts";
+import { NO_QUERY } from "./routes/no-query.ts";
 
 /** Who made a request, as proven by a verified token. */
 export type Identity =
@@ -282,6 +283,7 @@ const NAME_PATTERN =
   "^[^\\u0000-\\u001f\\u007f-\\u009f\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u206f\\ufeff]+$";
 
 const devLoginSchema = {
+  querystring: NO_QUERY,
   body: {
     type: "object",
     required: ["name"],
@@ -333,13 +335,15 @@ export function registerAuthRoutes<S extends RawServerBase>(
     },
   );
 
-  app.post("/api/auth/logout", async (_request, reply) => {
+  const schema = { querystring: NO_QUERY };
+
+  app.post("/api/auth/logout", { schema }, async (_request, reply) => {
     reply.clearCookie(cookieName, cookieOptions);
     reply.code(204);
     return reply.send();
   });
 
-  app.get("/api/auth/me", async (request, reply) => {
+  app.get("/api/auth/me", { schema }, async (request, reply) => {
     const identity = await auth.authenticate(request);
     if (identity.kind !== "user") throw appError(Errors.FORBIDDEN, "A service token has no user");
     reply.header("cache-control", "no-store");

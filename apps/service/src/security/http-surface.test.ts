@@ -5,6 +5,8 @@
  *   slots — that the client never sees (a HEAD response has no body): now 405.
  * - Node's own refusals (over-long headers, headers too slow, garbage, oversized chunk
  *   extensions) answered with Fastify's default body, not the catalogue's `{ code, message }`.
+ * - Unknown query parameters were accepted on most routes (`POST /api/chat/messages?user=x` →
+ *   204) though the docs promise 400.
  *
  * Each refusal is asserted with its status and catalogue body (HEAD has none, by protocol),
  * while a well-behaved client on the same pod posts and receives.
@@ -200,3 +202,84 @@ async function goodStillWorks(
   assert.equal(posted.status, 204);
   await stream.waitFor((e) => ofType("chat")(e) && JSON.parse(e.data).content === content);
 }
+
+describe("unknown query parameters", () => {
+  let svc: RunningService;
+  let good: { token: string; user: { id: string } };
+  let goodStream: Stream;
+
+  before(async () => {
+    svc = await startService();
+    good = await svc.login("Good");
+    goodStream = await openStream(`${svc.url}/api/events?channel=channel:query`, {
+      authorization: `Bearer ${good.token}`,
+    });
+    assert.equal(goodStream.status, 200);
+  });
+  after(async () => {
+    goodStream.close();
+    await svc.stop();
+  });
+
+  /** A body each route would accept, so that only the query string is wrong. */
+  const BODIES: Record<string, unknown> = {
+    "POST /api/chat/messages": { channel: "query", content: "smuggled" },
+    "POST /api/publish": { channel: "channel:query", event: { type: "smuggled" } },
+    "POST /api/auth/dev-login": { name: "Smuggler" },
+    "POST /api/generate/video": { prompt: "smuggled" },
+  };
+
+  it("every API route refuses one: 400 naming it, nothing done (chat ?user= → 204 before)", async () => {
+    // Every route, as the OpenAPI document generated from the routes lists them.
+    const spec = (await svc.service.app.inject({ url: "/docs/json" })).json() as {
+      paths: Record<string, Record<string, unknown>>;
+    };
+    const routes = Object.entries(spec.paths)
+      .filter(([path]) => path.startsWith("/api/"))
+      .flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`));
+    assert.ok(routes.length >= 10, routes.join(", "));
+    const service = await svc.service.auth.issueServiceToken({
+      service: "backend",
+      scopes: ["publish"],
+    });
+    for (const route of routes) {
+      const [method = "", template = ""] = route.split(" ");
+      const path = template
+        .replace("{channel}", "query")
+        .replace("{jobId}", "job_000000000000000000000000");
+      const query =
+        path === "/api/events" ? "?channel=channel:query&user=u_other" : "?user=u_other";
+      const body = BODIES[route];
+      const token = route === "POST /api/publish" ? service : good.token;
+      const reply = await request(`${svc.url}${path}${query}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${token}`,
+          ...(body !== undefined && { "content-type": "application/json" }),
+        },
+        ...(body !== undefined && { body: JSON.stringify(body) }),
+      });
+      assert.equal(reply.status, 400, `${route}: ${reply.text}`);
+      assert.equal(reply.json?.code, "RT_ERR_BAD_REQUEST", route);
+      assert.equal(reply.json?.message, 'querystring has unknown field "user"', route);
+    }
+    // Nothing went out: the good client's own post arrives, and nothing smuggled before it.
+    await goodStillWorks(svc, good, goodStream, "after unknown parameters", "query");
+    const smuggled = goodStream.events.filter(
+      (e) => e.event === undefined && /smuggled/.test(e.data),
+    );
+    assert.deepEqual(smuggled, []);
+  });
+
+  it("routes outside the API ignore them: the page, health and metrics", async () => {
+    for (const path of [
+      "/?utm_source=mail",
+      "/healthz?probe=1",
+      "/readyz?probe=1",
+      "/metrics?x=1",
+    ]) {
+      const reply = await request(`${svc.url}${path}`);
+      assert.ok(reply.status === 200 || reply.status === 503, `${path}: ${reply.status}`);
+    }
+  });
+});
