@@ -118,7 +118,7 @@ export const Errors = {
   BROKER_UNAVAILABLE: {
     code: "RT_ERR_BROKER_UNAVAILABLE",
     status: 503,
-    message: "The event could not be published; try again",
+    message: "The broker is unavailable; try again",
   },
   AT_CAPACITY: {
     code: "RT_ERR_AT_CAPACITY",

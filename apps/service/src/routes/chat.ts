@@ -69,7 +69,7 @@ export function registerChatRoutes(app: FastifyInstance, deps: ChatRouteDeps): v
       );
       replayed = position.duplicate;
     } catch (error) {
-      throw toAppError(error);
+      throw toAppError(error, "publish");
     }
     if (replayed) reply.header(REPLAYED_HEADER, "true");
     return reply.code(204).send();

@@ -78,7 +78,7 @@ export function registerEventsRoute(app: FastifyInstance, deps: EventsRouteDeps)
         },
       });
     } catch (error) {
-      const refusal = toAppError(error);
+      const refusal = toAppError(error, "open");
       metrics.connectionRefused(refusal.code);
       throw refusal;
     }

@@ -64,7 +64,7 @@ export function registerPublishRoute(app: FastifyInstance, deps: PublishRouteDep
       if (position.duplicate) reply.header(REPLAYED_HEADER, "true");
       return reply.code(202).send({ channel: channel.channel.name, offset: position.offset });
     } catch (error) {
-      throw toAppError(error);
+      throw toAppError(error, "publish");
     }
   });
 }
