@@ -152,6 +152,23 @@ describe("another site navigates the user's browser to the API", { timeout: 60_0
       assert.equal(limits.userCount(victimId), 1, "no slot taken by the attack");
       assert.equal(svc.service.hub.connectionCount, 2, "the bystander's and the victim's page");
 
+      // A link on the app's own page to an API read, opened in a new tab as "Open GIF" opens
+      // /api/media/:jobId, is a same-origin navigation: still served.
+      await victim.page.evaluate(() => {
+        const link = document.createElement("a");
+        link.id = "own-link";
+        link.href = "/api/auth/me";
+        link.target = "_blank";
+        link.rel = "noreferrer";
+        link.textContent = "me";
+        document.body.append(link);
+      });
+      const [own] = await Promise.all([
+        navigated(`${origin}/api/auth/me`),
+        victim.page.click("#own-link"),
+      ]);
+      assert.equal(own.status(), 200, "an API read linked from our own page");
+
       // The victim's own page goes on, under the same cookie.
       await sendMessage(victim.page, "still here");
       await waitForLine(victim.page, "Victim: still here");
