@@ -19,6 +19,7 @@ import Fastify, {
   type FastifyServerOptions,
 } from "fastify";
 import { type Auth, createAuth, registerAuthRoutes } from "./auth.ts";
+import { clientErrorHandler } from "./client-errors.ts";
 import type { Config } from "./config.ts";
 import { AJV_OPTIONS, appError, Errors, frameworkErrors, registerErrorHandling } from "./errors.ts";
 import { createJobSystem, type JobSystem } from "./jobs/index.ts";
@@ -77,6 +78,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     ajv: AJV_OPTIONS,
     // The router's refusals (undecodable URL, over-long path parameter) as catalogue JSON.
     frameworkErrors,
+    // And Node's HTTP/1.1 parser's (431, 408, 413, 400), before any route runs.
+    clientErrorHandler,
     // By the time the server closes, the drain has ended every stream: close idle keep-alive
     // connections at once, but let a POST still in flight finish (closing it would leave its
     // client unsure whether the event was published). A cleartext h2 server cannot tell idle

@@ -7,6 +7,7 @@ import { SignJWT } from "jose";
 import {
   type AuthOptions,
   createAuth,
+  credentialsOf,
   MAX_TOKEN_LENGTH,
   newUserId,
   registerAuthRoutes,
@@ -235,7 +236,7 @@ describe("newUserId", () => {
 });
 
 describe("tokenFromRequest", () => {
-  test("Bearer header, then the cookie, nothing else", () => {
+  test("Bearer header, else the cookie, nothing else", () => {
     assert.equal(tokenFromRequest({ headers: { authorization: "Bearer abc" } }, "c"), "abc");
     assert.equal(tokenFromRequest({ headers: { authorization: "bearer  abc " } }, "c"), "abc");
     assert.equal(tokenFromRequest({ headers: {}, cookies: { c: "xyz" } }, "c"), "xyz");
@@ -244,6 +245,16 @@ describe("tokenFromRequest", () => {
       "abc",
     );
     assert.equal(tokenFromRequest({ headers: { authorization: "Basic abc" } }, "c"), null);
+    // An Authorization header that does not parse is refused, never replaced by the cookie.
+    for (const authorization of ["Bearer a b", "Bearer", "Basic abc", ""]) {
+      const request = { headers: { authorization }, cookies: { c: "xyz" } };
+      assert.equal(tokenFromRequest(request, "c"), null, authorization);
+      assert.deepEqual(credentialsOf(request, "c"), { kind: "malformed" }, authorization);
+    }
+    assert.deepEqual(credentialsOf({ headers: {}, cookies: { c: "xyz" } }, "c"), {
+      kind: "cookie",
+      token: "xyz",
+    });
     assert.equal(tokenFromRequest({ headers: {}, cookies: { other: "xyz" } }, "c"), null);
     assert.equal(tokenFromRequest({ headers: {} }, "c"), null);
   });

@@ -14,6 +14,7 @@ import type { FastifyInstance, RawServerBase } from "fastify";
 import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
 import type { AuthConfig } from "./config.ts";
 import { appError, Errors } from "./errors.ts";
+import { NO_QUERY } from "./routes/no-query.ts";
 
 /** Who made a request, as proven by a verified token. */
 export type Identity =
@@ -63,7 +64,10 @@ export interface Auth {
    * anything else; the message never contains the token.
    */
   verify(token: string): Promise<Identity>;
-  /** The identity behind a request's token; throws a 401 {@link AppError} when there is none. */
+  /**
+   * The identity behind a request's token ({@link credentialsOf}); throws a 401
+   * {@link AppError} when there is none or the `Authorization` header is malformed.
+   */
   authenticate(request: TokenSource): Promise<Identity>;
 }
 
@@ -167,9 +171,12 @@ class JwtAuth implements Auth {
   }
 
   async authenticate(request: TokenSource): Promise<Identity> {
-    const token = tokenFromRequest(request, this.#options.cookieName);
-    if (token === null) throw appError(Errors.UNAUTHORIZED);
-    return this.verify(token);
+    const credentials = credentialsOf(request, this.#options.cookieName);
+    if (credentials.kind === "malformed") {
+      throw appError(Errors.UNAUTHORIZED, "The Authorization header must be `Bearer <token>`");
+    }
+    if (credentials.kind === "none") throw appError(Errors.UNAUTHORIZED);
+    return this.verify(credentials.token);
   }
 
   async #sign(
@@ -229,17 +236,40 @@ export function newUserId(): string {
 }
 
 /**
- * The token of a request: `Authorization: Bearer <token>` if present, else the session cookie
- * `cookieName` (needs `@fastify/cookie`). Nothing else is looked at, deliberately.
+ * Where a request's credentials are, as the one parser that authentication and the CSRF check
+ * share: `Authorization: Bearer <token>` when that header is present, else the session cookie.
+ * An `Authorization` header that is not exactly `Bearer <token>` is `malformed`, never a reason
+ * to look at the cookie instead: a request that names its own credentials gets those or none.
  */
-export function tokenFromRequest(request: TokenSource, cookieName: string): string | null {
-  const header = request.headers.authorization;
-  if (typeof header === "string") {
-    const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header);
-    if (match?.[1]) return match[1];
+export type Credentials =
+  | { readonly kind: "bearer"; readonly token: string }
+  | { readonly kind: "cookie"; readonly token: string }
+  | { readonly kind: "malformed" }
+  | { readonly kind: "none" };
+
+const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;
+
+/** The {@link Credentials} of a request (the cookie needs `@fastify/cookie`). */
+export function credentialsOf(request: TokenSource, cookieName: string): Credentials {
+  const header: unknown = request.headers.authorization;
+  if (header !== undefined) {
+    const token = typeof header === "string" ? BEARER.exec(header)?.[1] : undefined;
+    return token ? { kind: "bearer", token } : { kind: "malformed" };
   }
   const cookie = request.cookies?.[cookieName];
-  return typeof cookie === "string" && cookie.length > 0 ? cookie : null;
+  return typeof cookie === "string" && cookie.length > 0
+    ? { kind: "cookie", token: cookie }
+    : { kind: "none" };
+}
+
+/**
+ * The token of a request ({@link credentialsOf}): the bearer token, else the session cookie
+ * `cookieName`; null when there is none or the `Authorization` header is malformed. Nothing
+ * else is looked at, deliberately.
+ */
+export function tokenFromRequest(request: TokenSource, cookieName: string): string | null {
+  const credentials = credentialsOf(request, cookieName);
+  return "token" in credentials ? credentials.token : null;
 }
 
 /** Longest display name for dev login, in characters. */
@@ -253,6 +283,7 @@ const NAME_PATTERN =
   "^[^\\u0000-\\u001f\\u007f-\\u009f\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u206f\\ufeff]+$";
 
 const devLoginSchema = {
+  querystring: NO_QUERY,
   body: {
     type: "object",
     required: ["name"],
@@ -304,13 +335,15 @@ export function registerAuthRoutes<S extends RawServerBase>(
     },
   );
 
-  app.post("/api/auth/logout", async (_request, reply) => {
+  const schema = { querystring: NO_QUERY };
+
+  app.post("/api/auth/logout", { schema }, async (_request, reply) => {
     reply.clearCookie(cookieName, cookieOptions);
     reply.code(204);
     return reply.send();
   });
 
-  app.get("/api/auth/me", async (request, reply) => {
+  app.get("/api/auth/me", { schema }, async (request, reply) => {
     const identity = await auth.authenticate(request);
     if (identity.kind !== "user") throw appError(Errors.FORBIDDEN, "A service token has no user");
     reply.header("cache-control", "no-store");

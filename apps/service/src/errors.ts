@@ -75,6 +75,11 @@ export const Errors = {
     status: 405,
     message: "Method not allowed",
   },
+  REQUEST_TIMEOUT: {
+    code: "RT_ERR_REQUEST_TIMEOUT",
+    status: 408,
+    message: "The request did not arrive in time",
+  },
   PAYLOAD_TOO_LARGE: {
     code: "RT_ERR_PAYLOAD_TOO_LARGE",
     status: 413,
@@ -100,6 +105,11 @@ export const Errors = {
     status: 429,
     message: "Too many open streams for this user or address",
   },
+  HEADERS_TOO_LARGE: {
+    code: "RT_ERR_HEADERS_TOO_LARGE",
+    status: 431,
+    message: "The request's headers are too large",
+  },
   INTERNAL: {
     code: "RT_ERR_INTERNAL",
     status: 500,
@@ -108,7 +118,7 @@ export const Errors = {
   BROKER_UNAVAILABLE: {
     code: "RT_ERR_BROKER_UNAVAILABLE",
     status: 503,
-    message: "The event could not be published; try again",
+    message: "The broker is unavailable; try again",
   },
   AT_CAPACITY: {
     code: "RT_ERR_AT_CAPACITY",

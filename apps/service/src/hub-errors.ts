@@ -2,11 +2,19 @@
 import { ChannelCapacityError, HubError } from "@realtime/server";
 import { AppError, appError, Errors } from "./errors.ts";
 
+/** What the client asked the hub for: the message of a broker failure says which failed. */
+export type HubAction = "publish" | "open";
+
+const UNAVAILABLE: Readonly<Record<HubAction, string>> = {
+  publish: "The event could not be published: the broker is unavailable; try again",
+  open: "The stream could not be opened: the broker is unavailable; try again",
+};
+
 /**
- * The {@link AppError} for `error`: catalogue errors pass through, hub refusals become 503,
- * 413 or 422; anything else is rethrown for the generic 500 handler.
+ * The {@link AppError} for `error`, raised while doing `action`: catalogue errors pass through,
+ * hub refusals become 503, 413 or 422; anything else is rethrown for the generic 500 handler.
  */
-export function toAppError(error: unknown): AppError {
+export function toAppError(error: unknown, action: HubAction): AppError {
   if (error instanceof AppError) return error;
   if (error instanceof HubError) {
     switch (error.code) {
@@ -25,7 +33,7 @@ export function toAppError(error: unknown): AppError {
       case "idempotency_conflict":
         return appError(Errors.IDEMPOTENCY_KEY_REUSED);
       default:
-        return appError(Errors.BROKER_UNAVAILABLE, undefined, { "Retry-After": "1" });
+        return appError(Errors.BROKER_UNAVAILABLE, UNAVAILABLE[action], { "Retry-After": "1" });
     }
   }
   throw error;

@@ -1,16 +1,32 @@
 /**
  * What the request log may say about a request. Tokens travel only in `Authorization` or the
  * session cookie (both redacted by pino), but a client can still put one in a URL — the
- * request is refused, and its URL would be logged as sent. Query parameters whose name says
- * they carry a secret are written as `[redacted]`.
+ * request is refused, and its URL would be logged as sent. Anything shaped like a JWT, wherever
+ * it is in the URL (a path segment, a query name or value, whatever the parameter is called),
+ * and the values of query parameters whose name says they carry a secret are written as
+ * `[redacted]`.
  */
 import type { FastifyRequest } from "fastify";
 
 /** Names of query parameters whose values are never logged. */
 const SECRET_PARAM = /token|jwt|auth|key|secret|pass|session|sig|cookie|credential/i;
 
-/** `url` with the values of secret-looking query parameters replaced by `[redacted]`. */
+/**
+ * A JWT as it may appear in a URL: a header that is base64url JSON (`{"` is `eyJ`), then two
+ * to four more base64url segments (a JWS has three in all, a JWE five; the payload or the
+ * signature may be empty), separated by dots, percent-encoded or not.
+ */
+const JWT_SHAPED = /eyJ[A-Za-z0-9_-]{5,}(?:(?:\.|%2[Ee])[A-Za-z0-9_-]*){2,4}/g;
+
+/**
+ * `url` with every JWT-shaped run, and the values of secret-looking query parameters,
+ * replaced by `[redacted]`.
+ */
 export function redactUrl(url: string): string {
+  return redactSecretParams(url.replace(JWT_SHAPED, "[redacted]"));
+}
+
+function redactSecretParams(url: string): string {
   const query = url.indexOf("?");
   if (query < 0) return url;
   const params = url

@@ -14,6 +14,7 @@ import type { Config } from "../config.ts";
 import { appError, Errors } from "../errors.ts";
 import { toAppError } from "../hub-errors.ts";
 import { IDEMPOTENCY_HEADERS_SCHEMA, idempotentPublish, REPLAYED_HEADER } from "../idempotency.ts";
+import { NO_QUERY } from "./no-query.ts";
 
 export interface ChatRouteDeps {
   hub: Hub;
@@ -37,7 +38,7 @@ export function registerChatRoutes(app: FastifyInstance, deps: ChatRouteDeps): v
     additionalProperties: false,
   } as const;
 
-  const schema = { body: bodySchema, headers: IDEMPOTENCY_HEADERS_SCHEMA };
+  const schema = { body: bodySchema, headers: IDEMPOTENCY_HEADERS_SCHEMA, querystring: NO_QUERY };
   app.post("/api/chat/messages", { schema }, async (request, reply) => {
     const identity = await auth.authenticate(request);
     if (identity.kind !== "user") throw appError(Errors.FORBIDDEN, "chat needs a user token");
@@ -68,7 +69,7 @@ export function registerChatRoutes(app: FastifyInstance, deps: ChatRouteDeps): v
       );
       replayed = position.duplicate;
     } catch (error) {
-      throw toAppError(error);
+      throw toAppError(error, "publish");
     }
     if (replayed) reply.header(REPLAYED_HEADER, "true");
     return reply.code(204).send();

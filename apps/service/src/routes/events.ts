@@ -39,9 +39,16 @@ const querySchema = {
   additionalProperties: false,
 } as const;
 
+/**
+ * No HEAD twin: Fastify would run this handler for a HEAD too, opening a whole stream (a slot,
+ * presence joins, a connection counted) whose body the client never reads. A HEAD is answered
+ * 405 with `Allow: GET` by the not-found handler instead.
+ */
+const routeOptions = { schema: { querystring: querySchema }, exposeHeadRoute: false } as const;
+
 export function registerEventsRoute(app: FastifyInstance, deps: EventsRouteDeps): void {
   const { hub, auth, config, metrics } = deps;
-  app.get("/api/events", { schema: { querystring: querySchema } }, async (request, reply) => {
+  app.get("/api/events", routeOptions, async (request, reply) => {
     try {
       const query = request.query as { channel: string | string[]; lastEventId?: string };
       const channels = parseChannels(query.channel, config.limits.maxChannelsPerStream);
@@ -71,7 +78,7 @@ export function registerEventsRoute(app: FastifyInstance, deps: EventsRouteDeps)
         },
       });
     } catch (error) {
-      const refusal = toAppError(error);
+      const refusal = toAppError(error, "open");
       metrics.connectionRefused(refusal.code);
       throw refusal;
     }

@@ -17,6 +17,7 @@ import { appError, Errors } from "../errors.ts";
 import { JobLimitError, type JobSystem, JobsClosedError } from "../jobs/index.ts";
 import { ASPECT_RATIOS } from "../jobs/render.ts";
 import { JOB_ID_PATTERN, toView } from "../jobs/types.ts";
+import { NO_QUERY } from "./no-query.ts";
 
 export interface JobRouteDeps {
   jobs: JobSystem;
@@ -57,7 +58,10 @@ export function registerJobRoutes(app: FastifyInstance, deps: JobRouteDeps): voi
     return jobId;
   };
 
-  app.post("/api/generate/video", { schema: { body: bodySchema } }, async (request, reply) => {
+  const schema = { querystring: NO_QUERY };
+  const submitSchema = { body: bodySchema, querystring: NO_QUERY };
+
+  app.post("/api/generate/video", { schema: submitSchema }, async (request, reply) => {
     const userId = await userOf(request);
     const body = request.body as { prompt: string; aspectRatio?: string };
     const prompt = body.prompt.normalize("NFC").trim();
@@ -87,7 +91,7 @@ export function registerJobRoutes(app: FastifyInstance, deps: JobRouteDeps): voi
     }
   });
 
-  app.get("/api/jobs/:jobId", async (request, reply) => {
+  app.get("/api/jobs/:jobId", { schema }, async (request, reply) => {
     const userId = await userOf(request);
     const record = await jobs.get(userId, jobIdOf(request.params));
     if (!record) throw appError(Errors.NOT_FOUND, "no such job");
@@ -95,7 +99,7 @@ export function registerJobRoutes(app: FastifyInstance, deps: JobRouteDeps): voi
     return toView(record);
   });
 
-  app.delete("/api/jobs/:jobId", async (request, reply) => {
+  app.delete("/api/jobs/:jobId", { schema }, async (request, reply) => {
     const userId = await userOf(request);
     const record = await jobs.cancel(userId, jobIdOf(request.params));
     if (!record) throw appError(Errors.NOT_FOUND, "no such job");
@@ -103,7 +107,7 @@ export function registerJobRoutes(app: FastifyInstance, deps: JobRouteDeps): voi
     return toView(record);
   });
 
-  app.get("/api/media/:jobId", async (request, reply) => {
+  app.get("/api/media/:jobId", { schema }, async (request, reply) => {
     const userId = await userOf(request);
     const bytes = await jobs.media(userId, jobIdOf(request.params));
     if (!bytes) throw appError(Errors.NOT_FOUND, "no such media");

@@ -16,6 +16,7 @@ import type { FastifyInstance } from "fastify";
 import type { Auth } from "../auth.ts";
 import { appError, Errors } from "../errors.ts";
 import { authorize } from "./events.ts";
+import { NO_QUERY } from "./no-query.ts";
 
 export interface PresenceRouteDeps {
   presence: Presence;
@@ -34,7 +35,7 @@ export function registerPresenceRoute(app: FastifyInstance, deps: PresenceRouteD
   const { presence, broker, auth } = deps;
   app.get(
     "/api/channels/:channel/presence",
-    { schema: { params: paramsSchema } },
+    { schema: { params: paramsSchema, querystring: NO_QUERY } },
     async (request, reply) => {
       const raw = (request.params as { channel: string }).channel;
       // A room may be named by its bare id, as in the chat API.

@@ -15,6 +15,7 @@ import type { Config } from "../config.ts";
 import { appError, Errors } from "../errors.ts";
 import { toAppError } from "../hub-errors.ts";
 import { IDEMPOTENCY_HEADERS_SCHEMA, idempotentPublish, REPLAYED_HEADER } from "../idempotency.ts";
+import { NO_QUERY } from "./no-query.ts";
 
 export interface PublishRouteDeps {
   hub: Hub;
@@ -37,7 +38,7 @@ const bodySchema = {
 
 export function registerPublishRoute(app: FastifyInstance, deps: PublishRouteDeps): void {
   const { hub, auth, config } = deps;
-  const schema = { body: bodySchema, headers: IDEMPOTENCY_HEADERS_SCHEMA };
+  const schema = { body: bodySchema, headers: IDEMPOTENCY_HEADERS_SCHEMA, querystring: NO_QUERY };
   app.post("/api/publish", { schema }, async (request, reply) => {
     const identity = await auth.authenticate(request);
     if (identity.kind !== "service" || !identity.scopes.includes(PUBLISH_SCOPE)) {
@@ -63,7 +64,7 @@ export function registerPublishRoute(app: FastifyInstance, deps: PublishRouteDep
       if (position.duplicate) reply.header(REPLAYED_HEADER, "true");
       return reply.code(202).send({ channel: channel.channel.name, offset: position.offset });
     } catch (error) {
-      throw toAppError(error);
+      throw toAppError(error, "publish");
     }
   });
 }

@@ -185,6 +185,34 @@ describe("CORS and CSRF", () => {
     await goodStillWorks("after foreign DELETE/logout");
   });
 
+  it("a bogus Authorization header with the cookie: no CSRF exemption, no cookie fallback", async () => {
+    // Each parses as no bearer token at all; the cookie must not stand in for it.
+    const bogus = ["Bearer a b", "Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "token", ""];
+    for (const authorization of bogus) {
+      const what = JSON.stringify(authorization);
+      const crossSite = await chat(`bogus cross-site ${what}`, {
+        cookie,
+        authorization,
+        origin: EVIL,
+        "sec-fetch-site": "cross-site",
+      });
+      assertForbidden(crossSite, `cross-site with ${what}`);
+      // Same-origin, the CSRF check passes; authentication refuses the header itself.
+      const own = await chat(`bogus same-origin ${what}`, { cookie, authorization, origin: self });
+      assert.equal(own.status, 401, `same-origin with ${what}: ${own.text}`);
+      assert.equal(own.json?.code, "RT_ERR_UNAUTHORIZED", what);
+      const read = await request(`${svc.url}/api/auth/me`, { headers: { cookie, authorization } });
+      assert.equal(read.status, 401, `read with ${what}: ${read.text}`);
+    }
+    // Nothing was published: the good client's next message arrives after none of them.
+    await goodStillWorks("after bogus authorization headers");
+    const chats = goodStream.events.filter(ofType("chat")).map((e) => JSON.parse(e.data).content);
+    assert.deepEqual(
+      chats.filter((content: string) => content.startsWith("bogus")),
+      [],
+    );
+  });
+
   it("same-origin, allow-listed and bearer requests pass", async () => {
     for (const [what, headers] of [
       ["Sec-Fetch-Site: same-origin", { cookie, "sec-fetch-site": "same-origin" }],

@@ -1,11 +1,13 @@
 /**
  * What protects browser users: security headers (`helmet`), CORS with an exact origin
- * allow-list (`@fastify/cors`, only when `CORS_ORIGINS` is set), and the CSRF check on
- * cookie-authenticated requests that change state.
+ * allow-list (`@fastify/cors`, only when `CORS_ORIGINS` is set), the CSRF check on
+ * cookie-authenticated requests that change state, and the same-site check on
+ * cookie-authenticated reads of the API.
  */
 import cors from "@fastify/cors";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import helmet, { type HelmetOptions } from "helmet";
+import { credentialsOf } from "../auth.ts";
 import type { Config } from "../config.ts";
 import { appError, Errors } from "../errors.ts";
 
@@ -57,7 +59,7 @@ export function registerSecurityHeaders(app: FastifyInstance, config: Config): v
   });
 }
 
-/** CORS (when `CORS_ORIGINS` is set) and the CSRF check. */
+/** CORS (when `CORS_ORIGINS` is set), the CSRF check and the same-site check on reads. */
 export async function registerBrowserSecurity(app: FastifyInstance, config: Config): Promise<void> {
   const origins = config.security.corsOrigins;
   if (origins.length > 0) {
@@ -78,21 +80,24 @@ export async function registerBrowserSecurity(app: FastifyInstance, config: Conf
   const cookieName = config.auth.cookieName;
   app.addHook("onRequest", async (request) => {
     if (!cookieAuthenticated(request, cookieName)) return;
-    if (SAFE_METHODS.has(request.method)) {
-      // A read needs no Origin, but one that names a page we do not allow is refused: a
-      // stream another site opens with the user's cookie would take one of their slots.
-      const origin = request.headers.origin;
-      if (typeof origin === "string" && !originAllowed(origin, request, allowed)) {
-        throw appError(Errors.FORBIDDEN, "Cross-site request refused: Origin is not allowed");
-      }
-      return;
-    }
-    const refusal = crossSiteRefusal(request, allowed);
+    const refusal = SAFE_METHODS.has(request.method)
+      ? crossSiteReadRefusal(request, allowed)
+      : crossSiteRefusal(request, allowed);
     if (refusal !== null) throw appError(Errors.FORBIDDEN, refusal);
   });
 }
 
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+/**
+ * Routes no navigation may open, from any site (a link, `window.open`, `location =`, a typed
+ * URL): a stream takes one of the user's slots and joins them to rooms, and presence says who
+ * is in a room. The app reads them with EventSource and fetch, never by navigating.
+ */
+const NOT_NAVIGABLE: ReadonlySet<string> = new Set([
+  "/api/events",
+  "/api/channels/:channel/presence",
+]);
 
 /**
  * The headers `helmet` sets for `options`, recorded once by running its middleware against a
@@ -120,15 +125,52 @@ function headersOf(options: HelmetOptions): Record<string, string> {
 }
 
 /**
- * A request that the browser authenticated by itself: it carries the session cookie and no
- * `Authorization: Bearer` (a bearer token is attached by script, which another site cannot do
- * for us, so it is not CSRF-able).
+ * A request that the browser may have authenticated by itself: it carries the session cookie,
+ * and its identity does not come from a bearer token (attached by script, which another site
+ * cannot do for us, so not CSRF-able). Read with the parser authentication uses: a malformed
+ * `Authorization` header lifts nothing here — the route refuses it with 401, and never falls
+ * back to the cookie.
  */
 function cookieAuthenticated(request: FastifyRequest, cookieName: string): boolean {
-  const authorization = request.headers.authorization;
-  if (typeof authorization === "string" && /^Bearer[ \t]+\S/i.test(authorization)) return false;
   const cookie = request.cookies?.[cookieName];
-  return typeof cookie === "string" && cookie.length > 0;
+  if (typeof cookie !== "string" || cookie.length === 0) return false;
+  return credentialsOf(request, cookieName).kind !== "bearer";
+}
+
+/**
+ * Why a cookie-authenticated read must be refused, or null when it may go on.
+ *
+ * - An `Origin` that is neither this host nor allowed (a cross-origin `EventSource` or
+ *   `fetch`): refused anywhere.
+ * - The API (`/api/…`; the page and its files stay open to a link from anywhere): Fetch
+ *   Metadata, set by the browser and not by script, says `cross-site` or `same-site` and the
+ *   request has no allowed `Origin` — another site's link, `window.open`, `location =`,
+ *   `<img>`: a top-level navigation carries the `SameSite=Lax` cookie on a GET and no `Origin`.
+ *   A credentialed `EventSource` from a `CORS_ORIGINS` page sends its `Origin` and passes.
+ * - {@link NOT_NAVIGABLE} routes: any navigation (`Sec-Fetch-Mode: navigate`), even our own.
+ *
+ * A browser without Fetch Metadata sends none of these on a navigation: see docs/security.md,
+ * residual risks.
+ */
+function crossSiteReadRefusal(
+  request: FastifyRequest,
+  allowed: ReadonlySet<string>,
+): string | null {
+  const origin = request.headers.origin;
+  const listed = typeof origin === "string" && originAllowed(origin, request, allowed);
+  if (typeof origin === "string" && !listed) {
+    return "Cross-site request refused: Origin is not allowed";
+  }
+  const route = request.routeOptions.url;
+  if (route === undefined || !route.startsWith("/api/")) return null;
+  const site = request.headers["sec-fetch-site"];
+  if ((site === "cross-site" || site === "same-site") && !listed) {
+    return "Cross-site request refused: another site may not read the API with the session cookie";
+  }
+  if (request.headers["sec-fetch-mode"] === "navigate" && NOT_NAVIGABLE.has(route)) {
+    return "Navigation refused: streams and presence are opened with EventSource or fetch, not by navigating to them";
+  }
+  return null;
 }
 
 /**

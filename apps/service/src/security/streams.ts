@@ -25,7 +25,7 @@ export interface StreamAdmissionDeps {
   readonly now?: () => number;
 }
 
-/** Hooks the admission checks into `GET /api/events` (and its HEAD twin). Call before routes. */
+/** Hooks the admission checks into `GET /api/events` (it has no HEAD twin). Call before routes. */
 export function registerStreamAdmission(app: FastifyInstance, deps: StreamAdmissionDeps): void {
   const { auth, limits, metrics } = deps;
   const now = deps.now ?? Date.now;
