@@ -32,6 +32,8 @@ describe("loadConfig defaults", () => {
     assert.deepEqual(config.http, {
       port: 8080,
       host: "0.0.0.0",
+      metricsPort: null,
+      metricsHost: "0.0.0.0",
       tls: null,
       h2c: false,
       h2MaxConcurrentStreams: 128,
@@ -156,6 +158,8 @@ describe("loadConfig reads variables", () => {
     });
     assert.equal(config.http.port, 9000);
     assert.equal(config.http.host, "127.0.0.1");
+    assert.equal(config.http.metricsPort, null, "unset: served on the public port");
+    assert.equal(config.http.metricsHost, "127.0.0.1", "defaults to HOST");
     assert.equal(config.http.h2c, true);
     assert.equal(config.http.bodyLimitBytes, 1024);
     assert.equal(config.nodeEnv, "test");
@@ -242,6 +246,7 @@ describe("loadConfig validation", () => {
   test("every integer variable is validated", () => {
     const names = [
       "PORT",
+      "METRICS_PORT",
       "HTTP2_MAX_CONCURRENT_STREAMS",
       "TOKEN_TTL_SECONDS",
       "MAX_CONNECTIONS",
@@ -288,6 +293,16 @@ describe("loadConfig validation", () => {
       assert.equal(err.problems.length, names.length);
       for (const name of names) assert.match(err.message, new RegExp(`\\b${name} must`));
     }
+  });
+
+  test("METRICS_PORT: a port of its own, on METRICS_HOST", () => {
+    const config = loadConfig({ PORT: "9000", METRICS_PORT: "9100", METRICS_HOST: "10.0.0.5" });
+    assert.equal(config.http.metricsPort, 9100);
+    assert.equal(config.http.metricsHost, "10.0.0.5");
+    assert.equal(loadConfig({ PORT: "0", METRICS_PORT: "0" }).http.metricsPort, 0);
+    assertRejects({ PORT: "9000", METRICS_PORT: "9000" }, "METRICS_PORT must differ from PORT");
+    assertRejects({ METRICS_PORT: "65536" }, "METRICS_PORT must be a decimal integer in 0..65535");
+    assertRejects({ METRICS_PORT: "x" }, "METRICS_PORT");
   });
 
   test("rejects presence timings that would reap live pods", () => {
