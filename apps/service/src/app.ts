@@ -163,7 +163,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   registerEventsRoute(app, { hub, auth, config, metrics });
   registerChatRoutes(app, { hub, auth, config });
   registerPublishRoute(app, { hub, auth, config });
-  registerPresenceRoute(app, { presence, broker, auth });
+  registerPresenceRoute(app, {
+    presence,
+    broker,
+    auth,
+    maxUsers: config.presence.snapshotMaxUsers,
+  });
   const jobs = await createJobSystem(config, { hub, log: app.log.child({ component: "jobs" }) });
   registerJobRoutes(app, { jobs, auth });
   registerHealthRoutes(app, { hub, broker });

@@ -114,7 +114,12 @@ describe("loadConfig defaults", () => {
   });
 
   test("presence", () => {
-    assert.deepEqual(config.presence, { graceMs: 5000, ttlMs: 10000, refreshMs: 3000 });
+    assert.deepEqual(config.presence, {
+      graceMs: 5000,
+      ttlMs: 10000,
+      refreshMs: 3000,
+      snapshotMaxUsers: 1000,
+    });
   });
 
   test("is frozen", () => {
@@ -194,8 +199,14 @@ describe("loadConfig reads variables", () => {
       PRESENCE_GRACE_MS: "0",
       PRESENCE_TTL_MS: "4000",
       PRESENCE_REFRESH_MS: "1000",
+      PRESENCE_SNAPSHOT_MAX_USERS: "0",
     });
-    assert.deepEqual(config.presence, { graceMs: 0, ttlMs: 4000, refreshMs: 1000 });
+    assert.deepEqual(config.presence, {
+      graceMs: 0,
+      ttlMs: 4000,
+      refreshMs: 1000,
+      snapshotMaxUsers: 0,
+    });
   });
 
   test("an empty value counts as unset", () => {
@@ -262,6 +273,7 @@ describe("loadConfig validation", () => {
       "PRESENCE_GRACE_MS",
       "PRESENCE_TTL_MS",
       "PRESENCE_REFRESH_MS",
+      "PRESENCE_SNAPSHOT_MAX_USERS",
       "HEADERS_TIMEOUT_MS",
       "REQUEST_TIMEOUT_MS",
       "RATE_LIMIT_WINDOW_MS",

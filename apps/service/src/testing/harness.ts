@@ -1,6 +1,6 @@
 /** Starts the real service on a free loopback port for integration tests. */
 import type { AddressInfo } from "node:net";
-import type { Broker } from "@realtime/server";
+import type { Broker, PresenceStore } from "@realtime/server";
 import { buildApp, type Service } from "../app.ts";
 import { loadConfig } from "../config.ts";
 
@@ -27,7 +27,7 @@ export interface RunningService {
 
 export async function startService(
   env: Record<string, string> = {},
-  options: { broker?: Broker } = {},
+  options: { broker?: Broker; presenceStore?: PresenceStore } = {},
 ): Promise<RunningService> {
   const config = loadConfig({
     NODE_ENV: "test",
