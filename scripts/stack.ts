@@ -238,7 +238,7 @@ process.once("exit", () => {
   for (const child of nginxChildren) child.kill("SIGTERM");
 });
 
-async function startNginx(prefix: string, config: string) {
+export async function startNginx(prefix: string, config: string) {
   const child = spawn(NGINX_BIN, ["-p", `${prefix}/`, "-c", config, "-e", "stderr"], {
     stdio: ["ignore", "ignore", "pipe"],
   });
@@ -261,7 +261,7 @@ async function startNginx(prefix: string, config: string) {
   return { child, exited, stderr: () => stderr };
 }
 
-async function stopNginx(child: ChildProcess): Promise<void> {
+export async function stopNginx(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((resolve) => child.once("exit", resolve));
   child.kill("SIGTERM");
@@ -271,7 +271,7 @@ async function stopNginx(child: ChildProcess): Promise<void> {
 }
 
 /** Waits until `GET /healthz` through nginx reaches a pod (200). */
-async function waitThroughProxy(
+export async function waitThroughProxy(
   url: string,
   nginx: { child: ChildProcess; stderr: () => string },
 ): Promise<void> {

@@ -202,6 +202,7 @@ export async function startRealtime(options: StartOptions = {}): Promise<Target>
     // Abuse limits off: every bench subscriber is one user (so presence sends one event per
     // channel, not one per stream), and bursts go far past the per-channel broadcast budget.
     MAX_CONNECTIONS_PER_USER: "0",
+    RATE_LIMIT_STREAMS_MAX: "0",
     RATE_LIMIT_PUBLISH_MAX: "0",
     CHANNEL_PUBLISH_MAX: "0",
     ...(options.redisUrl ? { REDIS_URL: options.redisUrl } : {}),

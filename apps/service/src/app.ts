@@ -24,10 +24,15 @@ import type { Config } from "./config.ts";
 import { AJV_OPTIONS, appError, Errors, frameworkErrors, registerErrorHandling } from "./errors.ts";
 import { createJobSystem, type JobSystem } from "./jobs/index.ts";
 import { serializeRequest } from "./log-redaction.ts";
+import { createMetricsServer } from "./metrics-server.ts";
 import { PrometheusMetrics } from "./prometheus-metrics.ts";
 import { registerChatRoutes } from "./routes/chat.ts";
 import { registerEventsRoute } from "./routes/events.ts";
-import { registerHealthRoutes } from "./routes/health.ts";
+import {
+  registerHealthRoutes,
+  registerMetricsElsewhere,
+  registerMetricsRoute,
+} from "./routes/health.ts";
 import { registerJobRoutes } from "./routes/jobs.ts";
 import { registerPageRoutes } from "./routes/page.ts";
 import { registerPresenceRoute } from "./routes/presence.ts";
@@ -50,6 +55,12 @@ export interface BuildOptions {
 
 export interface Service {
   readonly app: FastifyInstance;
+  /**
+   * The internal listener serving `/metrics` when `METRICS_PORT` is set (then the public app
+   * answers 404 for it), else null. Built, not listening: the caller listens on
+   * `METRICS_HOST:METRICS_PORT`; `shutdown` closes it last.
+   */
+  readonly metricsApp: FastifyInstance | null;
   readonly hub: Hub;
   readonly broker: Broker;
   readonly auth: Auth;
@@ -155,10 +166,19 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   registerEventsRoute(app, { hub, auth, config, metrics });
   registerChatRoutes(app, { hub, auth, config });
   registerPublishRoute(app, { hub, auth, config });
-  registerPresenceRoute(app, { presence, broker, auth });
+  registerPresenceRoute(app, {
+    presence,
+    broker,
+    auth,
+    maxUsers: config.presence.snapshotMaxUsers,
+  });
   const jobs = await createJobSystem(config, { hub, log: app.log.child({ component: "jobs" }) });
   registerJobRoutes(app, { jobs, auth });
-  registerHealthRoutes(app, { hub, broker, metrics });
+  registerHealthRoutes(app, { hub, broker });
+  const metricsApp =
+    config.http.metricsPort === null ? null : createMetricsServer(metrics, app.log);
+  if (metricsApp === null) registerMetricsRoute(app, metrics);
+  else registerMetricsElsewhere(app);
   registerPageRoutes(app);
 
   const liveHub = hub;
@@ -180,6 +200,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       await liveHub.close();
       closing = true;
       await app.close();
+      // Last of the listeners: the drain stays visible to the scraper until the end.
+      await metricsApp?.close();
       await security.close();
       await presenceStore.close();
       await broker.close();
@@ -188,6 +210,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   };
   return {
     app,
+    metricsApp,
     hub: liveHub,
     broker,
     auth,

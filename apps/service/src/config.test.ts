@@ -32,6 +32,8 @@ describe("loadConfig defaults", () => {
     assert.deepEqual(config.http, {
       port: 8080,
       host: "0.0.0.0",
+      metricsPort: null,
+      metricsHost: "0.0.0.0",
       tls: null,
       h2c: false,
       h2MaxConcurrentStreams: 128,
@@ -50,6 +52,9 @@ describe("loadConfig defaults", () => {
         jobsPerUser: 20,
         publishPerService: 100000,
         loginPerIp: 100,
+        streamsPerUser: 30,
+        streamsPerIp: 0,
+        presencePerUser: 60,
         perChannel: 20000,
       },
       connections: { perUser: 64, perIp: 0, leaseTtlMs: 30000 },
@@ -109,7 +114,12 @@ describe("loadConfig defaults", () => {
   });
 
   test("presence", () => {
-    assert.deepEqual(config.presence, { graceMs: 5000, ttlMs: 10000, refreshMs: 3000 });
+    assert.deepEqual(config.presence, {
+      graceMs: 5000,
+      ttlMs: 10000,
+      refreshMs: 3000,
+      snapshotMaxUsers: 1000,
+    });
   });
 
   test("is frozen", () => {
@@ -153,6 +163,8 @@ describe("loadConfig reads variables", () => {
     });
     assert.equal(config.http.port, 9000);
     assert.equal(config.http.host, "127.0.0.1");
+    assert.equal(config.http.metricsPort, null, "unset: served on the public port");
+    assert.equal(config.http.metricsHost, "127.0.0.1", "defaults to HOST");
     assert.equal(config.http.h2c, true);
     assert.equal(config.http.bodyLimitBytes, 1024);
     assert.equal(config.nodeEnv, "test");
@@ -187,8 +199,14 @@ describe("loadConfig reads variables", () => {
       PRESENCE_GRACE_MS: "0",
       PRESENCE_TTL_MS: "4000",
       PRESENCE_REFRESH_MS: "1000",
+      PRESENCE_SNAPSHOT_MAX_USERS: "0",
     });
-    assert.deepEqual(config.presence, { graceMs: 0, ttlMs: 4000, refreshMs: 1000 });
+    assert.deepEqual(config.presence, {
+      graceMs: 0,
+      ttlMs: 4000,
+      refreshMs: 1000,
+      snapshotMaxUsers: 0,
+    });
   });
 
   test("an empty value counts as unset", () => {
@@ -239,6 +257,7 @@ describe("loadConfig validation", () => {
   test("every integer variable is validated", () => {
     const names = [
       "PORT",
+      "METRICS_PORT",
       "HTTP2_MAX_CONCURRENT_STREAMS",
       "TOKEN_TTL_SECONDS",
       "MAX_CONNECTIONS",
@@ -254,6 +273,7 @@ describe("loadConfig validation", () => {
       "PRESENCE_GRACE_MS",
       "PRESENCE_TTL_MS",
       "PRESENCE_REFRESH_MS",
+      "PRESENCE_SNAPSHOT_MAX_USERS",
       "HEADERS_TIMEOUT_MS",
       "REQUEST_TIMEOUT_MS",
       "RATE_LIMIT_WINDOW_MS",
@@ -261,6 +281,9 @@ describe("loadConfig validation", () => {
       "RATE_LIMIT_JOBS_MAX",
       "RATE_LIMIT_PUBLISH_MAX",
       "RATE_LIMIT_LOGIN_MAX",
+      "RATE_LIMIT_STREAMS_MAX",
+      "RATE_LIMIT_STREAMS_PER_IP_MAX",
+      "RATE_LIMIT_PRESENCE_MAX",
       "CHANNEL_PUBLISH_MAX",
       "MAX_CONNECTIONS_PER_USER",
       "MAX_CONNECTIONS_PER_IP",
@@ -282,6 +305,16 @@ describe("loadConfig validation", () => {
       assert.equal(err.problems.length, names.length);
       for (const name of names) assert.match(err.message, new RegExp(`\\b${name} must`));
     }
+  });
+
+  test("METRICS_PORT: a port of its own, on METRICS_HOST", () => {
+    const config = loadConfig({ PORT: "9000", METRICS_PORT: "9100", METRICS_HOST: "10.0.0.5" });
+    assert.equal(config.http.metricsPort, 9100);
+    assert.equal(config.http.metricsHost, "10.0.0.5");
+    assert.equal(loadConfig({ PORT: "0", METRICS_PORT: "0" }).http.metricsPort, 0);
+    assertRejects({ PORT: "9000", METRICS_PORT: "9000" }, "METRICS_PORT must differ from PORT");
+    assertRejects({ METRICS_PORT: "65536" }, "METRICS_PORT must be a decimal integer in 0..65535");
+    assertRejects({ METRICS_PORT: "x" }, "METRICS_PORT");
   });
 
   test("rejects presence timings that would reap live pods", () => {
@@ -463,6 +496,9 @@ describe("loadConfig security", () => {
       RATE_LIMIT_JOBS_MAX: "2",
       RATE_LIMIT_PUBLISH_MAX: "3",
       RATE_LIMIT_LOGIN_MAX: "0",
+      RATE_LIMIT_STREAMS_MAX: "8",
+      RATE_LIMIT_STREAMS_PER_IP_MAX: "9",
+      RATE_LIMIT_PRESENCE_MAX: "10",
       CHANNEL_PUBLISH_MAX: "5",
       MAX_CONNECTIONS_PER_USER: "6",
       MAX_CONNECTIONS_PER_IP: "7",
@@ -479,6 +515,9 @@ describe("loadConfig security", () => {
         jobsPerUser: 2,
         publishPerService: 3,
         loginPerIp: 0,
+        streamsPerUser: 8,
+        streamsPerIp: 9,
+        presencePerUser: 10,
         perChannel: 5,
       },
       connections: { perUser: 6, perIp: 7, leaseTtlMs: 900 },

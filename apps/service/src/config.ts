@@ -49,6 +49,19 @@ export interface HttpConfig {
   /** Interface to bind (`HOST`). Default `"0.0.0.0"`. */
   readonly host: string;
   /**
+   * Port of a second, internal listener that serves only `GET /metrics`, in plain HTTP/1.1
+   * (`METRICS_PORT`); the public port then answers 404 for `/metrics`. Default null: `/metrics`
+   * is served on the public port, as in development (deny it at the proxy: the reference nginx
+   * does). 0 picks a free port.
+   */
+  readonly metricsPort: number | null;
+  /**
+   * Interface the metrics listener binds (`METRICS_HOST`). Default {@link host}: Prometheus
+   * usually scrapes from another host (or pod); the port is internal because the proxy never
+   * forwards to it. `127.0.0.1` when the scraper runs beside the process.
+   */
+  readonly metricsHost: string;
+  /**
    * TLS certificate and key file paths (`TLS_CERT`, `TLS_KEY`); both or neither. Default null
    * (cleartext). With TLS the server speaks HTTP/2 via ALPN with HTTP/1.1 fallback.
    */
@@ -240,6 +253,12 @@ export interface PresenceConfig {
    * about ttlMs + refreshMs.
    */
   readonly refreshMs: number;
+  /**
+   * Most users one presence snapshot lists (`PRESENCE_SNAPSHOT_MAX_USERS`); a larger room's
+   * snapshot says `truncated: true` and its `total`. 5,000 users were a 539 KB answer per read.
+   * Default 1000; 0 = no cap.
+   */
+  readonly snapshotMaxUsers: number;
 }
 
 export interface Config {
@@ -284,9 +303,18 @@ export function loadConfig(env: Env = process.env): Config {
     // h2c is cleartext by definition; with a certificate the server already offers h2 via ALPN.
     r.problems.push("HTTP2=h2c cannot be combined with TLS_CERT/TLS_KEY (TLS already offers h2)");
   }
+  const port = r.int("PORT", 8080, 0, 65535);
+  const host = r.string("HOST", "0.0.0.0");
+  const metricsPort =
+    r.raw("METRICS_PORT") === undefined ? null : r.int("METRICS_PORT", 0, 0, 65535);
+  if (metricsPort !== null && metricsPort !== 0 && metricsPort === port) {
+    r.problems.push(`METRICS_PORT must differ from PORT (${port}): it is a listener of its own`);
+  }
   const http: HttpConfig = {
-    port: r.int("PORT", 8080, 0, 65535),
-    host: r.string("HOST", "0.0.0.0"),
+    port,
+    host,
+    metricsPort,
+    metricsHost: r.string("METRICS_HOST", host),
     tls,
     h2c,
     h2MaxConcurrentStreams: r.int("HTTP2_MAX_CONCURRENT_STREAMS", 128, 1, 2 ** 31 - 1),
@@ -346,6 +374,7 @@ export function loadConfig(env: Env = process.env): Config {
     graceMs: r.int("PRESENCE_GRACE_MS", 5000, 0),
     ttlMs: r.int("PRESENCE_TTL_MS", 10000, 1000),
     refreshMs: r.int("PRESENCE_REFRESH_MS", 3000, 100),
+    snapshotMaxUsers: r.int("PRESENCE_SNAPSHOT_MAX_USERS", 1000, 0),
   };
   if (presence.refreshMs * 2 >= presence.ttlMs) {
     // One late heartbeat must not get a live pod reaped.

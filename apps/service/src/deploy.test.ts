@@ -1,24 +1,32 @@
 /**
  * The reference deployment's files stay in step with the service: the nginx configuration
- * renders, passes `nginx -t` and keeps the settings SSE needs; the Grafana dashboard queries
- * only series the service exports. (The whole stack under a rolling restart is
- * `rolling-restart.int.test.ts`.)
+ * renders, passes `nginx -t` and keeps the settings SSE needs; run in front of a pod it refuses
+ * the internal endpoints (`/metrics`, `/readyz`) to clients and forwards the rest; the Grafana
+ * dashboard queries only series the service exports. (The whole stack under a rolling restart
+ * is `rolling-restart.int.test.ts`.)
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import https from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { promisify } from "node:util";
+import { freePort } from "@realtime/redis/testing";
 import {
   NGINX_TEMPLATE,
   renderTemplate,
   selfSignedCertificate,
+  startNginx,
+  stopNginx,
   upstreamServers,
+  waitThroughProxy,
 } from "../../../scripts/stack.ts";
 import { buildApp } from "./app.ts";
 import { loadConfig } from "./config.ts";
+import { ofType, openStream, request } from "./security/test-kit.ts";
+import { startService } from "./testing/harness.ts";
 
 const run = promisify(execFile);
 const DASHBOARD = new URL("../../../deploy/grafana/realtime-dashboard.json", import.meta.url);
@@ -29,6 +37,37 @@ function seconds(value: string): number {
   assert.ok(match, `an nginx time: ${value}`);
   const scale = { ms: 0.001, s: 1, m: 60, h: 3600 }[match[2] ?? "s"] ?? 1;
   return Number(match[1]) * scale;
+}
+
+/** One HTTPS request to the proxy, the path sent exactly as given (no URL normalisation). */
+function viaProxy(
+  port: number,
+  path: string,
+  options: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<{ status: number; type: string; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.request({
+      host: "127.0.0.1",
+      port,
+      path,
+      method: options.method ?? "GET",
+      headers: options.headers,
+      rejectUnauthorized: false,
+      agent: false,
+    });
+    req.once("error", reject);
+    req.once("response", (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => {
+        text += chunk;
+      });
+      res.once("end", () =>
+        resolve({ status: res.statusCode ?? 0, type: String(res.headers["content-type"]), text }),
+      );
+    });
+    req.end(options.body);
+  });
 }
 
 /** The body of the `location = <path>` block. */
@@ -77,6 +116,86 @@ describe("deploy/", () => {
       assert.doesNotMatch(config, /non_idempotent/, "POSTs are never replayed");
       assert.match(config, /server 127\.0\.0\.1:2 max_fails=1 fail_timeout=2s;/);
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("nginx refuses /metrics and /readyz to clients, however spelled, and forwards the rest", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "realtime-nginx-deny-"));
+    // METRICS_PORT unset: the pod serves /metrics on its public port, the proxy is the defence.
+    const svc = await startService();
+    let nginx: Awaited<ReturnType<typeof startNginx>> | undefined;
+    try {
+      const prefix = join(dir, "nginx");
+      for (const sub of ["logs", "temp"]) mkdirSync(join(prefix, sub), { recursive: true });
+      const { cert, key } = await selfSignedCertificate(dir);
+      const port = await freePort();
+      const file = join(prefix, "nginx.conf");
+      writeFileSync(
+        file,
+        renderTemplate(readFileSync(NGINX_TEMPLATE, "utf8"), {
+          PREFIX: prefix,
+          LISTEN: `127.0.0.1:${port}`,
+          CERT: cert,
+          KEY: key,
+          UPSTREAM_SERVERS: upstreamServers([svc.port], 2),
+        }),
+      );
+      nginx = await startNginx(prefix, file);
+      await waitThroughProxy(`https://127.0.0.1:${port}`, nginx);
+
+      const internal = [
+        "/metrics",
+        "/metrics?name=sse_connections_total",
+        "/metrics/",
+        "//metrics",
+        "/%6Detrics",
+        "/METRICS",
+        "/api/../metrics",
+        "/./metrics",
+        "/readyz",
+      ];
+      for (const path of internal) {
+        const reply = await viaProxy(port, path);
+        assert.equal(reply.status, 404, `${path}: ${reply.text}`);
+        assert.match(reply.type, /^application\/json/, path);
+        assert.deepEqual(JSON.parse(reply.text), {
+          code: "RT_ERR_NOT_FOUND",
+          message: "Not found",
+        });
+      }
+      // The pod itself still serves them (to whoever reaches it without the proxy).
+      assert.equal((await request(`${svc.url}/metrics`)).status, 200);
+
+      // Everything else passes: health, a login, a chat post received on a stream.
+      assert.equal((await viaProxy(port, "/healthz")).status, 200);
+      const login = await viaProxy(port, "/api/auth/dev-login", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ name: "Proxied" }),
+      });
+      assert.equal(login.status, 200, login.text);
+      const { token } = JSON.parse(login.text) as { token: string };
+      const stream = await openStream(`${svc.url}/api/events?channel=channel:proxied`, {
+        authorization: `Bearer ${token}`,
+      });
+      try {
+        assert.equal(stream.status, 200);
+        const posted = await viaProxy(port, "/api/chat/messages", {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+          body: JSON.stringify({ channel: "proxied", content: "through nginx" }),
+        });
+        assert.equal(posted.status, 204, posted.text);
+        await stream.waitFor(
+          (e) => ofType("chat")(e) && JSON.parse(e.data).content === "through nginx",
+        );
+      } finally {
+        stream.close();
+      }
+    } finally {
+      if (nginx) await stopNginx(nginx.child);
+      await svc.stop();
       rmSync(dir, { recursive: true, force: true });
     }
   });

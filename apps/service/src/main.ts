@@ -18,6 +18,15 @@ const { app } = service;
 if (config.auth.secretGenerated) {
   app.log.warn("JWT_SECRET is not set: using a random key; tokens end with this process");
 }
+const { metricsApp } = service;
+if (metricsApp) {
+  // First, so metrics are there by the time the pod reports ready.
+  await metricsApp.listen({ port: config.http.metricsPort ?? 0, host: config.http.metricsHost });
+} else if (config.isProduction) {
+  app.log.warn(
+    "METRICS_PORT is not set: /metrics is served on the public port; deny it at the proxy or set METRICS_PORT",
+  );
+}
 await app.listen({ port: config.http.port, host: config.http.host });
 app.log.info(
   {

@@ -2,7 +2,9 @@
  * Presence bookkeeping without I/O: parse the snapshot, apply live `presence` events.
  *
  * The server API (docs/channels.md): `GET /api/channels/:channel/presence` →
- * `{ channel, users: [{ userId, userName, connections }], version, cursor }` and live events
+ * `{ channel, users: [{ userId, userName, connections }], total, truncated, version, cursor }`
+ * (a room larger than the server's cap is listed in part: `truncated`, `total` counts everyone)
+ * and live events
  * `{ type: "presence", channel, userId, userName, status: "online" | "offline", version }` on
  * the channel itself, `online` when a user's first connection appears and `offline` when their
  * last one is gone. `version` orders a channel's transitions: an event at or below the
@@ -44,6 +46,20 @@ export function isPresenceEvent(event: { readonly type: string }): event is Pres
 export function presenceSnapshotVersion(body: unknown): number {
   const version = (body as { version?: unknown } | null)?.version;
   return typeof version === "number" && Number.isSafeInteger(version) ? version : 0;
+}
+
+/**
+ * How many online users a snapshot body leaves out: `total` minus the users listed when it is
+ * `truncated` (a room larger than the server lists), else 0 (also for servers without these).
+ */
+export function presenceSnapshotHidden(body: unknown): number {
+  const { users, total, truncated } = (body ?? {}) as {
+    users?: unknown;
+    total?: unknown;
+    truncated?: unknown;
+  };
+  if (truncated !== true || !Array.isArray(users) || typeof total !== "number") return 0;
+  return Number.isSafeInteger(total) ? Math.max(0, total - users.length) : 0;
 }
 
 /**

@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { applyPresenceEvent, parsePresenceSnapshot } from "./presence-state.ts";
+import {
+  applyPresenceEvent,
+  parsePresenceSnapshot,
+  presenceSnapshotHidden,
+} from "./presence-state.ts";
 import { createPresenceStore, type PresenceSnapshot } from "./presence-store.ts";
 import { createRealtimeClient } from "./realtime-client.ts";
 import { FakeConnectivity } from "./testing/fake-connectivity.ts";
@@ -40,6 +44,15 @@ describe("presence state", () => {
     assert.equal(parsePresenceSnapshot({ users: [{ name: "x" }] }), null);
     assert.equal(parsePresenceSnapshot({ code: "RT_ERR_NOT_FOUND" }), null);
     assert.equal(parsePresenceSnapshot(null), null);
+  });
+
+  it("counts the users a truncated snapshot leaves out", () => {
+    const users = [{ userId: "u1" }, { userId: "u2" }];
+    assert.equal(presenceSnapshotHidden({ users, total: 5001, truncated: true }), 4999);
+    assert.equal(presenceSnapshotHidden({ users, total: 2, truncated: false }), 0);
+    assert.equal(presenceSnapshotHidden({ users }), 0, "a server without the fields");
+    assert.equal(presenceSnapshotHidden({ users, total: "9", truncated: true }), 0);
+    assert.equal(presenceSnapshotHidden(null), 0);
   });
 
   it("adds on online, removes on offline, and keeps identity when nothing changes", () => {
@@ -105,6 +118,7 @@ describe("createPresenceStore", () => {
         { userId: "u1", userName: "Ada", connections: 1 },
         { userId: "u3", userName: "Cy", connections: 1 },
       ],
+      hidden: 0,
     });
     sources.last.message(presence("u1", "offline"), "1.c");
     assert.deepEqual(
@@ -150,6 +164,44 @@ describe("createPresenceStore", () => {
     );
   });
 
+  it("a very large room: the listed users, the rest counted in hidden, lowered as they leave", async () => {
+    let release: (response: Response) => void = () => {};
+    const { sources, store } = setup(() => new Promise<Response>((r) => (release = r)));
+    await settle();
+    sources.last.open();
+    // Held while loading: an unlisted user (u7) leaves after the snapshot was taken.
+    sources.last.message(presence("u7", "offline", "Gus", 21), "1.a");
+    release(
+      Response.json({
+        channel: "channel:room",
+        users: [
+          { userId: "u1", userName: "Ada", connections: 1 },
+          { userId: "u2", userName: "Bob", connections: 1 },
+        ],
+        total: 5000,
+        truncated: true,
+        version: 20,
+      }),
+    );
+    await settle();
+    assert.deepEqual(
+      { users: store.getSnapshot().users.length, hidden: store.getSnapshot().hidden },
+      { users: 2, hidden: 4997 },
+    );
+    // A listed user leaves: the list shrinks, hidden stays; an unlisted one: hidden shrinks.
+    sources.last.message(presence("u1", "offline", "Ada", 22), "1.b");
+    sources.last.message(presence("u8", "offline", "Hal", 23), "1.c");
+    // Someone new arrives: listed.
+    sources.last.message(presence("u9", "online", "Ivy", 24), "1.d");
+    const snapshot = store.getSnapshot();
+    assert.deepEqual(
+      snapshot.users.map((u) => u.userId),
+      ["u2", "u9"],
+    );
+    assert.equal(snapshot.hidden, 4996);
+    assert.equal(snapshot.users.length + snapshot.hidden, 4998, "5,000 − 3 left + 1 came");
+  });
+
   it("asks for the snapshot only once the stream carries the channel", async () => {
     const sources = new FakeEventSources();
     const paths: string[] = [];
@@ -192,6 +244,7 @@ describe("createPresenceStore", () => {
       channel: "channel:room",
       status: "partial",
       users: [],
+      hidden: 0,
       error: "HTTP 404",
     });
     sources.last.message(presence("u1", "online", "Ada"), "1.a");

@@ -7,6 +7,10 @@
  * server without it: without the snapshot route (404) the store reports `partial` and shows
  * whoever the live events announce.
  *
+ * A very large room's snapshot lists only part of it (the server's cap): the store keeps the
+ * users it lists plus every later arrival, and counts the rest in `hidden`, lowered when an
+ * unlisted user leaves, so `users.length + hidden` is who is online.
+ *
  * Joining snapshot and stream without a gap: the snapshot is requested only once the stream is
  * open with the channel. From then on every event reaches the store (held while the snapshot
  * loads), and the snapshot was taken after the stream's start, so nothing falls between the
@@ -23,6 +27,7 @@ import {
   type PresenceUsers,
   PresenceVersions,
   parsePresenceSnapshot,
+  presenceSnapshotHidden,
   presenceSnapshotVersion,
 } from "./presence-state.ts";
 import type { RealtimeClient, Subscription } from "./realtime-client.ts";
@@ -40,6 +45,12 @@ export interface PresenceSnapshot {
   readonly status: PresenceStatus;
   /** Present users: the snapshot's order, then arrivals. */
   readonly users: readonly PresenceUser[];
+  /**
+   * Users online but not in {@link users}: a very large room's snapshot lists only part of it
+   * (`PRESENCE_SNAPSHOT_MAX_USERS` on the server). Lowered when one of them leaves; 0 when the
+   * snapshot was whole. `users.length + hidden` is how many are online.
+   */
+  readonly hidden: number;
   /** Why the status is `partial`, e.g. `HTTP 404`. */
   readonly error?: string;
 }
@@ -75,6 +86,8 @@ class Presence implements PresenceStore {
   readonly #path: (channel: ChannelName) => string;
   readonly #listeners = new Set<() => void>();
   #users: PresenceUsers = new Map();
+  /** Online users the snapshot left out and no event has shown leaving. */
+  #hidden = 0;
   readonly #versions = new PresenceVersions();
   #snapshot: PresenceSnapshot;
   /** Live events held until the snapshot is in, then applied on top of it; null once live. */
@@ -89,7 +102,7 @@ class Presence implements PresenceStore {
     this.#client = client;
     this.#channel = channel;
     this.#path = path;
-    this.#snapshot = { channel, status: "loading", users: [] };
+    this.#snapshot = { channel, status: "loading", users: [], hidden: 0 };
   }
 
   getSnapshot = (): PresenceSnapshot => this.#snapshot;
@@ -110,7 +123,7 @@ class Presence implements PresenceStore {
         if (!isPresenceEvent(event)) return;
         if (this.#held) this.#held.push(event);
         else if (this.#versions.admit(event)) {
-          this.#set(applyPresenceEvent(this.#users, event), this.#snapshot.status);
+          this.#set(this.#apply(this.#users, event), this.#snapshot.status);
         }
       },
       // The stream could not replay what we missed: who left meanwhile is unknown.
@@ -145,8 +158,17 @@ class Presence implements PresenceStore {
     this.#abort = null;
     this.#held = null;
     this.#users = new Map();
+    this.#hidden = 0;
     this.#versions.reset(0);
-    this.#snapshot = { channel: this.#channel, status: "loading", users: [] };
+    this.#snapshot = { channel: this.#channel, status: "loading", users: [], hidden: 0 };
+  }
+
+  /** Applies a live event; an unlisted user leaving was one of the hidden ones. */
+  #apply(users: PresenceUsers, event: PresenceEvent): PresenceUsers {
+    if (event.status === "offline" && !users.has(event.userId) && this.#hidden > 0) {
+      this.#hidden--;
+    }
+    return applyPresenceEvent(users, event);
   }
 
   async #load(): Promise<void> {
@@ -154,6 +176,7 @@ class Presence implements PresenceStore {
     const abort = new AbortController();
     this.#abort = abort;
     let users: PresenceUsers | null = null;
+    let hidden = this.#hidden;
     let error: string | undefined;
     try {
       const response = await this.#client.request(this.#path(this.#channel), {
@@ -162,8 +185,12 @@ class Presence implements PresenceStore {
       if (response.ok) {
         const body: unknown = await response.json();
         users = parsePresenceSnapshot(body);
-        if (users) this.#versions.reset(presenceSnapshotVersion(body));
-        else error = "the snapshot has an unknown shape";
+        if (users) {
+          this.#versions.reset(presenceSnapshotVersion(body));
+          hidden = presenceSnapshotHidden(body);
+        } else {
+          error = "the snapshot has an unknown shape";
+        }
       } else {
         error = `HTTP ${response.status}`;
       }
@@ -172,21 +199,25 @@ class Presence implements PresenceStore {
     }
     if (abort.signal.aborted) return;
     this.#abort = null;
+    this.#hidden = hidden;
     let next = users ?? this.#users;
     for (const event of this.#held ?? []) {
-      if (this.#versions.admit(event)) next = applyPresenceEvent(next, event);
+      if (this.#versions.admit(event)) next = this.#apply(next, event);
     }
     this.#held = null;
     this.#set(next, users ? "ready" : "partial", users ? undefined : error);
   }
 
   #set(users: PresenceUsers, status: PresenceStatus, error?: string): void {
-    if (users === this.#users && status === this.#snapshot.status && !error) return;
+    const hidden = this.#hidden;
+    const same = users === this.#users && hidden === this.#snapshot.hidden;
+    if (same && status === this.#snapshot.status && !error) return;
     this.#users = users;
     this.#snapshot = {
       channel: this.#channel,
       status,
       users: [...users.values()],
+      hidden,
       ...(error !== undefined && { error }),
     };
     for (const listener of [...this.#listeners]) listener();

@@ -167,6 +167,53 @@ describe("client against the real service", { timeout: 60_000 }, () => {
     }
   });
 
+  it("backs off and retries when stream opens are rate-limited (429), and opens once the window passed", async () => {
+    const WINDOW_MS = 1000;
+    const svc = await startService({
+      RATE_LIMIT_STREAMS_MAX: "1",
+      RATE_LIMIT_WINDOW_MS: String(WINDOW_MS),
+    });
+    const { token } = await svc.login("Ada");
+    const timers = new ManualTimers();
+    const client = createRealtimeClient({
+      url: svc.url,
+      eventSource: withBearerToken(EventSource),
+      getToken: () => token,
+      timers,
+      random: () => 0.5,
+    });
+    const changes: StateChange[] = [];
+    client.onStateChange((change) => changes.push(change));
+    try {
+      // Another tab of the same user spent the window's one open.
+      const other = await fetch(`${svc.url}/api/events?channel=${ROOM}`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      assert.equal(other.status, 200);
+      await other.body?.cancel();
+
+      client.subscribe(ROOM);
+      await until(client, "the refusal", () => changes.at(-1)?.to === "reconnecting");
+      assert.equal(changes.at(-1)?.reason, "http_error");
+      assert.equal(changes.at(-1)?.httpStatus, 429);
+      assert.deepEqual(timers.pending, [500], "a backoff timer, not a stop");
+
+      // Retried inside the window: refused again, and the backoff grows.
+      timers.fireNext();
+      await until(client, "the second refusal", () => changes.length === 3);
+      assert.equal(changes.at(-1)?.httpStatus, 429);
+      assert.deepEqual(timers.pending, [1000]);
+
+      // No event marks the end of a fixed window: wait it out, then let the backoff end.
+      await new Promise((resolve) => setTimeout(resolve, WINDOW_MS));
+      timers.fireNext();
+      await until(client, "the stream to open", () => client.state === "open");
+    } finally {
+      client.close();
+      await svc.stop();
+    }
+  });
+
   it("gets a fresh token when the server closes with token_expired, and carries on", async () => {
     const svc = await startService({ TOKEN_TTL_SECONDS: "2" });
     let { token } = await svc.login("Ada");

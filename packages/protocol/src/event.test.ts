@@ -4,6 +4,7 @@ import {
   ControlEvent,
   EVENT_TYPE_PATTERN,
   MAX_EVENT_BYTES,
+  MAX_EVENT_DEPTH,
   nowTimestamp,
   validateEventInput,
   validateEventType,
@@ -141,4 +142,36 @@ describe("validateEventInput", () => {
       assert.equal(typeof validateEventInput(input), "string");
     });
   }
+});
+
+describe("validateEventInput: nesting depth", () => {
+  /** An event whose `data` nests `levels` containers; the event itself is one more. */
+  const nested = (levels: number, wrap: (inner: unknown, level: number) => unknown) => {
+    let value: unknown = 1;
+    for (let i = 0; i < levels; i++) value = wrap(value, i);
+    return { type: "note", data: value };
+  };
+  const shapes = [
+    ["arrays", (inner: unknown) => [inner]],
+    ["objects", (inner: unknown) => ({ a: inner })],
+    ["both, in turn", (inner: unknown, level: number) => (level % 2 ? [inner] : { a: inner })],
+  ] as const;
+
+  it("caps events at 32 levels, the event itself included", () => {
+    assert.equal(MAX_EVENT_DEPTH, 32);
+  });
+  for (const [name, wrap] of shapes) {
+    it(`accepts ${MAX_EVENT_DEPTH} levels of ${name}, refuses one more`, () => {
+      assert.equal(validateEventInput(nested(MAX_EVENT_DEPTH - 1, wrap)), null);
+      assert.match(String(validateEventInput(nested(MAX_EVENT_DEPTH, wrap))), /nested deeper/);
+    });
+  }
+  it("refuses 100,000 levels without overflowing the stack (the check is iterative)", () => {
+    const deep = JSON.parse(`{"type":"note","data":${"[".repeat(100_000)}${"]".repeat(100_000)}}`);
+    assert.match(String(validateEventInput(deep)), /nested deeper than 32/);
+  });
+  it("counts depth, not breadth: wide shallow values pass", () => {
+    const wide = { type: "note", data: Array.from({ length: 1000 }, () => ({ a: [1, { b: 2 }] })) };
+    assert.equal(validateEventInput(wide), null);
+  });
 });

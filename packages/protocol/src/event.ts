@@ -124,13 +124,22 @@ export const EVENT_FIELD_PATTERN = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
 /** Most fields one event may carry. */
 export const MAX_EVENT_FIELDS = 32;
 
+/**
+ * Deepest nesting of objects and arrays in an event, the event itself being level 1. Events
+ * carry ids, not documents; and serialising, fingerprinting (idempotency) and parsing are
+ * recursive in places (`JSON.stringify` overflows the stack near depth 5,000, which 10 KB of
+ * `[` reach), so depth is bounded where the input is checked.
+ */
+export const MAX_EVENT_DEPTH = 32;
+
 /** Fields the server sets itself; a publisher may not supply them. */
 const SERVER_FIELDS: ReadonlySet<string> = new Set(["channel", "timestamp"]);
 
 /**
  * Checks an event as a publisher hands it in (before the server adds `channel` and
- * `timestamp`): a plain object with a valid `type`, identifier field names, JSON values only.
- * Size is checked after serialisation ({@link MAX_EVENT_BYTES}). Returns a reason or null.
+ * `timestamp`): a plain object with a valid `type`, identifier field names, JSON values only,
+ * nested at most {@link MAX_EVENT_DEPTH} deep. Size is checked after serialisation
+ * ({@link MAX_EVENT_BYTES}). Returns a reason or null.
  */
 export function validateEventInput(input: unknown): string | null {
   if (typeof input !== "object" || input === null || Array.isArray(input)) {
@@ -146,5 +155,26 @@ export function validateEventInput(input: unknown): string | null {
     if (!EVENT_FIELD_PATTERN.test(key))
       return "event field names must match ^[A-Za-z][A-Za-z0-9_]{0,63}$";
   }
+  if (depthExceeds(record, MAX_EVENT_DEPTH)) {
+    return `event is nested deeper than ${MAX_EVENT_DEPTH} levels of objects and arrays`;
+  }
   return null;
+}
+
+/**
+ * Whether `root` nests objects and arrays more than `max` levels deep (`root` is level 1).
+ * Iterative, so the check itself cannot overflow the stack it protects; it stops at the first
+ * container past `max`, and visits each value once.
+ */
+function depthExceeds(root: object, max: number): boolean {
+  const stack: [value: object, depth: number][] = [[root, 1]];
+  for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
+    const [value, depth] = next;
+    for (const child of Object.values(value)) {
+      if (typeof child !== "object" || child === null) continue;
+      if (depth + 1 > max) return true;
+      stack.push([child, depth + 1]);
+    }
+  }
+  return false;
 }

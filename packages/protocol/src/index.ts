@@ -40,6 +40,7 @@ export {
   EVENT_FIELD_PATTERN,
   EVENT_TYPE_PATTERN,
   MAX_EVENT_BYTES,
+  MAX_EVENT_DEPTH,
   MAX_EVENT_FIELDS,
   nowTimestamp,
   validateEventInput,

@@ -50,15 +50,15 @@ function system(env: Record<string, string>, renderer?: EmbeddedJobSystemOptions
 }
 
 describe("EmbeddedJobSystem", () => {
-  const open: EmbeddedJobSystem[] = [];
-  after(() => Promise.all(open.map((j) => j.close())));
+  const systems: EmbeddedJobSystem[] = [];
+  after(() => Promise.all(systems.map((j) => j.close())));
 
   it("retries a job whose render thread died, and the retry completes", async () => {
     const s = system({ JOBS_MAX_ATTEMPTS: "2" }, (pool) => ({
       render: (spec, options) =>
         pool.render(spec, { ...options, crashAtFrame: options?.attempt === 1 ? 3 : undefined }),
     }));
-    open.push(s.jobs);
+    systems.push(s.jobs);
     const { jobId } = await s.jobs.submit("u_retry", { prompt: "retry me", aspectRatio: "1:1" });
     const terminal = await s.waitTerminal(jobId);
     assert.equal(terminal.type, "generation_complete");
@@ -82,7 +82,7 @@ describe("EmbeddedJobSystem", () => {
     const s = system({ JOBS_MAX_ATTEMPTS: "2" }, (pool) => ({
       render: (spec, options) => pool.render(spec, { ...options, crashAtFrame: 2 }),
     }));
-    open.push(s.jobs);
+    systems.push(s.jobs);
     const { jobId } = await s.jobs.submit("u_lost", { prompt: "doomed", aspectRatio: "1:1" });
     const terminal = await s.waitTerminal(jobId);
     assert.equal(terminal.type, "generation_failed");
@@ -97,11 +97,64 @@ describe("EmbeddedJobSystem", () => {
     const s = system({ JOBS_MAX_ATTEMPTS: "3" }, (pool) => ({
       render: (spec, options) => pool.render({ ...spec, width: 0 }, options),
     }));
-    open.push(s.jobs);
+    systems.push(s.jobs);
     const { jobId } = await s.jobs.submit("u_bad", { prompt: "bad", aspectRatio: "1:1" });
     const terminal = await s.waitTerminal(jobId);
     assert.equal(terminal.code, "render_failed");
     assert.equal((await s.jobs.get("u_bad", jobId))?.attempt, 1);
+  });
+
+  it("two users filling the queue do not starve a third: users take turns, not FIFO", async () => {
+    // One render at a time; the first waits until everyone has submitted, so the order the
+    // queue chose is the only thing that decides who goes next.
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const started: string[] = [];
+    const s = system({ JOBS_CONCURRENCY: "1", JOBS_MAX_PER_USER: "2" }, (pool) => ({
+      render: async (spec, options) => {
+        started.push(spec.prompt);
+        await gate;
+        return pool.render(spec, options);
+      },
+    }));
+    systems.push(s.jobs);
+    const submit = (user: string, prompt: string) =>
+      s.jobs.submit(user, { prompt, aspectRatio: "1:1" });
+    const jobs = [
+      await submit("u_a", "a1"),
+      await submit("u_a", "a2"),
+      await submit("u_b", "b1"),
+      await submit("u_b", "b2"),
+      await submit("u_c", "c1"),
+    ];
+    release();
+    for (const { jobId } of jobs) {
+      assert.equal((await s.waitTerminal(jobId)).type, "generation_complete");
+    }
+    // FIFO was a1 a2 b1 b2 c1: c's only job waited for four others.
+    assert.deepEqual(started, ["a1", "b1", "c1", "a2", "b2"]);
+  });
+
+  it("a user's second job waits only while another user's first is queued", async () => {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const started: string[] = [];
+    const s = system({ JOBS_CONCURRENCY: "1", JOBS_MAX_PER_USER: "3" }, (pool) => ({
+      render: async (spec, options) => {
+        started.push(spec.prompt);
+        await gate;
+        return pool.render(spec, options);
+      },
+    }));
+    systems.push(s.jobs);
+    const submit = (user: string, prompt: string) =>
+      s.jobs.submit(user, { prompt, aspectRatio: "1:1" });
+    const jobs = [await submit("u_a", "a1"), await submit("u_a", "a2"), await submit("u_a", "a3")];
+    const late = await submit("u_b", "b1");
+    release();
+    for (const { jobId } of [...jobs, late]) await s.waitTerminal(jobId);
+    // Alone, a user's jobs run back to back in their order; b1 goes right after a1.
+    assert.deepEqual(started, ["a1", "b1", "a2", "a3"]);
   });
 
   it("on close, unfinished jobs fail with server_shutdown and threads stop", async () => {

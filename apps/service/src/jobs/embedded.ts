@@ -1,11 +1,13 @@
 /**
  * Embedded mode (one pod, no Redis): jobs run in a worker-thread pool inside the pod, at most
- * `JOBS_CONCURRENCY` at once, in order of submission; events go through the in-memory broker
+ * `JOBS_CONCURRENCY` at once, users taking turns ({@link FairQueue}: a user's second job does
+ * not start while another user's first waits); events go through the in-memory broker
  * like every other event. Records live in memory and GIFs in a temp directory, so both end
  * with the process: on shutdown, unfinished jobs fail with `server_shutdown` (and their
  * clients hear it before their streams close).
  */
 import type { Config } from "../config.ts";
+import { FairQueue } from "./fair-queue.ts";
 import { FileMediaStore, MemoryJobStore } from "./memory-store.ts";
 import { WorkerPool } from "./pool.ts";
 import { cancelJob, failJob, type JobContext, runJob } from "./runner.ts";
@@ -42,7 +44,7 @@ export class EmbeddedJobSystem implements JobSystem {
   readonly #store: MemoryJobStore;
   readonly #media: FileMediaStore;
   readonly #ctx: JobContext;
-  readonly #queue: JobRecord[] = [];
+  readonly #queue = new FairQueue<JobRecord>();
   readonly #running = new Map<string, { controller: AbortController; done: Promise<void> }>();
   readonly #sweepTimer: NodeJS.Timeout;
   #closed = false;
@@ -84,8 +86,8 @@ export class EmbeddedJobSystem implements JobSystem {
       updatedAt: now,
     };
     const { maxPerUser } = this.#config.jobs;
-    if (!(await this.#store.create(record, maxPerUser))) throw new JobLimitError(maxPerUser);
-    this.#queue.push(record);
+    if ((await this.#store.create(record, maxPerUser)) === 0) throw new JobLimitError(maxPerUser);
+    this.#queue.push(userId, record);
     this.#pump();
     return record;
   }
@@ -97,8 +99,7 @@ export class EmbeddedJobSystem implements JobSystem {
   async cancel(userId: string, jobId: string): Promise<JobRecord | null> {
     const outcome = await cancelJob(this.#ctx, userId, jobId);
     if (outcome?.cancelled) {
-      const queued = this.#queue.findIndex((r) => r.jobId === jobId);
-      if (queued >= 0) this.#queue.splice(queued, 1);
+      this.#queue.remove(userId, (record) => record.jobId === jobId);
       this.#running.get(jobId)?.controller.abort(new Error("cancelled"));
     }
     return outcome?.record ?? null;
@@ -112,7 +113,7 @@ export class EmbeddedJobSystem implements JobSystem {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#sweepTimer);
-    this.#queue.length = 0;
+    this.#queue.clear();
     for (const record of this.#store.active()) {
       await failJob(
         this.#ctx,
@@ -130,8 +131,9 @@ export class EmbeddedJobSystem implements JobSystem {
   /** Starts queued jobs while threads are free. */
   #pump(): void {
     while (!this.#closed && this.#running.size < this.#config.jobs.concurrency) {
-      const record = this.#queue.shift();
-      if (!record) return;
+      const next = this.#queue.take();
+      if (!next) return;
+      const record = next.item;
       const controller = new AbortController();
       const done = runJob(this.#ctx, record.userId, record.jobId, controller.signal)
         .then(
@@ -145,6 +147,7 @@ export class EmbeddedJobSystem implements JobSystem {
         )
         .finally(() => {
           this.#running.delete(record.jobId);
+          this.#queue.done(record.userId);
           this.#pump();
         });
       this.#running.set(record.jobId, { controller, done });

@@ -29,14 +29,14 @@ export class MemoryJobStore implements JobStore {
     this.#now = now;
   }
 
-  async create(record: JobRecord, maxActive: number): Promise<boolean> {
+  async create(record: JobRecord, maxActive: number): Promise<number> {
     let active = 0;
     for (const r of this.#records.values()) {
       if (r.userId === record.userId && !isTerminal(r.status)) active++;
     }
-    if (active >= maxActive) return false;
+    if (active >= maxActive) return 0;
     this.#records.set(record.jobId, record);
-    return true;
+    return active + 1;
   }
 
   async get(userId: string, jobId: string): Promise<JobRecord | null> {

@@ -2,12 +2,15 @@
  * Redis mode with real processes: two pods (`main.ts`) and render workers (`worker-main.ts`,
  * i.e. `npm run worker`) on a private redis-server. Jobs cross pods, cancellation reaches the
  * worker, and a worker SIGKILLed mid-job gets its job retried by a new worker — or failed
- * explicitly once the attempts are used up — with the client told either way.
+ * explicitly once the attempts are used up — with the client told either way. Users take
+ * turns in the queue (on the shared Redis, under a prefix of its own).
  */
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { startRedis, type TestRedis } from "@realtime/redis/testing";
 import type { EventSourceMessage } from "eventsource-parser";
+import { Redis } from "ioredis";
 import { openHttp1, type SseClient } from "../testing/sse-client.ts";
 import { inspectGif } from "./gif-inspect.ts";
 import { startPodProcess, startWorkerProcess, type TestProcess } from "./test-processes.ts";
@@ -230,5 +233,69 @@ describe("jobs in Redis mode (pod and worker processes)", () => {
       30_000,
     );
     watcher.close();
+  });
+});
+
+describe("the Redis job queue takes users in turns", () => {
+  const prefix = `t_turns_${randomBytes(4).toString("hex")}`;
+  const env = {
+    REDIS_URL: "redis://127.0.0.1:6379",
+    REDIS_PREFIX: prefix,
+    JOBS_CONCURRENCY: "1",
+    JOBS_FRAMES: "2",
+    JOBS_FRAME_SIZE: "32",
+  };
+  const processes: TestProcess[] = [];
+  after(async () => {
+    await Promise.all(processes.map((p) => p.kill("SIGKILL")));
+    const redis = new Redis(env.REDIS_URL);
+    for (const pattern of [`${prefix}:*`, `{${prefix}-jobs}:*`]) {
+      let cursor = "0";
+      do {
+        const [next, keys] = await redis.scan(cursor, "MATCH", pattern, "COUNT", 1000);
+        cursor = next;
+        if (keys.length > 0) await redis.del(...keys);
+      } while (cursor !== "0");
+    }
+    redis.disconnect();
+  });
+
+  it("two users with full queues do not starve a third: every first job before any second", async () => {
+    const pod = await startPodProcess(env);
+    processes.push(pod);
+    const login = async (name: string) => {
+      const response = await fetch(`${pod.url}/api/auth/dev-login`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ name }),
+      });
+      return ((await response.json()) as { token: string }).token;
+    };
+    const [a, b, c] = await Promise.all(["A", "B", "C"].map(login));
+    const label = new Map<string, string>();
+    // Queued before any worker runs: the queue alone decides the order.
+    for (const [token, name] of [
+      [a, "a1"],
+      [a, "a2"],
+      [b, "b1"],
+      [b, "b2"],
+      [c, "c1"],
+    ] as const) {
+      const response = await fetch(`${pod.url}/api/generate/video`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify({ prompt: name }),
+      });
+      assert.equal(response.status, 202, name);
+      label.set(((await response.json()) as { jobId: string }).jobId, name);
+    }
+    const worker = await startWorkerProcess(env);
+    processes.push(worker);
+    await worker.waitFor(/(job ended[\s\S]*){5}/, 30_000);
+    const taken = [...worker.output().matchAll(/"jobId":"([^"]+)"[^\n]*"msg":"job taken"/g)].map(
+      (m) => label.get(m[1] ?? ""),
+    );
+    // FIFO took a1 a2 b1 b2 c1: c's only job waited behind four.
+    assert.deepEqual(taken, ["a1", "b1", "c1", "a2", "b2"]);
   });
 });

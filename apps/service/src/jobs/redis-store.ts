@@ -73,7 +73,7 @@ redis.call('HSET', KEYS[1], unpack(ARGV, 5))
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
-return 1`;
+return active + 1`;
 
 // KEYS: record. ARGV: now, ttl.
 const START = `${LIVE}
@@ -113,7 +113,7 @@ export class RedisJobStore implements JobStore {
     this.#ttlSeconds = ttlSeconds;
   }
 
-  async create(record: JobRecord, maxActive: number): Promise<boolean> {
+  async create(record: JobRecord, maxActive: number): Promise<number> {
     const keys = jobKeys(this.#prefix, record.userId, record.jobId);
     const fields = Object.entries(toRecordFields(record)).flat();
     const created = await this.#redis.eval(
@@ -127,7 +127,7 @@ export class RedisJobStore implements JobStore {
       keys.recordPrefix,
       ...fields,
     );
-    return created === 1;
+    return typeof created === "number" ? created : 0;
   }
 
   async get(userId: string, jobId: string): Promise<JobRecord | null> {

@@ -1,6 +1,7 @@
 /**
- * Redis mode, pod side: the pod validates, records and queues jobs (BullMQ), answers status
- * and media requests from Redis, and cancels. It renders nothing: `npm run worker` processes
+ * Redis mode, pod side: the pod validates, records and queues jobs (BullMQ, a user's n-th live
+ * job at priority n, so users take turns), answers status and media requests from Redis, and
+ * cancels. It renders nothing: `npm run worker` processes
  * (`worker-main.ts`) take jobs from the queue and publish their events through the Redis
  * broker, so a client on any pod sees any worker's progress, and queued jobs survive a pod
  * restart.
@@ -90,13 +91,18 @@ export class RedisJobSystem implements JobSystem {
       updatedAt: now,
     };
     const { maxPerUser, resultTtlSeconds } = this.#config.jobs;
-    if (!(await this.#store.create(record, maxPerUser))) throw new JobLimitError(maxPerUser);
+    const place = await this.#store.create(record, maxPerUser);
+    if (place === 0) throw new JobLimitError(maxPerUser);
     try {
       await this.#queue.add(
         "render",
         { jobId: record.jobId, userId },
         {
           jobId: record.jobId,
+          // Users take turns: BullMQ takes lower priorities first (then in order of arrival),
+          // so every user's first job starts before anyone's second. FIFO let two users with
+          // a queue each make everyone else wait behind them.
+          priority: place,
           // Our record is the source of truth; BullMQ keeps failures a while for operators.
           removeOnComplete: true,
           removeOnFail: { age: resultTtlSeconds },

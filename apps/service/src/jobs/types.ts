@@ -113,8 +113,12 @@ export type ProgressOutcome = "raised" | "unchanged" | "terminal";
  * a terminal status, and only the winner publishes the terminal event.
  */
 export interface JobStore {
-  /** Stores a new queued job unless the user already has `maxActive` queued or running. */
-  create(record: JobRecord, maxActive: number): Promise<boolean>;
+  /**
+   * Stores a new queued job unless the user already has `maxActive` queued or running. Resolves
+   * with the job's place among the user's queued and running jobs (1: the only one), 0 when
+   * refused.
+   */
+  create(record: JobRecord, maxActive: number): Promise<number>;
   /** The record, or null when it does not exist or belongs to someone else. */
   get(userId: string, jobId: string): Promise<JobRecord | null>;
   /** queued/running → running with `attempt + 1`; null when the job is terminal or gone. */

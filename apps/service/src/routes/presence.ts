@@ -1,7 +1,13 @@
 /**
  * `GET /api/channels/:channel/presence` → `{ channel, users: [{ userId, userName, connections }],
- * version, cursor }`: who is online in a `channel:<id>` room, over every pod, for whoever may
- * subscribe to it.
+ * total, truncated, version, cursor }`: who is online in a `channel:<id>` room, over every pod,
+ * for whoever may subscribe to it.
+ *
+ * A room larger than `maxUsers` (`PRESENCE_SNAPSHOT_MAX_USERS`) is listed in part: `users` holds
+ * `maxUsers` of them (the first by user id, and the reader when they are in the room),
+ * `total` counts them all and `truncated` is true. The read itself still walks the room; the
+ * answer, its serialisation and the bytes on the wire are bounded (and reads are rate-limited
+ * per user, rate-limit.ts).
  *
  * `cursor` is the channel's stream position read *before* the snapshot, as an SSE cursor: a
  * client that opens `/api/events?channel=<channel>&lastEventId=<cursor>` gets every `presence`
@@ -11,7 +17,13 @@
  * with the greatest `version`.
  */
 import { encodeCursor, parseChannel, printable, type StreamPosition } from "@realtime/protocol";
-import { type Broker, hasPresence, type Presence, type PresenceSnapshot } from "@realtime/server";
+import {
+  type Broker,
+  hasPresence,
+  type Presence,
+  type PresenceSnapshot,
+  type PresenceUser,
+} from "@realtime/server";
 import type { FastifyInstance } from "fastify";
 import type { Auth } from "../auth.ts";
 import { appError, Errors } from "../errors.ts";
@@ -22,6 +34,8 @@ export interface PresenceRouteDeps {
   presence: Presence;
   broker: Broker;
   auth: Auth;
+  /** Most users one snapshot lists; 0 = all. */
+  maxUsers: number;
 }
 
 const paramsSchema = {
@@ -32,7 +46,7 @@ const paramsSchema = {
 } as const;
 
 export function registerPresenceRoute(app: FastifyInstance, deps: PresenceRouteDeps): void {
-  const { presence, broker, auth } = deps;
+  const { presence, broker, auth, maxUsers } = deps;
   app.get(
     "/api/channels/:channel/presence",
     { schema: { params: paramsSchema, querystring: NO_QUERY } },
@@ -42,7 +56,8 @@ export function registerPresenceRoute(app: FastifyInstance, deps: PresenceRouteD
       const parsed = parseChannel(raw.includes(":") ? raw : `channel:${raw}`);
       if (!parsed.ok) throw appError(Errors.BAD_CHANNEL, `${parsed.reason}: "${printable(raw)}"`);
       const channel = parsed.channel.name;
-      authorize(await auth.authenticate(request), [channel]);
+      const identity = await auth.authenticate(request);
+      authorize(identity, [channel]);
       if (!hasPresence(channel)) {
         throw appError(Errors.BAD_CHANNEL, "presence is tracked for channel:<id> rooms only");
       }
@@ -60,7 +75,29 @@ export function registerPresenceRoute(app: FastifyInstance, deps: PresenceRouteD
       }
       reply.header("cache-control", "no-store");
       const { users, version } = snapshot;
-      return { channel, users, version, cursor: encodeCursor([[channel, position]]) };
+      const reader = identity.kind === "user" ? identity.userId : "";
+      return {
+        channel,
+        users: firstUsers(users, maxUsers, reader),
+        total: users.length,
+        truncated: maxUsers > 0 && users.length > maxUsers,
+        version,
+        cursor: encodeCursor([[channel, position]]),
+      };
     },
   );
+}
+
+/**
+ * At most `max` of `users` (sorted by id): the first ones, with `reader` in place of the last
+ * when the reader is in the room but not among them, so a user always sees themselves.
+ */
+function firstUsers(users: PresenceUser[], max: number, reader: string): PresenceUser[] {
+  if (max <= 0 || users.length <= max) return users;
+  const first = users.slice(0, max);
+  if (first.some((user) => user.userId === reader)) return first;
+  const self = users.find((user) => user.userId === reader);
+  if (!self) return first;
+  // The reader sorts after every listed user (else it would be listed): last keeps the order.
+  return [...first.slice(0, max - 1), self];
 }

@@ -22,6 +22,21 @@ export interface RateLimitConfig {
   /** `POST /api/auth/dev-login` per client IP (`RATE_LIMIT_LOGIN_MAX`). Default 100. */
   readonly loginPerIp: number;
   /**
+   * `GET /api/events` opens per user (`RATE_LIMIT_STREAMS_MAX`), refused or not. The stream cap
+   * bounds how many are open at once; this bounds how fast they are opened (each open joins
+   * presence in every room it names). A healthy client reconnects every few seconds at most,
+   * and a deploy makes each tab reconnect once. Default 30.
+   */
+  readonly streamsPerUser: number;
+  /**
+   * `GET /api/events` opens per client IP (`RATE_LIMIT_STREAMS_PER_IP_MAX`). Default 0 (off):
+   * behind a proxy without `TRUST_PROXY` every client has the proxy's address, and a deploy's
+   * reconnect storm from one NAT must not be throttled by default.
+   */
+  readonly streamsPerIp: number;
+  /** `GET /api/channels/:channel/presence` per user (`RATE_LIMIT_PRESENCE_MAX`). Default 60. */
+  readonly presencePerUser: number;
+  /**
    * Events accepted per channel over chat and the publish API together
    * (`CHANNEL_PUBLISH_MAX`): the broadcast budget that keeps one room from flooding every
    * pod. Default 20000 (2000/s with the default window).
@@ -67,6 +82,9 @@ export function readSecurityConfig(r: EnvReader): SecurityConfig {
     jobsPerUser: r.int("RATE_LIMIT_JOBS_MAX", 20, 0),
     publishPerService: r.int("RATE_LIMIT_PUBLISH_MAX", 100_000, 0),
     loginPerIp: r.int("RATE_LIMIT_LOGIN_MAX", 100, 0),
+    streamsPerUser: r.int("RATE_LIMIT_STREAMS_MAX", 30, 0),
+    streamsPerIp: r.int("RATE_LIMIT_STREAMS_PER_IP_MAX", 0, 0),
+    presencePerUser: r.int("RATE_LIMIT_PRESENCE_MAX", 60, 0),
     perChannel: r.int("CHANNEL_PUBLISH_MAX", 20_000, 0),
   };
   const connections: ConnectionLimitsConfig = {

@@ -48,6 +48,8 @@ describe("fuzz: 10,000 hostile requests", () => {
       RATE_LIMIT_JOBS_MAX: "1000000",
       CHANNEL_PUBLISH_MAX: "1000000",
       MAX_CONNECTIONS_PER_USER: "16",
+      RATE_LIMIT_STREAMS_MAX: "1000000",
+      RATE_LIMIT_PRESENCE_MAX: "1000000",
       JOBS_FRAMES: "1",
       JOBS_FRAME_SIZE: "16",
       CORS_ORIGINS: "https://app.example.com",

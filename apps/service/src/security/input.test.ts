@@ -120,6 +120,74 @@ describe("hostile input", () => {
     }
   });
 
+  it("deeply nested JSON (depth 5,000 in 10 KB) is refused with 400 on every route, never 500", async () => {
+    const raw = (path: string, body: string, token: string, headers = {}) =>
+      request(`${svc.url}${path}`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          authorization: `Bearer ${token}`,
+          ...headers,
+        },
+        body,
+      });
+    const arrays = (depth: number) => `${"[".repeat(depth)}${"]".repeat(depth)}`;
+    const objects = (depth: number) => `${'{"a":'.repeat(depth)}1${"}".repeat(depth)}`;
+    const event = (value: string) =>
+      `{"channel":"channel:deep","event":{"type":"note","data":${value}}}`;
+
+    // The finding: the publish API answered 500 (Maximum call stack size exceeded).
+    for (const [what, body, headers] of [
+      ["arrays", event(arrays(5000)), {}],
+      ["objects", event(objects(2000)), {}],
+      ["objects, with an Idempotency-Key", event(objects(2000)), { "idempotency-key": "deep-1" }],
+      [
+        "a __proto__ at the bottom",
+        event(`${'{"a":'.repeat(2000)}{"__proto__":1}${"}".repeat(2000)}`),
+        {},
+      ],
+    ] as const) {
+      assert.ok(body.length <= BODY_LIMIT, `${what}: ${body.length} bytes`);
+      const reply = await raw("/api/publish", body, service, headers);
+      assert.equal(reply.status, 400, `${what}: ${reply.text}`);
+      assert.match(String(reply.json?.code), /^RT_ERR_BAD_REQUEST$/, what);
+      assert.equal(typeof reply.json?.message, "string");
+    }
+    const deep = await raw("/api/publish", event(arrays(5000)), service);
+    assert.match(String(deep.json?.message), /nested deeper than 32/);
+
+    // Every other route that takes a JSON body: parsed without harm (the parser does not
+    // recurse), then a catalogue 4xx where the shape is wrong, or ignored where none is read.
+    const routes = [
+      ["/api/chat/messages", `{"channel":"deep","content":${arrays(5000)}}`, good.token, 400],
+      ["/api/generate/video", `{"prompt":${arrays(5000)}}`, good.token, 400],
+      ["/api/auth/dev-login", `{"name":${arrays(5000)}}`, good.token, 400],
+      ["/api/publish", `{"channel":${arrays(5000)},"event":{"type":"note"}}`, service, 400],
+      ["/api/auth/logout", arrays(5000), good.token, 204],
+    ] as const;
+    for (const [path, body, token, status] of routes) {
+      const reply = await raw(path, body, token);
+      assert.equal(reply.status, status, `${path}: ${reply.text}`);
+      if (status >= 400) assert.match(String(reply.json?.code), /^RT_ERR_/, path);
+    }
+
+    // At the cap it goes through, and arrives whole.
+    const atCap = event(arrays(31)); // the event object is level 1
+    const accepted = await raw(
+      "/api/publish",
+      atCap.replace("channel:deep", "channel:input"),
+      service,
+    );
+    assert.equal(accepted.status, 202, accepted.text);
+    await goodStream.waitFor((e) => {
+      const data = JSON.parse(e.data) as { type?: string; data?: unknown };
+      return data.type === "note" && JSON.stringify(data.data) === arrays(31);
+    });
+    const overCap = await raw("/api/publish", event(arrays(32)), service);
+    assertRefused(overCap, 400, "RT_ERR_BAD_REQUEST", "one level over the cap");
+    await goodStillWorks("after deep JSON");
+  });
+
   it("control characters and lookalikes never reach a channel, a name or a field", async () => {
     const badChannels = [
       "input\n",

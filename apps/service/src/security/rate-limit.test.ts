@@ -1,6 +1,7 @@
 /**
  * Attack: flooding the publishing routes (one user far over the limit, many users into one
- * room, a service token, dev-login from one address). Each is refused with 429
+ * room, a service token, dev-login from one address), opening and closing streams on fresh
+ * rooms, reading presence in a loop. Each is refused with 429
  * `RT_ERR_RATE_LIMITED` + `Retry-After` while a well-behaved client on the same pod, at the
  * same time, posts and receives its events. Embedded mode (in-memory counters); the Redis-shared
  * budgets are in redis-limits.int.test.ts.
@@ -14,8 +15,11 @@ import {
   openStream,
   postJson,
   type Reply,
+  refusal,
   request,
+  type Stream,
   tokens,
+  until,
 } from "./test-kit.ts";
 
 function assertRateLimited(reply: Reply, what: string): void {
@@ -204,5 +208,243 @@ describe("dev-login rate limit (per client IP)", () => {
     assert.equal(other.status, 200, other.text);
     // Reads are not limited.
     assert.equal((await request(`${svc.url}/healthz`, { localAddress: "127.0.0.5" })).status, 200);
+  });
+});
+
+describe("stream opens and presence reads (embedded)", () => {
+  const STREAMS = 5;
+  const PRESENCE = 5;
+  let svc: RunningService;
+  let good: { token: string };
+  before(async () => {
+    svc = await startService({
+      RATE_LIMIT_WINDOW_MS: "60000",
+      RATE_LIMIT_STREAMS_MAX: String(STREAMS),
+      RATE_LIMIT_PRESENCE_MAX: String(PRESENCE),
+      MAX_CONNECTIONS_PER_USER: "2",
+    });
+    good = await svc.login("Good");
+  });
+  after(() => svc.stop());
+
+  const events = (token: string, room: string) =>
+    openStream(`${svc.url}/api/events?channel=channel:${room}`, {
+      authorization: `Bearer ${token}`,
+    });
+  const presence = (token: string, room: string) =>
+    request(`${svc.url}/api/channels/channel:${room}/presence`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+  const metric = async (name: string, labels: string) =>
+    metricValue(await svc.service.metrics.render(), name, labels);
+
+  /** The well-behaved user: a stream of its own (one open), a post, the post received. */
+  async function wellBehaved(room: string, content: string): Promise<void> {
+    const stream = await events(good.token, room);
+    try {
+      assert.equal(stream.status, 200);
+      const posted = await postJson(`${svc.url}/api/chat/messages`, good.token, {
+        channel: room,
+        content,
+      });
+      assert.equal(posted.status, 204, posted.text);
+      await stream.waitFor((e) => ofType("chat")(e) && JSON.parse(e.data).content === content);
+    } finally {
+      stream.close();
+    }
+  }
+
+  it("opening and closing streams on fresh rooms: 429 past the limit, before the hub joins anything", async () => {
+    const { token } = await svc.login("Churner");
+    const onlineBefore = await metric("realtime_presence_events_total", 'status="online"');
+    const refusedBefore = await metric(
+      "sse_connections_refused_total",
+      'reason="RT_ERR_RATE_LIMITED"',
+    );
+    const churn = async () => {
+      const statuses: Reply[] = [];
+      for (let i = 0; i < STREAMS * 4; i++) {
+        const stream = await events(token, `fresh-${i}`);
+        if (stream.status === 200) {
+          stream.close();
+          // The slot is released when the server sees the close (the per-user cap is 2).
+          await until(() => svc.service.hub.connectionCount <= 1, "the stream closed");
+          statuses.push({ status: 200, headers: stream.headers, text: "", json: null });
+        } else {
+          await stream.ended;
+          const text = stream.text();
+          statuses.push({
+            status: stream.status,
+            headers: stream.headers,
+            text,
+            json: JSON.parse(text),
+          });
+        }
+      }
+      return statuses;
+    };
+    const [replies] = await Promise.all([churn(), wellBehaved("calm-streams", "still here")]);
+    assert.deepEqual(
+      replies.map((r) => r.status),
+      [...Array(STREAMS).fill(200), ...Array(STREAMS * 3).fill(429)],
+    );
+    for (const reply of replies.slice(STREAMS)) assertRateLimited(reply, "stream churn");
+    assert.equal(await metric("http_requests_rate_limited_total", 'limit="streams"'), STREAMS * 3);
+    assert.equal(
+      (await metric("sse_connections_refused_total", 'reason="RT_ERR_RATE_LIMITED"')) -
+        refusedBefore,
+      STREAMS * 3,
+    );
+    // Only the admitted opens joined a room: the churner's 5 and the well-behaved user's 1.
+    const online = async () =>
+      (await metric("realtime_presence_events_total", 'status="online"')) - onlineBefore;
+    await until(async () => (await online()) >= STREAMS + 1, "the admitted opens' presence");
+    assert.equal(
+      (await metric("realtime_presence_events_total", 'status="online"')) - onlineBefore,
+      STREAMS + 1,
+    );
+  });
+
+  it("the limit is checked before the stream admission: past it, no per-user slot is asked for", async () => {
+    const { token } = await svc.login("Hoarder");
+    const held: Stream[] = [];
+    const codes: string[] = [];
+    try {
+      for (let i = 0; i < STREAMS + 3; i++) {
+        const stream = await events(token, "hoard");
+        if (stream.status === 200) {
+          held.push(stream);
+          codes.push("200");
+        } else {
+          codes.push(String((await refusal(stream)).code));
+        }
+      }
+      // Two fit under MAX_CONNECTIONS_PER_USER; the admission refuses the next three (they
+      // still spent the rate budget); after the budget, the rate limit answers first.
+      assert.deepEqual(codes, [
+        "200",
+        "200",
+        "RT_ERR_TOO_MANY_CONNECTIONS",
+        "RT_ERR_TOO_MANY_CONNECTIONS",
+        "RT_ERR_TOO_MANY_CONNECTIONS",
+        "RT_ERR_RATE_LIMITED",
+        "RT_ERR_RATE_LIMITED",
+        "RT_ERR_RATE_LIMITED",
+      ]);
+      await wellBehaved("calm-hoard", "unaffected");
+    } finally {
+      for (const stream of held) stream.close();
+    }
+  });
+
+  it("presence reads: one user is refused past the limit; another user reads and chats", async () => {
+    const { token } = await svc.login("Peeker");
+    const replies = await Promise.all(
+      Array.from({ length: PRESENCE * 4 }, (_, i) => presence(token, `peek-${i}`)),
+    );
+    assert.equal(replies.filter((r) => r.status === 200).length, PRESENCE);
+    const refused = replies.filter((r) => r.status !== 200);
+    assert.equal(refused.length, PRESENCE * 3);
+    for (const reply of refused) assertRateLimited(reply, "presence flood");
+    assert.equal(
+      await metric("http_requests_rate_limited_total", 'limit="presence"'),
+      PRESENCE * 3,
+    );
+    const other = await presence(good.token, "peek-0");
+    assert.equal(other.status, 200, other.text);
+    await wellBehaved("calm-presence", "reads are fine");
+  });
+});
+
+describe("stream opens per client IP (embedded)", () => {
+  it("off by default: many users behind one address all connect", async () => {
+    const svc = await startService({ RATE_LIMIT_WINDOW_MS: "60000" });
+    const held: Stream[] = [];
+    try {
+      // More users than the per-user limit's default opens from one NAT address, at once.
+      const users = await Promise.all(Array.from({ length: 40 }, (_, i) => svc.login(`Nat${i}`)));
+      const streams = await Promise.all(
+        users.map(({ token }) =>
+          openStream(
+            `${svc.url}/api/events?channel=channel:office`,
+            { authorization: `Bearer ${token}` },
+            { localAddress: "127.0.0.10" },
+          ),
+        ),
+      );
+      held.push(...streams);
+      assert.deepEqual(
+        streams.map((s) => s.status),
+        Array(40).fill(200),
+      );
+    } finally {
+      for (const stream of held) stream.close();
+      await svc.stop();
+    }
+  });
+
+  it("RATE_LIMIT_STREAMS_PER_IP_MAX: one address is refused past it; another address connects", async () => {
+    const svc = await startService({
+      RATE_LIMIT_WINDOW_MS: "60000",
+      RATE_LIMIT_STREAMS_PER_IP_MAX: "4",
+    });
+    const held: Stream[] = [];
+    try {
+      const users = await Promise.all(Array.from({ length: 7 }, (_, i) => svc.login(`Bot${i}`)));
+      const statuses: number[] = [];
+      const refused: Reply[] = [];
+      for (const { token } of users) {
+        const stream = await openStream(
+          `${svc.url}/api/events?channel=channel:ip-room`,
+          { authorization: `Bearer ${token}` },
+          { localAddress: "127.0.0.11" },
+        );
+        statuses.push(stream.status);
+        if (stream.status === 200) {
+          held.push(stream);
+          continue;
+        }
+        await stream.ended;
+        const text = stream.text();
+        refused.push({
+          status: stream.status,
+          headers: stream.headers,
+          text,
+          json: JSON.parse(text),
+        });
+      }
+      assert.deepEqual(statuses, [200, 200, 200, 200, 429, 429, 429]);
+      for (const reply of refused) {
+        assertRateLimited(reply, "per-IP opens");
+        assert.match(String(reply.json?.message), /from this address/);
+      }
+      const text = await svc.service.metrics.render();
+      assert.equal(
+        metricValue(text, "http_requests_rate_limited_total", 'limit="streams_per_ip"'),
+        3,
+      );
+      assert.equal(
+        metricValue(text, "sse_connections_refused_total", 'reason="RT_ERR_RATE_LIMITED"'),
+        3,
+      );
+      // Another address, the same moment: a well-behaved user streams and chats.
+      const good = await svc.login("Elsewhere");
+      const stream = await openStream(
+        `${svc.url}/api/events?channel=channel:ip-calm`,
+        { authorization: `Bearer ${good.token}` },
+        { localAddress: "127.0.0.12" },
+      );
+      held.push(stream);
+      assert.equal(stream.status, 200);
+      const posted = await postJson(`${svc.url}/api/chat/messages`, good.token, {
+        channel: "ip-calm",
+        content: "hi",
+      });
+      assert.equal(posted.status, 204, posted.text);
+      await stream.waitFor((e) => ofType("chat")(e) && JSON.parse(e.data).content === "hi");
+    } finally {
+      for (const stream of held) stream.close();
+      await svc.stop();
+    }
   });
 });

@@ -1,12 +1,19 @@
 /**
- * Rate limits on every route that publishes or mints credentials, with `@fastify/rate-limit`
- * (its Redis store in Redis mode, so all pods share one budget; in memory in embedded mode):
+ * Rate limits on every route that publishes, mints credentials, opens a stream or reads
+ * presence, with `@fastify/rate-limit` (its Redis store in Redis mode, so all pods share one
+ * budget; in memory in embedded mode):
  *
- * - per user (from the verified token) on chat and jobs, per service token on the publish API,
- *   per client IP on dev-login and for requests without a valid token;
+ * - per user (from the verified token) on chat, jobs, stream opens and presence reads, per
+ *   service token on the publish API, per client IP on dev-login and for requests without a
+ *   valid token;
+ * - per client IP on stream opens, when `RATE_LIMIT_STREAMS_PER_IP_MAX` is set (a second check
+ *   on the same route, after the per-user one);
  * - per channel (the broadcast budget) on chat and the publish API together, so a room cannot
  *   flood every pod however many accounts post into it. Counted only for requests that are
  *   authenticated and allowed to publish, so an anonymous client cannot spend a room's budget.
+ *
+ * Stream opens are counted in `onRequest`/`preValidation`, before the stream admission
+ * (`streams.ts`, a `preHandler`) takes a per-user slot and before the hub does any work.
  *
  * Over a limit: 429 `RT_ERR_RATE_LIMITED` with `Retry-After` (seconds) and the catalogue body.
  * A limit that cannot be checked (Redis down) is skipped: the request goes on (fail open).
@@ -23,7 +30,24 @@ import { PUBLISH_SCOPE } from "../routes/publish.ts";
 import type { LimitsRedis } from "./redis.ts";
 
 /** `http_requests_rate_limited_total{limit}` label values. */
-export type LimitName = "chat" | "jobs" | "publish" | "login" | "channel";
+export type LimitName =
+  | "chat"
+  | "jobs"
+  | "publish"
+  | "login"
+  | "channel"
+  | "streams"
+  | "streams_per_ip"
+  | "presence";
+
+/** The stream route, whose refusals also count in `sse_connections_refused_total`. */
+const EVENTS_URL = "/api/events";
+
+/**
+ * Entries each in-memory counter (one per route) keeps; the least recently used key goes first.
+ * The plugin's own default (5000) applies per route unless given here.
+ */
+const CACHE_ENTRIES = 20_000;
 
 interface RouteLimit {
   readonly limit: LimitName;
@@ -89,12 +113,24 @@ export async function registerRateLimits(app: FastifyInstance, deps: RateLimitDe
     ],
     ["POST /api/generate/video", { limit: "jobs", max: limits.jobsPerUser, by: "identity" }],
     ["POST /api/auth/dev-login", { limit: "login", max: limits.loginPerIp, by: "ip" }],
+    [`GET ${EVENTS_URL}`, { limit: "streams", max: limits.streamsPerUser, by: "identity" }],
+    [
+      "GET /api/channels/:channel/presence",
+      { limit: "presence", max: limits.presencePerUser, by: "identity" },
+    ],
   ]);
 
   const retryAfter = (ttlMs: number) => String(Math.max(1, Math.ceil(ttlMs / 1000)));
 
+  /** A refused stream open is a refused stream too. */
+  const countRefusal = (route: RouteOptions, limit: LimitName) => {
+    limited.inc({ limit });
+    if (route.url === EVENTS_URL) metrics.connectionRefused(Errors.RATE_LIMITED.code);
+  };
+
   // Before the plugin's own onRoute hook, which reads `config.rateLimit`.
   let channelBudget: ((request: FastifyRequest) => Promise<BudgetResult>) | null = null;
+  let streamsPerIp: ((request: FastifyRequest) => Promise<BudgetResult>) | null = null;
   const channelOfRequest = new WeakMap<FastifyRequest, ChannelName>();
   app.addHook("onRoute", (route: RouteOptions) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
@@ -108,9 +144,26 @@ export async function registerRateLimits(app: FastifyInstance, deps: RateLimitDe
             max: spec.max,
             timeWindow: limits.windowMs,
             keyGenerator: spec.by === "ip" ? ipKey : identityKey,
-            onExceeded: () => limited.inc({ limit: spec.limit }),
+            cache: CACHE_ENTRIES,
+            onExceeded: () => countRefusal(route, spec.limit),
           },
         } as RouteOptions["config"];
+      }
+      if (route.url === EVENTS_URL && limits.streamsPerIp > 0) {
+        // After the per-user limit (the plugin's onRequest hook), before the query is validated
+        // and before the stream admission's preHandler takes a slot.
+        addHook(route, "preValidation", async (request: FastifyRequest) => {
+          if (streamsPerIp === null) return;
+          const result = await streamsPerIp(request);
+          if (!result.isAllowed && result.isExceeded) {
+            countRefusal(route, "streams_per_ip");
+            throw appError(
+              Errors.RATE_LIMITED,
+              `Too many streams opened from this address; retry in ${retryAfter(result.ttl)} s`,
+              { "Retry-After": retryAfter(result.ttl) },
+            );
+          }
+        });
       }
       const { channel, publisher } = spec;
       if (channel && publisher && limits.perChannel > 0) {
@@ -142,7 +195,7 @@ export async function registerRateLimits(app: FastifyInstance, deps: RateLimitDe
   await app.register(rateLimit, {
     global: false,
     ...(redis && { redis, nameSpace: `${config.redis.prefix}:rl:` }),
-    cache: 20_000,
+    cache: CACHE_ENTRIES,
     skipOnError: true,
     errorResponseBuilder: (_request, context) =>
       appError(Errors.RATE_LIMITED, `Too many requests; retry in ${retryAfter(context.ttl)} s`, {
@@ -157,6 +210,14 @@ export async function registerRateLimits(app: FastifyInstance, deps: RateLimitDe
       keyGenerator: (request) => `budget:${channelOfRequest.get(request) ?? ""}`,
     });
     channelBudget = check as (request: FastifyRequest) => Promise<BudgetResult>;
+  }
+  if (limits.streamsPerIp > 0) {
+    const check = app.createRateLimit({
+      max: limits.streamsPerIp,
+      timeWindow: limits.windowMs,
+      keyGenerator: (request) => `streams-${ipKey(request)}`,
+    });
+    streamsPerIp = check as (request: FastifyRequest) => Promise<BudgetResult>;
   }
 }
 
@@ -178,7 +239,7 @@ function channelOf(
   return parsed.ok ? parsed.channel.name : null;
 }
 
-type HookName = "onRequest" | "preHandler";
+type HookName = "onRequest" | "preValidation" | "preHandler";
 
 /** Appends a route-level hook, whatever shape the route declared its own in. */
 export function addHook(

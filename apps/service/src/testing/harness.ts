@@ -1,6 +1,6 @@
 /** Starts the real service on a free loopback port for integration tests. */
 import type { AddressInfo } from "node:net";
-import type { Broker } from "@realtime/server";
+import type { Broker, PresenceStore } from "@realtime/server";
 import { buildApp, type Service } from "../app.ts";
 import { loadConfig } from "../config.ts";
 
@@ -11,6 +11,8 @@ export interface RunningService {
   readonly port: number;
   /** `http://127.0.0.1:<port>` (or https when TLS is configured). */
   readonly url: string;
+  /** `http://127.0.0.1:<port>` of the metrics listener when `METRICS_PORT` is set, else null. */
+  readonly metricsUrl: string | null;
   /** Signs in through the dev login and returns the token and user. */
   login(name: string): Promise<{ token: string; user: { id: string; name: string } }>;
   /** POSTs JSON with a bearer token (and `headers`); resolves with status, parsed body, headers. */
@@ -25,7 +27,7 @@ export interface RunningService {
 
 export async function startService(
   env: Record<string, string> = {},
-  options: { broker?: Broker } = {},
+  options: { broker?: Broker; presenceStore?: PresenceStore } = {},
 ): Promise<RunningService> {
   const config = loadConfig({
     NODE_ENV: "test",
@@ -36,6 +38,12 @@ export async function startService(
     ...env,
   });
   const service = await buildApp(config, { logger: false, ...options });
+  let metricsUrl: string | null = null;
+  if (service.metricsApp) {
+    await service.metricsApp.listen({ port: 0, host: "127.0.0.1" });
+    const { port: metricsPort } = service.metricsApp.server.address() as AddressInfo;
+    metricsUrl = `http://127.0.0.1:${metricsPort}`;
+  }
   await service.app.listen({ port: 0, host: "127.0.0.1" });
   const { port } = service.app.server.address() as AddressInfo;
   const url = `${config.http.tls ? "https" : "http"}://127.0.0.1:${port}`;
@@ -67,6 +75,7 @@ export async function startService(
     service,
     port,
     url,
+    metricsUrl,
     post,
     async login(name: string) {
       const { status, body } = await post("/api/auth/dev-login", null, { name });

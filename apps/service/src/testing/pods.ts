@@ -68,8 +68,10 @@ export async function startPod(env: Record<string, string> = {}): Promise<Pod> {
     JWT_SECRET: POD_SECRET,
     // Streams close fast on SIGTERM: tests do not wait for the default 5 s drain.
     SHUTDOWN_DRAIN_MS: "200",
-    // Load tests post chat far faster than a person (the limit's own tests set it).
+    // Load tests post chat far faster than a person, and fault tests reconnect a few users'
+    // many streams far faster than a browser would (the limits' own tests set them).
     RATE_LIMIT_CHAT_MAX: "0",
+    RATE_LIMIT_STREAMS_MAX: "0",
     ...env,
     PORT: String(port),
   };

@@ -11,13 +11,15 @@ export function People({ room, presence }: { room: string; presence: PresenceSna
     return mine !== 0 ? mine : a.userName.localeCompare(b.userName);
   });
   const loading = !presence || presence.status === "loading";
+  // A very large room is listed in part by the server; the rest is a count.
+  const hidden = presence?.hidden ?? 0;
   // While the stream is down, arrivals and departures are not seen: say the list may be old.
   const stale = useConnectionState().state !== "open";
   return (
     <section className="panel people" aria-labelledby="people-title">
       <h2 id="people-title" className="panel-title">
         Online in #{room}
-        {!loading && <span className="count">{users.length}</span>}
+        {!loading && <span className="count">{users.length + hidden}</span>}
       </h2>
       {loading ? (
         <p className="hint">Loading who is here…</p>
@@ -38,6 +40,7 @@ export function People({ room, presence }: { room: string; presence: PresenceSna
           })}
         </ul>
       )}
+      {!loading && hidden > 0 && <p className="hint">and {hidden.toLocaleString()} more</p>}
       {!loading && stale && (
         <p className="hint">As of the last connection: updates resume when it is back.</p>
       )}

@@ -26,7 +26,8 @@ export function Workspace({ user }: { user: User }) {
   const [view, setView] = useState<View>("chat");
   const presence = usePresence(`channel:${state.active}`);
   const room = state.rooms[state.active] ?? { id: state.active, items: [], unread: 0 };
-  const online = presence && presence.status !== "loading" ? presence.users.length : null;
+  const online =
+    presence && presence.status !== "loading" ? presence.users.length + presence.hidden : null;
   const running = state.jobs.filter((job) => !TERMINAL.has(job.status));
   const notices = state.notices.filter(
     (notice) => notice.channel === `channel:${state.active}` || notice.channel.startsWith("user:"),
