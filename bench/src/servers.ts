@@ -203,6 +203,7 @@ export async function startRealtime(options: StartOptions = {}): Promise<Target>
     // channel, not one per stream), and bursts go far past the per-channel broadcast budget.
     MAX_CONNECTIONS_PER_USER: "0",
     RATE_LIMIT_STREAMS_MAX: "0",
+    RATE_LIMIT_STREAM_CHANNELS_MAX: "0",
     RATE_LIMIT_PUBLISH_MAX: "0",
     CHANNEL_PUBLISH_MAX: "0",
     ...(options.redisUrl ? { REDIS_URL: options.redisUrl } : {}),

@@ -44,7 +44,11 @@ async function main(): Promise<void> {
   const log = (line: string) =>
     console.log(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s] ${line}`);
   const rows: Row[] = [];
-  const limitsOff = { RATE_LIMIT_STREAMS_MAX: "0", RATE_LIMIT_PRESENCE_MAX: "0" };
+  const limitsOff = {
+    RATE_LIMIT_STREAMS_MAX: "0",
+    RATE_LIMIT_STREAM_CHANNELS_MAX: "0",
+    RATE_LIMIT_PRESENCE_MAX: "0",
+  };
   const common = { CHANNEL_IDLE_TTL_MS: String(IDLE_TTL_MS), RATE_LIMIT_CHAT_MAX: "0" };
 
   for (const [who, env] of [

@@ -38,6 +38,7 @@ describe("channel state one user can make an embedded pod keep", () => {
       PRESENCE_GRACE_MS: "0",
       MAX_CONNECTIONS_PER_USER: "0",
       RATE_LIMIT_STREAMS_MAX: "0",
+      RATE_LIMIT_STREAM_CHANNELS_MAX: "0",
       RATE_LIMIT_CHAT_MAX: "0",
       CHANNEL_PUBLISH_MAX: "0",
     });

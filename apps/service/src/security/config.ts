@@ -34,6 +34,14 @@ export interface RateLimitConfig {
    * reconnect storm from one NAT must not be throttled by default.
    */
   readonly streamsPerIp: number;
+  /**
+   * Channels named by one user's `GET /api/events` opens (`RATE_LIMIT_STREAM_CHANNELS_MAX`): a
+   * stream of n channels spends n. What a room costs the shared Redis comes with each channel
+   * an open names (its position and, with the presence event, a history stream of ~4.7 KB), so
+   * this, not the number of opens, bounds what one user can make Redis hold. Default 120 (30
+   * opens of 4 channels).
+   */
+  readonly streamChannelsPerUser: number;
   /** `GET /api/channels/:channel/presence` per user (`RATE_LIMIT_PRESENCE_MAX`). Default 60. */
   readonly presencePerUser: number;
   /**
@@ -84,6 +92,7 @@ export function readSecurityConfig(r: EnvReader): SecurityConfig {
     loginPerIp: r.int("RATE_LIMIT_LOGIN_MAX", 100, 0),
     streamsPerUser: r.int("RATE_LIMIT_STREAMS_MAX", 30, 0),
     streamsPerIp: r.int("RATE_LIMIT_STREAMS_PER_IP_MAX", 0, 0),
+    streamChannelsPerUser: r.int("RATE_LIMIT_STREAM_CHANNELS_MAX", 120, 0),
     presencePerUser: r.int("RATE_LIMIT_PRESENCE_MAX", 60, 0),
     perChannel: r.int("CHANNEL_PUBLISH_MAX", 20_000, 0),
   };

@@ -38,6 +38,7 @@ describe("1,000 clients that stop reading", () => {
       SLOW_CLIENT_MAX_STALL_MS: "600000", // only the byte cap may drop them
       MAX_CONNECTIONS_PER_USER: "0",
       RATE_LIMIT_STREAMS_MAX: "0",
+      RATE_LIMIT_STREAM_CHANNELS_MAX: "0",
     });
     ({ token } = await svc.login("Reader"));
     reader = http2.connect(svc.url);

@@ -356,6 +356,61 @@ describe("stream opens and presence reads (embedded)", () => {
   });
 });
 
+describe("channels named by stream opens (embedded)", () => {
+  const CHANNELS = 40;
+  let svc: RunningService;
+  before(async () => {
+    svc = await startService({
+      RATE_LIMIT_WINDOW_MS: "60000",
+      RATE_LIMIT_STREAMS_MAX: "0", // only the channel budget here
+      RATE_LIMIT_STREAM_CHANNELS_MAX: String(CHANNELS),
+    });
+  });
+  after(() => svc.stop());
+
+  const open = async (token: string, rooms: string[]) => {
+    const query = rooms.map((r) => `channel=channel:${r}`).join("&");
+    const stream = await openStream(`${svc.url}/api/events?${query}`, {
+      authorization: `Bearer ${token}`,
+    });
+    if (stream.status === 200) stream.close();
+    return stream;
+  };
+
+  it("a stream of n channels spends n: 16-room streams run out after 2, one-room streams after 40", async () => {
+    const wide = await svc.login("Wide");
+    const narrow = await svc.login("Narrow");
+    const rooms = (from: number) => Array.from({ length: 16 }, (_, i) => `w${from + i}`);
+    const statuses: number[] = [];
+    let refused: Stream | null = null;
+    for (let i = 0; i < 4; i++) {
+      const stream = await open(wide.token, rooms(i * 16));
+      statuses.push(stream.status);
+      if (stream.status !== 200) refused ??= stream;
+    }
+    // 16 + 16 = 32 fit in 40; the third would make 48.
+    assert.deepEqual(statuses, [200, 200, 429, 429]);
+    assert.ok(refused);
+    const body = await refusal(refused);
+    assert.equal(body.code, "RT_ERR_RATE_LIMITED");
+    assert.match(String(body.message), /channels/);
+    assert.ok(Number(refused.headers["retry-after"]) >= 1);
+    assert.equal(
+      metricValue(
+        await svc.service.metrics.render(),
+        "http_requests_rate_limited_total",
+        'limit="stream_channels"',
+      ),
+      2,
+    );
+    // Another user, one room a stream: their own budget, 40 opens.
+    const narrowStatuses: number[] = [];
+    for (let i = 0; i < CHANNELS + 1; i++)
+      narrowStatuses.push((await open(narrow.token, [`n${i}`])).status);
+    assert.deepEqual(narrowStatuses, [...Array(CHANNELS).fill(200), 429]);
+  });
+});
+
 describe("stream opens per client IP (embedded)", () => {
   it("off by default: many users behind one address all connect", async () => {
     const svc = await startService({ RATE_LIMIT_WINDOW_MS: "60000" });

@@ -8,6 +8,8 @@
  *   valid token;
  * - per client IP on stream opens, when `RATE_LIMIT_STREAMS_PER_IP_MAX` is set (a second check
  *   on the same route, after the per-user one);
+ * - per user on the channels stream opens name (`RATE_LIMIT_STREAM_CHANNELS_MAX`: a stream of
+ *   n channels spends n), since what an open can cost the shared Redis grows with its channels;
  * - per channel (the broadcast budget) on chat and the publish API together, so a room cannot
  *   flood every pod however many accounts post into it. Counted only for requests that are
  *   authenticated and allowed to publish, so an anonymous client cannot spend a room's budget.
@@ -38,6 +40,7 @@ export type LimitName =
   | "channel"
   | "streams"
   | "streams_per_ip"
+  | "stream_channels"
   | "presence";
 
 /** The stream route, whose refusals also count in `sse_connections_refused_total`. */
@@ -131,6 +134,7 @@ export async function registerRateLimits(app: FastifyInstance, deps: RateLimitDe
   // Before the plugin's own onRoute hook, which reads `config.rateLimit`.
   let channelBudget: ((request: FastifyRequest) => Promise<BudgetResult>) | null = null;
   let streamsPerIp: ((request: FastifyRequest) => Promise<BudgetResult>) | null = null;
+  let streamChannels: ((request: FastifyRequest) => Promise<BudgetResult>) | null = null;
   const channelOfRequest = new WeakMap<FastifyRequest, ChannelName>();
   app.addHook("onRoute", (route: RouteOptions) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
@@ -161,6 +165,24 @@ export async function registerRateLimits(app: FastifyInstance, deps: RateLimitDe
               Errors.RATE_LIMITED,
               `Too many streams opened from this address; retry in ${retryAfter(result.ttl)} s`,
               { "Retry-After": retryAfter(result.ttl) },
+            );
+          }
+        });
+      }
+      if (route.url === EVENTS_URL && limits.streamChannelsPerUser > 0) {
+        // A stream of n channels spends n: each channel an open names can cost Redis a room.
+        addHook(route, "preValidation", async (request: FastifyRequest) => {
+          if (streamChannels === null) return;
+          const check = streamChannels;
+          const n = channelCount(request.query, config.limits.maxChannelsPerStream);
+          const results = await Promise.all(Array.from({ length: n }, () => check(request)));
+          const over = results.find((r) => !r.isAllowed && r.isExceeded);
+          if (over) {
+            countRefusal(route, "stream_channels");
+            throw appError(
+              Errors.RATE_LIMITED,
+              `This user's streams named too many channels; retry in ${retryAfter(over.ttl)} s`,
+              { "Retry-After": retryAfter(over.ttl) },
             );
           }
         });
@@ -211,6 +233,14 @@ export async function registerRateLimits(app: FastifyInstance, deps: RateLimitDe
     });
     channelBudget = check as (request: FastifyRequest) => Promise<BudgetResult>;
   }
+  if (limits.streamChannelsPerUser > 0) {
+    const check = app.createRateLimit({
+      max: limits.streamChannelsPerUser,
+      timeWindow: limits.windowMs,
+      keyGenerator: async (request) => `stream-channels-${await identityKey(request)}`,
+    });
+    streamChannels = check as (request: FastifyRequest) => Promise<BudgetResult>;
+  }
   if (limits.streamsPerIp > 0) {
     const check = app.createRateLimit({
       max: limits.streamsPerIp,
@@ -225,6 +255,13 @@ interface BudgetResult {
   readonly isAllowed: boolean;
   readonly isExceeded?: boolean;
   readonly ttl: number;
+}
+
+/** How many channels a stream request names (at most `max`: more are refused by the route). */
+function channelCount(query: unknown, max: number): number {
+  const raw = (query as { channel?: unknown } | undefined)?.channel;
+  const n = Array.isArray(raw) ? raw.length : typeof raw === "string" ? 1 : 0;
+  return Math.min(n, max);
 }
 
 /** The channel a body names, when it names a valid one (else the route answers 400). */

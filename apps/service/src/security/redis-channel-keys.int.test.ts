@@ -39,6 +39,7 @@ describe("keys one user can make the shared Redis keep", () => {
       PRESENCE_GRACE_MS: "0",
       MAX_CONNECTIONS_PER_USER: "0",
       RATE_LIMIT_STREAMS_MAX: "0",
+      RATE_LIMIT_STREAM_CHANNELS_MAX: "0",
       RATE_LIMIT_PRESENCE_MAX: "0",
       RATE_LIMIT_CHAT_MAX: "0",
       CHANNEL_PUBLISH_MAX: "0",

@@ -60,6 +60,7 @@ describe("limits shared through Redis", () => {
       CONNECTION_LEASE_TTL_MS: String(LEASE_TTL),
       // The healing test reopens as fast as it can; the open rate is the other suite's.
       RATE_LIMIT_STREAMS_MAX: "0",
+      RATE_LIMIT_STREAM_CHANNELS_MAX: "0",
     });
     [a, b, pod] = await Promise.all([startService(env), startService(env), startPod(env)]);
     good = await a.login("Good");

@@ -47,6 +47,7 @@ describe("resumes from an old cursor by clients that do not read", () => {
       SLOW_CLIENT_MAX_STALL_MS: "600000", // they stay as long as the attacker wants
       MAX_CONNECTIONS_PER_USER: "0",
       RATE_LIMIT_STREAMS_MAX: "0",
+      RATE_LIMIT_STREAM_CHANNELS_MAX: "0",
       RATE_LIMIT_CHAT_MAX: "0",
       CHANNEL_PUBLISH_MAX: "0",
     });

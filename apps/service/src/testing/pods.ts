@@ -72,6 +72,7 @@ export async function startPod(env: Record<string, string> = {}): Promise<Pod> {
     // many streams far faster than a browser would (the limits' own tests set them).
     RATE_LIMIT_CHAT_MAX: "0",
     RATE_LIMIT_STREAMS_MAX: "0",
+    RATE_LIMIT_STREAM_CHANNELS_MAX: "0",
     ...env,
     PORT: String(port),
   };
