@@ -12,7 +12,13 @@ export interface AttackResult {
   readonly work: string;
   /** Embedded mode: the most channels and history bytes the in-memory broker held. */
   readonly broker: { readonly channels: number; readonly historyBytes: number } | null;
-  readonly heap: { readonly before: number; readonly peak: number; readonly after: number };
+  /** Live heap (after a full GC) before, at the attack's end and after; heap used at most during. */
+  readonly heap: {
+    readonly before: number;
+    readonly end: number;
+    readonly peakUsed: number;
+    readonly after: number;
+  };
   readonly redis: {
     readonly before: { bytes: number; keys: number };
     readonly peak: { bytes: number; keys: number };

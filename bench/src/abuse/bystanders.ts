@@ -1,6 +1,7 @@
 /**
  * Two well-behaved users on the pod under attack: Carol says something in the lobby every
- * 100 ms and Bob, listening there, hears it. Measures each message's round trip, and how many
+ * 250 ms (under the default chat limit of 50 per 10 s) and Bob, listening there, hears it.
+ * Measures each message's round trip, how many posts were refused and how many accepted ones
  * never arrived.
  */
 import http from "node:http";
@@ -13,7 +14,9 @@ export interface BystanderResult {
   readonly p50: number;
   readonly p99: number;
   readonly max: number;
-  /** Messages posted and never delivered. */
+  /** Posts the pod refused (any status but 204). */
+  readonly refused: number;
+  /** Posts accepted and never delivered. */
   readonly lost: number;
 }
 
@@ -26,11 +29,12 @@ export class Bystanders {
   readonly #timer: NodeJS.Timeout;
   #seq = 0;
   #max = 0;
+  #refused = 0;
 
   private constructor(pod: AbusePod, request: http.ClientRequest) {
     this.#pod = pod;
     this.#request = request;
-    this.#timer = setInterval(() => void this.#post(), 100);
+    this.#timer = setInterval(() => void this.#post(), 250);
   }
 
   static async start(pod: AbusePod): Promise<Bystanders> {
@@ -80,12 +84,20 @@ export class Bystanders {
         },
       });
       request.once("response", (response) => {
+        if (response.statusCode !== 204) this.#refuse(content);
         response.resume();
         response.once("end", resolve);
       });
-      request.once("error", () => resolve());
+      request.once("error", () => {
+        this.#refuse(content);
+        resolve();
+      });
       request.end(body);
     });
+  }
+
+  #refuse(content: string): void {
+    if (this.#sentAt.delete(content)) this.#refused++;
   }
 
   /** Stops posting, gives the last messages 2 s to arrive, and reports. */
@@ -98,6 +110,7 @@ export class Bystanders {
       p50: this.#histogram.percentile(0.5),
       p99: this.#histogram.percentile(0.99),
       max: this.#max,
+      refused: this.#refused,
       lost: this.#sentAt.size,
     };
   }

@@ -123,6 +123,13 @@ const CLOSE_REASONS: Partial<Record<CloseCode, string>> = {
   [CloseCode.InsufficientState]: "insufficient_state",
 };
 
+/**
+ * Cursor tag prefixes remembered (one per channel and epoch); past it the cache starts over.
+ * Hot channels are back in it at their next event; 100,000 held ~15 MB for rooms an attacker
+ * named once.
+ */
+const TAG_CACHE_ENTRIES = 10_000;
+
 /** Events read from history per round trip when a pod backfills a hole. */
 const HISTORY_PAGE = 1_000;
 
@@ -385,7 +392,7 @@ export class Hub implements StreamHost {
     const key = `${epoch} ${channel}`;
     let prefix = this.#tagCache.get(key);
     if (prefix === undefined) {
-      if (this.#tagCache.size > 100_000) this.#tagCache.clear();
+      if (this.#tagCache.size >= TAG_CACHE_ENTRIES) this.#tagCache.clear();
       prefix = channelTag(channel) + epochTag(epoch);
       this.#tagCache.set(key, prefix);
     }
