@@ -343,10 +343,12 @@ describe("Redis restarted empty while streams are open", { timeout: 180_000 }, (
       r1.close();
       assert.equal(await r1.connect(a.url), 200);
       await publishEach(all, b);
-      await r1.untilCounts(
-        new Map(r1.channels.map((c) => [c, (fresh.get(c)?.size ?? 0) + 2])),
+      // Wait for the exact positions: the two events just published are the new epoch's
+      // freshTop + 1 and + 2. (Counting "tick" events over the whole log, old epoch included,
+      // was satisfied before the last one arrived, and the check then ran early: issue 15.)
+      await r1.untilOffsets(
+        new Map(r1.channels.map((c) => [c, (freshTops.get(c) ?? 0) + 2])),
         10_000,
-        "tick",
       );
       for (const channel of r1.channels) {
         const log = r1.log.get(channel) as ChannelLog;
