@@ -134,9 +134,8 @@ async function main(): Promise<void> {
     "",
     head,
     "|---|---|---|---|---|---|",
-    ...rows.map(({ attack, who, result: r }) =>
-      [
-        "",
+    ...rows.map(({ attack, who, result: r }) => {
+      const cells = [
         attack,
         who,
         r.broker
@@ -147,11 +146,11 @@ async function main(): Promise<void> {
           ? `${mib(r.redis.before.bytes)} / ${r.redis.before.keys} keys → ${mib(r.redis.peak.bytes)} / ${r.redis.peak.keys} → ${mib(r.redis.after.bytes)} / ${r.redis.after.keys}`
           : "—",
         `${ms(r.bystander.p50)} / ${ms(r.bystander.p99)} / ${ms(r.bystander.max)}; ${r.bystander.refused} refused, ${r.bystander.lost} lost`,
-        "",
-      ].join(" | "),
-    ),
+      ];
+      return `| ${cells.join(" | ")} |`;
+    }),
   ];
-  const text = lines.join("\n").replaceAll("|  ", "| ").replaceAll("  |", " |");
+  const text = lines.join("\n");
   console.log(`\n${text}`);
   mkdirSync(RESULTS, { recursive: true });
   writeFileSync(`${RESULTS}abuse-latest.md`, `${text}\n`);
