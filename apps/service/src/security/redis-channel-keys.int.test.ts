@@ -111,7 +111,8 @@ describe("keys one user can make the shared Redis keep", () => {
       // -2: gone between SCAN and PTTL. A presence hash of a user still leaving may have none
       // for a moment: it empties itself (checked below).
       if (ttl === -2 || (ttl === -1 && key.includes(":presence-"))) continue;
-      assert.ok(ttl > 0 && ttl <= bound, `${key} lives ${ttl} ms (bound ${bound})`);
+      // 0: expiring this very millisecond (the attack took most of a TTL on a busy machine).
+      assert.ok(ttl >= 0 && ttl <= bound, `${key} lives ${ttl} ms (bound ${bound})`);
     }
 
     // The attacker stops. Nothing reads those rooms again; their keys go by themselves.
