@@ -641,6 +641,15 @@ export class Hub implements StreamHost {
   #close(stream: SseStream, code: CloseCode): void {
     stream.close(code, this.#retryHint());
     this.#remove(stream, CLOSE_REASONS[code] ?? "closed");
+    // A graceful end completes once the peer has read what is queued: a peer that does not
+    // read would keep the socket, its queue and whatever waits on it, outside every count.
+    // It gets as long as a stalled stream does, then is dropped.
+    const connection = stream.connection;
+    if (connection && !connection.closed) {
+      const timer = setTimeout(() => connection.destroy(), this.#maxStallMs);
+      timer.unref();
+      connection.onClose(() => clearTimeout(timer));
+    }
   }
 
   #dropSlow(stream: SseStream): void {

@@ -58,8 +58,9 @@ export class Replayer {
     const history = this.#history;
     if (!history || replays.every((r) => r === null)) return;
     const ticket = this.#slots.acquire(stream.userId);
-    // A stream that goes away while it waits gives its place up at once.
-    stream.connection?.onClose(() => ticket.release());
+    // A stream that ends while it waits gives its place up at once (and one that ends while
+    // it replays is woken from its wait for a drain, and gives its slot back below).
+    stream.onEnd(() => ticket.release());
     try {
       if (!(await ticket.granted)) return;
       for (let i = 0; i < replays.length; i++) {
@@ -107,8 +108,11 @@ export class Replayer {
         if (message.offset !== cursor + 1 || message.offset > range.until) break;
         stream.replay(index, message);
         cursor = message.offset;
+        // Event by event, not page by page: a page of large events written at once could pass
+        // the slow-client bound of a peer that reads.
+        if (stream.backedUp) await stream.drained();
+        if (stream.gone) return false;
       }
-      if (stream.backedUp) await stream.drained();
     }
     return true;
   }

@@ -76,6 +76,7 @@ export class SseStream {
   #pending = "";
   #ended = false;
   readonly #waiters: Array<() => void> = [];
+  readonly #endListeners: Array<() => void> = [];
 
   constructor(
     host: StreamHost,
@@ -128,7 +129,7 @@ export class SseStream {
       this.stalledSince = 0;
       this.#wake();
     });
-    connection.onClose(() => this.#wake());
+    connection.onClose(() => this.#finish());
     let head = encodeRetry(retryMs);
     for (let i = 0; i < starts.length; i++) {
       const start = starts[i] as ChannelStart;
@@ -295,6 +296,23 @@ export class SseStream {
     for (const resolve of this.#waiters.splice(0)) resolve();
   }
 
+  /**
+   * Calls `listener` once when the stream ends: closed or dropped by the server, or its
+   * connection gone — whichever comes first. (A graceful close to a peer that does not read
+   * may leave the connection open a while longer; the stream is over all the same.)
+   */
+  onEnd(listener: () => void): void {
+    if (this.#ended || this.#connection?.closed) queueMicrotask(listener);
+    else this.#endListeners.push(listener);
+  }
+
+  /** The stream is over: wake whatever waits for a drain, tell the end listeners. */
+  #finish(): void {
+    this.#ended = true;
+    this.#wake();
+    for (const listener of this.#endListeners.splice(0)) listener();
+  }
+
   /** Writes a heartbeat comment (keeps proxies and NATs from timing the stream out). */
   heartbeat(): void {
     this.#write(HEARTBEAT);
@@ -310,7 +328,10 @@ export class SseStream {
     // Events queued in this tick go out before the goodbye.
     this.flush();
     this.#ended = true;
-    if (!connection) return;
+    if (!connection) {
+      this.#finish();
+      return;
+    }
     const data = JSON.stringify({
       type: ControlEvent.Close,
       code,
@@ -321,13 +342,14 @@ export class SseStream {
       `${encodeEventName(ControlEvent.Close)}${encodeRetry(retryMs)}${encodeData(data)}`,
     );
     connection.end();
+    this.#finish();
   }
 
   /** Drops the connection without a goodbye (the peer is not reading anyway). */
   destroy(): void {
-    this.#ended = true;
     this.#pending = "";
     this.#connection?.destroy();
+    this.#finish();
   }
 
   #write(chunk: string): void {

@@ -16,7 +16,7 @@ export class FakeConnection implements Connection {
   readonly #drainListeners: Array<() => void> = [];
 
   write(chunk: string): boolean {
-    if (this.closed) return false;
+    if (this.closed || this.ended) return false;
     this.chunks.push(chunk);
     if (!this.accepting) this.queued += Buffer.byteLength(chunk);
     return this.accepting;
@@ -30,10 +30,15 @@ export class FakeConnection implements Connection {
     return this.chunks.join("");
   }
 
+  /**
+   * Ends after what is queued has been sent, as a socket does: the close comes at once when
+   * nothing is queued, else only once the peer read it ({@link drain}) — never, for a peer
+   * that does not read.
+   */
   end(): void {
-    if (this.closed) return;
+    if (this.closed || this.ended) return;
     this.ended = true;
-    this.#fireClose();
+    if (this.queued === 0) this.#fireClose();
   }
 
   destroy(): void {
@@ -42,8 +47,9 @@ export class FakeConnection implements Connection {
     this.#fireClose();
   }
 
+  /** True once the connection is gone (its close fired). */
   get closed(): boolean {
-    return this.ended || this.destroyed;
+    return this.#gone;
   }
 
   /** The peer hangs up. */
@@ -57,6 +63,10 @@ export class FakeConnection implements Connection {
   drain(): void {
     this.queued = 0;
     this.accepting = true;
+    if (this.ended) {
+      this.#fireClose();
+      return;
+    }
     for (const listener of this.#drainListeners) listener();
   }
 
@@ -69,7 +79,11 @@ export class FakeConnection implements Connection {
     this.#drainListeners.push(listener);
   }
 
+  #gone = false;
+
   #fireClose(): void {
+    if (this.#gone) return;
+    this.#gone = true;
     for (const listener of this.#closeListeners.splice(0)) listener();
   }
 }
