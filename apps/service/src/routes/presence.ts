@@ -49,7 +49,9 @@ export function registerPresenceRoute(app: FastifyInstance, deps: PresenceRouteD
   const { presence, broker, auth, maxUsers } = deps;
   app.get(
     "/api/channels/:channel/presence",
-    { schema: { params: paramsSchema, querystring: NO_QUERY } },
+    // No HEAD twin: it would cost a full snapshot (and, for a fresh room, a position read) with
+    // nothing to show for it, outside the presence rate limit.
+    { schema: { params: paramsSchema, querystring: NO_QUERY }, exposeHeadRoute: false },
     async (request, reply) => {
       const raw = (request.params as { channel: string }).channel;
       // A room may be named by its bare id, as in the chat API.

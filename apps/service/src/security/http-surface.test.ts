@@ -117,14 +117,21 @@ describe("HEAD on the stream route", () => {
     assert.equal(await online(), onlineBefore, "no presence event published at all");
   });
 
-  it("the other GET routes keep a HEAD twin that costs what their GET costs, and ends", async () => {
+  it("the other GET routes keep a HEAD twin that costs what their GET costs, and ends; presence has none", async () => {
     const { token } = await svc.login("Prober");
     const auth = { authorization: `Bearer ${token}` };
-    for (const path of ["/api/auth/me", "/api/channels/lobby/presence", "/healthz", "/readyz"]) {
+    for (const path of ["/api/auth/me", "/healthz", "/readyz"]) {
       const head = await request(`${svc.url}${path}`, { method: "HEAD", headers: auth });
       assert.equal(head.status, 200, path);
       assert.equal(head.text, "", `${path}: no body`);
     }
+    // A presence HEAD would read a whole snapshot for nothing, outside the presence limit.
+    const presence = await request(`${svc.url}/api/channels/lobby/presence`, {
+      method: "HEAD",
+      headers: auth,
+    });
+    assert.equal(presence.status, 405);
+    assert.equal(presence.headers.allow, "GET");
     assert.equal(svc.service.hub.connectionCount, 1, "nothing stays open");
     await goodStillWorks("after other HEADs");
   });

@@ -354,6 +354,32 @@ describe("stream opens and presence reads (embedded)", () => {
     assert.equal(other.status, 200, other.text);
     await wellBehaved("calm-presence", "reads are fine");
   });
+
+  it("no HEAD way around them: every rate-limited GET route's HEAD twin is refused or limited", async () => {
+    const { token } = await svc.login("Header");
+    const head = (path: string) =>
+      request(`${svc.url}${path}`, {
+        method: "HEAD",
+        headers: { authorization: `Bearer ${token}` },
+      });
+    // The stream and presence routes have no HEAD twin at all.
+    for (const path of ["/api/events?channel=channel:h", "/api/channels/channel:h/presence"]) {
+      const reply = await head(path);
+      assert.equal(reply.status, 405, path);
+      assert.equal(reply.headers.allow, "GET", path);
+    }
+    // Fastify's route table, as registered: no HEAD twin for either.
+    for (const url of ["/api/events", "/api/channels/:channel/presence"]) {
+      assert.equal(svc.service.app.hasRoute({ method: "HEAD", url }), false, url);
+    }
+    const reads = await Promise.all(
+      Array.from({ length: PRESENCE }, (_, i) => presence(token, `h-${i}`)),
+    );
+    assert.ok(
+      reads.every((r) => r.status === 200),
+      "the HEADs spent nothing of the GET's budget",
+    );
+  });
 });
 
 describe("channels named by stream opens (embedded)", () => {

@@ -139,7 +139,9 @@ export async function registerRateLimits(app: FastifyInstance, deps: RateLimitDe
   app.addHook("onRoute", (route: RouteOptions) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     for (const method of methods) {
-      const spec = routes.get(`${method} ${route.url}`);
+      // A GET's HEAD twin runs the same handler: it is limited like the GET (with a counter of
+      // its own), never a way around it.
+      const spec = routes.get(`${method === "HEAD" ? "GET" : method} ${route.url}`);
       if (!spec) continue;
       if (spec.max > 0) {
         route.config = {
