@@ -147,6 +147,29 @@ describe("ChannelTable: the totals are capped", () => {
     assert.equal(channels.stats.channels, 3);
   });
 
+  it("history bytes: text outside Latin-1 counts two bytes a character, as V8 keeps it", () => {
+    const latin = JSON.stringify({ type: "n", content: "é".repeat(500) });
+    const wide = JSON.stringify({ type: "n", content: "€".repeat(500) });
+    assert.equal(latin.length, wide.length);
+    const a = table();
+    a.publish(room(1), latin);
+    const b = table();
+    b.publish(room(1), wide);
+    assert.equal(b.channels.stats.historyBytes - a.channels.stats.historyBytes, wide.length);
+  });
+
+  it("channels: however many subscribed channels there are, a new one releases one without", () => {
+    const { channels, clock } = table({ maxChannels: 2_000 });
+    // A busy pod: 1,500 rooms with streams, read by its position checks, then 500 only looked at.
+    for (let i = 0; i < 1_500; i++) channels.join(room(i), "pod-a");
+    clock.now += 2_000;
+    for (let i = 0; i < 1_500; i++) channels.use(room(i));
+    for (let i = 1_500; i < 2_000; i++) channels.use(room(i));
+    assert.doesNotThrow(() => channels.use(room(9_999)));
+    assert.equal(channels.has(room(1_500)), false, "the least recently used unsubscribed one went");
+    assert.equal(channels.stats.channels, 2_000);
+  });
+
   it("property: the totals always equal what a reader can see, and never pass the caps", () => {
     fc.assert(
       fc.property(

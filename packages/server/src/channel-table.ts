@@ -36,12 +36,18 @@ export const DEFAULT_MAX_HISTORY_BYTES = 64 * 1024 * 1024;
 const EVENT_OVERHEAD_BYTES = 192;
 const HISTORY_ARRAY_BYTES = 192;
 
+/** Outside Latin-1: a string V8 keeps at two bytes a character. */
+const TWO_BYTE = /[\u0100-\uffff]/;
+
+/** What a string takes on the heap, as near as its length tells (its header is in the overhead). */
+function heapBytes(text: string): number {
+  return TWO_BYTE.test(text) ? text.length * 2 : text.length;
+}
+
 /** The history of every channel that retains nothing: one array, never written to. */
 const NO_HISTORY: Retained[] = [];
 /** A channel's position in the usage order is refreshed at most this often, in ms. */
 const REORDER_MS = 1_000;
-/** Channels looked at, at most, to find one to release for a new one. */
-const EVICTION_SCAN = 1_000;
 
 export interface ChannelTableOptions {
   retention?: Partial<HistoryRetention> | undefined;
@@ -72,7 +78,7 @@ export interface ChannelRecord<S> {
   bytes: number;
   /** Last publish, read or leave (ms). */
   usedAt: number;
-  /** When the record last moved to the back of the usage order (ms). */
+  /** When the record last moved to the back of the usage order of unsubscribed channels (ms). */
   movedAt: number;
   /** Null while there are none (most channels an attacker names never get one). */
   subscribers: Set<S> | null;
@@ -93,8 +99,14 @@ export class ChannelTable<S> {
   readonly #now: () => number;
   readonly #epochBase: string;
   #created = 0;
-  /** Every channel, least recently used first (to within {@link REORDER_MS}). */
+  /** Every channel held, by name. */
   readonly #channels = new Map<ChannelName, ChannelRecord<S>>();
+  /**
+   * The channels without subscribers — the only ones that may be released — least recently
+   * used first (to within {@link REORDER_MS}): the front is what a new channel past the cap
+   * releases, and where the sweep looks.
+   */
+  readonly #unsubscribed = new Set<ChannelRecord<S>>();
   /** Channels with retained history, least recently published first. */
   readonly #retaining = new Set<ChannelRecord<S>>();
   #historyBytes = 0;
@@ -137,9 +149,9 @@ export class ChannelTable<S> {
     if (record) {
       // Compared with the last move, not the last use: a channel used more often than this
       // must still move, or it would sit at the front and stop every sweep there.
-      if (now - record.movedAt >= REORDER_MS) {
-        this.#channels.delete(channel);
-        this.#channels.set(channel, record);
+      if (record.subscribers === null && now - record.movedAt >= REORDER_MS) {
+        this.#unsubscribed.delete(record);
+        this.#unsubscribed.add(record);
         record.movedAt = now;
       }
       record.usedAt = now;
@@ -159,12 +171,13 @@ export class ChannelTable<S> {
       subscribers: null,
     };
     this.#channels.set(channel, record);
+    this.#unsubscribed.add(record);
     return record;
   }
 
   /** Appends the next event of `record` (its offset already assigned) to its history. */
   retain(record: ChannelRecord<S>, message: BrokerMessage): void {
-    const bytes = message.data.length + EVENT_OVERHEAD_BYTES;
+    const bytes = heapBytes(message.data) + EVENT_OVERHEAD_BYTES;
     if (record.history === NO_HISTORY) {
       record.history = [];
       record.bytes += HISTORY_ARRAY_BYTES;
@@ -205,7 +218,10 @@ export class ChannelTable<S> {
    */
   join(channel: ChannelName, subscriber: S): ChannelRecord<S> {
     const record = this.use(channel);
-    record.subscribers ??= new Set();
+    if (record.subscribers === null) {
+      record.subscribers = new Set();
+      this.#unsubscribed.delete(record);
+    }
     record.subscribers.add(subscriber);
     return record;
   }
@@ -216,7 +232,8 @@ export class ChannelTable<S> {
     if (!record?.subscribers?.delete(subscriber)) return;
     if (record.subscribers.size === 0) {
       record.subscribers = null;
-      record.usedAt = this.#now();
+      record.usedAt = record.movedAt = this.#now();
+      this.#unsubscribed.add(record);
     }
   }
 
@@ -229,11 +246,11 @@ export class ChannelTable<S> {
     const oldest = now - this.#retention.ttlMs;
     for (const record of this.#retaining) this.#expire(record, oldest);
     const idleSince = now - this.#idleTtlMs;
-    for (const record of this.#channels.values()) {
+    for (const record of this.#unsubscribed) {
       // Usage order: past the first channel moved back recently, every later one was moved
       // (so used) later still.
       if (record.movedAt > idleSince) break;
-      if (record.usedAt > idleSince || record.subscribers !== null) continue;
+      if (record.usedAt > idleSince) continue;
       this.#release(record);
     }
   }
@@ -283,23 +300,19 @@ export class ChannelTable<S> {
     }
   }
 
-  /** Forgets a channel, with whatever history it still has. */
+  /** Forgets a channel (one without subscribers), with whatever history it still has. */
   #release(record: ChannelRecord<S>): void {
     if (record.history.length > record.head) {
       this.#dropFront(record, record.history.length - record.head);
     }
     this.#channels.delete(record.name);
+    this.#unsubscribed.delete(record);
   }
 
   /** Releases the least recently used channel without subscribers, or refuses. */
   #evictOne(): void {
-    let looked = 0;
-    for (const record of this.#channels.values()) {
-      if (++looked > EVICTION_SCAN) break;
-      if (record.subscribers !== null) continue;
-      this.#release(record);
-      return;
-    }
-    throw new ChannelCapacityError(this.#maxChannels);
+    const oldest = this.#unsubscribed.values().next();
+    if (oldest.done) throw new ChannelCapacityError(this.#maxChannels);
+    this.#release(oldest.value);
   }
 }

@@ -136,7 +136,7 @@ describe("replay is streamed a page at a time", () => {
 
 describe("replays are bounded per pod and per user", () => {
   it("past the pod's slots, resuming streams wait without reading; each starts as a slot frees", async () => {
-    const { hub, history, publish, cursorNow, resume } = setup({ maxConcurrentReplays: 2 });
+    const { hub, publish, cursorNow, resume } = setup({ maxConcurrentReplays: 2 });
     const cursor = await cursorNow();
     await publish(1, 100);
     const streams = ["u_1", "u_2", "u_3", "u_4", "u_5", "u_6"].map((u) => resume(u, cursor));
