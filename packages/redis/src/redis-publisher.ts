@@ -29,7 +29,11 @@ export interface RedisPublisher {
   close(): Promise<void>;
 }
 
-/** A publisher on the same Redis (URL or Cluster, and `prefix`) as the pods. */
+/**
+ * A publisher on the same Redis (URL or Cluster, and `prefix`) as the pods. Give it the pods'
+ * `metaTtlSeconds` too (their `CHANNEL_IDLE_TTL_MS` in seconds), so a channel it publishes to
+ * is kept exactly as long as the pods keep it.
+ */
 export function createRedisPublisher(options: RedisBrokerOptions = {}): RedisPublisher {
   const broker = new RedisBroker({ probeIntervalMs: 0, ...options });
   const publisher = new Publisher(broker, { validate: true });

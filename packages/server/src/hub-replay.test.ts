@@ -298,4 +298,38 @@ describe("a replay and the stream's other bounds", () => {
     await waitFor(() => stuck.destroyed, "the stuck socket dropped after maxStallMs");
     await hub.close();
   });
+
+  it("a stream waiting for a replay slot holds no more live bytes than its queue may: then 3010", async () => {
+    const { hub, cursorNow, publish, resume } = setup({
+      maxConcurrentReplays: 1,
+      maxQueuedBytes: 128 * 1024,
+    });
+    const cursor = await cursorNow();
+    await publish(1, 100);
+    const holder = resume("u_1", cursor);
+    const waiter = resume("u_2", cursor);
+    waiter.connection.accepting = true;
+    await settle();
+    assert.deepEqual(hub.replays, { running: 1, waiting: 1 });
+    // A busy channel while it waits: ~140 KB of live events, past its 128 KiB.
+    await publish(101, 170);
+    await waiter.live;
+    assert.deepEqual(
+      controlEvents(waiter.connection.text, "close").map((c) => c.code),
+      [3010],
+      "closed for a resume, not kept growing",
+    );
+    // The stuck replay holding the slot buffered the same live events: it went the same way.
+    await holder.live;
+    assert.deepEqual(
+      controlEvents(holder.connection.text, "close").map((c) => c.code),
+      [3010],
+    );
+    assert.deepEqual(hub.replays, { running: 0, waiting: 0 });
+    // The waiter resumes from its cursor (it got nothing yet) and gets everything.
+    const again = new FakeConnection();
+    await hub.open({ userId: "u_2", channels: [A], cursor, connect: () => again });
+    assert.deepEqual(progress(again), range(1, 170));
+    await hub.close();
+  });
 });

@@ -42,7 +42,10 @@ export interface StreamHost {
 /** A replay pauses for the peer to drain once this many bytes are queued. */
 const REPLAY_HIGH_WATER = 64 * 1024;
 
-/** Most live messages a stream holds while it starts (replay under way). */
+/**
+ * Most live messages a stream holds while it starts (waiting for a replay slot, or replaying);
+ * their bytes are bounded too, by the stream's slow-client bound (`maxQueuedBytes`).
+ */
 const MAX_BUFFERED = 10_000;
 
 interface Buffered {
@@ -72,6 +75,8 @@ export class SseStream {
   readonly #entries: string[];
   #connection: Connection | null = null;
   #buffer: Buffered[] | null = [];
+  /** Bytes of the `data:` blocks in {@link #buffer}. */
+  #bufferedBytes = 0;
   /** Live events of this tick not yet written: written together by {@link flush}. */
   #pending = "";
   #ended = false;
@@ -185,6 +190,7 @@ export class SseStream {
   goLive(): void {
     const buffer = this.#buffer ?? [];
     this.#buffer = null;
+    this.#bufferedBytes = 0;
     for (let i = 0; i < buffer.length && !this.#ended; i++) {
       const b = buffer[i] as Buffered;
       this.#send(b.index, b.epoch, b.offset, b.block);
@@ -198,8 +204,11 @@ export class SseStream {
   deliver(index: number, epoch: string, offset: number, block: string): boolean {
     if (this.#ended) return false;
     if (this.#buffer) {
-      if (this.#buffer.length >= MAX_BUFFERED) {
-        // Too far behind while starting: let the client come back and resume from its cursor.
+      this.#bufferedBytes += block.length;
+      if (this.#buffer.length >= MAX_BUFFERED || this.#bufferedBytes > this.#maxQueuedBytes) {
+        // Too far behind while starting — however long it waited for a replay slot, it holds
+        // no more than a stream's queue may: let the client come back and resume from its
+        // cursor (which has moved with whatever was replayed).
         this.#host.insufficient(this);
         return false;
       }

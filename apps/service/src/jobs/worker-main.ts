@@ -46,6 +46,8 @@ const broker = new RedisBroker({
   url: config.redis.url ?? undefined,
   clusterNodes: config.redis.mode === "cluster" ? [...config.redis.clusterNodes] : undefined,
   prefix: config.redis.prefix,
+  // As the pods': keys this worker's publishes touch live no longer than theirs.
+  metaTtlSeconds: Math.ceil(config.channels.idleTtlMs / 1000),
   logger: {
     info: (message) => brokerLog.info(message),
     warn: (message) => brokerLog.warn(message),
