@@ -4,6 +4,7 @@
  * event on every channel and wait until every stream has it, check presence, and judge the log.
  */
 import { createHmac } from "node:crypto";
+import { writeFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { POD_SECRET } from "../../apps/service/src/testing/pods.ts";
 import { check, type Verdict } from "./checker.ts";
@@ -187,6 +188,15 @@ export async function runChaos(
       for (const session of log.sessions) session.endedAt ??= clock();
     }
     const verdict = check(log);
+    if (options.dump) {
+      const connects = Object.fromEntries(subscribers.map((s) => [s.name, s.history]));
+      const streams = subscribers.map((s) => ({
+        name: s.name,
+        user: s.userId,
+        channels: s.channels,
+      }));
+      writeFileSync(options.dump, JSON.stringify({ ...log, streams, connects, verdict }));
+    }
     const accepted = log.events.filter((e) => e.ackAt !== null).length;
     const unknown = log.events.length - accepted;
     const passed =

@@ -66,7 +66,7 @@ export interface Verdict {
   readonly strays: number;
   /** Owed events not received but covered by a reset. */
   readonly covered: number;
-  /** Events received twice across a reset after Redis lost their idempotency key. */
+  /** Copies set aside because they arrived after Redis lost data while in flight (`afterLoss`). */
   readonly republished: number;
   /** Events received (every copy, every session). */
   readonly deliveries: number;
@@ -128,7 +128,16 @@ function checkSession(
   counts: { covered: number; republished: number },
   inForce: (from: number, to: number) => string[],
 ): void {
-  const { items, times } = session;
+  const { times } = session;
+  // Copies that arrived after Redis lost data while their event was in flight are set aside
+  // (their place is anyone's guess: see `afterLoss`); they neither count nor constrain.
+  const losses = lossesSeen(log, session);
+  const items = session.items.map((id, i) =>
+    id >= 0 && afterLoss(losses, log.events[id] as PublishedEvent, i, times[i] as number)
+      ? EXEMPT
+      : id,
+  );
+  for (const id of items) if (id === EXEMPT) counts.republished++;
   const n = items.length;
   // For item i: its event's acceptance bounds (resets constrain nothing).
   const suffixMinHi = new Float64Array(n + 1).fill(Infinity);
@@ -144,6 +153,7 @@ function checkSession(
     const id = items[i] as number;
     const lo = id >= 0 ? (log.events[id] as PublishedEvent).sentAt : -Infinity;
     prefixMaxLo[i] = Math.max(lo, i > 0 ? (prefixMaxLo[i - 1] as number) : -Infinity);
+    if (id === EXEMPT) continue;
     if (id < 0) resetAt.push(i);
     else {
       const list = positions.get(id);
@@ -219,17 +229,6 @@ function checkSession(
     for (let k = 1; k < seen.length; k++) {
       const first = seen[k - 1] as number;
       const again = seen[k] as number;
-      const resetBetween = resetAt.some((r) => r > first && r < again);
-      const keyLost = log.faults.some(
-        (f) =>
-          f.losesData &&
-          f.start <= (event.ackAt ?? (times[again] as number)) &&
-          (f.end ?? Infinity) >= event.sentAt,
-      );
-      if (resetBetween && keyLost && event.attempts > 1) {
-        counts.republished++;
-        continue;
-      }
       violations.push({
         kind: "duplicate",
         subscriber: session.subscriber,
@@ -237,11 +236,47 @@ function checkSession(
         eventIds: [event.id],
         from: times[first] as number,
         to: times[again] as number,
-        detail: `e${event.id} (${event.via}, ${event.attempts} attempt(s)) arrived at ${seconds(times[first] as number)} and again at ${seconds(times[again] as number)}${resetBetween ? " (a reset in between, but Redis lost nothing while it was retried)" : ""}`,
+        detail: `e${event.id} (${event.via}, ${event.attempts} attempt(s)) arrived at ${seconds(times[first] as number)} and again at ${seconds(times[again] as number)}`,
         faults: inForce(times[first] as number, times[again] as number),
       });
     }
   }
+}
+
+/** Stands for a copy set aside by {@link afterLoss} (ids are ≥ 0, resets < 0). */
+const EXEMPT = Number.NEGATIVE_INFINITY;
+
+/**
+ * Whether the copy of `event` at item `i` arrived after Redis lost data while the event was
+ * still in flight, with a reset in between: such an event may be accepted a second time as a
+ * new event (its `Idempotency-Key` was lost with the data; a pod that a frozen or cut request
+ * reaches late publishes it again; a command resent on reconnect runs again), so this copy may
+ * be a second one, in the new history's order, not the first's. Only its first copy counts;
+ * if that was lost with the data, the reset covers it.
+ */
+function afterLoss(
+  losses: readonly { fault: FaultRecord; firstReset: number }[],
+  event: PublishedEvent,
+  i: number,
+  at: number,
+): boolean {
+  return losses.some(
+    ({ fault, firstReset }) =>
+      firstReset < i && fault.start <= at && event.sentAt <= (fault.end ?? Infinity),
+  );
+}
+
+/** The data-loss faults, each with the session's first reset at or after its start. */
+function lossesSeen(log: RunLog, session: Session): { fault: FaultRecord; firstReset: number }[] {
+  return log.faults
+    .filter((fault) => fault.losesData)
+    .map((fault) => ({
+      fault,
+      firstReset: session.items.findIndex(
+        (id, r) => id < 0 && (session.times[r] as number) >= fault.start,
+      ),
+    }))
+    .filter(({ firstReset }) => firstReset >= 0);
 }
 
 /** The largest i < n with min(hi[i..]) < x, i.e. the last item accepted before x; −1 if none. */
@@ -340,7 +375,9 @@ function checkAgreement(
           continue;
         }
         if (known.id === value || reported.has(`${session.channel}:${key}`)) continue;
-        const from = (log.events[a] as PublishedEvent).sentAt;
+        const from = Math.min(
+          ...[key, value, known.id].map((id) => (log.events[id] as PublishedEvent).sentAt),
+        );
         const to = Math.max(at, known.at);
         if (log.faults.some((f) => f.losesData && f.start <= to && (f.end ?? Infinity) >= from)) {
           continue;

@@ -14,6 +14,8 @@ export interface ChaosOptions {
   /** Events per second, over every channel. */
   readonly rate: number;
   readonly faults: readonly FaultName[];
+  /** Where to write the run log as JSON (for a closer look at a failure); null: nowhere. */
+  readonly dump: string | null;
 }
 
 export const HELP = `usage: npm run chaos -- --seed N --duration SECONDS [options]
@@ -35,6 +37,8 @@ or a reset that covers it. Exit 0 only when nothing was lost; the last line is t
                       ${FAULT_NAMES.join(", ")}
                       (${SINGLE_ONLY.join(", ")}: single Redis only; ${CLUSTER_ONLY.join(", ")}: Cluster only;
                       --faults=none: traffic without faults)
+  --dump FILE         write the run log (events, every stream's deliveries and resets,
+                      connects, faults) to FILE as JSON
   -h, --help          this text
 
 Reproduce a failed run with the same seed, mode and options: the schedule and every choice
@@ -66,6 +70,7 @@ export function parseOptions(argv: readonly string[]): ChaosOptions | null {
         users: { type: "string", default: "4" },
         rate: { type: "string", default: "100" },
         faults: { type: "string" },
+        dump: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
     }));
@@ -99,5 +104,6 @@ export function parseOptions(argv: readonly string[]): ChaosOptions | null {
     users: integer("users", values.users as string, 1, 100),
     rate: integer("rate", values.rate as string, 1, 5_000),
     faults,
+    dump: typeof values.dump === "string" ? values.dump : null,
   };
 }

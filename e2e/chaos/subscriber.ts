@@ -54,7 +54,16 @@ export class Subscriber {
   lastClosedAt = 0;
   /** Off once faults stop: no more self-inflicted cuts or forgotten cursors. */
   churn = true;
-  connects = 0;
+  /** Every connect: pod port, when, status, when it ended, whether it carried a cursor. */
+  readonly history: {
+    port: number;
+    at: number;
+    status: number;
+    ready: number;
+    end: number;
+    cursor: string;
+  }[] = [];
+  #entry: { ready: number } | null = null;
   readonly #options: SubscriberOptions;
   readonly #current = new Map<string, Session>();
   #lastEventId = "";
@@ -114,7 +123,7 @@ export class Subscriber {
         () => {},
       );
     }
-    this.#endSessions();
+    // Stopping ends no session: the run's end is judged as the end of every open one.
   }
 
   #endSessions(): void {
@@ -139,7 +148,16 @@ export class Subscriber {
     const path = `/api/events?${query}`;
     const cursorless = this.#lastEventId === "";
     const requestedAt = clock();
-    this.connects++;
+    const entry = {
+      port: pod.port,
+      at: requestedAt,
+      status: 0,
+      ready: 0,
+      end: 0,
+      cursor: cursorless ? "" : this.#cursorInQuery ? "query" : "header",
+    };
+    this.history.push(entry);
+    this.#entry = entry;
     return new Promise((resolve) => {
       let status = 0;
       let retryAfterMs = 0;
@@ -155,6 +173,8 @@ export class Subscriber {
       const finish = () => {
         if (finished) return;
         finished = true;
+        entry.status = status;
+        entry.end = clock();
         clearTimeout(connectTimer);
         this.#abort = null;
         if (this.open) this.lastClosedAt = clock();
@@ -251,6 +271,7 @@ export class Subscriber {
     switch (message.event) {
       case "ready":
         this.open = true;
+        if (this.#entry) this.#entry.ready = at;
         if (cursorless) {
           this.#endSessions();
           for (const channel of this.channels) {
