@@ -186,7 +186,9 @@ export class Subscriber {
         );
       };
       const onChunk = (chunk: string) => {
-        if (status !== 200) return;
+        // After a cut, chunks already read from the socket may still be emitted: they were
+        // never received, as far as this connection is concerned.
+        if (finished || status !== 200) return;
         if (cutAfterMs !== null && clock() - openedAt >= cutAfterMs && chunk.length > 1) {
           // Cut inside this chunk: what precedes the cut is parsed, a partial block is lost.
           parser.feed(chunk.slice(0, 1 + Math.floor(cutAt * (chunk.length - 1))));
