@@ -10,7 +10,11 @@ import { acquireLoadLock } from "../../apps/service/src/testing/load-lock.ts";
 
 const MAIN = new URL("./main.ts", import.meta.url).pathname;
 
-/** The faults the service survives today (see docs/reliability.md, "Known failures"). */
+/**
+ * The faults the service survives today (docs/reliability.md, "Known failures": not
+ * `redis-rdb` nor `blackhole`; and not `redis-stop`, whose presence mismatch under heavy load is
+ * not understood yet). Add them back as they are fixed.
+ */
 const FAULTS = "pod-kill,pod-stop,pod-term,pubsub-kill,redis-empty,cpu";
 
 describe("npm run chaos", { timeout: 240_000 }, () => {
