@@ -9,8 +9,10 @@ import type {
   PublishOptions,
   PublishResult,
 } from "./broker.ts";
+import type { HistoryStore } from "./history-store.ts";
 import { Hub } from "./hub.ts";
 import { MemoryBroker, MemoryBus } from "./memory-broker.ts";
+import { waitFor } from "./testing/broker-contract.ts";
 import { FakeConnection } from "./testing/fake-connection.ts";
 import { controlEvents, dataEvents, lastIdOf } from "./testing/parse-sse.ts";
 
@@ -193,6 +195,32 @@ describe("pod-side integrity", () => {
     await settle();
     await settle();
     assert.deepEqual(progress(stream), [1, 2, 3, 4]);
+    await hub.close();
+  });
+
+  it("a backfill whose history read fails retries it: no reset while history holds the hole", async () => {
+    const bus = new MemoryBus();
+    const broker = new LossyBroker(bus);
+    let failures = 3;
+    const history: HistoryStore = {
+      read: (channel, after, limit) => {
+        // The pod's connection to Redis is being replaced: the first reads fail.
+        if (failures > 0) {
+          failures--;
+          return Promise.reject(new Error("connection is closed"));
+        }
+        return broker.inner.read(channel, after, limit);
+      },
+    };
+    const hub = new Hub({ broker, history, positionCheckIntervalMs: 0 });
+    const stream = new FakeConnection();
+    await hub.open({ userId: "u_1", channels: [A], cursor: null, connect: () => stream });
+    broker.drop = (m) => m.offset === 2;
+    for (let n = 1; n <= 4; n++) await hub.publish(A, { type: "n", progress: n });
+    await waitFor(() => progress(stream).length === 4, "the hole filled once history answers");
+    assert.equal(failures, 0, "the failed reads were retried");
+    assert.deepEqual(progress(stream), [1, 2, 3, 4]);
+    assert.deepEqual(controlEvents(stream.text, "reset"), []);
     await hub.close();
   });
 

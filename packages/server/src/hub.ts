@@ -132,6 +132,11 @@ const TAG_CACHE_ENTRIES = 10_000;
 
 /** Events read from history per round trip when a pod backfills a hole. */
 const HISTORY_PAGE = 1_000;
+/**
+ * How long a backfill keeps retrying a history read that failed: longer than a pod takes to
+ * notice a silent connection and replace it (the liveness probe: ~7 s).
+ */
+const BACKFILL_RETRY_MS = 15_000;
 
 export class Hub implements StreamHost {
   readonly #broker: Broker;
@@ -576,21 +581,33 @@ export class Hub implements StreamHost {
   ): Promise<void> {
     const found: BrokerMessage[] = [];
     if (this.#history) {
-      try {
-        let cursor = after;
-        while (cursor < until) {
-          const page = await this.#history.read(
-            state.name,
-            cursor,
-            Math.min(HISTORY_PAGE, until - cursor),
-          );
-          const usable = page.messages.filter((m) => m.offset > cursor && m.offset <= until);
-          if (usable.length === 0) break;
-          found.push(...usable);
-          cursor = (usable.at(-1) as BrokerMessage).offset;
+      let cursor = after;
+      const giveUpAt = this.now() + BACKFILL_RETRY_MS;
+      for (let pause = 50; ; pause = Math.min(pause * 2, 1_000)) {
+        try {
+          while (cursor < until) {
+            const page = await this.#history.read(
+              state.name,
+              cursor,
+              Math.min(HISTORY_PAGE, until - cursor),
+            );
+            const usable = page.messages.filter((m) => m.offset > cursor && m.offset <= until);
+            if (usable.length === 0) break;
+            found.push(...usable);
+            cursor = (usable.at(-1) as BrokerMessage).offset;
+          }
+          break;
+        } catch {
+          // A failed read says nothing about history: the connection may be being replaced
+          // (a partition, a restart). Streams wait (the sequencer holds what came after the
+          // hole) and the read is tried again; only what still cannot be read after
+          // BACKFILL_RETRY_MS stays a hole, which streams turn into a reset. Found by
+          // `npm run chaos` (a black-holed link: `gap` resets though history held everything).
+          const current =
+            this.#channels.get(state.name) === state && state.sequencer.generation === generation;
+          if (!current || this.now() + pause > giveUpAt) break;
+          await new Promise((resolve) => setTimeout(resolve, pause));
         }
-      } catch {
-        // Whatever could not be read stays a hole; streams turn it into a reset.
       }
     }
     if (this.#channels.get(state.name) === state) {
