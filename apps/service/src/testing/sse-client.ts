@@ -6,6 +6,7 @@
 import http from "node:http";
 import type { ClientHttp2Session } from "node:http2";
 import { createParser, type EventSourceMessage } from "eventsource-parser";
+import { EventStreamParser } from "./event-stream-parser.ts";
 
 export interface SseClient {
   readonly status: number;
@@ -41,8 +42,19 @@ class Collector {
   readonly retries: number[] = [];
   body = "";
   lastId = "";
-  #partial = "";
   #waiters = new Set<() => void>();
+  /**
+   * Tracks the last event ID as `EventSource` does: it changes when a whole block has arrived
+   * (id-only blocks included), never on an `id:` line whose block a cut may still drop — a
+   * cursor taken between the two would point past an event the client never got.
+   */
+  readonly #ids = new EventStreamParser(
+    "",
+    (block) => {
+      this.lastId = block.id;
+    },
+    () => {},
+  );
   readonly #parser = createParser({
     onEvent: (event) => {
       this.events.push(event);
@@ -53,12 +65,7 @@ class Collector {
 
   feed(chunk: string): void {
     this.body += chunk;
-    // Only complete lines count: an `id:` line can be split across two reads.
-    const lines = (this.#partial + chunk).split(/\r\n|\r|\n/);
-    this.#partial = lines.pop() ?? "";
-    for (const line of lines) {
-      if (line.startsWith("id:")) this.lastId = line.slice(line.startsWith("id: ") ? 4 : 3);
-    }
+    this.#ids.feed(chunk);
     this.#parser.feed(chunk);
     this.#notify();
   }
