@@ -384,6 +384,31 @@ describe("Hub bounds", () => {
     await hub.close();
   });
 
+  it("drains: each stream closes at its own random moment of the window, not all at once", async (t) => {
+    // The moments the drain draws, in turn; every other draw (retry hints) is 0.5.
+    const draws: number[] = [];
+    const { hub, connect } = setup({ random: () => draws.shift() ?? 0.5 });
+    const streams = await Promise.all([connect([A]), connect([B]), connect([A, B])]);
+    // Only the drain's timers are mocked: the clock moves when the test says, so what is
+    // checked is when each close was scheduled, whatever the machine's load.
+    t.mock.timers.enable({ apis: ["setTimeout"] });
+    draws.push(0.9, 0.1, 0.5);
+    const draining = hub.drain(1_000);
+    const ended = () => streams.map(({ connection }) => connection.ended);
+    assert.deepEqual(ended(), [false, false, false], "nothing closes when the drain starts");
+    t.mock.timers.tick(99);
+    assert.deepEqual(ended(), [false, false, false]);
+    t.mock.timers.tick(1);
+    assert.deepEqual(ended(), [false, true, false], "the one drawn 0.1 at 100 ms");
+    t.mock.timers.tick(400);
+    assert.deepEqual(ended(), [false, true, true], "0.5: at 500 ms");
+    t.mock.timers.tick(400);
+    assert.deepEqual(ended(), [true, true, true], "0.9: at 900 ms, inside the window");
+    await draining;
+    assert.equal(hub.connectionCount, 0);
+    await hub.close();
+  });
+
   it("abandons a stream whose client left while it was being prepared", async () => {
     const { hub, bus } = setup();
     const abort = new AbortController();
