@@ -361,6 +361,26 @@ describe("Hub bounds", () => {
     await hub.close();
   });
 
+  it("closes an expiring stream at its expiresAt on its own timer, not at the next sweep", async (t) => {
+    const { hub } = setup();
+    // Only timeouts are mocked: the sweep (an interval) never runs here, so a close can only
+    // come from the stream's own timer, and exactly when the test moves the clock there.
+    t.mock.timers.enable({ apis: ["setTimeout"] });
+    const connection = new FakeConnection();
+    await hub.open({
+      userId: "u_1",
+      channels: [A],
+      expiresAt: 1_000_000 + 1_500,
+      connect: () => connection,
+    });
+    t.mock.timers.tick(1_499);
+    assert.equal(connection.ended, false);
+    t.mock.timers.tick(1);
+    assert.equal(connection.ended, true, "closed at expiresAt, without a sweep");
+    assert.equal(controlEvents(connection.text, "close")[0]?.code, CloseCode.TokenExpired);
+    await hub.close();
+  });
+
   it("refuses streams past maxConnections, counting streams still opening", async () => {
     const { hub, connect } = setup({ maxConnections: 2 });
     await Promise.all([connect([A]), connect([B])]);
