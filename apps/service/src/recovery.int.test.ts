@@ -53,26 +53,46 @@ describe("subscriber connections killed, a pod SIGKILLed", { timeout: 180_000 },
       assert.equal(await clients[0]?.connect(b.url), 200);
       assert.equal(await clients[1]?.connect(a.url), 200);
       assert.equal(await clients[2]?.connect(b.url), 200);
+      // The load runs until 100 events more than at the kill have reached a client: the kill
+      // falls in the middle of it however fast this machine publishes (a fixed 3.5 s of load
+      // left that to the machine's speed). The duration is only a backstop.
+      const enough = new AbortController();
       const load = publishLoad({
         podUrls: () => [a.url, b.url],
         token,
         channels,
         rate: 800,
-        durationMs: 3_500,
+        durationMs: 60_000,
+        signal: enough.signal,
       });
-      // Kill once events are flowing.
-      await clients[0]?.until(
-        () => (clients[0]?.count("channel:k1", "tick") ?? 0) >= 200,
-        10_000,
-        () => "events flowing",
-      );
-      const seenAtKill = clients[0]?.count("channel:k1", "tick") ?? 0;
-      const killed = Number(await redisCli(redis.port, "CLIENT", "KILL", "TYPE", "pubsub"));
-      assert.ok(killed >= 2, `killed ${killed} subscriber connections (one per pod)`);
-      await until(() => watches.every((w) => w.recovered()), 15_000, "both pods ready again");
-      console.log(
-        `unready after CLIENT KILL: ${watches.map((w) => `${w.unreadyMs().toFixed(0)} ms`)}`,
-      );
+      const first = clients[0] as StreamClient;
+      try {
+        // Kill once events are flowing.
+        await first.until(
+          () => first.count("channel:k1", "tick") >= 200,
+          30_000,
+          () => "events flowing",
+        );
+      } catch (error) {
+        enough.abort();
+        throw error;
+      }
+      const seenAtKill = first.count("channel:k1", "tick");
+      try {
+        const killed = Number(await redisCli(redis.port, "CLIENT", "KILL", "TYPE", "pubsub"));
+        assert.ok(killed >= 2, `killed ${killed} subscriber connections (one per pod)`);
+        await until(() => watches.every((w) => w.recovered()), 15_000, "both pods ready again");
+        console.log(
+          `unready after CLIENT KILL: ${watches.map((w) => `${w.unreadyMs().toFixed(0)} ms`)}`,
+        );
+        await first.until(
+          () => first.count("channel:k1", "tick") >= seenAtKill + 100,
+          30_000,
+          () => `100 events after the kill; ${first.describe()}`,
+        );
+      } finally {
+        enough.abort();
+      }
       const published = await load;
       // Unready once (503), then ready again by itself; never a flap back.
       for (const t of await Promise.all(watches.map((w) => w.stop()))) {
