@@ -129,6 +129,26 @@ function client(
   };
 }
 
+/**
+ * Resolves with the first event matching `done`, however long that takes as long as events
+ * matching `moving` keep coming; rejects when none came for `quietMs`. For work whose length
+ * is the machine's (a render is CPU time: several times longer with every core busy), where a
+ * fixed deadline fails a slow machine and a generous one hides a stall for as long.
+ */
+export async function waitWhileMoving(
+  client: SseClient,
+  done: (e: EventSourceMessage) => boolean,
+  moving: (e: EventSourceMessage) => boolean,
+  quietMs = 10_000,
+): Promise<EventSourceMessage> {
+  for (;;) {
+    const found = client.events.find(done);
+    if (found) return found;
+    const seen = client.events.filter(moving).length;
+    await client.waitForCount(seen + 1, (e) => moving(e) || done(e), quietMs);
+  }
+}
+
 /** Opens an SSE stream over HTTP/1.1; resolves once the response headers arrived. */
 export function openHttp1(url: string, headers: Record<string, string> = {}): Promise<SseClient> {
   return new Promise((resolve, reject) => {
