@@ -127,7 +127,9 @@ describe("another site navigates the user's browser to the API", { timeout: 60_0
         assert.equal(headers.origin, undefined, `${url}: a navigation sends no Origin`);
       }
 
-      // Nothing joined: the room's presence never named the victim, before this marker…
+      // Nothing joined: the room's presence never named the victim, before this marker (sent
+      // once presence published every decision it had: they are ahead of it on the stream)…
+      await svc.service.presence.flush();
       const marker = await request(`${svc.url}/api/chat/messages`, {
         method: "POST",
         headers: {

@@ -83,6 +83,33 @@ async function waitForProgress(page: Page, prompt: string, min: number, max: num
   );
 }
 
+/**
+ * Waits until the job's result picture shows, as long as its progress bar keeps moving: a
+ * render is CPU time, several times longer on a busy machine, so a fixed deadline would fail a
+ * slow machine; a bar that stands still for 10 s fails.
+ */
+async function waitForResult(page: Page, prompt: string): Promise<void> {
+  const picture = job(page, prompt).getByRole("img");
+  let last: string | null = null;
+  let movedAt = Date.now();
+  while (!(await picture.isVisible())) {
+    const now = await page.evaluate(
+      (label) =>
+        document
+          .querySelector(`[role="progressbar"][aria-label="${label}"]`)
+          ?.getAttribute("aria-valuenow") ?? null,
+      `Progress of ${prompt}`,
+    );
+    if (now !== last) {
+      last = now;
+      movedAt = Date.now();
+    } else if (Date.now() - movedAt > 10_000) {
+      throw new Error(`the job "${prompt}" stood at ${last}% for 10 s without a result`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 describe("web app in Chromium: jobs", { timeout: 60_000 }, () => {
   let browser: Browser;
   before(async () => {
@@ -115,7 +142,7 @@ describe("web app in Chromium: jobs", { timeout: 60_000 }, () => {
 
       // The first one's bar fills from its events, then the GIF shows.
       const result = job(page, done).getByRole("img", { name: `Generated: ${done}` });
-      await result.waitFor({ timeout: 20_000 });
+      await waitForResult(page, done);
       const seen = await progressOf(done);
       assert.ok(seen.length >= 3, `the bar moved in steps: ${JSON.stringify(seen)}`);
       assert.ok(
@@ -148,7 +175,7 @@ describe("web app in Chromium: jobs", { timeout: 60_000 }, () => {
       // to take it than the job is to finish).
       const stillRunning = (await job(page, running).getAttribute("data-status")) === "running";
       if (stillRunning) await copyToDocs("job.png", "job.png");
-      await job(page, running).getByRole("img").waitFor({ timeout: 20_000 });
+      await waitForResult(page, running);
       assert.deepEqual(ada.problems, [], "no console errors and no page errors");
     } finally {
       await ada.close();

@@ -38,6 +38,11 @@ export interface PodRestart {
   readonly signalledAt: number;
   /** SIGTERM → first `/readyz` that was not 200, in ms. */
   readonly unreadyAfterMs: number;
+  /**
+   * What that first `/readyz` answered: 503 from a pod that is draining, 0 when nothing
+   * answered any more (the pod was gone before it was seen unready), NaN if never seen.
+   */
+  readonly unreadyStatus: number;
   /** SIGTERM → process exit: the drain, in ms. */
   readonly drainMs: number;
   /** When the old process exited (`performance.now()`). */
@@ -79,9 +84,12 @@ export async function rollingRestart(
     });
     // Readiness must turn false at once, before the first stream closes.
     let unreadyAfterMs = Number.NaN;
+    let unreadyStatus = Number.NaN;
     while (exitedAt === 0 && performance.now() - signalledAt < drainBudget) {
-      if ((await pod.readyz()) !== 200) {
+      const status = await pod.readyz();
+      if (status !== 200) {
         unreadyAfterMs = performance.now() - signalledAt;
+        unreadyStatus = status;
         break;
       }
     }
@@ -111,6 +119,7 @@ export async function rollingRestart(
       newPid: pod.pid,
       signalledAt,
       unreadyAfterMs,
+      unreadyStatus,
       drainMs,
       exitedAt,
       exitCode: code,

@@ -9,41 +9,63 @@ import { openHttp1 } from "./testing/sse-client.ts";
 
 const MAIN = new URL("./main.ts", import.meta.url).pathname;
 
-function start(env: Record<string, string>): { child: ChildProcess; output: () => string } {
+interface Started {
+  readonly child: ChildProcess;
+  output(): string;
+  /** Resolves once the output (stdout and stderr) holds `text`; rejects on exit or after 15 s. */
+  waitForOutput(text: string): Promise<void>;
+}
+
+function start(env: Record<string, string>): Started {
   const child = spawn(process.execPath, [MAIN], {
     env: { PATH: process.env.PATH ?? "", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
-  child.stdout?.on("data", (chunk: Buffer) => {
+  const waiters = new Set<() => void>();
+  const append = (chunk: Buffer) => {
     output += chunk.toString();
+    for (const waiter of [...waiters]) waiter();
+  };
+  child.stdout?.on("data", append);
+  child.stderr?.on("data", append);
+  // Every change a waiter may be waiting for: more output, or the process gone.
+  child.once("exit", () => {
+    for (const waiter of [...waiters]) waiter();
   });
-  child.stderr?.on("data", (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  return { child, output: () => output };
-}
-
-async function waitForOutput(output: () => string, child: ChildProcess, text: string) {
-  const deadline = Date.now() + 15_000;
-  while (!output().includes(text)) {
-    if (child.exitCode !== null) throw new Error(`exited early:\n${output()}`);
-    if (Date.now() > deadline) throw new Error(`no "${text}" in:\n${output()}`);
-    await Promise.race([once(child.stdout!, "data"), once(child, "exit")]);
-  }
+  const waitForOutput = (text: string) =>
+    new Promise<void>((resolve, reject) => {
+      const check = () => {
+        const found = output.includes(text);
+        const exited = child.exitCode !== null || child.signalCode !== null;
+        if (!found && !exited) return;
+        waiters.delete(check);
+        clearTimeout(timer);
+        if (found) resolve();
+        else reject(new Error(`exited without "${text}":\n${output}`));
+      };
+      // The deadline is a timer of its own: it fires whether or not the process prints.
+      const timer = setTimeout(() => {
+        waiters.delete(check);
+        reject(new Error(`no "${text}" after 15 s in:\n${output}`));
+      }, 15_000);
+      waiters.add(check);
+      check();
+    });
+  return { child, output: () => output, waitForOutput };
 }
 
 describe("main.ts", () => {
   it("serves, then on SIGTERM closes streams with shutdown and exits 0", async () => {
     const port = await freePort();
-    const { child, output } = start({
+    const { child, output, waitForOutput } = start({
       PORT: String(port),
       HOST: "127.0.0.1",
       NODE_ENV: "development",
       SHUTDOWN_DRAIN_MS: "500",
     });
     try {
-      await waitForOutput(output, child, "realtime is ready");
+      await waitForOutput("realtime is ready");
       const login = await fetch(`http://127.0.0.1:${port}/api/auth/dev-login`, {
         method: "POST",
         headers: { "content-type": "application/json" },

@@ -209,8 +209,17 @@ describe("presence across two pods on a 3-master Redis Cluster", () => {
     for (const w of watchers) {
       await w.stream.waitFor(() => w.of(ada.user.id).includes("offline"), 5_000);
     }
+    // Every decided event is published; a chat marker per room, once it arrived, proves that
+    // whatever was published before it (a second online or offline) has arrived too.
     await Promise.all(pods.map((p) => p.service.presence.flush()));
-    for (const w of watchers) {
+    for (const [i, w] of watchers.entries()) {
+      const content = `cluster marker ${i}`;
+      const posted = await a.post("/api/chat/messages", watcherLogin.token, {
+        channel: rooms[i],
+        content,
+      });
+      assert.equal(posted.status, 204);
+      await w.stream.waitFor(isMarker(content), 5_000);
       assert.deepEqual(w.of(ada.user.id), ["online", "offline"]);
       w.stream.close();
     }

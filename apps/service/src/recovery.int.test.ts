@@ -53,26 +53,46 @@ describe("subscriber connections killed, a pod SIGKILLed", { timeout: 180_000 },
       assert.equal(await clients[0]?.connect(b.url), 200);
       assert.equal(await clients[1]?.connect(a.url), 200);
       assert.equal(await clients[2]?.connect(b.url), 200);
+      // The load runs until 100 events more than at the kill have reached a client: the kill
+      // falls in the middle of it however fast this machine publishes (a fixed 3.5 s of load
+      // left that to the machine's speed). The duration is only a backstop.
+      const enough = new AbortController();
       const load = publishLoad({
         podUrls: () => [a.url, b.url],
         token,
         channels,
         rate: 800,
-        durationMs: 3_500,
+        durationMs: 60_000,
+        signal: enough.signal,
       });
-      // Kill once events are flowing.
-      await clients[0]?.until(
-        () => (clients[0]?.count("channel:k1", "tick") ?? 0) >= 200,
-        10_000,
-        () => "events flowing",
-      );
-      const seenAtKill = clients[0]?.count("channel:k1", "tick") ?? 0;
-      const killed = Number(await redisCli(redis.port, "CLIENT", "KILL", "TYPE", "pubsub"));
-      assert.ok(killed >= 2, `killed ${killed} subscriber connections (one per pod)`);
-      await until(() => watches.every((w) => w.recovered()), 15_000, "both pods ready again");
-      console.log(
-        `unready after CLIENT KILL: ${watches.map((w) => `${w.unreadyMs().toFixed(0)} ms`)}`,
-      );
+      const first = clients[0] as StreamClient;
+      try {
+        // Kill once events are flowing.
+        await first.until(
+          () => first.count("channel:k1", "tick") >= 200,
+          30_000,
+          () => "events flowing",
+        );
+      } catch (error) {
+        enough.abort();
+        throw error;
+      }
+      const seenAtKill = first.count("channel:k1", "tick");
+      try {
+        const killed = Number(await redisCli(redis.port, "CLIENT", "KILL", "TYPE", "pubsub"));
+        assert.ok(killed >= 2, `killed ${killed} subscriber connections (one per pod)`);
+        await until(() => watches.every((w) => w.recovered()), 15_000, "both pods ready again");
+        console.log(
+          `unready after CLIENT KILL: ${watches.map((w) => `${w.unreadyMs().toFixed(0)} ms`)}`,
+        );
+        await first.until(
+          () => first.count("channel:k1", "tick") >= seenAtKill + 100,
+          30_000,
+          () => `100 events after the kill; ${first.describe()}`,
+        );
+      } finally {
+        enough.abort();
+      }
       const published = await load;
       // Unready once (503), then ready again by itself; never a flap back.
       for (const t of await Promise.all(watches.map((w) => w.stop()))) {
@@ -186,14 +206,18 @@ describe("Redis restarted empty while streams are open", { timeout: 180_000 }, (
     release?.();
   });
 
+  /** Publishes one tick per channel; resolves with the offset each was given. */
   const publishEach = async (channels: readonly string[], via: Pod) => {
+    const offsets = new Map<string, number>();
     for (const channel of channels) {
       const { status, body } = await postJson(via.url, "/api/publish", token, {
         channel,
         event: { type: "tick", message: `${channel}#last` },
       });
       assert.equal(status, 202, `${channel}: ${status} ${body}`);
+      offsets.set(channel, (JSON.parse(body) as { offset: number }).offset);
     }
+    return offsets;
   };
 
   it("pods recover by themselves, /readyz tells the truth, one reset per channel, old cursors too", async () => {
@@ -326,9 +350,10 @@ describe("Redis restarted empty while streams are open", { timeout: 180_000 }, (
           assert.equal(status, 200, `old cursor on ${pod.url}: ${client.lastErrorBody}`);
         }
       }
-      await publishEach(all, a);
+      const live = await publishEach(all, a);
       for (const client of later) {
-        await client.untilCounts(new Map(client.channels.map((c) => [c, 1])), 10_000, "tick");
+        // The event just published, at its position in the new epoch (after the reset).
+        await client.untilOffsets(live, 10_000);
         for (const channel of client.channels) {
           const log = client.log.get(channel) as ChannelLog;
           const check = checkChannel(log, "tick", 1);
@@ -342,14 +367,11 @@ describe("Redis restarted empty while streams are open", { timeout: 180_000 }, (
       // A client that got its reset and reconnects with its new cursor resumes without one.
       r1.close();
       assert.equal(await r1.connect(a.url), 200);
-      await publishEach(all, b);
-      // Wait for the exact positions: the two events just published are the new epoch's
-      // freshTop + 1 and + 2. (Counting "tick" events over the whole log, old epoch included,
-      // was satisfied before the last one arrived, and the check then ran early: issue 15.)
-      await r1.untilOffsets(
-        new Map(r1.channels.map((c) => [c, (freshTops.get(c) ?? 0) + 2])),
-        10_000,
-      );
+      const resumed = await publishEach(all, b);
+      // Wait for the exact positions of the events just published. (Counting "tick" events
+      // over the whole log, old epoch included, was satisfied before the last one arrived, and
+      // the check then ran early: issue 15.)
+      await r1.untilOffsets(resumed, 10_000);
       for (const channel of r1.channels) {
         const log = r1.log.get(channel) as ChannelLog;
         assert.deepEqual(log.resets, ["epoch_changed"], "no new reset");
@@ -386,14 +408,18 @@ describe("Redis loses a tail it had acknowledged", { timeout: 120_000 }, () => {
     await redis?.stop();
   });
 
+  /** Publishes `n` ticks; resolves with the offset the last one was given. */
   const publish = async (channel: string, n: number) => {
+    let offset = 0;
     for (let i = 0; i < n; i++) {
       const { status, body } = await postJson(a.url, "/api/publish", token, {
         channel,
         event: { type: "tick", message: `${channel}#${i}` },
       });
       assert.equal(status, 202, body);
+      offset = (JSON.parse(body) as { offset: number }).offset;
     }
+    return offset;
   };
 
   it("the pod that delivered past it moves the channel to a new epoch: a reset, then every new event", async () => {
@@ -404,10 +430,11 @@ describe("Redis loses a tail it had acknowledged", { timeout: 120_000 }, () => {
     const client = new StreamClient(user.token, [channel]);
     try {
       assert.equal(await client.connect(b.url), 200);
-      await publish(channel, 20);
-      // The user's own presence `online` is on the room too.
+      // Everything the channel will hold before the loss: the 20 ticks (the last at its
+      // offset) and the user's own presence `online`, which pod B publishes on the room too.
+      const last = await publish(channel, 20);
       await client.until(
-        () => client.count(channel, "tick") === 20,
+        () => client.count(channel, "presence") === 1 && client.lastOffset(channel) >= last,
         10_000,
         () => client.describe(),
       );
@@ -435,10 +462,14 @@ describe("Redis loses a tail it had acknowledged", { timeout: 120_000 }, () => {
         "both pods ready",
       );
 
-      await publish(channel, 5);
+      // The last of them at its offset in the new epoch. (Before, the wait was "one reset and
+      // an offset ≥ 5", which the old epoch's last offset met as soon as the reset came, before
+      // any new event: the checks below could run before the events they check.)
+      const newTop = await publish(channel, 5);
       await client.until(
         () =>
-          (client.log.get(channel)?.resets.length ?? 0) === 1 && client.lastOffset(channel) >= 5,
+          (client.log.get(channel)?.resets.length ?? 0) === 1 &&
+          client.lastOffset(channel) >= newTop,
         10_000,
         () => client.describe(),
       );

@@ -361,6 +361,26 @@ describe("Hub bounds", () => {
     await hub.close();
   });
 
+  it("closes an expiring stream at its expiresAt on its own timer, not at the next sweep", async (t) => {
+    const { hub } = setup();
+    // Only timeouts are mocked: the sweep (an interval) never runs here, so a close can only
+    // come from the stream's own timer, and exactly when the test moves the clock there.
+    t.mock.timers.enable({ apis: ["setTimeout"] });
+    const connection = new FakeConnection();
+    await hub.open({
+      userId: "u_1",
+      channels: [A],
+      expiresAt: 1_000_000 + 1_500,
+      connect: () => connection,
+    });
+    t.mock.timers.tick(1_499);
+    assert.equal(connection.ended, false);
+    t.mock.timers.tick(1);
+    assert.equal(connection.ended, true, "closed at expiresAt, without a sweep");
+    assert.equal(controlEvents(connection.text, "close")[0]?.code, CloseCode.TokenExpired);
+    await hub.close();
+  });
+
   it("refuses streams past maxConnections, counting streams still opening", async () => {
     const { hub, connect } = setup({ maxConnections: 2 });
     await Promise.all([connect([A]), connect([B])]);
@@ -381,6 +401,31 @@ describe("Hub bounds", () => {
     }
     assert.equal(hub.connectionCount, 0);
     await assert.rejects(connect([A]), (e) => e instanceof HubError && e.code === "shutting_down");
+    await hub.close();
+  });
+
+  it("drains: each stream closes at its own random moment of the window, not all at once", async (t) => {
+    // The moments the drain draws, in turn; every other draw (retry hints) is 0.5.
+    const draws: number[] = [];
+    const { hub, connect } = setup({ random: () => draws.shift() ?? 0.5 });
+    const streams = await Promise.all([connect([A]), connect([B]), connect([A, B])]);
+    // Only the drain's timers are mocked: the clock moves when the test says, so what is
+    // checked is when each close was scheduled, whatever the machine's load.
+    t.mock.timers.enable({ apis: ["setTimeout"] });
+    draws.push(0.9, 0.1, 0.5);
+    const draining = hub.drain(1_000);
+    const ended = () => streams.map(({ connection }) => connection.ended);
+    assert.deepEqual(ended(), [false, false, false], "nothing closes when the drain starts");
+    t.mock.timers.tick(99);
+    assert.deepEqual(ended(), [false, false, false]);
+    t.mock.timers.tick(1);
+    assert.deepEqual(ended(), [false, true, false], "the one drawn 0.1 at 100 ms");
+    t.mock.timers.tick(400);
+    assert.deepEqual(ended(), [false, true, true], "0.5: at 500 ms");
+    t.mock.timers.tick(400);
+    assert.deepEqual(ended(), [true, true, true], "0.9: at 900 ms, inside the window");
+    await draining;
+    assert.equal(hub.connectionCount, 0);
     await hub.close();
   });
 

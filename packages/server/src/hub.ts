@@ -95,7 +95,10 @@ export interface OpenStreamRequest {
   channels: readonly ChannelName[];
   /** `Last-Event-ID` or `lastEventId` from the client, if any. */
   cursor?: string | null;
-  /** When the client's token expires (ms since epoch). Default: never. */
+  /**
+   * When the stream must end (ms since epoch): it is closed with `token_expired` then, on a
+   * timer of its own. Default: never.
+   */
   expiresAt?: number;
   /** Aborted when the client goes away while the stream is being prepared. */
   signal?: AbortSignal;
@@ -129,6 +132,8 @@ const CLOSE_REASONS: Partial<Record<CloseCode, string>> = {
  * named once.
  */
 const TAG_CACHE_ENTRIES = 10_000;
+/** The longest delay `setTimeout` takes (a longer one fires at once): ~24.8 days. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Events read from history per round trip when a pod backfills a hole. */
 const HISTORY_PAGE = 1_000;
@@ -339,6 +344,7 @@ export class Hub implements StreamHost {
     const connection = request.connect();
     this.#streams.add(stream);
     connection.onClose(() => this.#remove(stream, "client"));
+    this.#closeWhenExpired(stream, connection);
     stream.start(connection, plan.starts, this.#retryHint());
     await this.#replayer.run(stream, plan.replays);
     stream.goLive();
@@ -377,6 +383,26 @@ export class Hub implements StreamHost {
     clearInterval(this.#sweepTimer);
     clearInterval(this.#positionTimer);
     for (const stream of [...this.#streams]) this.#close(stream, CloseCode.Shutdown);
+  }
+
+  /**
+   * Closes `stream` with `token_expired` when its `expiresAt` comes, on a timer of its own. The
+   * sweep alone (every second) could come up to a whole interval after `expiresAt`: a caller
+   * that leaves a one-second margin before the token's real expiry would then have none for a
+   * late timer or the close's way to the client, and the stream could outlive its token. The
+   * sweep stays the backstop (and what fake-clock tests drive).
+   */
+  #closeWhenExpired(stream: SseStream, connection: Connection): void {
+    const delay = stream.expiresAt - this.now();
+    if (!(delay <= MAX_TIMER_MS)) return; // never (Infinity), or too far for one timer
+    const timer = setTimeout(
+      () => {
+        if (this.#streams.has(stream)) this.#close(stream, CloseCode.TokenExpired);
+      },
+      Math.max(0, delay),
+    );
+    timer.unref();
+    connection.onClose(() => clearTimeout(timer));
   }
 
   /** Heartbeats, stall and expiry checks. Runs on a timer; public so tests can drive it. */

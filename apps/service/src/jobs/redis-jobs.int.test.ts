@@ -11,7 +11,7 @@ import { after, before, describe, it } from "node:test";
 import { startRedis, type TestRedis } from "@realtime/redis/testing";
 import type { EventSourceMessage } from "eventsource-parser";
 import { Redis } from "ioredis";
-import { openHttp1, type SseClient } from "../testing/sse-client.ts";
+import { openHttp1, type SseClient, waitWhileMoving } from "../testing/sse-client.ts";
 import { inspectGif } from "./gif-inspect.ts";
 import { startPodProcess, startWorkerProcess, type TestProcess } from "./test-processes.ts";
 
@@ -186,7 +186,13 @@ describe("jobs in Redis mode (pod and worker processes)", () => {
     assert.equal((await status(jobId)).status, "running");
     // Back on another pod, from the cursor: the missed events, then live to the end.
     const resumed = await stream(fastPod, cursor);
-    const end = await resumed.waitFor(terminal(jobId), 60_000);
+    // The whole retry renders meanwhile (CPU time, several times longer on a busy machine):
+    // waited for as long as the job keeps moving, failed if it stops for 10 s.
+    const end = await waitWhileMoving(
+      resumed,
+      terminal(jobId),
+      matching(jobId, () => true),
+    );
     assert.equal(parse(end)?.type, "generation_complete");
     await observer.waitFor(terminal(jobId), 5_000);
     const all = eventsOf(observer, jobId);

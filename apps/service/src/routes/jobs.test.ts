@@ -9,7 +9,7 @@ import type { EventSourceMessage } from "eventsource-parser";
 import type { EmbeddedJobSystem } from "../jobs/embedded.ts";
 import { inspectGif } from "../jobs/gif-inspect.ts";
 import { type RunningService, startService } from "../testing/harness.ts";
-import { openHttp1, type SseClient } from "../testing/sse-client.ts";
+import { openHttp1, type SseClient, waitWhileMoving } from "../testing/sse-client.ts";
 
 interface JobEvent {
   type: string;
@@ -31,6 +31,14 @@ const isTerminalOf = (jobId: string) => (e: EventSourceMessage) => {
   const data = JSON.parse(e.data) as JobEvent;
   return data.jobId === jobId && TERMINAL.has(data.type);
 };
+const isEventOf = (jobId: string) => (e: EventSourceMessage) =>
+  e.event === undefined && (JSON.parse(e.data) as JobEvent).jobId === jobId;
+/**
+ * The job's terminal event on `stream`, waited for as long as the job keeps moving: a render is
+ * CPU time, several times longer on a busy machine; a job that stops moving fails in 10 s.
+ */
+const terminalOf = (stream: SseClient, jobId: string) =>
+  waitWhileMoving(stream, isTerminalOf(jobId), isEventOf(jobId));
 const isProgressOf =
   (jobId: string, above = 0) =>
   (e: EventSourceMessage) => {
@@ -93,7 +101,7 @@ describe("jobs (embedded mode)", () => {
     });
     assert.equal(posted.status, 202);
     const { jobId } = posted.body as { jobId: string };
-    await stream.waitFor(isTerminalOf(jobId), 20_000);
+    await terminalOf(stream, jobId);
     const events = jobEvents(stream, jobId);
     const progress = events.filter((e) => e.type === "generation_progress");
     const values = progress.map((e) => e.progress ?? -1);
@@ -259,8 +267,8 @@ describe("jobs (embedded mode)", () => {
     const midway = await slow.service.jobs.get(user.id, jobId);
     assert.equal(midway?.status, "running", "the reconnect happens mid-job");
     const second = await openUserStream(slow, user, token, cursor);
-    await second.waitFor(isTerminalOf(jobId), 20_000);
-    await observer.waitFor(isTerminalOf(jobId), 20_000);
+    await terminalOf(second, jobId);
+    await terminalOf(observer, jobId);
 
     const all = jobEvents(observer, jobId);
     const resumed = jobEvents(second, jobId);

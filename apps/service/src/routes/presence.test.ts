@@ -104,7 +104,16 @@ describe("GET /api/channels/:channel/presence", () => {
     await svc.service.presence.flush();
     carolStream.close();
     const bobStream = await open("channel:join", bob.token, snapshot.cursor);
-    await bobStream.waitFor(() => presenceEvents(bobStream).includes("offline Carol"), 3_000);
+    // Bob's own online and Carol's offline race (her grace period against his open): wait for
+    // both, then for a marker published after every presence decision, so nothing else is on
+    // its way when the list is checked.
+    await bobStream.waitFor(() => {
+      const seen = presenceEvents(bobStream);
+      return seen.includes("offline Carol") && seen.includes("online Bob");
+    }, 5_000);
+    await svc.service.presence.flush();
+    await svc.service.hub.publish("channel:join", { type: "marker" });
+    await bobStream.waitFor((e) => e.event === undefined && JSON.parse(e.data).type === "marker");
     const seen = presenceEvents(bobStream);
     assert.deepEqual(seen.toSorted(), ["offline Carol", "online Bob", "online Carol"]);
     assert.ok(seen.indexOf("online Carol") < seen.indexOf("offline Carol"));

@@ -3,10 +3,11 @@
  * caps ({@link ConnectionLimits}), and a token that would expire before the hub could close
  * the stream in time.
  *
- * The hub closes a stream with `close` 3005 (`token_expired`) on the first sweep (every
- * second) at or after the `expiresAt` it was given; the route hands it the token's `exp` minus
- * {@link TOKEN_EXPIRY_MARGIN_MS}, so the stream ends no later than `exp`. A token with less
- * than that margin left is refused with 401 `RT_ERR_TOKEN_EXPIRED`: the client refreshes first.
+ * The hub closes a stream with `close` 3005 (`token_expired`) when the `expiresAt` it was
+ * given comes, on a timer of the stream's own; the route hands it the token's `exp` minus
+ * {@link TOKEN_EXPIRY_MARGIN_MS}, so the stream ends before `exp` with that margin to spare for
+ * a late timer on a busy pod and the close's way to the client. A token with less than the
+ * margin left is refused with 401 `RT_ERR_TOKEN_EXPIRED`: the client refreshes first.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from "fastify";
 import type { Auth } from "../auth.ts";
@@ -15,7 +16,10 @@ import type { PrometheusMetrics } from "../prometheus-metrics.ts";
 import type { ConnectionLimits } from "./connection-limits.ts";
 import { addHook } from "./rate-limit.ts";
 
-/** The hub's sweep interval: how late after its `expiresAt` a stream may be closed. */
+/**
+ * How long before the token's `exp` the hub is asked to close the stream: slack for a timer
+ * that fires late on a busy pod, so the stream still ends no later than `exp`.
+ */
 export const TOKEN_EXPIRY_MARGIN_MS = 1000;
 
 export interface StreamAdmissionDeps {

@@ -16,7 +16,7 @@ import http2 from "node:http2";
 import { setTimeout as delay } from "node:timers/promises";
 import { channelTag, decodeCursor } from "@realtime/protocol";
 import { type Block, EventStreamParser } from "./event-stream-parser.ts";
-import type { ChannelLog } from "./stream-client.ts";
+import { type ChannelLog, positionOf } from "./stream-client.ts";
 
 /** A pool of HTTP/2 connections to one origin; `get(i)` always returns a usable one. */
 export class H2Sessions {
@@ -126,9 +126,10 @@ export class H2EventSource {
     await this.#loop;
   }
 
+  /** Where the client is on `channel`, as `StreamClient.lastOffset` (0 after a reset). */
   lastOffset(channel: string): number {
     const log = this.log.get(channel);
-    return log?.events.at(-1)?.offset ?? log?.start ?? 0;
+    return log ? positionOf(log) : 0;
   }
 
   /** Resolves when `check()` holds; rejects with `describe()` after `timeoutMs`. */

@@ -6,6 +6,7 @@
 import http from "node:http";
 import type { ClientHttp2Session } from "node:http2";
 import { createParser, type EventSourceMessage } from "eventsource-parser";
+import { EventStreamParser } from "./event-stream-parser.ts";
 
 export interface SseClient {
   readonly status: number;
@@ -41,8 +42,19 @@ class Collector {
   readonly retries: number[] = [];
   body = "";
   lastId = "";
-  #partial = "";
   #waiters = new Set<() => void>();
+  /**
+   * Tracks the last event ID as `EventSource` does: it changes when a whole block has arrived
+   * (id-only blocks included), never on an `id:` line whose block a cut may still drop — a
+   * cursor taken between the two would point past an event the client never got.
+   */
+  readonly #ids = new EventStreamParser(
+    "",
+    (block) => {
+      this.lastId = block.id;
+    },
+    () => {},
+  );
   readonly #parser = createParser({
     onEvent: (event) => {
       this.events.push(event);
@@ -53,12 +65,7 @@ class Collector {
 
   feed(chunk: string): void {
     this.body += chunk;
-    // Only complete lines count: an `id:` line can be split across two reads.
-    const lines = (this.#partial + chunk).split(/\r\n|\r|\n/);
-    this.#partial = lines.pop() ?? "";
-    for (const line of lines) {
-      if (line.startsWith("id:")) this.lastId = line.slice(line.startsWith("id: ") ? 4 : 3);
-    }
+    this.#ids.feed(chunk);
     this.#parser.feed(chunk);
     this.#notify();
   }
@@ -120,6 +127,26 @@ function client(
     pause,
     close,
   };
+}
+
+/**
+ * Resolves with the first event matching `done`, however long that takes as long as events
+ * matching `moving` keep coming; rejects when none came for `quietMs`. For work whose length
+ * is the machine's (a render is CPU time: several times longer with every core busy), where a
+ * fixed deadline fails a slow machine and a generous one hides a stall for as long.
+ */
+export async function waitWhileMoving(
+  client: SseClient,
+  done: (e: EventSourceMessage) => boolean,
+  moving: (e: EventSourceMessage) => boolean,
+  quietMs = 10_000,
+): Promise<EventSourceMessage> {
+  for (;;) {
+    const found = client.events.find(done);
+    if (found) return found;
+    const seen = client.events.filter(moving).length;
+    await client.waitForCount(seen + 1, (e) => moving(e) || done(e), quietMs);
+  }
 }
 
 /** Opens an SSE stream over HTTP/1.1; resolves once the response headers arrived. */

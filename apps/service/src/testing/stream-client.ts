@@ -83,10 +83,14 @@ export class StreamClient {
     return n;
   }
 
-  /** The offset of the last event received on `channel` (its start when none yet). */
+  /**
+   * Where the client is on `channel`: the offset of the last event received since the last
+   * `reset` (its start when none came yet). A reset moves the channel elsewhere (a new epoch
+   * starts again at 1, a trimmed replay jumps ahead), so offsets from before it say nothing
+   * about the position after it: 0 until the first event after it arrives.
+   */
   lastOffset(channel: string): number {
-    const log = this.#channel(channel);
-    return log.events.at(-1)?.offset ?? log.start ?? 0;
+    return positionOf(this.#channel(channel));
   }
 
   /**
@@ -185,7 +189,12 @@ export class StreamClient {
     });
   }
 
-  /** Resolves once every channel has at least `counts[channel]` events (of `type`, if given). */
+  /**
+   * Resolves once every channel has at least `counts[channel]` events (of `type`, if given),
+   * counted over the whole log: every connection, every epoch. Only for a client that is never
+   * reset; wait on positions ({@link untilOffsets}) wherever a reset may come, or a count of
+   * events from before it is satisfied before the events awaited arrive.
+   */
   untilCounts(
     counts: ReadonlyMap<string, number>,
     timeoutMs: number,
@@ -198,7 +207,10 @@ export class StreamClient {
     );
   }
 
-  /** Resolves once every channel got an event at or past `offsets[channel]` (others ignored). */
+  /**
+   * Resolves once every channel got an event at or past `offsets[channel]` since its last
+   * `reset` (see {@link lastOffset}; channels not of this client are ignored).
+   */
   untilOffsets(offsets: ReadonlyMap<string, number>, timeoutMs: number): Promise<void> {
     return this.until(
       () => [...offsets].every(([c, n]) => !this.log.has(c) || this.lastOffset(c) >= n),
@@ -268,6 +280,16 @@ export class StreamClient {
   #notify(): void {
     for (const waiter of [...this.#waiters]) waiter();
   }
+}
+
+/**
+ * The position a channel's log is at (see {@link StreamClient.lastOffset}): the last event's
+ * offset since the last reset, the start when no event and no reset came yet, else 0.
+ */
+export function positionOf(log: ChannelLog): number {
+  const reset = log.resetAt.at(-1);
+  if (reset === undefined) return log.events.at(-1)?.offset ?? log.start ?? 0;
+  return log.events.length > reset ? (log.events.at(-1)?.offset ?? 0) : 0;
 }
 
 export interface ChannelCheck {
