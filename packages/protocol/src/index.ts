@@ -46,3 +46,4 @@ export {
   validateEventInput,
   validateEventType,
 } from "./event.ts";
+export { fnv1a } from "./hash.ts";

@@ -28,6 +28,9 @@ import type { ChannelKeys } from "./redis-keys.ts";
  * the last writes). Its next offsets would repeat ones already delivered with other events,
  * so the channel starts a new epoch, as if its history were lost. Does nothing when the
  * channel is in another epoch or not below that position (another pod rebased it first).
+ * ARGV 3 `<offset>:<epoch>:conflict`: a pod saw an offset it had delivered carry other data —
+ * the channel went back and was published past where it was: a new epoch whatever its offset
+ * (still not when it left that epoch).
  *
  * Idempotent `publish` (KEYS[4] given): when the key exists, the publish was made within its
  * window — the script touches nothing and returns the position stored in it,
@@ -67,8 +70,12 @@ end
 if ARGV[1] == 'rebase' then
   local colon = string.find(ARGV[3], ':', 1, true)
   local seen = tonumber(string.sub(ARGV[3], 1, colon - 1))
+  local rest = string.sub(ARGV[3], colon + 1)
+  local flag = string.find(rest, ':', 1, true)
+  local seenEpoch = flag and string.sub(rest, 1, flag - 1) or rest
+  local conflict = flag ~= nil
   local offset = tonumber(redis.call('HGET', KEYS[1], 'offset'))
-  if epoch ~= string.sub(ARGV[3], colon + 1) or offset >= seen then return {epoch, offset} end
+  if epoch ~= seenEpoch or (offset >= seen and not conflict) then return {epoch, offset} end
   redis.call('HSET', KEYS[1], 'epoch', ARGV[2], 'offset', 0)
   redis.call('EXPIRE', KEYS[1], ARGV[6])
   redis.call('DEL', KEYS[2])

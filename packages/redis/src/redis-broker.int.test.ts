@@ -124,6 +124,38 @@ describe("RedisBroker on a single Redis", () => {
     }
   });
 
+  it("a conflict rebase: a new epoch even when the channel was published past the position seen", async () => {
+    const prefix = uniquePrefix();
+    const broker = new RedisBroker({ url: redis.url, prefix });
+    try {
+      const x: ChannelName = "channel:went_back_and_past";
+      let seen = { epoch: "", offset: 0 };
+      for (let i = 1; i <= 5; i++) {
+        const { epoch, offset } = await broker.publish(x, `{"n":${i}}`);
+        seen = { epoch, offset };
+      }
+      // Redis lost 4 and 5, then took three new events: offset 6, past what the pod saw.
+      const keys = channelKeys(prefix, x);
+      await admin.hset(keys.meta, "offset", 3);
+      await admin.xdel(keys.history, "4-0", "5-0");
+      await admin.call("XSETID", keys.history, "3-0");
+      for (let i = 0; i < 3; i++) await broker.publish(x, `{"again":${i}}`);
+      const top = await broker.position(x);
+      assert.deepEqual(top, { epoch: seen.epoch, offset: 6 });
+      assert.deepEqual(await broker.rebase(x, seen), top, "counts alone cannot see it");
+      const rebased = await broker.rebase(x, seen, { conflict: true });
+      assert.notEqual(rebased.epoch, seen.epoch, "a new epoch");
+      assert.equal(rebased.offset, 0);
+      assert.deepEqual(
+        await broker.rebase(x, seen, { conflict: true }),
+        rebased,
+        "once: the channel left the epoch seen",
+      );
+    } finally {
+      await broker.close();
+    }
+  });
+
   it("remembers an idempotent publish in <prefix>:idem:{channel}:<key> with its window", async () => {
     const { a, b, prefix, teardown } = await pods({ url: redis.url });
     try {

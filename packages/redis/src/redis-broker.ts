@@ -209,12 +209,19 @@ export class RedisBroker implements Broker, HistoryStore {
     return { epoch, offset };
   }
 
-  /** {@link Broker.rebase}: a new epoch when the channel went back below `seen`. */
-  async rebase(channel: ChannelName, seen: StreamPosition): Promise<StreamPosition> {
+  /**
+   * {@link Broker.rebase}: a new epoch when the channel went back below `seen` (with
+   * `conflict`: whatever its offset now), unless it left `seen.epoch` already.
+   */
+  async rebase(
+    channel: ChannelName,
+    seen: StreamPosition,
+    options?: { readonly conflict?: boolean },
+  ): Promise<StreamPosition> {
     const { epoch, offset } = await this.#runScript(
       "rebase",
       channel,
-      `${seen.offset}:${seen.epoch}`,
+      `${seen.offset}:${seen.epoch}${options?.conflict ? ":conflict" : ""}`,
     );
     return { epoch, offset };
   }

@@ -156,8 +156,17 @@ export interface Broker {
    * so the broker starts a new epoch for the channel unless it is already in another epoch or
    * not below `seen`. Returns the position after. Optional: a broker whose positions cannot
    * go back (in-process) has nothing to do.
+   *
+   * With `options.conflict`, the proof is stronger than a count: an offset `seen` covers was
+   * seen carrying other data than it carries now, so the channel went back *and* was published
+   * past where it was. Then the broker starts a new epoch whatever its offset, unless the
+   * channel already left `seen.epoch`.
    */
-  rebase?(channel: ChannelName, seen: StreamPosition): Promise<StreamPosition>;
+  rebase?(
+    channel: ChannelName,
+    seen: StreamPosition,
+    options?: { readonly conflict?: boolean },
+  ): Promise<StreamPosition>;
   /** Registers the (single) listener that receives every subscribed message. */
   setListener(listener: BrokerListener): void;
   /** Whether the broker is ready to take traffic (connected, subscriptions confirmed). */

@@ -130,3 +130,45 @@ describe("ChannelSequencer", () => {
     assert.deepEqual(s.observe("e1", 9, asked).rebase, { epoch: "e1", offset: 10 });
   });
 });
+
+describe("ChannelSequencer: a broker that went back and was published past where it was", () => {
+  const other = (offset: number): BrokerMessage => ({
+    ...msg(offset),
+    data: `{"other":${offset}}`,
+  });
+
+  it("a repeat with the same data is a duplicate; with other data it asks for a conflict rebase", () => {
+    const s = new ChannelSequencer();
+    s.start("e1", 0);
+    for (let i = 1; i <= 5; i++) s.receive(msg(i));
+    assert.deepEqual(s.receive(msg(4)), { ready: [] }, "a backfill overlap: nothing");
+    assert.deepEqual(s.receive(other(4)), {
+      ready: [],
+      rebase: { epoch: "e1", offset: 5, conflict: true },
+    });
+    assert.equal(s.differsAt(5, msg(5).data), false);
+    assert.equal(s.differsAt(5, other(5).data), true);
+  });
+
+  it("remembers only the current epoch's last offsets", () => {
+    const s = new ChannelSequencer();
+    s.start("e1", 0);
+    for (let i = 1; i <= 100; i++) s.receive(msg(i));
+    assert.equal(s.differsAt(10, other(10).data), false, "too old to tell");
+    assert.equal(s.differsAt(99, other(99).data), true);
+    s.receive(msg(1, "e2"));
+    assert.equal(s.differsAt(99, other(99).data), false, "a new epoch forgets the old");
+  });
+
+  it("while paused, live messages are held; resume releases them in order and asks for a hole", () => {
+    const s = new ChannelSequencer();
+    s.start("e1", 2);
+    s.pause();
+    assert.deepEqual(s.receive(msg(3)).ready, []);
+    assert.deepEqual(s.receive(msg(5)).ready, []);
+    const out = s.resume();
+    assert.deepEqual(offsets(out.ready), [3]);
+    assert.deepEqual(out.fetch, { after: 3, until: 4 });
+    assert.deepEqual(offsets(s.filled([msg(4)]).ready), [4, 5]);
+  });
+});

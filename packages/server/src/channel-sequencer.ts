@@ -6,6 +6,7 @@
  *
  * Pure state, no I/O: the hub performs the fetches this class asks for.
  */
+import { fnv1a } from "@realtime/protocol";
 import type { BrokerMessage } from "./broker.ts";
 
 /** Messages after `after`, up to and including `until`, should be fetched from history. */
@@ -24,10 +25,27 @@ export interface SequencerOutput {
    * start a new epoch (`Broker.rebase`) with this position, then {@link ChannelSequencer.observe}
    * what it answers.
    */
-  readonly rebase?: { readonly epoch: string; readonly offset: number };
+  readonly rebase?: {
+    readonly epoch: string;
+    readonly offset: number;
+    /**
+     * Set when the proof is an offset this pod released carrying other data now: the channel
+     * went back and was published past where it was (the broker must start a new epoch
+     * whatever its offset now).
+     */
+    readonly conflict?: boolean;
+  };
 }
 
 const NOTHING: SequencerOutput = { ready: [] };
+
+/** How many of the last released offsets keep a fingerprint of their data. */
+const FINGERPRINTS = 32;
+
+/** A short fingerprint of a message's data (what tells two events at one offset apart). */
+export function fingerprintOf(data: string): number {
+  return fnv1a(data);
+}
 
 export class ChannelSequencer {
   #epoch: string | null = null;
@@ -36,8 +54,17 @@ export class ChannelSequencer {
   /** Messages held back while a fetch is under way, ascending by offset. */
   #held: BrokerMessage[] = [];
   #fetching = false;
+  /** Live messages are held while the channel is checked after a reconnect ({@link pause}). */
+  #paused = false;
   /** Bumped when an epoch change abandons a fetch under way; see {@link filled}. */
   #generation = 0;
+  /**
+   * Fingerprints of the last released offsets of this epoch (`offset % FINGERPRINTS`), created
+   * on the first release. A live message at one of them with other data proves the broker went
+   * back and was published past where it was — a lost tail no offset comparison can see.
+   */
+  #offsets: Float64Array | null = null;
+  #prints: Uint32Array | null = null;
 
   get top(): number {
     return this.#top;
@@ -76,6 +103,7 @@ export class ChannelSequencer {
       // First message: nothing to compare with.
       this.#epoch = message.epoch;
       this.#top = message.offset;
+      this.#note(message);
       return { ready: [message] };
     }
     if (message.epoch !== this.#epoch) {
@@ -91,14 +119,24 @@ export class ChannelSequencer {
       this.#fetching = false;
       // A fetch still under way for the old epoch must not release what is held now.
       this.#generation++;
+      this.#forget();
     }
-    if (message.offset <= this.#top) return NOTHING;
-    if (this.#fetching) {
+    if (message.offset <= this.#top) {
+      // A repeat (a backfill overlapping the live path) carries the same data. Other data at
+      // an offset this pod released: the broker went back and was published past where it
+      // was, and its next offsets all repeat delivered ones — a new epoch, whatever its top.
+      if (this.differsAt(message.offset, message.data)) {
+        return { ready: [], rebase: { epoch: message.epoch, offset: this.#top, conflict: true } };
+      }
+      return NOTHING;
+    }
+    if (this.#fetching || this.#paused) {
       this.#hold(message);
       return NOTHING;
     }
     if (message.offset === this.#top + 1) {
       this.#top = message.offset;
+      this.#note(message);
       return { ready: [message] };
     }
     this.#hold(message);
@@ -130,6 +168,7 @@ export class ChannelSequencer {
       this.#epoch = epoch;
       this.#top = 0;
       this.#held = [];
+      this.#forget();
     }
     if (offset <= this.#top) return NOTHING;
     this.#fetching = true;
@@ -159,6 +198,7 @@ export class ChannelSequencer {
     const next = this.#held[0];
     if (next && this.#top > before) {
       // Progress, but another hole opened behind the fetched range: fetch again.
+      for (const message of ready) this.#note(message);
       return { ready, fetch: { after: this.#top, until: next.offset - 1 } };
     }
     // No hole left, or history cannot fill it: release the rest as it is.
@@ -168,7 +208,53 @@ export class ChannelSequencer {
     }
     this.#held = [];
     this.#fetching = false;
+    for (const message of ready) this.#note(message);
     return { ready };
+  }
+
+  /**
+   * Holds live messages back until {@link resume}: while the hub checks, after the live path
+   * came back, that the broker did not go back and get published past where it was (what is
+   * live now could belong to offsets it reused).
+   */
+  pause(): void {
+    this.#paused = true;
+  }
+
+  /** Ends a {@link pause}: releases what was held, in order, and asks for any hole in it. */
+  resume(): SequencerOutput {
+    this.#paused = false;
+    if (this.#fetching || this.#held.length === 0) return NOTHING;
+    this.#fetching = true;
+    return this.filled([], this.#generation);
+  }
+
+  /**
+   * Whether this pod released other data at `offset` of the current epoch (false when it does
+   * not remember that offset: only the last few are kept).
+   */
+  differsAt(offset: number, data: string): boolean {
+    const slot = offset % FINGERPRINTS;
+    if (this.#offsets === null || this.#prints === null || this.#offsets[slot] !== offset) {
+      return false;
+    }
+    return this.#prints[slot] !== fingerprintOf(data);
+  }
+
+  #note(message: BrokerMessage): void {
+    if (this.#offsets === null || this.#prints === null) {
+      this.#offsets = new Float64Array(FINGERPRINTS).fill(-1);
+      this.#prints = new Uint32Array(FINGERPRINTS);
+    }
+    const slot = message.offset % FINGERPRINTS;
+    this.#offsets[slot] = message.offset;
+    this.#prints[slot] = fingerprintOf(message.data);
+  }
+
+  /** A new epoch: what was released in the old one says nothing about its offsets. */
+  #forget(): void {
+    this.#offsets = null;
+    this.#prints = null;
   }
 
   #releaseContiguous(ready: BrokerMessage[]): void {

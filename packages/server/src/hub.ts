@@ -208,7 +208,7 @@ export class Hub implements StreamHost {
       this.#positionTimer.unref();
     }
     // After the broker's live connection comes back, messages may have been lost meanwhile.
-    this.#broker.onReconnect?.(() => void this.checkPositions());
+    this.#broker.onReconnect?.(() => void this.checkPositions({ verifyContent: true }));
   }
 
   /** Open SSE streams on this hub. */
@@ -438,20 +438,31 @@ export class Hub implements StreamHost {
    * Compares every local channel's last delivered position with the broker's and backfills
    * what is missing. Runs on a timer and after the broker reconnects; public for tests.
    */
-  async checkPositions(): Promise<void> {
+  async checkPositions(options: { readonly verifyContent?: boolean } = {}): Promise<void> {
+    const verify = options.verifyContent === true && this.#history !== undefined;
     const states = [...this.#channels.values()].filter(
       (s) => s.sequencer.top >= 0 && !s.sequencer.fetching,
     );
+    // After a reconnect, live messages wait until the channel is checked: they may belong to
+    // offsets a Redis that went back has reused.
+    if (verify) for (const state of states) state.sequencer.pause();
     await Promise.all(
       states.map(async (state) => {
         try {
           const asked = { epoch: state.sequencer.epoch, top: state.sequencer.top };
           const top = await this.#broker.position(state.name);
-          if (this.#channels.get(state.name) === state) {
-            this.#apply(state, state.sequencer.observe(top.epoch, top.offset, asked));
+          if (this.#channels.get(state.name) !== state) return;
+          if (verify && (await this.#wentBackAndPast(state, top, asked))) {
+            await this.#rebase(state, { epoch: top.epoch, offset: asked.top }, { conflict: true });
+            return;
           }
+          this.#apply(state, state.sequencer.observe(top.epoch, top.offset, asked));
         } catch {
           // The broker is away; the next check or reconnect tries again.
+        } finally {
+          if (verify && this.#channels.get(state.name) === state) {
+            this.#apply(state, state.sequencer.resume());
+          }
         }
       }),
     );
@@ -474,7 +485,10 @@ export class Hub implements StreamHost {
   /** Delivers what the sequencer released and starts the fetch it asked for. */
   #apply(state: ChannelState, output: SequencerOutput): void {
     for (const message of output.ready) this.#deliver(state, message);
-    if (output.rebase) void this.#rebase(state, output.rebase);
+    if (output.rebase) {
+      const { epoch, offset, conflict } = output.rebase;
+      void this.#rebase(state, { epoch, offset }, { conflict: conflict === true });
+    }
     if (output.fetch) {
       // The generation lets the sequencer ignore a fetch an epoch change made stale.
       const { after, until } = output.fetch;
@@ -579,12 +593,40 @@ export class Hub implements StreamHost {
    * a new epoch (unless another pod did), and the sequencer follows; streams then reset the
    * channel on its next event, as for any lost history.
    */
-  async #rebase(state: ChannelState, seen: StreamPosition): Promise<void> {
+  /**
+   * After the broker's live path came back (a Redis restart among the causes): whether the
+   * event history now holds at this pod's top offset is another than the one the pod released
+   * there. A Redis restored from an older snapshot and then published past where it was shows
+   * no gap and no offset below the pod's: only the data tells (found by `npm run chaos`).
+   */
+  async #wentBackAndPast(
+    state: ChannelState,
+    top: StreamPosition,
+    asked: { readonly epoch: string | null; readonly top: number },
+  ): Promise<boolean> {
+    if (!this.#history || asked.top < 1 || top.epoch !== asked.epoch || top.offset < asked.top) {
+      return false;
+    }
+    const page = await this.#history.read(state.name, asked.top - 1, 1);
+    const there = page.messages[0];
+    return (
+      page.epoch === top.epoch &&
+      there?.offset === asked.top &&
+      state.sequencer.epoch === asked.epoch &&
+      state.sequencer.differsAt(there.offset, there.data)
+    );
+  }
+
+  async #rebase(
+    state: ChannelState,
+    seen: StreamPosition,
+    options?: { readonly conflict?: boolean },
+  ): Promise<void> {
     if (!this.#broker.rebase || state.rebasing) return;
     state.rebasing = true;
     try {
       const asked = { epoch: state.sequencer.epoch, top: state.sequencer.top };
-      const top = await this.#broker.rebase(state.name, seen);
+      const top = await this.#broker.rebase(state.name, seen, options);
       // Counted only when the channel really left the epoch (the script declines when the
       // channel is not below `seen` after all).
       if (top.epoch !== seen.epoch) this.#metrics.brokerWentBack?.();
