@@ -160,6 +160,16 @@ describe("ChannelSequencer: a broker that went back and was published past where
     assert.equal(s.differsAt(99, other(99).data), false, "a new epoch forgets the old");
   });
 
+  it("resume never releases past a hole: it asks for the hole first", () => {
+    const s = new ChannelSequencer();
+    s.start("e1", 2);
+    s.pause();
+    s.receive(msg(5));
+    s.receive(msg(6));
+    assert.deepEqual(s.resume(), { ready: [], fetch: { after: 2, until: 4 } });
+    assert.deepEqual(offsets(s.filled([msg(3), msg(4)]).ready), [3, 4, 5, 6]);
+  });
+
   it("while paused, live messages are held; resume releases them in order and asks for a hole", () => {
     const s = new ChannelSequencer();
     s.start("e1", 2);

@@ -221,12 +221,20 @@ export class ChannelSequencer {
     this.#paused = true;
   }
 
-  /** Ends a {@link pause}: releases what was held, in order, and asks for any hole in it. */
+  /**
+   * Ends a {@link pause}: releases what was held and follows on, in order, and asks for the
+   * hole before the rest (never releases past a hole unfetched).
+   */
   resume(): SequencerOutput {
     this.#paused = false;
     if (this.#fetching || this.#held.length === 0) return NOTHING;
+    const ready: BrokerMessage[] = [];
+    this.#releaseContiguous(ready);
+    for (const message of ready) this.#note(message);
+    const next = this.#held[0];
+    if (!next) return { ready };
     this.#fetching = true;
-    return this.filled([], this.#generation);
+    return { ready, fetch: { after: this.#top, until: next.offset - 1 } };
   }
 
   /**
