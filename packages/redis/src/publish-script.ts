@@ -32,6 +32,16 @@ import type { ChannelKeys } from "./redis-keys.ts";
  * the channel went back and was published past where it was: a new epoch whatever its offset
  * (still not when it left that epoch).
  *
+ * Redis going back: every touch compares the channel's `life` (the `master_replid` of the
+ * Redis that last wrote its meta) with the Redis running the script now. A Redis restarted
+ * from its RDB or AOF has a new replication id and may have lost what it acknowledged after
+ * its last save — the lost tail leaves no trace in what was restored, and if no pod delivered
+ * it no pod remembers it either. So a channel last written by another life starts a new epoch
+ * (its streams get one `reset`), unless this Redis is a replica of that one promoted by a
+ * failover (`master_replid2` is the old id: replication, not a disk, carried the channel on).
+ * A meta without `life` (written before this check) takes the current one. Costs one
+ * `INFO replication` per call (about 4 µs of Redis CPU).
+ *
  * Idempotent `publish` (KEYS[4] given): when the key exists, the publish was made within its
  * window — the script touches nothing and returns the position stored in it,
  * `<offset>:<epoch>:<fingerprint>` (even if the channel has moved to another epoch since), with
@@ -54,12 +64,23 @@ if KEYS[4] and ARGV[1] == 'publish' then
     return {epoch, offset, 1}
   end
 end
-local epoch = redis.call('HGET', KEYS[1], 'epoch')
-if not epoch then
+local info = redis.call('INFO', 'replication')
+local at = string.find(info, 'master_replid:', 1, true)
+local life = string.sub(info, at + 14, at + 53)
+local meta = redis.call('HMGET', KEYS[1], 'epoch', 'life')
+local epoch = meta[1]
+local lost = epoch and meta[2] and meta[2] ~= life
+if lost then
+  at = string.find(info, 'master_replid2:', 1, true)
+  lost = string.sub(info, at + 15, at + 54) ~= meta[2]
+end
+if not epoch or lost then
   epoch = ARGV[2]
-  redis.call('HSET', KEYS[1], 'epoch', epoch, 'offset', 0)
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'offset', 0, 'life', life)
   redis.call('EXPIRE', KEYS[1], ARGV[6])
   redis.call('DEL', KEYS[2])
+elseif meta[2] ~= life then
+  redis.call('HSET', KEYS[1], 'life', life)
 end
 if ARGV[1] == 'position' then
   -- A read is a use: it keeps the channel as long as a publish would (pods with subscribers

@@ -127,3 +127,32 @@ describe("RedisBroker on a Redis Cluster: sharded pub/sub", () => {
     }
   });
 });
+
+describe("RedisBroker on a Redis Cluster with replicas: a coordinated failover", () => {
+  let cluster: TestRedisCluster;
+  before(async () => {
+    cluster = await startRedisCluster(3, { replicasPerMaster: 1 });
+  });
+  after(async () => {
+    await cluster?.stop();
+  });
+
+  it("keeps every channel's epoch: replication, not a disk, carried the channels on", async () => {
+    const prefix = `t_${randomBytes(4).toString("hex")}`;
+    const a = new RedisBroker({ clusterNodes: cluster.nodes, prefix });
+    try {
+      await a.waitUntilReady();
+      const before = new Map<ChannelName, string>();
+      for (const c of CHANNELS) before.set(c, (await a.publish(c, "{}")).epoch);
+      const replica = cluster.replicas[0];
+      assert.ok(replica, "the cluster has a replica");
+      await cluster.failover(replica.port);
+      for (const c of CHANNELS) {
+        const next = await a.publish(c, "{}");
+        assert.deepEqual([next.epoch, next.offset], [before.get(c), 2], `${c} kept its epoch`);
+      }
+    } finally {
+      await a.close();
+    }
+  });
+});

@@ -14,6 +14,7 @@ import { RedisBroker, type RedisBrokerOptions } from "./redis-broker.ts";
 import { channelKeys, idempotencyKey } from "./redis-keys.ts";
 import { TcpProxy } from "./tcp-proxy.ts";
 import {
+  redisCli,
   startRedis,
   startRedisCluster,
   type TestRedis,
@@ -78,7 +79,12 @@ describe("RedisBroker on a single Redis", () => {
       assert.deepEqual(a.subscribedChannels(), []);
       const first = await a.publish(x, '{"n":1}');
       await a.publish(x, '{"n":2}');
-      assert.deepEqual(await admin.hgetall(keys.meta), { epoch: first.epoch, offset: "2" });
+      const replid = /master_replid:(\w+)/.exec(await admin.info("replication"))?.[1];
+      assert.deepEqual(await admin.hgetall(keys.meta), {
+        epoch: first.epoch,
+        offset: "2",
+        life: replid,
+      });
       const entries = await admin.xrange(keys.history, "-", "+");
       assert.deepEqual(entries, [
         ["1-0", ["d", '{"n":1}']],
@@ -370,6 +376,43 @@ describe("RedisBroker when its Redis restarts empty", () => {
         offset: 1,
         data: "{}",
       });
+    } finally {
+      await teardown();
+    }
+  });
+});
+
+describe("RedisBroker when its Redis comes back from its RDB, behind what it acknowledged", () => {
+  let redis: TestRedis;
+  before(async () => {
+    redis = await startRedis();
+  });
+  after(async () => {
+    await redis?.stop();
+  });
+
+  it("starts a new epoch on the first touch, though no pod saw the lost tail", async () => {
+    const { a, teardown } = await pods({ url: redis.url, commandTimeoutMs: 1_000 });
+    try {
+      const x: ChannelName = "channel:went-back";
+      const idle: ChannelName = "channel:untouched";
+      const saved = await a.publish(x, '{"n":1}');
+      await a.publish(idle, "{}");
+      await redisCli(redis.port, "SAVE");
+      // Acknowledged after the snapshot, delivered by no pod (nobody subscribes): only Redis
+      // knew of these, and it is about to forget them.
+      await a.publish(x, '{"n":2}');
+      const lostTop = await a.publish(x, '{"n":3}');
+      assert.equal(lostTop.offset, 3);
+
+      await redis.restart();
+      await waitFor(() => a.ready(), "ready again", { timeoutMs: 15_000 });
+      const after = await a.position(x);
+      assert.notEqual(after.epoch, saved.epoch, "the channel left the epoch Redis went back in");
+      assert.equal(after.offset, 0, "and starts it empty");
+      const next = await a.publish(x, '{"n":4}');
+      assert.deepEqual([next.epoch, next.offset], [after.epoch, 1], "once: the new epoch holds");
+      assert.notEqual((await a.position(idle)).epoch, saved.epoch, "every channel of that life");
     } finally {
       await teardown();
     }

@@ -5,7 +5,7 @@
  * see `redis-keys.ts`):
  *
  *     <prefix>:{channel:general}          pub/sub channel (PUBLISH/SUBSCRIBE; Cluster: sharded)
- *     <prefix>:meta:{channel:general}     hash {epoch, offset}, TTL `metaTtlSeconds` from the
+ *     <prefix>:meta:{channel:general}     hash {epoch, offset, life}, TTL `metaTtlSeconds` from the
  *                                         last publish or position read
  *     <prefix>:history:{channel:general}  stream, id `<offset>-0`, MAXLEN ~ `historySize`,
  *                                         TTL `historyTtlSeconds`
