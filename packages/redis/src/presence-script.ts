@@ -14,6 +14,7 @@
  *     <prefix>:{presence}:index:<podId>          set of channels where the pod has entries
  *     <prefix>:{presence}:reaped                 set of pods reaped while maybe alive
  *     <prefix>:{presence}:reaper                 the reaper lock
+ *     <prefix>:{presence}:lives                  hash podId → Redis life of its last heartbeat
  *
  * A grace token is `<podId>.<call>.<n>`: the pod that owns the grace period comes first.
  * Channel hashes empty themselves (Redis deletes empty hashes), so nothing needs a TTL.
@@ -57,6 +58,8 @@ export interface PodRegistryKeys {
   readonly pods: string;
   readonly reaped: string;
   readonly lock: string;
+  /** Hash pod → the Redis life (`master_replid`) of its last heartbeat. */
+  readonly lives: string;
   index(podId: string): string;
 }
 
@@ -65,6 +68,7 @@ export function podRegistryKeys(prefix: string): PodRegistryKeys {
     pods: `${prefix}:{presence}:pods`,
     reaped: `${prefix}:{presence}:reaped`,
     lock: `${prefix}:{presence}:reaper`,
+    lives: `${prefix}:{presence}:lives`,
     index: (podId) => `${prefix}:{presence}:index:${podId}`,
   };
 }
@@ -186,16 +190,15 @@ return out
 `);
 
 /**
- * KEYS users, names, grace, the dead pod's hash, version, reply. ARGV dead pod id, token base. Removes
- * the dead pod's connections (offline for users left with none) and adopts its grace periods.
+ * KEYS users, names, grace, the reaped pod's hash, version, reply. ARGV the reaped pod's id,
+ * token base, and (optional) a grace deadline. Takes the pod's grace periods over (new tokens
+ * from the base), then removes its connections: a user left with none goes offline — or,
+ * with a deadline (a pod reaping its own entries after Redis came back from disk, which it
+ * joins again at once), enters a grace period that its rejoin cancels. Returns `offline` rows
+ * and `{'grace', uid, token, deadline}`.
  */
 const REAP = replayable(`${DROP}
 local out = {}
-local entries = redis.call('HGETALL', KEYS[4])
-for i = 2, #entries, 2 do
-  if redis.call('HINCRBY', KEYS[1], entries[i], -1) <= 0 then drop(out, entries[i], KEYS[5]) end
-end
-redis.call('DEL', KEYS[4])
 local owned = ARGV[1] .. '.'
 local graces = redis.call('HGETALL', KEYS[3])
 local n = 0
@@ -210,20 +213,50 @@ for i = 1, #graces, 2 do
     out[#out + 1] = {'grace', graces[i], token, deadline}
   end
 end
+local entries = redis.call('HGETALL', KEYS[4])
+for i = 2, #entries, 2 do
+  local uid = entries[i]
+  if redis.call('HINCRBY', KEYS[1], uid, -1) <= 0 then
+    if ARGV[3] and redis.call('HEXISTS', KEYS[3], uid) == 0 then
+      n = n + 1
+      local token = ARGV[2] .. '.' .. n
+      redis.call('HSET', KEYS[3], uid, ARGV[3] .. ':' .. token)
+      out[#out + 1] = {'grace', uid, token, ARGV[3]}
+    elseif not ARGV[3] then
+      drop(out, uid, KEYS[5])
+    end
+  end
+end
+redis.call('DEL', KEYS[4])
 return out
 `);
 
 /**
- * KEYS pods, reaped, this pod's index. ARGV now, pod id, number of channels to add, the
+ * KEYS pods, reaped, this pod's index, lives. ARGV now, pod id, number of channels to add, the
  * channels to add, then the channels to remove. A heartbeat (also when registering channels).
- * Returns 1 when the pod was unknown (new, reaped, or data lost) or flagged as reaped.
+ * Returns 1 when the pod was unknown (new, reaped, or data lost) or flagged as reaped; 2 when
+ * the pod's entries were written by another life of Redis (`lives`: pod → the `master_replid`
+ * of its last heartbeat): Redis restarted from its RDB or AOF, whose entries may be older than
+ * what the pod removed since — a closed connection can be back. A replica promoted by a
+ * failover (`master_replid2` is the recorded id) is the same life.
  */
 const HEARTBEAT = `
+local info = redis.call('INFO', 'replication')
+local at = string.find(info, 'master_replid:', 1, true)
+local life = string.sub(info, at + 14, at + 53)
+local was = redis.call('HGET', KEYS[4], ARGV[2])
+local back = false
+if was and was ~= life then
+  at = string.find(info, 'master_replid2:', 1, true)
+  back = string.sub(info, at + 15, at + 54) ~= was
+end
+if was ~= life then redis.call('HSET', KEYS[4], ARGV[2], life) end
 local added = redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 local flagged = redis.call('SREM', KEYS[2], ARGV[2])
 local adds = tonumber(ARGV[3])
 if adds > 0 then redis.call('SADD', KEYS[3], unpack(ARGV, 4, 3 + adds)) end
 if #ARGV > 3 + adds then redis.call('SREM', KEYS[3], unpack(ARGV, 4 + adds, #ARGV)) end
+if back and added == 0 then return 2 end
 if added + flagged > 0 then return 1 end
 return 0
 `;
@@ -250,14 +283,16 @@ return out
 `;
 
 /**
- * KEYS pods, reaped, the dead pod's index. ARGV dead pod id, the channels reaped. Forgets the
- * pod once its index is empty; otherwise flags it (it may be alive and adding channels).
+ * KEYS pods, reaped, the dead pod's index, lives. ARGV dead pod id, the channels reaped.
+ * Forgets the pod (and its life) once its index is empty; otherwise flags it (it may be alive
+ * and adding channels).
  */
 const REAP_FINISH = `
 if #ARGV > 1 then redis.call('SREM', KEYS[3], unpack(ARGV, 2)) end
 if redis.call('SCARD', KEYS[3]) == 0 then
   redis.call('ZREM', KEYS[1], ARGV[1])
   redis.call('SREM', KEYS[2], ARGV[1])
+  redis.call('HDEL', KEYS[4], ARGV[1])
   return 0
 end
 redis.call('SADD', KEYS[2], ARGV[1])

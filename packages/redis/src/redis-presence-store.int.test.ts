@@ -198,6 +198,7 @@ describe("RedisPresenceStore: faults and leftovers", () => {
       const version = channelPresenceKeys(shared, x).version;
       assert.deepEqual(keys.filter((k) => !k.includes(":presence-reply:")).sort(), [
         version,
+        `${shared}:{presence}:lives`,
         `${shared}:{presence}:pods`,
       ]);
       // The version counter stays as long as an unused channel's epoch (10 minutes), so a
@@ -207,6 +208,51 @@ describe("RedisPresenceStore: faults and leftovers", () => {
       assert.ok(ttl > 590_000 && ttl <= 600_000, `version counter TTL ${ttl} ms`);
     } finally {
       await Promise.all([a?.close(), b?.close()]);
+    }
+  });
+
+  it("a connection closed after Redis's last save does not come back with its RDB", async () => {
+    const shared = prefix();
+    const store = new RedisPresenceStore({ url: redis.url, prefix: shared, commandTimeoutMs: 500 });
+    const join = (streamId: string, userId: string) =>
+      ({ kind: "join", channel: x, streamId, userId, userName: userId }) as const;
+    try {
+      assert.deepEqual(await store.heartbeat(T0), { lost: false });
+      await store.apply([join("1", "u1"), join("2", "u2")], T0);
+      await redisCli(redis.port, "SAVE");
+      const left = await store.apply([{ kind: "leave", channel: x, streamId: "2" }], T0 + 1);
+      await store.settle(left.graces);
+      assert.deepEqual(
+        (await store.snapshot(x)).users.map((u) => u.userId),
+        ["u1"],
+        "u2 left",
+      );
+
+      await redis.restart();
+      assert.deepEqual(
+        (await store.snapshot(x)).users.map((u) => u.userId).sort(),
+        ["u1", "u2"],
+        "the RDB brought u2's closed connection back",
+      );
+      const beat = await store.heartbeat(T0 + 2);
+      assert.equal(beat.lost, true, "the pod is told to join its connections again");
+      const graces = beat.reaped?.graces ?? [];
+      assert.deepEqual(graces.map((g) => g.userId).sort(), ["u1", "u2"], "its entries reaped");
+      // The caller joins what is still open here (u1), then settles the grace periods.
+      await store.apply([join("1", "u1")], T0 + 3);
+      const settled = await store.settle(graces);
+      assert.deepEqual(
+        settled.map((t) => [t.userId, t.status]),
+        [["u2", "offline"]],
+        "u2 goes offline; u1, still connected, reports nothing",
+      );
+      assert.deepEqual(
+        (await store.snapshot(x)).users.map((u) => u.userId),
+        ["u1"],
+      );
+      assert.deepEqual(await store.heartbeat(T0 + 4), { lost: false }, "once");
+    } finally {
+      await store.close();
     }
   });
 });

@@ -103,6 +103,8 @@ export class RedisPresenceStore implements PresenceStore {
   readonly #scripts: PresenceScriptSet;
   #known = false;
   #lost = false;
+  /** A beat found this pod's entries written by another life of Redis (see HEARTBEAT). */
+  #wentBack = false;
   #calls = 0;
   #closed = false;
   #errorLogged = false;
@@ -151,14 +153,27 @@ export class RedisPresenceStore implements PresenceStore {
     });
   }
 
-  async heartbeat(now: number): Promise<{ lost: boolean }> {
+  async heartbeat(now: number): Promise<{ lost: boolean; reaped?: PresenceReapResult }> {
     const released = this.#index.release();
     const changed = await this.#beat(now, [], released);
+    let reaped: PresenceReapResult | undefined;
+    if (this.#wentBack) {
+      // Redis came back from disk: this pod's entries are as they were at the save, and may
+      // list connections closed since. Reap them, users left without a connection entering a
+      // grace period: the rejoin cancels it for those still connected here, the others go
+      // offline when it ends — no offline/online flicker for anyone still here.
+      reaped = await this.#reapPod(this.podId, now, Math.floor(now + this.#timings.graceMs));
+      // The reap forgot this pod (its index is empty now): register it again at once, so that
+      // its rejoin is not taken for a second loss.
+      await this.#beat(now, [], []);
+      this.#wentBack = false;
+      this.#lost = true;
+    }
     const lost = (changed || this.#lost) && this.#known;
     this.#known = true;
     this.#lost = false;
     if (lost) this.#index.clear();
-    return { lost };
+    return reaped ? { lost, reaped } : { lost };
   }
 
   async apply(changes: readonly PresenceChange[], now: number): Promise<PresenceApplyResult> {
@@ -271,8 +286,11 @@ export class RedisPresenceStore implements PresenceStore {
     await closeClient(this.#client);
   }
 
-  /** Reaps one dead pod: its channels, then its registry entry. */
-  async #reapPod(pod: string, now: number): Promise<PresenceReapResult> {
+  /**
+   * Reaps one dead pod: its channels, then its registry entry. With `graceDeadline`, users
+   * left without a connection enter a grace period instead of going offline (see REAP).
+   */
+  async #reapPod(pod: string, now: number, graceDeadline?: number): Promise<PresenceReapResult> {
     const channels = (await this.#client.smembers(this.#registry.index(pod))) as ChannelName[];
     const transitions: PresenceTransition[] = [];
     const graces: PresenceGrace[] = [];
@@ -288,7 +306,7 @@ export class RedisPresenceStore implements PresenceStore {
           const id = `${call}.${i}`;
           const rows = await this.#decide(this.#scripts.reap, keys, id, [
             [keys.users, keys.names, keys.grace, keys.pod(pod), keys.version],
-            [pod, id],
+            graceDeadline === undefined ? [pod, id] : [pod, id, graceDeadline],
           ]);
           transitions.push(...transitionsOf(channel, rows));
           for (const [kind, userId = "", token = "", deadline = ""] of rows) {
@@ -308,7 +326,12 @@ export class RedisPresenceStore implements PresenceStore {
         await runScript(
           this.#client,
           this.#scripts.reapFinish,
-          [this.#registry.pods, this.#registry.reaped, this.#registry.index(pod)],
+          [
+            this.#registry.pods,
+            this.#registry.reaped,
+            this.#registry.index(pod),
+            this.#registry.lives,
+          ],
           [pod, ...chunk],
         );
       }
@@ -325,14 +348,22 @@ export class RedisPresenceStore implements PresenceStore {
     this.#known = true;
   }
 
-  /** The heartbeat script; true when the pod was unknown or flagged as reaped. */
+  /**
+   * The heartbeat script; true when the pod was unknown or flagged as reaped (and
+   * {@link #wentBack} set when Redis came back from disk since its last beat).
+   */
   async #beat(
     now: number,
     adds: readonly ChannelName[],
     removes: readonly ChannelName[],
   ): Promise<boolean> {
     await this.#ready();
-    const keys = [this.#registry.pods, this.#registry.reaped, this.#registry.index(this.podId)];
+    const keys = [
+      this.#registry.pods,
+      this.#registry.reaped,
+      this.#registry.index(this.podId),
+      this.#registry.lives,
+    ];
     let changed = false;
     const addChunks = chunked(adds, 1_000);
     const removeChunks = chunked(removes, 1_000);
@@ -347,6 +378,7 @@ export class RedisPresenceStore implements PresenceStore {
         ...(removeChunks[i] ?? []),
       ]);
       if (reply === 1) changed = true;
+      if (reply === 2) this.#wentBack = true;
     }
     return changed;
   }

@@ -97,8 +97,13 @@ export interface PresenceStore {
    * Records that this pod is alive. `lost` is true when the store no longer has this pod's
    * entries (they were reaped, or the backend lost its data): the caller joins every
    * connection again. The first heartbeat of a new pod never reports `lost`.
+   *
+   * `reaped`: the backend came back with an older copy of this pod's entries (Redis restarted
+   * from disk) — which may list connections closed since — and the store reaped them as a
+   * dead pod's; the caller owns the grace periods and reports the transitions, as after
+   * {@link reap}, and joins every connection again (`lost` is true then).
    */
-  heartbeat(now: number): Promise<{ readonly lost: boolean }>;
+  heartbeat(now: number): Promise<{ readonly lost: boolean; readonly reaped?: PresenceReapResult }>;
   /**
    * Applies joins and leaves of this pod, in order. While the backend is unreachable the
    * store retries on its own, so that no decided transition is lost (a networked store makes

@@ -219,9 +219,14 @@ export class Presence {
   async #beatAndReap(now: number): Promise<void> {
     this.#lastBeat = now;
     try {
-      const { lost } = await this.#store.heartbeat(now);
+      const { lost, reaped } = await this.#store.heartbeat(now);
       this.#healthySince ??= now;
       if (lost) this.#rejoin();
+      if (reaped) {
+        // After the rejoin: its joins cancel the grace periods of users still connected here.
+        this.#graces.push(...reaped.graces);
+        this.#emit(reaped.transitions);
+      }
     } catch (error) {
       this.#healthySince = null;
       this.#logger.warn(`presence: heartbeat failed: ${message(error)}`);
