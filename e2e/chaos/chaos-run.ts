@@ -156,23 +156,26 @@ export async function runChaos(
     publisher.stopIssuing();
     await publishing;
     await publisher.settle(signal.aborted ? clock() : clock() + SETTLE_MS);
+    // Streams that did not get their channel's final event: a stream stuck after the faults
+    // (the checker cannot see a lost tail of an open session; the final events close it).
+    let stalled: string[] = [];
     if (!signal.aborted) {
       const channels = [...new Set(subscribers.flatMap((s) => s.channels))];
       const finals = await publisher.publishFinal(channels, clock() + SETTLE_MS);
       const finalOf = new Map(finals.map((id) => [log.events[id]?.channel, id]));
-      const received = () =>
-        subscribers.every(
-          (s) =>
-            s.sessions().length === s.channels.length &&
-            s
-              .sessions()
-              .every(
-                (session) => session.items.lastIndexOf(finalOf.get(session.channel) ?? -2) >= 0,
-              ),
+      const missing = () =>
+        subscribers.flatMap((s) =>
+          s.channels
+            .filter((channel) => {
+              const session = s.sessions().find((candidate) => candidate.channel === channel);
+              return !session || session.items.lastIndexOf(finalOf.get(channel) ?? -2) < 0;
+            })
+            .map((channel) => `${s.name} ${channel}`),
         );
-      const done = await until(received, FINAL_MS, signal);
+      await until(() => missing().length === 0, FINAL_MS, signal);
+      stalled = signal.aborted ? [] : missing();
       print(
-        `${seconds(clock())} final events ${done ? "received by every stream" : "MISSING on some streams"}`,
+        `${seconds(clock())} final events ${stalled.length === 0 ? "received by every stream" : `MISSING after ${FINAL_MS / 1000}s on: ${stalled.join(", ")}`}`,
       );
     }
     const presenceResult = await presence;
@@ -200,7 +203,10 @@ export async function runChaos(
     const accepted = log.events.filter((e) => e.ackAt !== null).length;
     const unknown = log.events.length - accepted;
     const passed =
-      !signal.aborted && verdict.violations.length === 0 && presenceResult?.ok === true;
+      !signal.aborted &&
+      verdict.violations.length === 0 &&
+      stalled.length === 0 &&
+      presenceResult?.ok === true;
     const summary = [
       `chaos: seed=${options.seed}`,
       `mode=${mode}`,
@@ -216,6 +222,7 @@ export async function runChaos(
       `reorders=${verdict.reorders}`,
       `false_resets=${verdict.falseResets}`,
       `strays=${verdict.strays}`,
+      `stalled=${stalled.length}`,
       `presence=${presenceResult === null ? "unchecked" : presenceResult.ok ? "ok" : "MISMATCH"}`,
       `result=${signal.aborted ? "INTERRUPTED" : passed ? "PASS" : "FAIL"}`,
     ].join(" ");

@@ -255,4 +255,44 @@ describe("RedisPresenceStore: faults and leftovers", () => {
       await store.close();
     }
   });
+
+  it("finds entries in no index: joined after a restart, before the pod's first heartbeat", async () => {
+    const shared = prefix();
+    const store = new RedisPresenceStore({ url: redis.url, prefix: shared, commandTimeoutMs: 500 });
+    const y = "channel:unindexed" as ChannelName;
+    const join = (streamId: string, userId: string) =>
+      ({ kind: "join", channel: y, streamId, userId, userName: userId }) as const;
+    try {
+      await store.heartbeat(T0);
+      await store.apply([join("1", "u1")], T0);
+      await redis.restart(); // empty: the pod does not know yet
+      // The pod still believes y is in its index, so this join registers nothing.
+      await store.apply([join("2", "u2")], T0 + 1);
+      await redisCli(redis.port, "SAVE");
+      const left = await store.apply([{ kind: "leave", channel: y, streamId: "2" }], T0 + 2);
+      await store.settle(left.graces);
+      await redis.restart(); // from the RDB: u2's closed connection is back, in no index
+      assert.deepEqual(
+        (await store.snapshot(y)).users.map((u) => u.userId),
+        ["u2"],
+      );
+
+      const beat = await store.heartbeat(T0 + 3);
+      assert.equal(beat.lost, true);
+      const graces = beat.reaped?.graces ?? [];
+      assert.deepEqual(
+        graces.map((g) => g.userId),
+        ["u2"],
+        "found by its key, reaped",
+      );
+      const settled = await store.settle(graces);
+      assert.deepEqual(
+        settled.map((t) => [t.userId, t.status]),
+        [["u2", "offline"]],
+      );
+      assert.deepEqual((await store.snapshot(y)).users, []);
+    } finally {
+      await store.close();
+    }
+  });
 });

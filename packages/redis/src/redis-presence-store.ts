@@ -156,24 +156,54 @@ export class RedisPresenceStore implements PresenceStore {
   async heartbeat(now: number): Promise<{ lost: boolean; reaped?: PresenceReapResult }> {
     const released = this.#index.release();
     const changed = await this.#beat(now, [], released);
+    const lost = ((changed || this.#lost) && this.#known) || this.#wentBack;
     let reaped: PresenceReapResult | undefined;
-    if (this.#wentBack) {
-      // Redis came back from disk: this pod's entries are as they were at the save, and may
-      // list connections closed since. Reap them, users left without a connection entering a
-      // grace period: the rejoin cancels it for those still connected here, the others go
-      // offline when it ends — no offline/online flicker for anyone still here.
-      reaped = await this.#reapPod(this.podId, now, Math.floor(now + this.#timings.graceMs));
+    if (lost) {
+      // The store lost track of this pod (reaped while alive, Redis restarted empty, or back
+      // from disk). Whatever entries of it Redis still has are of unknown age: an RDB can list
+      // connections closed since the save, and joins written before the first heartbeat of a
+      // new Redis life are in no index. Find them all (a SCAN: this is rare) and reap them,
+      // users left without a connection entering a grace period: the rejoin cancels it for
+      // those still connected here, the others go offline when it ends — no offline/online
+      // flicker for anyone still here.
+      reaped = await this.#reapPod(
+        this.podId,
+        now,
+        Math.floor(now + this.#timings.graceMs),
+        await this.#channelsWithEntries(this.podId),
+      );
       // The reap forgot this pod (its index is empty now): register it again at once, so that
       // its rejoin is not taken for a second loss.
       await this.#beat(now, [], []);
-      this.#wentBack = false;
-      this.#lost = true;
+      this.#index.clear();
     }
-    const lost = (changed || this.#lost) && this.#known;
+    this.#wentBack = false;
     this.#known = true;
     this.#lost = false;
-    if (lost) this.#index.clear();
-    return reaped ? { lost, reaped } : { lost };
+    return reaped && (reaped.graces.length > 0 || reaped.transitions.length > 0)
+      ? { lost, reaped }
+      : { lost };
+  }
+
+  /** Channels where `pod` has a connection hash, found by SCAN on every master. */
+  async #channelsWithEntries(pod: string): Promise<ChannelName[]> {
+    const head = `${this.#prefix}:presence-pod:`;
+    const tail = `:${pod}`;
+    const pattern = `${head.replace(/[*?[\]\\]/g, "\\$&")}*${tail}`;
+    const nodes = this.#client instanceof Cluster ? this.#client.nodes("master") : [this.#client];
+    const channels = new Set<ChannelName>();
+    for (const node of nodes) {
+      let cursor = "0";
+      do {
+        const [next, keys] = await node.scan(cursor, "MATCH", pattern, "COUNT", 1_000);
+        cursor = next;
+        for (const key of keys) {
+          if (!key.startsWith(`${head}{`) || !key.endsWith(`}${tail}`)) continue;
+          channels.add(key.slice(head.length + 1, -tail.length - 1) as ChannelName);
+        }
+      } while (cursor !== "0");
+    }
+    return [...channels];
   }
 
   async apply(changes: readonly PresenceChange[], now: number): Promise<PresenceApplyResult> {
@@ -287,11 +317,18 @@ export class RedisPresenceStore implements PresenceStore {
   }
 
   /**
-   * Reaps one dead pod: its channels, then its registry entry. With `graceDeadline`, users
-   * left without a connection enter a grace period instead of going offline (see REAP).
+   * Reaps one dead pod: its channels (its index, and `alsoIn`), then its registry entry. With
+   * `graceDeadline`, users left without a connection enter a grace period instead of going
+   * offline (see REAP).
    */
-  async #reapPod(pod: string, now: number, graceDeadline?: number): Promise<PresenceReapResult> {
-    const channels = (await this.#client.smembers(this.#registry.index(pod))) as ChannelName[];
+  async #reapPod(
+    pod: string,
+    now: number,
+    graceDeadline?: number,
+    alsoIn: readonly ChannelName[] = [],
+  ): Promise<PresenceReapResult> {
+    const indexed = (await this.#client.smembers(this.#registry.index(pod))) as ChannelName[];
+    const channels = [...new Set([...indexed, ...alsoIn])];
     const transitions: PresenceTransition[] = [];
     const graces: PresenceGrace[] = [];
     const done: ChannelName[] = [];
