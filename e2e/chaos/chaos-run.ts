@@ -199,6 +199,11 @@ export async function runChaos(
         channels: s.channels,
       }));
       writeFileSync(options.dump, JSON.stringify({ ...log, streams, connects, verdict }));
+      // What each pod logged (warnings and up) since its last start, next to the log.
+      writeFileSync(
+        `${options.dump}.pods.log`,
+        stage.pods.map((pod, i) => `==== pod${i}\n${pod.output()}`).join("\n"),
+      );
     }
     const accepted = log.events.filter((e) => e.ackAt !== null).length;
     const unknown = log.events.length - accepted;

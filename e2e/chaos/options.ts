@@ -38,7 +38,8 @@ or a reset that covers it. Exit 0 only when nothing was lost; the last line is t
                       (${SINGLE_ONLY.join(", ")}: single Redis only; ${CLUSTER_ONLY.join(", ")}: Cluster only;
                       --faults=none: traffic without faults)
   --dump FILE         write the run log (events, every stream's deliveries and resets,
-                      connects, faults) to FILE as JSON
+                      connects, faults) to FILE as JSON, and what each pod logged to
+                      FILE.pods.log
   -h, --help          this text
 
 Reproduce a failed run with the same seed, mode and options: the schedule and every choice

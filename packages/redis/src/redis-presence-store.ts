@@ -105,6 +105,11 @@ export class RedisPresenceStore implements PresenceStore {
   #lost = false;
   /** A beat found this pod's entries written by another life of Redis (see HEARTBEAT). */
   #wentBack = false;
+  /** What this pod reaped of its own entries, until a heartbeat reports it. */
+  #reaped: { graces: PresenceGrace[]; transitions: PresenceTransition[] } = {
+    graces: [],
+    transitions: [],
+  };
   #calls = 0;
   #closed = false;
   #errorLogged = false;
@@ -134,6 +139,7 @@ export class RedisPresenceStore implements PresenceStore {
               connectionName,
               commandTimeout: this.#commandTimeoutMs,
               maxRetriesPerRequest: 1,
+              autoResendUnfulfilledCommands: false,
             },
           })
         : new Redis(options.url ?? "redis://127.0.0.1:6379", {
@@ -141,6 +147,9 @@ export class RedisPresenceStore implements PresenceStore {
             enableOfflineQueue: false,
             commandTimeout: this.#commandTimeoutMs,
             maxRetriesPerRequest: 1,
+            // This store retries on its own (scripts are replay-safe by call id); a resend of
+            // a command from a dead connection would run it late, after newer ones.
+            autoResendUnfulfilledCommands: false,
             retryStrategy: reconnectDelay,
           });
     this.#client.on("error", (error: Error) => this.#onError(error));
@@ -156,8 +165,10 @@ export class RedisPresenceStore implements PresenceStore {
   async heartbeat(now: number): Promise<{ lost: boolean; reaped?: PresenceReapResult }> {
     const released = this.#index.release();
     const changed = await this.#beat(now, [], released);
-    const lost = ((changed || this.#lost) && this.#known) || this.#wentBack;
-    let reaped: PresenceReapResult | undefined;
+    // Kept until reported: if what follows fails, the next heartbeat must still say so (this
+    // beat re-registered the pod, so the next one would not see it unknown).
+    if (changed && this.#known) this.#lost = true;
+    const lost = this.#lost || this.#wentBack;
     if (lost) {
       // The store lost track of this pod (reaped while alive, Redis restarted empty, or back
       // from disk). Whatever entries of it Redis still has are of unknown age: an RDB can list
@@ -166,12 +177,15 @@ export class RedisPresenceStore implements PresenceStore {
       // users left without a connection entering a grace period: the rejoin cancels it for
       // those still connected here, the others go offline when it ends — no offline/online
       // flicker for anyone still here.
-      reaped = await this.#reapPod(
+      const reaped = await this.#reapPod(
         this.podId,
         now,
         Math.floor(now + this.#timings.graceMs),
         await this.#channelsWithEntries(this.podId),
       );
+      // Kept until reported too: the grace periods are decided in Redis already.
+      this.#reaped.graces.push(...reaped.graces);
+      this.#reaped.transitions.push(...reaped.transitions);
       // The reap forgot this pod (its index is empty now): register it again at once, so that
       // its rejoin is not taken for a second loss.
       await this.#beat(now, [], []);
@@ -180,9 +194,10 @@ export class RedisPresenceStore implements PresenceStore {
     this.#wentBack = false;
     this.#known = true;
     this.#lost = false;
-    return reaped && (reaped.graces.length > 0 || reaped.transitions.length > 0)
-      ? { lost, reaped }
-      : { lost };
+    const reaped = this.#reaped;
+    if (reaped.graces.length === 0 && reaped.transitions.length === 0) return { lost };
+    this.#reaped = { graces: [], transitions: [] };
+    return { lost, reaped };
   }
 
   /** Channels where `pod` has a connection hash, found by SCAN on every master. */
