@@ -167,6 +167,39 @@ describe("chaos checker", () => {
     assert.equal(verdict.republished, 1);
   });
 
+  it("a second copy in a session that began after the loss (no reset needed): set aside", () => {
+    // Found by seed 1004: e2 was accepted before Redis restarted empty, its idempotency key
+    // was lost with the data, and its retry published it again after e3; a subscriber that
+    // forgot its cursor began a new session in the new history and got e3, then e2.
+    const events = sequential(4);
+    const retried = events[2] as PublishedEvent;
+    retried.attempts = 2;
+    retried.ackAt = 95;
+    retried.firstSeenAt = 33;
+    const log = runLog(events, [redisEmpty(34, 38)]);
+    const s = session("s1", 60);
+    recordEvent(s, 3, 90);
+    recordEvent(s, 2, 97);
+    log.sessions.push(s);
+    const verdict = check(log);
+    assert.deepEqual(verdict.violations, []);
+    assert.equal(verdict.republished, 1);
+  });
+
+  it("…but a session that began before the loss and saw no reset gets a reorder", () => {
+    const events = sequential(4);
+    const retried = events[2] as PublishedEvent;
+    retried.attempts = 2;
+    retried.ackAt = 95;
+    retried.firstSeenAt = 33;
+    const log = runLog(events, [redisEmpty(34, 38)]);
+    const s = session("s1", 1);
+    recordEvent(s, 3, 90);
+    recordEvent(s, 2, 97);
+    log.sessions.push(s);
+    assert.ok(check(log).reorders >= 1);
+  });
+
   it("an event after one published later is a reorder", () => {
     const log = runLog(sequential(4));
     const s = session("s1");

@@ -266,17 +266,24 @@ function afterLoss(
   );
 }
 
-/** The data-loss faults, each with the session's first reset at or after its start. */
+/**
+ * The data-loss faults, each with the session's first reset at or after its start — or −1 for
+ * a fault that began before the session did: the session began in the history after the loss
+ * and needed no reset to be in it, so every item of it is after the loss.
+ */
 function lossesSeen(log: RunLog, session: Session): { fault: FaultRecord; firstReset: number }[] {
   return log.faults
     .filter((fault) => fault.losesData)
     .map((fault) => ({
       fault,
-      firstReset: session.items.findIndex(
-        (id, r) => id < 0 && (session.times[r] as number) >= fault.start,
-      ),
+      firstReset:
+        session.readyAt >= fault.start
+          ? -1
+          : session.items.findIndex(
+              (id, r) => id < 0 && (session.times[r] as number) >= fault.start,
+            ),
     }))
-    .filter(({ firstReset }) => firstReset >= 0);
+    .filter(({ fault, firstReset }) => firstReset >= 0 || session.readyAt >= fault.start);
 }
 
 /** The largest i < n with min(hi[i..]) < x, i.e. the last item accepted before x; −1 if none. */
