@@ -6,6 +6,7 @@
 import { createHmac } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
+import { redisCli } from "@realtime/redis/testing";
 import { POD_SECRET } from "../../apps/service/src/testing/pods.ts";
 import { check, type Verdict } from "./checker.ts";
 import { FaultSchedule } from "./faults.ts";
@@ -204,6 +205,11 @@ export async function runChaos(
         `${options.dump}.pods.log`,
         stage.pods.map((pod, i) => `==== pod${i}\n${pod.output()}`).join("\n"),
       );
+      // Presence as Redis holds it, when it did not match (single Redis): counters, every
+      // pod's connection hash, grace periods, the pod registry.
+      if (presenceResult?.ok === false && stage.redis) {
+        writeFileSync(`${options.dump}.presence.txt`, await presenceKeys(stage.redis.port));
+      }
     }
     const accepted = log.events.filter((e) => e.ackAt !== null).length;
     const unknown = log.events.length - accepted;
@@ -296,4 +302,23 @@ function serviceToken(secret: string): string {
   });
   const mac = createHmac("sha256", secret).update(`${head}.${body}`).digest("base64url");
   return `${head}.${body}.${mac}`;
+}
+
+/** Every presence key of a single Redis, with its contents, one per line. */
+async function presenceKeys(port: number): Promise<string> {
+  const keys = (await redisCli(port, "--scan", "--pattern", "*presence*")).split("\n").sort();
+  const lines: string[] = [];
+  for (const key of keys.filter(Boolean)) {
+    const type = (await redisCli(port, "TYPE", key)).trim();
+    const read =
+      type === "hash"
+        ? ["HGETALL", key]
+        : type === "zset"
+          ? ["ZRANGE", key, "0", "-1", "WITHSCORES"]
+          : type === "set"
+            ? ["SMEMBERS", key]
+            : ["GET", key];
+    lines.push(`${key} (${type}): ${(await redisCli(port, ...read)).trim().split("\n").join(" ")}`);
+  }
+  return `${lines.join("\n")}\n`;
 }

@@ -124,8 +124,13 @@ describe("the fan-out queue in /metrics", () => {
   let svc: RunningService;
   let token: string;
   before(async () => {
-    // A bound far above what the test queues: the stream stays, its queue shows.
-    svc = await startService({ SLOW_CLIENT_MAX_BYTES: String(256 * 1024 * 1024) });
+    // Bounds far above what the test queues and how long it stalls (a loaded machine floods
+    // slowly: past the default 10 s stall bound, found by test:stress): the stream stays, its
+    // queue shows.
+    svc = await startService({
+      SLOW_CLIENT_MAX_BYTES: String(256 * 1024 * 1024),
+      SLOW_CLIENT_MAX_STALL_MS: String(600_000),
+    });
     token = (await svc.login("Queue")).token;
   });
   after(() => svc.stop());
