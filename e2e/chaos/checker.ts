@@ -133,7 +133,7 @@ function checkSession(
   // (their place is anyone's guess: see `afterLoss`); they neither count nor constrain.
   const losses = lossesSeen(log, session);
   const items = session.items.map((id, i) =>
-    id >= 0 && afterLoss(losses, log.events[id] as PublishedEvent, i, times[i] as number)
+    id >= 0 && afterLoss(losses, session, log.events[id] as PublishedEvent, i, times[i] as number)
       ? EXEMPT
       : id,
   );
@@ -246,44 +246,53 @@ function checkSession(
 /** Stands for a copy set aside by {@link afterLoss} (ids are ≥ 0, resets < 0). */
 const EXEMPT = Number.NEGATIVE_INFINITY;
 
+/** A data-loss fault as one session saw it. */
+interface LossSeen {
+  readonly fault: FaultRecord;
+  /** The session's first reset at or after the fault's start; −1: none. */
+  readonly firstReset: number;
+  /** The session began after the fault started (in the history after the loss, or during it). */
+  readonly began: boolean;
+}
+
 /**
  * Whether the copy of `event` at item `i` arrived after Redis lost data while the event was
- * still in flight, with a reset in between: such an event may be accepted a second time as a
- * new event (its `Idempotency-Key` was lost with the data; a pod that a frozen or cut request
- * reaches late publishes it again; a command resent on reconnect runs again), so this copy may
- * be a second one, in the new history's order, not the first's. Only its first copy counts;
- * if that was lost with the data, the reset covers it.
+ * still in flight, and is not one the session was owed: such an event may be accepted a second
+ * time as a new event (its `Idempotency-Key` was lost with the data; a pod that a frozen or
+ * cut request reaches late publishes it again; a command resent on reconnect runs again; a
+ * frozen master that was failed over runs what it had buffered before it learns so), so this
+ * copy may be a second one, in the new history's order, not the first's. Only its first copy
+ * counts: for a session that began before the loss, the first copy is before a reset, which
+ * covers it if it was lost with the data; a session that began after the loss started is not
+ * owed a first copy accepted before the session began, and gets only later ones.
  */
 function afterLoss(
-  losses: readonly { fault: FaultRecord; firstReset: number }[],
+  losses: readonly LossSeen[],
+  session: Session,
   event: PublishedEvent,
   i: number,
   at: number,
 ): boolean {
   return losses.some(
-    ({ fault, firstReset }) =>
-      firstReset < i && fault.start <= at && event.sentAt <= (fault.end ?? Infinity),
+    ({ fault, firstReset, began }) =>
+      fault.start <= at &&
+      event.sentAt <= (fault.end ?? Infinity) &&
+      ((firstReset >= 0 && firstReset < i) || (began && acceptedBy(event) < session.readyAt)),
   );
 }
 
-/**
- * The data-loss faults, each with the session's first reset at or after its start — or −1 for
- * a fault that began before the session did: the session began in the history after the loss
- * and needed no reset to be in it, so every item of it is after the loss.
- */
-function lossesSeen(log: RunLog, session: Session): { fault: FaultRecord; firstReset: number }[] {
+/** The data-loss faults, as `session` saw them. */
+function lossesSeen(log: RunLog, session: Session): LossSeen[] {
   return log.faults
     .filter((fault) => fault.losesData)
     .map((fault) => ({
       fault,
-      firstReset:
-        session.readyAt >= fault.start
-          ? -1
-          : session.items.findIndex(
-              (id, r) => id < 0 && (session.times[r] as number) >= fault.start,
-            ),
+      firstReset: session.items.findIndex(
+        (id, r) => id < 0 && (session.times[r] as number) >= fault.start,
+      ),
+      began: session.readyAt >= fault.start,
     }))
-    .filter(({ fault, firstReset }) => firstReset >= 0 || session.readyAt >= fault.start);
+    .filter(({ firstReset, began }) => firstReset >= 0 || began);
 }
 
 /** The largest i < n with min(hi[i..]) < x, i.e. the last item accepted before x; −1 if none. */
