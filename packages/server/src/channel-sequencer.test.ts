@@ -182,3 +182,33 @@ describe("ChannelSequencer: a broker that went back and was published past where
     assert.deepEqual(offsets(s.filled([msg(4)]).ready), [4, 5]);
   });
 });
+
+describe("ChannelSequencer: an epoch it left never comes back", () => {
+  it("drops a late live message of an epoch it left", () => {
+    const s = new ChannelSequencer();
+    s.start("e1", 0);
+    assert.equal(s.receive(msg(1, "e1")).ready.length, 1);
+    assert.equal(s.receive(msg(1, "e2")).ready.length, 1, "moves on to e2");
+    assert.equal(s.isRetired("e1"), true);
+    assert.deepEqual(s.receive(msg(2, "e1")), { ready: [] }, "e1 is over");
+    assert.equal(s.epoch, "e2");
+    assert.deepEqual(s.observe("e1", 5), { ready: [] }, "a late answer of e1 too");
+    assert.equal(s.epoch, "e2");
+  });
+
+  it("follows another epoch a joining stream read, when its own stayed current meanwhile", () => {
+    const s = new ChannelSequencer();
+    s.start("e1", 3);
+    assert.deepEqual(s.start("e2", 2, "e1"), { ready: [], fetch: { after: 0, until: 2 } });
+    assert.equal(s.epoch, "e2");
+    assert.deepEqual(s.receive(msg(4, "e1")), { ready: [] }, "the old epoch's tail: stale");
+  });
+
+  it("ignores another epoch read while its own changed (the read may be the older one)", () => {
+    const s = new ChannelSequencer();
+    s.start("e1", 3);
+    s.receive(msg(1, "e2"));
+    assert.deepEqual(s.start("e3", 7, "e1"), { ready: [] });
+    assert.equal(s.epoch, "e2");
+  });
+});

@@ -42,6 +42,9 @@ const NOTHING: SequencerOutput = { ready: [] };
 /** How many of the last released offsets keep a fingerprint of their data. */
 const FINGERPRINTS = 32;
 
+/** How many epochs a channel left are remembered (their late messages are dropped). */
+const RETIRED = 8;
+
 /** A short fingerprint of a message's data (what tells two events at one offset apart). */
 export function fingerprintOf(data: string): number {
   return fnv1a(data);
@@ -65,6 +68,13 @@ export class ChannelSequencer {
    */
   #offsets: Float64Array | null = null;
   #prints: Uint32Array | null = null;
+  /**
+   * Epochs this channel left, newest last. Epochs only move forward, but news of one can come
+   * late — a frozen pod wakes to the old epoch's messages still in its socket, a position read
+   * answers after a live message moved on — and must never take the channel (or a stream)
+   * back to an epoch it left.
+   */
+  #retired: string[] | null = null;
 
   get top(): number {
     return this.#top;
@@ -89,12 +99,44 @@ export class ChannelSequencer {
    * comparing them would fetch history on every join of a busy channel; lost tails are found
    * by {@link observe} on the periodic check instead.
    */
-  start(epoch: string, offset: number): SequencerOutput {
+  start(epoch: string, offset: number, askedEpoch: string | null = this.#epoch): SequencerOutput {
     if (this.#top < 0) {
       this.#epoch = epoch;
       this.#top = offset;
+      return NOTHING;
     }
-    return NOTHING;
+    // Another epoch, read while this one stayed current (`askedEpoch`: the epoch when the read
+    // was sent): the broker moved on and this pod has not heard it on the live path yet (its
+    // subscriber connection was away: a frozen pod, a partition). Follow it now, so what is
+    // still on its way from the old epoch never reaches a stream that joined in the new one.
+    if (epoch === this.#epoch || askedEpoch !== this.#epoch || this.isRetired(epoch)) {
+      return NOTHING;
+    }
+    this.#enter(epoch);
+    if (offset <= 0) return NOTHING;
+    this.#fetching = true;
+    return { ready: [], fetch: { after: 0, until: offset } };
+  }
+
+  /** Whether this channel left `epoch` (a message or position of it is stale). */
+  isRetired(epoch: string): boolean {
+    return this.#retired?.includes(epoch) ?? false;
+  }
+
+  /** Moves to `epoch` from offset 0, leaving the current one for good. */
+  #enter(epoch: string): void {
+    if (this.#epoch !== null && this.#epoch !== epoch) {
+      this.#retired ??= [];
+      this.#retired.push(this.#epoch);
+      if (this.#retired.length > RETIRED) this.#retired.shift();
+    }
+    this.#epoch = epoch;
+    this.#top = 0;
+    this.#held = [];
+    this.#fetching = false;
+    // A fetch still under way for the old epoch must not release what is held now.
+    this.#generation++;
+    this.#forget();
   }
 
   /** A live message arrived from the broker. */
@@ -107,19 +149,15 @@ export class ChannelSequencer {
       return { ready: [message] };
     }
     if (message.epoch !== this.#epoch) {
+      // A late message of an epoch this channel left (see #retired): stale.
+      if (this.isRetired(message.epoch)) return NOTHING;
       // The channel's history was lost and restarted (e.g. Redis restarted empty). Streams
       // notice the epoch change themselves and send a reset; but the new epoch's history is
       // complete from offset 1, so what was published in it before this pod heard of it (the
       // pod's subscriber reconnects later than publishers do) is fetched like any other hole,
       // instead of being skipped silently after the reset. Found by the "Redis restarted
       // empty" integration test (apps/service/src/recovery.int.test.ts).
-      this.#epoch = message.epoch;
-      this.#top = 0;
-      this.#held = [];
-      this.#fetching = false;
-      // A fetch still under way for the old epoch must not release what is held now.
-      this.#generation++;
-      this.#forget();
+      this.#enter(message.epoch);
     }
     if (message.offset <= this.#top) {
       // A repeat (a backfill overlapping the live path) carries the same data. Other data at
@@ -164,12 +202,8 @@ export class ChannelSequencer {
       // offsets would repeat ones this pod released (and drop as duplicates).
       return { ready: [], rebase: { epoch, offset: asked.top } };
     }
-    if (this.#top < 0 || epoch !== this.#epoch) {
-      this.#epoch = epoch;
-      this.#top = 0;
-      this.#held = [];
-      this.#forget();
-    }
+    if (this.isRetired(epoch)) return NOTHING; // answered after the channel moved on
+    if (this.#top < 0 || epoch !== this.#epoch) this.#enter(epoch);
     if (offset <= this.#top) return NOTHING;
     this.#fetching = true;
     return { ready: [], fetch: { after: this.#top, until: offset } };

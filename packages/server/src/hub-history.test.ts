@@ -9,7 +9,7 @@ import type {
   PublishOptions,
   PublishResult,
 } from "./broker.ts";
-import type { HistoryStore } from "./history-store.ts";
+import type { HistoryPage, HistoryStore } from "./history-store.ts";
 import { Hub } from "./hub.ts";
 import { MemoryBroker, MemoryBus } from "./memory-broker.ts";
 import { waitFor } from "./testing/broker-contract.ts";
@@ -236,6 +236,92 @@ describe("pod-side integrity", () => {
       controlEvents(stream.text, "reset").map((r) => r.reason),
       ["gap"],
     );
+    await hub.close();
+  });
+});
+
+/**
+ * A broker with one channel history per epoch, whose epoch a test can move on (history lost,
+ * as when Redis restarts empty) while this pod is deaf to it — its subscriber connection away
+ * — and whose late live messages of the old epoch the test delivers when it likes (a frozen
+ * pod waking to what was still in its socket).
+ */
+class EpochBroker implements Broker, HistoryStore {
+  epoch = "e1";
+  deaf = false;
+  readonly #log = new Map<string, BrokerMessage[]>();
+  #listener: BrokerListener = () => {};
+  readonly late: BrokerMessage[] = [];
+
+  async publish(channel: ChannelName, data: string): Promise<PublishResult> {
+    const key = `${this.epoch} ${channel}`;
+    const log = this.#log.get(key) ?? [];
+    this.#log.set(key, log);
+    const message = { channel, epoch: this.epoch, offset: log.length + 1, data };
+    log.push(message);
+    if (this.deaf) this.late.push(message);
+    else this.#listener(message);
+    return { epoch: message.epoch, offset: message.offset, duplicate: false };
+  }
+  /** Delivers what the pod did not hear, now (the old epoch's, too). */
+  wake(): void {
+    this.deaf = false;
+    for (const message of this.late.splice(0)) this.#listener(message);
+  }
+  async subscribe() {}
+  async unsubscribe() {}
+  async position(channel: ChannelName) {
+    return { epoch: this.epoch, offset: this.#log.get(`${this.epoch} ${channel}`)?.length ?? 0 };
+  }
+  async read(channel: ChannelName, after: number, limit: number): Promise<HistoryPage> {
+    const log = this.#log.get(`${this.epoch} ${channel}`) ?? [];
+    return {
+      epoch: this.epoch,
+      top: log.length,
+      messages: log.filter((m) => m.offset > after).slice(0, limit),
+    };
+  }
+  setListener(listener: BrokerListener): void {
+    this.#listener = listener;
+  }
+  ready() {
+    return true;
+  }
+  async close() {}
+}
+
+describe("an epoch the pod left never comes back", () => {
+  it("a stream that joins in the new epoch gets no event, and no reset, of the old one", async () => {
+    // Found by `npm run chaos -- --seed 1011`: a pod frozen while Redis restarted empty woke
+    // to the old epoch's messages in its socket and a stream resuming in the new epoch; the
+    // stream went back to the old epoch and forward again (two resets, 45 duplicates).
+    const broker = new EpochBroker();
+    const hub = new Hub({ broker, history: broker, positionCheckIntervalMs: 0 });
+    const old = new FakeConnection();
+    await hub.open({ userId: "u", channels: [A], connect: () => old });
+    await hub.publish(A, { type: "n", progress: 1 });
+    broker.deaf = true;
+    await hub.publish(A, { type: "n", progress: 2 }); // e1:2, not heard yet
+    broker.epoch = "e2"; // history lost; the channel starts again
+    await hub.publish(A, { type: "n", progress: 10 }); // e2:1
+    const cursor = lastIdOf(old.text);
+    const joining = new FakeConnection();
+    await hub.open({ userId: "u", channels: [A], cursor, connect: () => joining });
+    broker.wake(); // e1:2 and e2:1 arrive late
+    await hub.publish(A, { type: "n", progress: 11 }); // e2:2
+    await settle();
+    assert.deepEqual(
+      controlEvents(joining.text, "reset").map((r) => r.reason),
+      ["epoch_changed"],
+      "one reset: from the cursor's epoch to the new one",
+    );
+    // After the reset the stream is live: what the new epoch had before it joined is what the
+    // reset tells the client to read again.
+    assert.deepEqual(progress(joining), [11], "the new epoch, live, once");
+    // The stream open all along: one reset into the new epoch (whose history it gets in full:
+    // the pod was behind there), and nothing of the old epoch's late tail after it.
+    assert.deepEqual(progress(old), [1, 10, 11]);
+    assert.equal(controlEvents(old.text, "reset").length, 1);
     await hub.close();
   });
 });

@@ -317,10 +317,11 @@ export class Hub implements StreamHost {
       // Join first: from here on, live messages are buffered in the stream.
       const states = channels.map((channel, index) => this.#join(channel, stream, index));
       await Promise.all(states.map((s) => s.subscribed));
+      const asked = states.map((state) => state.sequencer.epoch);
       const positions = await Promise.all(channels.map((c) => this.#broker.position(c)));
       states.forEach((state, i) => {
         const top = positions[i] as StreamPosition;
-        this.#apply(state, state.sequencer.start(top.epoch, top.offset));
+        this.#apply(state, state.sequencer.start(top.epoch, top.offset, asked[i] ?? null));
       });
       plan = await planResume(channels, positions, request.cursor ?? null, {
         history: this.#history,
@@ -417,6 +418,11 @@ export class Hub implements StreamHost {
         stream.heartbeat();
       }
     }
+  }
+
+  /** Whether `channel` left `epoch` on this pod: its late messages must reach no stream. */
+  isRetired(channel: ChannelName, epoch: string): boolean {
+    return this.#channels.get(channel)?.sequencer.isRetired(epoch) ?? false;
   }
 
   tagPrefix(channel: ChannelName, epoch: string): string {

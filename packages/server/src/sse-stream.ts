@@ -31,6 +31,8 @@ export interface ChannelStart {
 export interface StreamHost {
   now(): number;
   tagPrefix(channel: ChannelName, epoch: string): string;
+  /** Whether the pod left `epoch` of `channel` for a newer one (see ChannelSequencer). */
+  isRetired(channel: ChannelName, epoch: string): boolean;
   /** A write left the connection's queue above its byte bound. */
   overflowed(stream: SseStream): void;
   /** The stream fell too far behind while starting and must be closed for a resume. */
@@ -286,6 +288,9 @@ export class SseStream {
   #advance(index: number, epoch: string, offset: number, block: string): string | null {
     let prefix = "";
     if (epoch !== this.#epochs[index]) {
+      // A message the stream took in while starting, of an epoch the channel has left since:
+      // stale (the stream would go back to it, then forward again, with two resets).
+      if (this.#host.isRetired(this.channels[index] as ChannelName, epoch)) return null;
       prefix = resetBlock(this.channels[index] as ChannelName, "epoch_changed");
       this.#epochs[index] = epoch;
     } else {
