@@ -71,6 +71,25 @@ const redisEmpty = (start: number, end: number): FaultRecord => ({
   losesData: true,
 });
 
+/**
+ * e2 was first accepted at t=33 (its first copy seen then), lost with Redis's data in `loss`,
+ * and published again by its retry (2xx at t=95); a session that became ready at `readyAt`
+ * gets e3, then e2's second copy.
+ */
+function republishedAfter(loss: FaultRecord, readyAt: number): RunLog {
+  const events = sequential(4);
+  const retried = events[2] as PublishedEvent;
+  retried.attempts = 2;
+  retried.ackAt = 95;
+  retried.firstSeenAt = 33;
+  const log = runLog(events, [loss]);
+  const s = session("s1", readyAt);
+  recordEvent(s, 3, 90);
+  recordEvent(s, 2, 97);
+  log.sessions.push(s);
+  return log;
+}
+
 describe("chaos checker", () => {
   it("every event once, in order: no violation", () => {
     const log = runLog(sequential(5));
@@ -171,17 +190,7 @@ describe("chaos checker", () => {
     // Found by seed 1004: e2 was accepted before Redis restarted empty, its idempotency key
     // was lost with the data, and its retry published it again after e3; a subscriber that
     // forgot its cursor began a new session in the new history and got e3, then e2.
-    const events = sequential(4);
-    const retried = events[2] as PublishedEvent;
-    retried.attempts = 2;
-    retried.ackAt = 95;
-    retried.firstSeenAt = 33;
-    const log = runLog(events, [redisEmpty(34, 38)]);
-    const s = session("s1", 60);
-    recordEvent(s, 3, 90);
-    recordEvent(s, 2, 97);
-    log.sessions.push(s);
-    const verdict = check(log);
+    const verdict = check(republishedAfter(redisEmpty(34, 38), 60));
     assert.deepEqual(verdict.violations, []);
     assert.equal(verdict.republished, 1);
   });
@@ -208,33 +217,13 @@ describe("chaos checker", () => {
     // Found by Cluster seed 2013: a master frozen past its node timeout ran what it had
     // buffered when it woke (e2, seen by others), then lost it to the failover; the retry
     // published e2 again, after e3, and a session that began in between got e3, then e2.
-    const events = sequential(4);
-    const retried = events[2] as PublishedEvent;
-    retried.attempts = 2;
-    retried.ackAt = 95;
-    retried.firstSeenAt = 33;
-    const log = runLog(events, [redisEmpty(12, 60)]);
-    const s = session("s1", 38);
-    recordEvent(s, 3, 48);
-    recordEvent(s, 2, 97);
-    log.sessions.push(s);
-    const verdict = check(log);
+    const verdict = check(republishedAfter(redisEmpty(12, 60), 38));
     assert.deepEqual(verdict.violations, []);
     assert.equal(verdict.republished, 1);
   });
 
   it("…but a session that began before the loss and saw no reset gets a reorder", () => {
-    const events = sequential(4);
-    const retried = events[2] as PublishedEvent;
-    retried.attempts = 2;
-    retried.ackAt = 95;
-    retried.firstSeenAt = 33;
-    const log = runLog(events, [redisEmpty(34, 38)]);
-    const s = session("s1", 1);
-    recordEvent(s, 3, 90);
-    recordEvent(s, 2, 97);
-    log.sessions.push(s);
-    assert.ok(check(log).reorders >= 1);
+    assert.ok(check(republishedAfter(redisEmpty(34, 38), 1)).reorders >= 1);
   });
 
   it("an event after one published later is a reorder", () => {
