@@ -158,23 +158,51 @@ export async function runChaos(
     await publishing;
     await publisher.settle(signal.aborted ? clock() : clock() + SETTLE_MS);
     // Streams that did not get their channel's final event: a stream stuck after the faults
-    // (the checker cannot see a lost tail of an open session; the final events close it).
+    // (the checker cannot see a lost tail of an open session; the final events close it). Two
+    // rounds: a stream that comes back after the first round's event with a cursor a data loss
+    // made stale gets a `reset` instead (which covers it); once every stream has one or the
+    // other, every stream is live, and each must get the second round's event itself.
     let stalled: string[] = [];
     if (!signal.aborted) {
       const channels = [...new Set(subscribers.flatMap((s) => s.channels))];
-      const finals = await publisher.publishFinal(channels, clock() + SETTLE_MS);
-      const finalOf = new Map(finals.map((id) => [log.events[id]?.channel, id]));
-      const missing = () =>
-        subscribers.flatMap((s) =>
+      const missing = (finals: readonly number[], resetCovers: boolean) => {
+        const finalOf = new Map(finals.map((id) => [log.events[id]?.channel, id]));
+        return subscribers.flatMap((s) =>
           s.channels
             .filter((channel) => {
               const session = s.sessions().find((candidate) => candidate.channel === channel);
-              return !session || session.items.lastIndexOf(finalOf.get(channel) ?? -2) < 0;
+              const id = finalOf.get(channel) ?? -2;
+              if (!session) return true;
+              if (session.items.lastIndexOf(id) >= 0) return false;
+              const acceptedAt = log.events[id]?.ackAt ?? Number.POSITIVE_INFINITY;
+              return !(resetCovers && session.resets.some((r) => r.at >= acceptedAt));
             })
-            .map((channel) => `${s.name} ${channel}`),
+            .map((channel) => `${s.name} ${channel} (cursor ${s.lastEventId || "none"})`),
         );
-      await until(() => missing().length === 0, FINAL_MS, signal);
-      stalled = signal.aborted ? [] : missing();
+      };
+      const first = await publisher.publishFinal(channels, clock() + SETTLE_MS);
+      await until(() => missing(first, true).length === 0, FINAL_MS, signal);
+      const finals = await publisher.publishFinal(channels, clock() + SETTLE_MS);
+      const missingNow = () => missing(finals, false);
+      await until(() => missingNow().length === 0, FINAL_MS, signal);
+      stalled = signal.aborted ? [] : missingNow();
+      if (stalled.length > 0) {
+        // What the pods say of their streams now (replay slots, streams), for the diagnosis.
+        for (const [i, pod] of pods().entries()) {
+          const answer = await request(pod, publisherPool, {
+            method: "GET",
+            path: "/metrics",
+            headers: {},
+            timeoutMs: 5_000,
+          }).catch((error: unknown) => ({ status: 0, body: String(error) }));
+          const lines = answer.body
+            .split("\n")
+            .filter((line) =>
+              /^(sse_replays_|sse_connections |sse_queued_bytes|sse_stalled)/.test(line),
+            );
+          print(`${seconds(clock())} pod${i} /metrics ${answer.status}: ${lines.join("; ")}`);
+        }
+      }
       print(
         `${seconds(clock())} final events ${stalled.length === 0 ? "received by every stream" : `MISSING after ${FINAL_MS / 1000}s on: ${stalled.join(", ")}`}`,
       );

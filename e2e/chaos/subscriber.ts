@@ -81,6 +81,11 @@ export class Subscriber {
     this.channels = options.channels;
   }
 
+  /** The `Last-Event-ID` it would send now ("" without one). */
+  get lastEventId(): string {
+    return this.#lastEventId;
+  }
+
   /** The sessions in progress, one per channel (none before the first `ready`). */
   sessions(): readonly Session[] {
     return [...this.#current.values()];
