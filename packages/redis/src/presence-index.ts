@@ -100,6 +100,16 @@ export class PresenceIndex {
     return this.#registered.size;
   }
 
+  /**
+   * Forgets which channels are registered, keeping what the pod holds: after a reconnect, a
+   * Redis that lost its data (restarted empty, or from disk) may not have them, and a join
+   * written before the next heartbeat would be in no index — nothing could reap it if the pod
+   * then died. The next write to each channel registers it again (one heartbeat call).
+   */
+  forgetRegistrations(): void {
+    this.#registered.clear();
+  }
+
   /** Forgets everything (the store lost this pod's entries). */
   clear(): void {
     this.#held.clear();

@@ -256,7 +256,30 @@ describe("RedisPresenceStore: faults and leftovers", () => {
     }
   });
 
-  it("finds entries in no index: joined after a restart, before the pod's first heartbeat", async () => {
+  it("after Redis came back empty, a join registers its channel again before it is written", async () => {
+    // Found by `npm run chaos` (seeds 1018, 1020): a pod that joined streams right after Redis
+    // restarted empty, and stopped before its next heartbeat, left entries in no index and
+    // itself in no registry: no reaper could find them, the rooms listed them for good.
+    const shared = prefix();
+    const store = new RedisPresenceStore({ url: redis.url, prefix: shared, commandTimeoutMs: 500 });
+    const y = "channel:registered-again" as ChannelName;
+    const join = (streamId: string, userId: string) =>
+      ({ kind: "join", channel: y, streamId, userId, userName: userId }) as const;
+    try {
+      await store.heartbeat(T0);
+      await store.apply([join("1", "u1")], T0);
+      await redis.restart(); // empty
+      await store.apply([join("2", "u2")], T0 + 1);
+      const index = `${shared}:{presence}:index:${store.podId}`;
+      assert.equal(await redisCli(redis.port, "SISMEMBER", index, y), "1", "in the index");
+      const score = await redisCli(redis.port, "ZSCORE", `${shared}:{presence}:pods`, store.podId);
+      assert.notEqual(score, "", "and the pod in the registry, so a reaper would find it");
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("an RDB taken between a restart and the pod's next heartbeat: what it brings back is reaped", async () => {
     const shared = prefix();
     const store = new RedisPresenceStore({ url: redis.url, prefix: shared, commandTimeoutMs: 500 });
     const y = "channel:unindexed" as ChannelName;
@@ -266,7 +289,6 @@ describe("RedisPresenceStore: faults and leftovers", () => {
       await store.heartbeat(T0);
       await store.apply([join("1", "u1")], T0);
       await redis.restart(); // empty: the pod does not know yet
-      // The pod still believes y is in its index, so this join registers nothing.
       await store.apply([join("2", "u2")], T0 + 1);
       await redisCli(redis.port, "SAVE");
       const left = await store.apply([{ kind: "leave", channel: y, streamId: "2" }], T0 + 2);

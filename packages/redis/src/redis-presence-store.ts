@@ -159,6 +159,8 @@ export class RedisPresenceStore implements PresenceStore {
     });
     this.#client.on("ready", () => {
       this.#errorLogged = false;
+      // Redis may have lost the index (and this pod's registration) while we were away.
+      this.#index.forgetRegistrations();
     });
   }
 
