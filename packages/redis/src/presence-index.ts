@@ -22,6 +22,8 @@ export class PresenceIndex {
   readonly #held = new Map<ChannelName, Held>();
   /** Registered (or being registered) channels → the registration. */
   readonly #registered = new Map<ChannelName, Promise<void>>();
+  /** Registered channels to register again on their next write (see forgetRegistrations). */
+  readonly #stale = new Set<ChannelName>();
 
   /**
    * Resolves once every channel in `channels` is in the index, calling `register` for the
@@ -34,13 +36,16 @@ export class PresenceIndex {
     const waits: Promise<void>[] = [];
     const missing: ChannelName[] = [];
     for (const channel of new Set(channels)) {
-      const pending = this.#registered.get(channel);
+      const pending = this.#stale.has(channel) ? undefined : this.#registered.get(channel);
       if (pending !== undefined) waits.push(pending);
       else missing.push(channel);
     }
     if (missing.length > 0) {
       const registering = register(missing);
-      for (const channel of missing) this.#registered.set(channel, registering);
+      for (const channel of missing) {
+        this.#stale.delete(channel);
+        this.#registered.set(channel, registering);
+      }
       registering.catch(() => {
         for (const channel of missing) {
           if (this.#registered.get(channel) === registering) this.#registered.delete(channel);
@@ -90,6 +95,7 @@ export class PresenceIndex {
       if (held && (held.streams.size > 0 || held.graces.size > 0 || held.pins > 0)) continue;
       this.#held.delete(channel);
       this.#registered.delete(channel);
+      this.#stale.delete(channel);
       released.push(channel);
     }
     return released;
@@ -101,19 +107,21 @@ export class PresenceIndex {
   }
 
   /**
-   * Forgets which channels are registered, keeping what the pod holds: after a reconnect, a
+   * Forgets which channels are registered, keeping what the pod holds: after a disconnect, a
    * Redis that lost its data (restarted empty, or from disk) may not have them, and a join
    * written before the next heartbeat would be in no index — nothing could reap it if the pod
    * then died. The next write to each channel registers it again (one heartbeat call).
    */
   forgetRegistrations(): void {
-    this.#registered.clear();
+    // Still walked by release(), so a channel never written again is released as before.
+    for (const channel of this.#registered.keys()) this.#stale.add(channel);
   }
 
   /** Forgets everything (the store lost this pod's entries). */
   clear(): void {
     this.#held.clear();
     this.#registered.clear();
+    this.#stale.clear();
   }
 
   #entry(channel: ChannelName): Held {

@@ -159,9 +159,10 @@ export class RedisPresenceStore implements PresenceStore {
     });
     this.#client.on("ready", () => {
       this.#errorLogged = false;
-      // Redis may have lost the index (and this pod's registration) while we were away.
-      this.#index.forgetRegistrations();
     });
+    // Redis may lose the index (and this pod's registration) while the connection is away:
+    // what is written after it must register its channel again.
+    this.#client.on("close", () => this.#index.forgetRegistrations());
   }
 
   async heartbeat(now: number): Promise<{ lost: boolean; reaped?: PresenceReapResult }> {
@@ -192,6 +193,14 @@ export class RedisPresenceStore implements PresenceStore {
       // its rejoin is not taken for a second loss.
       await this.#beat(now, [], []);
       this.#index.clear();
+      // The grace periods it owns now keep their channels in its index (a reaper must find
+      // them if this pod dies before it settles them).
+      const graces = this.#reaped.graces;
+      for (const grace of graces) this.#index.graceStarted(grace.channel, grace.token);
+      await this.#index.ensure(
+        graces.map((grace) => grace.channel),
+        (missing) => this.#register(now, missing),
+      );
     }
     this.#wentBack = false;
     this.#known = true;

@@ -192,8 +192,19 @@ describe("ChannelSequencer: an epoch it left never comes back", () => {
     assert.equal(s.isRetired("e1"), true);
     assert.deepEqual(s.receive(msg(2, "e1")), { ready: [] }, "e1 is over");
     assert.equal(s.epoch, "e2");
-    assert.deepEqual(s.observe("e1", 5), { ready: [] }, "a late answer of e1 too");
+    assert.deepEqual(s.observe("e1", 5, { epoch: "e1", top: 1 }), { ready: [] }, "a late answer");
     assert.equal(s.epoch, "e2");
+  });
+
+  it("a broker that really went back to an epoch it left is moved on, not ignored", () => {
+    const s = new ChannelSequencer();
+    s.start("e1", 0);
+    s.receive(msg(1, "e2"));
+    assert.deepEqual(s.observe("e1", 9, { epoch: "e2", top: 1 }), {
+      ready: [],
+      rebase: { epoch: "e1", offset: 9, conflict: true },
+    });
+    assert.deepEqual(s.observe("e1", 9, { epoch: "e1", top: 1 }), { ready: [] }, "a late answer");
   });
 
   it("follows another epoch a joining stream read, when its own stayed current meanwhile", () => {

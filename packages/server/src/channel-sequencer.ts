@@ -202,7 +202,16 @@ export class ChannelSequencer {
       // offsets would repeat ones this pod released (and drop as duplicates).
       return { ready: [], rebase: { epoch, offset: asked.top } };
     }
-    if (this.isRetired(epoch)) return NOTHING; // answered after the channel moved on
+    if (this.isRetired(epoch)) {
+      // Asked while still in the epoch it is in now (which it entered after leaving this one):
+      // the broker really went back to an epoch it had left (a Redis restored from an old
+      // snapshot that no other check caught). Staying deaf to it would stall the channel for
+      // good: move the broker on to a fresh epoch instead, which every pod then follows.
+      if (asked.epoch === this.#epoch) {
+        return { ready: [], rebase: { epoch, offset, conflict: true } };
+      }
+      return NOTHING; // answered after the channel moved on
+    }
     if (this.#top < 0 || epoch !== this.#epoch) this.#enter(epoch);
     if (offset <= this.#top) return NOTHING;
     this.#fetching = true;

@@ -249,7 +249,8 @@ export class Presence {
     this.#logger.warn(
       `presence: the store lost this pod's entries; joining ${this.#joined.size} streams again`,
     );
-    this.#graces = [];
+    // Pending grace periods stay: settling one the store no longer has (another token, or
+    // none) does nothing, and one decided meanwhile (a leave racing the loss) must be settled.
     for (const [stream, channels] of this.#joined) {
       this.#enqueue(channels.map((channel) => joinOf(stream, channel)));
     }
