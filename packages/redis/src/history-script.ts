@@ -45,9 +45,20 @@ export async function readHistory(
   if (limit > 0) {
     for (const [id, fields] of entries) {
       const offset = Number.parseInt(id, 10);
-      const at = fields.indexOf("d");
-      if (!Number.isSafeInteger(offset) || at < 0) continue;
-      messages.push({ channel, epoch, offset, data: fields[at + 1] ?? "" });
+      if (!Number.isSafeInteger(offset)) continue;
+      let data: string | undefined;
+      // Entries written before lives were recorded have none: only their data can be compared.
+      let life: string | undefined;
+      for (let i = 0; i + 1 < fields.length; i += 2) {
+        if (fields[i] === "d") data = fields[i + 1];
+        else if (fields[i] === "l") life = fields[i + 1];
+      }
+      if (data === undefined) continue;
+      messages.push(
+        life === undefined
+          ? { channel, epoch, offset, data }
+          : { channel, epoch, offset, life, data },
+      );
     }
   }
   return { epoch, top: Number(top), messages };

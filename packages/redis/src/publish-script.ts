@@ -21,7 +21,11 @@ import type { ChannelKeys } from "./redis-keys.ts";
  * epoch a reader saw; the meta hash then lives one meta TTL (ARGV 6) from its last use, a
  * publish or a `position`, and a channel only read costs one small hash for that long; a new epoch starts an empty history, so any stale stream is
  * deleted. The stream entry id is `<offset>-0`, so history reads by offset are exact.
- * Frame: `<epoch>:<offset>:<data>`.
+ * Frame: `<epoch>:<offset>:<life>:<data>`; the history entry holds `d` (data) and `l` (life):
+ * `life` is the first 8 hex digits of the writing Redis's `master_replid`. Two messages at one
+ * offset with different lives come from two histories: a master frozen past its node timeout
+ * wakes, still a master for a moment, and runs what its sockets had buffered at offsets its
+ * promoted replica is giving to other events (`BrokerMessage.life`).
  *
  * `rebase`: the channel is below a position a pod saw in the same epoch — Redis lost a tail
  * it had acknowledged (restarted from an older snapshot, or a replica promoted before it had
@@ -103,10 +107,11 @@ if ARGV[1] == 'rebase' then
   return {ARGV[2], 0}
 end
 local offset = redis.call('HINCRBY', KEYS[1], 'offset', 1)
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], offset .. '-0', 'd', ARGV[3])
+local tag = string.sub(life, 1, 8)
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], offset .. '-0', 'd', ARGV[3], 'l', tag)
 redis.call('EXPIRE', KEYS[2], ARGV[5])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
-redis.call(ARGV[7], KEYS[3], epoch .. ':' .. offset .. ':' .. ARGV[3])
+redis.call(ARGV[7], KEYS[3], epoch .. ':' .. offset .. ':' .. tag .. ':' .. ARGV[3])
 if KEYS[4] then
   redis.call('SET', KEYS[4], offset .. ':' .. epoch .. ':' .. ARGV[9], 'NX', 'PX', ARGV[8])
 end

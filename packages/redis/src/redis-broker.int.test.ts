@@ -77,6 +77,7 @@ describe("RedisBroker on a single Redis", () => {
       assert.equal(await numsub(prefix, x), 1, "one pod subscribes");
       assert.deepEqual(b.subscribedChannels(), [x]);
       assert.deepEqual(a.subscribedChannels(), []);
+      const live = collect(b);
       const first = await a.publish(x, '{"n":1}');
       await a.publish(x, '{"n":2}');
       const replid = /master_replid:(\w+)/.exec(await admin.info("replication"))?.[1];
@@ -86,10 +87,29 @@ describe("RedisBroker on a single Redis", () => {
         life: replid,
       });
       const entries = await admin.xrange(keys.history, "-", "+");
+      const life = replid?.slice(0, 8) ?? "";
       assert.deepEqual(entries, [
-        ["1-0", ["d", '{"n":1}']],
-        ["2-0", ["d", '{"n":2}']],
+        ["1-0", ["d", '{"n":1}', "l", life]],
+        ["2-0", ["d", '{"n":2}', "l", life]],
       ]);
+      const history = await b.read(x, 0, 10);
+      assert.deepEqual(
+        history.messages.map((m) => [m.offset, m.life]),
+        [
+          [1, life],
+          [2, life],
+        ],
+        "history answers with the life that wrote each entry",
+      );
+      await waitFor(() => live.length === 2, "both live");
+      assert.deepEqual(
+        live.map((m) => [m.offset, m.life]),
+        [
+          [1, life],
+          [2, life],
+        ],
+        "so does the live path",
+      );
       assert.ok((await admin.ttl(keys.history)) > 0, "history expires");
       assert.ok((await admin.ttl(keys.meta)) > 0, "meta expires");
       await b.unsubscribe(x);
@@ -374,8 +394,10 @@ describe("RedisBroker when its Redis restarts empty", () => {
         channel: x,
         epoch: afterRestart.epoch,
         offset: 1,
+        life: received[1]?.life,
         data: "{}",
       });
+      assert.notEqual(received[1]?.life, received[0]?.life, "another Redis life wrote it");
     } finally {
       await teardown();
     }

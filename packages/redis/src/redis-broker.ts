@@ -15,7 +15,8 @@
  *
  * `publish` and `position` run one Lua script (`publish-script.ts`), so position assignment,
  * history append and fan-out are atomic — and so is the idempotency check of a publish with a
- * key: of concurrent publishes with one key, on any pods, exactly one publishes. Live frames are `<epoch>:<offset>:<data>`. A channel
+ * key: of concurrent publishes with one key, on any pods, exactly one publishes. Live frames are
+ * `<epoch>:<offset>:<life>:<data>` (`life`: which Redis wrote it, see `BrokerMessage.life`). A channel
  * gets its epoch (random, from the pod that first touches it) the first time either runs:
  * `position` of a never-published channel creates the meta hash with offset 0, so the first
  * publish lands in the epoch already reported. Every publish and position read sets the meta
@@ -344,7 +345,7 @@ export class RedisBroker implements Broker, HistoryStore {
       return;
     }
     try {
-      this.#listener({ channel, epoch: frame.epoch, offset: frame.offset, data: frame.data });
+      this.#listener({ channel, ...frame });
     } catch (error) {
       this.#logger.error(`redis broker: listener threw on ${channel}: ${message(error)}`);
     }

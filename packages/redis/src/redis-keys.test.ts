@@ -21,14 +21,27 @@ test("all names of a channel carry the channel as one hash tag", () => {
 });
 
 test("frames round-trip, also when the data contains colons", () => {
-  const frame = { epoch: "abc123xyz0", offset: 42, data: '{"t":"a:b:c","u":"ü"}' };
-  assert.equal(encodeFrame(frame), 'abc123xyz0:42:{"t":"a:b:c","u":"ü"}');
+  const frame = {
+    epoch: "abc123xyz0",
+    offset: 42,
+    life: "0f3a9c21",
+    data: '{"t":"a:b:c","u":"ü"}',
+  };
+  assert.equal(encodeFrame(frame), 'abc123xyz0:42:0f3a9c21:{"t":"a:b:c","u":"ü"}');
   assert.deepEqual(parseFrame(encodeFrame(frame)), frame);
-  assert.deepEqual(parseFrame("e:1:"), { epoch: "e", offset: 1, data: "" });
+  assert.deepEqual(parseFrame("e:1:00000000:"), {
+    epoch: "e",
+    offset: 1,
+    life: "00000000",
+    data: "",
+  });
 });
 
 test("malformed frames are refused", () => {
-  for (const text of ["", "abc", "e:1", ":1:x", "e::x", "e:0:x", "e:01:x", "e:-1:x", "e:1.5:x"]) {
+  const malformed = ["", "abc", "e:1", ":1:x", "e::x", "e:0:x", "e:01:x", "e:-1:x", "e:1.5:x"];
+  // The life is 8 lowercase hex digits; a frame without one (the format before lives) is refused.
+  malformed.push("e:1:{}", "e:1:0f3a9c2:{}", "e:1:0F3A9C21:{}", "e:1:0f3a9c21{}", "e:1:0f3a9c21");
+  for (const text of malformed) {
     assert.equal(parseFrame(text), null, JSON.stringify(text));
   }
 });

@@ -51,18 +51,25 @@ export function probeChannel(prefix: string, podId: string, shard?: number): str
   return shard === undefined ? `${prefix}:{probe:${podId}}` : `${prefix}:{probe:${podId}:${shard}}`;
 }
 
-/** A live message as published by the script: `<epoch>:<offset>:<data>`. */
+/**
+ * A live message as published by the script: `<epoch>:<offset>:<life>:<data>`. `life` is the
+ * first 8 hex digits of the `master_replid` of the Redis that wrote it (see
+ * `BrokerMessage.life`); the data may contain colons.
+ */
 export interface Frame {
   readonly epoch: string;
   readonly offset: number;
+  readonly life: string;
   readonly data: string;
 }
 
 export function encodeFrame(frame: Frame): string {
-  return `${frame.epoch}:${frame.offset}:${frame.data}`;
+  return `${frame.epoch}:${frame.offset}:${frame.life}:${frame.data}`;
 }
 
-/** Parses a frame, or returns null when `text` is not one (the data may contain colons). */
+const LIFE = /^[0-9a-f]{8}$/;
+
+/** Parses a frame, or returns null when `text` is not one. */
 export function parseFrame(text: string): Frame | null {
   const first = text.indexOf(":");
   if (first <= 0) return null;
@@ -70,10 +77,14 @@ export function parseFrame(text: string): Frame | null {
   if (second < 0) return null;
   const offsetText = text.slice(first + 1, second);
   if (!/^[1-9][0-9]{0,15}$/.test(offsetText)) return null;
+  const third = second + 9;
+  const life = text.slice(second + 1, third);
+  if (text[third] !== ":" || !LIFE.test(life)) return null;
   return {
     epoch: text.slice(0, first),
     offset: Number(offsetText),
-    data: text.slice(second + 1),
+    life,
+    data: text.slice(third + 1),
   };
 }
 

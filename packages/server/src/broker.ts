@@ -27,6 +27,15 @@ export interface BrokerMessage {
   readonly offset: number;
   /** The event, serialised as JSON once. */
   readonly data: string;
+  /**
+   * Which history wrote it, for brokers whose history can fork (the Redis broker: the first 8
+   * hex digits of the writing Redis's `master_replid`). Two messages at one offset of one epoch
+   * with different lives come from two histories — a Redis Cluster master frozen past its node
+   * timeout wakes and, for a moment still a master, writes at offsets its promoted replica is
+   * giving to other events — and the pod moves the channel to a new epoch. Unset where the
+   * history cannot fork (the memory broker) or the entry predates lives.
+   */
+  readonly life?: string | undefined;
 }
 
 export type BrokerListener = (message: BrokerMessage) => void;

@@ -183,6 +183,63 @@ describe("ChannelSequencer: a broker that went back and was published past where
   });
 });
 
+describe("ChannelSequencer: two histories in one epoch (a master that woke after its failover)", () => {
+  const by = (life: string, offset: number, data = `{"n":${offset}}`): BrokerMessage => ({
+    ...msg(offset),
+    life,
+    data,
+  });
+
+  it("another life at a released offset is a conflict, however far back (beyond the fingerprints)", () => {
+    const s = new ChannelSequencer();
+    s.start("e1", 0);
+    for (let i = 1; i <= 100; i++) s.receive(by("aaaaaaaa", i));
+    // The promoted replica's writes: the same life as before would be a repeat.
+    assert.deepEqual(s.receive(by("aaaaaaaa", 10)), { ready: [] });
+    // The frozen master's late writes at offsets the pod released from the replica's history —
+    // even with the same data (the same event retried lands on both at one offset).
+    assert.deepEqual(s.receive(by("bbbbbbbb", 10)), {
+      ready: [],
+      rebase: { epoch: "e1", offset: 100, conflict: true },
+    });
+    assert.equal(s.differsAt(10, `{"n":10}`, "bbbbbbbb"), true);
+  });
+
+  it("a promoted replica continues the history: lives change forward, the past keeps its own", () => {
+    const s = new ChannelSequencer();
+    s.start("e1", 0);
+    for (let i = 1; i <= 40; i++) s.receive(by("aaaaaaaa", i));
+    for (let i = 41; i <= 80; i++) s.receive(by("cccccccc", i));
+    assert.deepEqual(offsets(s.receive(by("cccccccc", 81)).ready), [81], "the new life goes on");
+    assert.equal(s.differsAt(5, `{"n":5}`, "aaaaaaaa"), false, "a backfill of the old life's part");
+    assert.equal(s.differsAt(60, `{"n":60}`, "cccccccc"), false);
+    assert.equal(s.differsAt(60, `{"n":60}`, "aaaaaaaa"), true, "the old master's late write");
+    assert.equal(s.differsAt(5, `{"n":5}`, "cccccccc"), true);
+    assert.equal(s.differsAt(5, `{"n":5}`), false, "no life (the memory broker): data only");
+  });
+
+  it("the zombie's writes first, then the replica's at the same offsets: a conflict too", () => {
+    const s = new ChannelSequencer();
+    s.start("e1", 0);
+    for (let i = 1; i <= 3; i++) s.receive(by("aaaaaaaa", i));
+    for (let i = 4; i <= 60; i++) s.receive(by("aaaaaaaa", i, `{"zombie":${i}}`));
+    assert.deepEqual(s.receive(by("cccccccc", 4)), {
+      ready: [],
+      rebase: { epoch: "e1", offset: 60, conflict: true },
+    });
+  });
+
+  it("a new epoch forgets the lives of the old one", () => {
+    const s = new ChannelSequencer();
+    s.start("e1", 0);
+    for (let i = 1; i <= 5; i++) s.receive(by("aaaaaaaa", i));
+    s.receive({ ...by("cccccccc", 1), epoch: "e2" });
+    assert.equal(s.epoch, "e2");
+    assert.equal(s.differsAt(1, `{"n":1}`, "dddddddd"), true, "the new epoch's own offset 1");
+    assert.equal(s.differsAt(3, `{"n":3}`, "dddddddd"), false, "nothing known of e2's offset 3");
+  });
+});
+
 describe("ChannelSequencer: an epoch it left never comes back", () => {
   it("drops a late live message of an epoch it left", () => {
     const s = new ChannelSequencer();

@@ -45,6 +45,15 @@ const FINGERPRINTS = 32;
 /** How many epochs a channel left are remembered (their late messages are dropped). */
 const RETIRED = 8;
 
+/** How many changes of life (see {@link BrokerMessage.life}) an epoch remembers. */
+const LIVES = 8;
+
+/** From `from` on, this epoch's released messages were written by `life`. */
+interface LifeSpan {
+  readonly from: number;
+  readonly life: string;
+}
+
 /** A short fingerprint of a message's data (what tells two events at one offset apart). */
 export function fingerprintOf(data: string): number {
   return fnv1a(data);
@@ -68,6 +77,12 @@ export class ChannelSequencer {
    */
   #offsets: Float64Array | null = null;
   #prints: Uint32Array | null = null;
+  /**
+   * Which life wrote the released offsets of this epoch, as spans ascending by `from` (the last
+   * {@link LIVES}): unlike the fingerprints, this tells two histories apart at any offset since
+   * the oldest span began — a burst of a frozen master's late writes outruns any window.
+   */
+  #lives: LifeSpan[] | null = null;
   /**
    * Epochs this channel left, newest last. Epochs only move forward, but news of one can come
    * late — a frozen pod wakes to the old epoch's messages still in its socket, a position read
@@ -163,7 +178,7 @@ export class ChannelSequencer {
       // A repeat (a backfill overlapping the live path) carries the same data. Other data at
       // an offset this pod released: the broker went back and was published past where it
       // was, and its next offsets all repeat delivered ones — a new epoch, whatever its top.
-      if (this.differsAt(message.offset, message.data)) {
+      if (this.differsAt(message.offset, message.data, message.life)) {
         return { ready: [], rebase: { epoch: message.epoch, offset: this.#top, conflict: true } };
       }
       return NOTHING;
@@ -281,10 +296,20 @@ export class ChannelSequencer {
   }
 
   /**
-   * Whether this pod released other data at `offset` of the current epoch (false when it does
-   * not remember that offset: only the last few are kept).
+   * Whether this pod released another event at `offset` of the current epoch: one written by
+   * another life, or with other data (false when it does not remember that offset: data only
+   * for the last few, lives since the oldest remembered change; nor about one not released yet).
    */
-  differsAt(offset: number, data: string): boolean {
+  differsAt(offset: number, data: string, life?: string): boolean {
+    if (offset > this.#top) return false; // not released yet
+    if (life !== undefined && this.#lives !== null) {
+      for (let i = this.#lives.length - 1; i >= 0; i--) {
+        const span = this.#lives[i] as LifeSpan;
+        if (span.from > offset) continue;
+        if (span.life !== life) return true;
+        break;
+      }
+    }
     const slot = offset % FINGERPRINTS;
     if (this.#offsets === null || this.#prints === null || this.#offsets[slot] !== offset) {
       return false;
@@ -300,12 +325,18 @@ export class ChannelSequencer {
     const slot = message.offset % FINGERPRINTS;
     this.#offsets[slot] = message.offset;
     this.#prints[slot] = fingerprintOf(message.data);
+    const life = message.life;
+    if (life === undefined || this.#lives?.at(-1)?.life === life) return;
+    this.#lives ??= [];
+    this.#lives.push({ from: message.offset, life });
+    if (this.#lives.length > LIVES) this.#lives.shift();
   }
 
   /** A new epoch: what was released in the old one says nothing about its offsets. */
   #forget(): void {
     this.#offsets = null;
     this.#prints = null;
+    this.#lives = null;
   }
 
   #releaseContiguous(ready: BrokerMessage[]): void {

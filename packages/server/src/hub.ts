@@ -619,7 +619,7 @@ export class Hub implements StreamHost {
       page.epoch === top.epoch &&
       there?.offset === asked.top &&
       state.sequencer.epoch === asked.epoch &&
-      state.sequencer.differsAt(there.offset, there.data)
+      state.sequencer.differsAt(there.offset, there.data, there.life)
     );
   }
 
