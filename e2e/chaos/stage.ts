@@ -81,9 +81,11 @@ export class Stage {
       const seeds = [...redisCluster.nodes, ...redisCluster.replicas].map(
         (n) => `${n.host}:${n.port}`,
       );
-      const pods = await Promise.all(
-        h2c.map((_, i) => startPod({ ...podEnv(i), REDIS_CLUSTER_NODES: seeds.join(",") })),
-      );
+      // A publish is acknowledged once its shard's replica holds it: without that, a master
+      // frozen past its node timeout acknowledges writes its promoted replica never gets, and
+      // a failover drops what the master acknowledged last (docs/operations.md).
+      const clusterEnv = { REDIS_CLUSTER_NODES: seeds.join(","), REDIS_WAIT_REPLICAS: "1" };
+      const pods = await Promise.all(h2c.map((_, i) => startPod({ ...podEnv(i), ...clusterEnv })));
       return new Stage({
         cluster: true,
         pods,

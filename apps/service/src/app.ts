@@ -236,6 +236,8 @@ async function createBroker(config: Config, log: FastifyBaseLogger): Promise<Bro
     clusterNodes: config.redis.mode === "cluster" ? [...config.redis.clusterNodes] : undefined,
     prefix: config.redis.prefix,
     metaTtlSeconds: Math.ceil(config.channels.idleTtlMs / 1000),
+    waitReplicas: config.redis.waitReplicas,
+    waitTimeoutMs: config.redis.waitTimeoutMs,
     logger: {
       info: (message) => brokerLog.info(message),
       warn: (message) => brokerLog.warn(message),

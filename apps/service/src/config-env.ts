@@ -134,7 +134,10 @@ export function readRedis(r: EnvReader): RedisConfig {
   }
   const clusterNodes = readClusterNodes(r);
   const mode = clusterNodes.length > 0 ? "cluster" : url !== null ? "standalone" : "embedded";
-  return { mode, url, prefix, clusterNodes };
+  // Below the broker's 2 s command timeout, which bounds the pipeline WAIT rides in.
+  const waitReplicas = r.int("REDIS_WAIT_REPLICAS", 0, 0, 16);
+  const waitTimeoutMs = r.int("REDIS_WAIT_TIMEOUT_MS", 500, 1, 1500);
+  return { mode, url, prefix, clusterNodes, waitReplicas, waitTimeoutMs };
 }
 
 function readClusterNodes(r: EnvReader): RedisNode[] {

@@ -84,6 +84,8 @@ describe("loadConfig defaults", () => {
       url: null,
       prefix: "realtime",
       clusterNodes: [],
+      waitReplicas: 0,
+      waitTimeoutMs: 500,
     });
   });
 
@@ -398,6 +400,15 @@ describe("loadConfig validation", () => {
     for (const bad of ["a", "a:", ":7000", "a:0", "a:70000", "a:7000,,b:7001", "a:x"]) {
       assertRejects({ REDIS_CLUSTER_NODES: bad }, "REDIS_CLUSTER_NODES");
     }
+  });
+
+  test("REDIS_WAIT_REPLICAS and its timeout: read, and bounded below the command timeout", () => {
+    const config = loadConfig({ REDIS_WAIT_REPLICAS: "1", REDIS_WAIT_TIMEOUT_MS: "800" });
+    assert.equal(config.redis.waitReplicas, 1);
+    assert.equal(config.redis.waitTimeoutMs, 800);
+    assertRejects({ REDIS_WAIT_REPLICAS: "-1" }, "REDIS_WAIT_REPLICAS");
+    assertRejects({ REDIS_WAIT_TIMEOUT_MS: "2000" }, "REDIS_WAIT_TIMEOUT_MS");
+    assertRejects({ REDIS_WAIT_TIMEOUT_MS: "0" }, "REDIS_WAIT_TIMEOUT_MS");
   });
 
   test("rejects a REDIS_PREFIX or COOKIE_NAME that would need escaping", () => {

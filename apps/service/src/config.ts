@@ -140,6 +140,14 @@ export interface RedisConfig {
   readonly prefix: string;
   /** Cluster seed nodes (`REDIS_CLUSTER_NODES`, comma-separated `host:port`). Default empty. */
   readonly clusterNodes: readonly RedisNode[];
+  /**
+   * Replicas that must hold a publish before it is acknowledged (`REDIS_WAIT_REPLICAS`, Redis
+   * `WAIT`). Default 0. Set 1 on a Cluster (or a replicated Redis) with a replica per master,
+   * so a failover cannot drop an acknowledged event (see operations.md).
+   */
+  readonly waitReplicas: number;
+  /** How long a publish waits for them, in ms (`REDIS_WAIT_TIMEOUT_MS`, 1–1500). Default 500. */
+  readonly waitTimeoutMs: number;
 }
 
 export interface LimitsConfig {

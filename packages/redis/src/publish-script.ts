@@ -121,7 +121,26 @@ return {epoch, offset}
 const SHA = createHash("sha1").update(PUBLISH_SCRIPT).digest("hex");
 
 /** What the script needs from a client; both `Redis` and `Cluster` fit. */
-export type ScriptClient = Pick<Redis, "evalsha" | "eval">;
+export type ScriptClient = Pick<Redis, "evalsha" | "eval" | "pipeline">;
+
+/**
+ * A publish the master accepted but fewer replicas than asked for acknowledged in time
+ * ({@link ScriptCall.wait}). A failover now could lose it, or it may already be lost: it was
+ * written by a master that had been replaced without knowing it yet (frozen past its node
+ * timeout). Its outcome is unknown: retry it with its idempotency key.
+ */
+export class ReplicationTimeout extends Error {
+  constructor(
+    acknowledged: number,
+    wait: { readonly replicas: number; readonly timeoutMs: number },
+  ) {
+    super(
+      `the publish reached ${acknowledged} of ${wait.replicas} replica(s) within ${wait.timeoutMs} ms: ` +
+        "its outcome is unknown (retry it with its idempotency key)",
+    );
+    this.name = "ReplicationTimeout";
+  }
+}
 
 export interface ScriptCall {
   readonly mode: "publish" | "position" | "rebase";
@@ -136,6 +155,12 @@ export interface ScriptCall {
   readonly historyTtlSeconds: number;
   readonly metaTtlSeconds: number;
   readonly sharded: boolean;
+  /**
+   * `publish` only: resolve only once this many replicas hold the publish (Redis `WAIT`, sent
+   * with the script on the same connection), waiting at most `timeoutMs`; otherwise reject with
+   * {@link ReplicationTimeout}. Absent or 0 replicas: the master's acknowledgement is enough.
+   */
+  readonly wait?: { readonly replicas: number; readonly timeoutMs: number } | undefined;
 }
 
 /**
@@ -166,15 +191,41 @@ export async function runPublishScript(
     call.sharded ? "SPUBLISH" : "PUBLISH",
   ];
   if (idempotency) args.push(idempotency.windowMs, idempotency.fingerprint);
+  const wait = call.mode === "publish" && (call.wait?.replicas ?? 0) > 0 ? call.wait : undefined;
   let reply: unknown;
   try {
-    reply = await client.evalsha(SHA, keys.length, ...args);
+    reply = wait
+      ? await withWait(client, wait, (p) => p.evalsha(SHA, keys.length, ...args))
+      : await client.evalsha(SHA, keys.length, ...args);
   } catch (error) {
     // NOSCRIPT means nothing ran, so sending the source is safe (no double publish).
     if (!(error instanceof Error) || !error.message.startsWith("NOSCRIPT")) throw error;
-    reply = await client.eval(PUBLISH_SCRIPT, keys.length, ...args);
+    reply = wait
+      ? await withWait(client, wait, (p) => p.eval(PUBLISH_SCRIPT, keys.length, ...args))
+      : await client.eval(PUBLISH_SCRIPT, keys.length, ...args);
   }
   return toReply(reply);
+}
+
+type Pipeline = ReturnType<Redis["pipeline"]>;
+
+/**
+ * Sends the script and `WAIT` in one pipeline: `WAIT` has no key, so it follows the script's
+ * slot to the same node and connection, and counts the replicas that hold this write.
+ */
+async function withWait(
+  client: ScriptClient,
+  wait: { readonly replicas: number; readonly timeoutMs: number },
+  script: (pipeline: Pipeline) => Pipeline,
+): Promise<unknown> {
+  const results = await script(client.pipeline()).wait(wait.replicas, wait.timeoutMs).exec();
+  const [scriptResult, waitResult] = results ?? [];
+  if (!scriptResult || !waitResult) throw new Error("the publish pipeline was not answered");
+  if (scriptResult[0]) throw scriptResult[0];
+  if (waitResult[0]) throw waitResult[0];
+  const acknowledged = Number(waitResult[1]);
+  if (acknowledged < wait.replicas) throw new ReplicationTimeout(acknowledged, wait);
+  return scriptResult[1];
 }
 
 function toReply(reply: unknown): ScriptReply {

@@ -10,6 +10,7 @@ import type { ChannelName } from "@realtime/protocol";
 import { collect, runBrokerContract, waitFor } from "@realtime/server/testing";
 import { Redis } from "ioredis";
 import { ClusterAdmin } from "./cluster-admin.ts";
+import { ReplicationTimeout } from "./publish-script.ts";
 import { RedisBroker, type RedisBrokerOptions } from "./redis-broker.ts";
 import { channelKeys, idempotencyKey } from "./redis-keys.ts";
 import { TcpProxy } from "./tcp-proxy.ts";
@@ -435,6 +436,64 @@ describe("RedisBroker when its Redis comes back from its RDB, behind what it ack
       const next = await a.publish(x, '{"n":4}');
       assert.deepEqual([next.epoch, next.offset], [after.epoch, 1], "once: the new epoch holds");
       assert.notEqual((await a.position(idle)).epoch, saved.epoch, "every channel of that life");
+    } finally {
+      await teardown();
+    }
+  });
+});
+
+describe("RedisBroker with waitReplicas: acknowledged only once a replica holds it", () => {
+  let master: TestRedis;
+  const replicas: TestRedis[] = [];
+  const follow = async (replica: TestRedis) => {
+    await redisCli(replica.port, "REPLICAOF", "127.0.0.1", String(master.port));
+    await waitFor(
+      async () => (await redisCli(replica.port, "INFO", "replication")).includes("link_status:up"),
+      "the replica in sync",
+      { timeoutMs: 15_000 },
+    );
+  };
+  before(async () => {
+    master = await startRedis();
+  });
+  after(async () => {
+    await Promise.all(replicas.map((r) => r.stop()));
+    await master?.stop();
+  });
+
+  it("rejects a publish no replica acknowledged in time; its retry with the key is answered once one does", async () => {
+    const first = await startRedis();
+    replicas.push(first);
+    await follow(first);
+    const { a, teardown } = await pods({ url: master.url, waitReplicas: 1, waitTimeoutMs: 300 });
+    try {
+      const x: ChannelName = "channel:replicated";
+      const held = await a.publish(x, '{"n":1}');
+      assert.equal(held.offset, 1, "a replica holds it: acknowledged");
+
+      await first.kill();
+      const key = { idempotencyKey: "k-2" };
+      const refused = await a.publish(x, '{"n":2}', key).then(
+        () => null,
+        (error: unknown) => error,
+      );
+      assert.ok(refused instanceof Error, "no replica: the publish rejects");
+      assert.ok(refused.cause instanceof ReplicationTimeout, String(refused.cause));
+      assert.match(refused.cause.message, /0 of 1 replica\(s\) within 300 ms/);
+      // The master took it: its outcome was unknown, not a failure — which is why the caller
+      // retries with the same key.
+      assert.equal((await a.position(x)).offset, 2);
+
+      const second = await startRedis();
+      replicas.push(second);
+      await follow(second);
+      const retried = await a.publish(x, '{"n":2}', key);
+      assert.deepEqual(
+        [retried.offset, retried.duplicate],
+        [2, true],
+        "the retry is answered with the first publish's position, now replicated",
+      );
+      assert.equal((await a.position(x)).offset, 2, "published once");
     } finally {
       await teardown();
     }

@@ -82,6 +82,19 @@ export interface RedisBrokerOptions {
    * (nothing is queued while disconnected), and at most this long for the reply.
    */
   commandTimeoutMs?: number;
+  /**
+   * Replicas that must hold a publish before it resolves (Redis `WAIT`). Default 0: the
+   * master's acknowledgement is enough — and a failover can lose what the master acknowledged
+   * last, or a master frozen past its node timeout can acknowledge writes after its replica
+   * took over, writes that are then dropped. With 1 (a Cluster with a replica per master), a
+   * publish no replica holds within {@link waitTimeoutMs} rejects instead: its outcome is
+   * unknown and the publisher retries it with its idempotency key. Costs a round trip from the
+   * master to its replica on every publish, and publishes on a shard whose replicas are all
+   * down fail until one is back.
+   */
+  waitReplicas?: number;
+  /** How long a publish waits for {@link waitReplicas}, in ms (below `commandTimeoutMs`). Default 500. */
+  waitTimeoutMs?: number;
   /** How long `subscribe` waits for Redis to confirm, in ms. Default 5000. */
   subscribeTimeoutMs?: number;
   /** How long a liveness probe may take, in ms. Default 2000. */
@@ -121,6 +134,7 @@ export class RedisBroker implements Broker, HistoryStore {
   readonly #historyTtlSeconds: number;
   readonly #metaTtlSeconds: number;
   readonly #commandTimeoutMs: number;
+  readonly #wait: { readonly replicas: number; readonly timeoutMs: number } | undefined;
   readonly #subscribeTimeoutMs: number;
   readonly #logger: RedisBrokerLogger;
   readonly #transport: PubSubTransport;
@@ -151,6 +165,15 @@ export class RedisBroker implements Broker, HistoryStore {
     // one and deletes it): it never outlives the meta hash.
     this.#historyTtlSeconds = Math.min(options.historyTtlSeconds ?? 300, this.#metaTtlSeconds);
     this.#commandTimeoutMs = options.commandTimeoutMs ?? 2_000;
+    const replicas = options.waitReplicas ?? 0;
+    if (!Number.isSafeInteger(replicas) || replicas < 0) {
+      throw new TypeError(`waitReplicas must be a whole number, got ${replicas}`);
+    }
+    const waitTimeoutMs = options.waitTimeoutMs ?? 500;
+    if (!Number.isSafeInteger(waitTimeoutMs) || waitTimeoutMs < 1) {
+      throw new TypeError(`waitTimeoutMs must be a positive whole number, got ${waitTimeoutMs}`);
+    }
+    this.#wait = replicas > 0 ? { replicas, timeoutMs: waitTimeoutMs } : undefined;
     this.#subscribeTimeoutMs = options.subscribeTimeoutMs ?? 5_000;
     this.#logger = options.logger ?? silent;
     const podId = options.podId ?? newEpoch();
@@ -326,6 +349,7 @@ export class RedisBroker implements Broker, HistoryStore {
         historyTtlSeconds: this.#historyTtlSeconds,
         metaTtlSeconds: this.#metaTtlSeconds,
         sharded: this.#transport.sharded,
+        wait: this.#wait,
       });
     } catch (error) {
       throw new Error(`redis ${mode} on ${channel} failed: ${message(error)}`, { cause: error });

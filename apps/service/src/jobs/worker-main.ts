@@ -48,6 +48,8 @@ const broker = new RedisBroker({
   prefix: config.redis.prefix,
   // As the pods': keys this worker's publishes touch live no longer than theirs.
   metaTtlSeconds: Math.ceil(config.channels.idleTtlMs / 1000),
+  waitReplicas: config.redis.waitReplicas,
+  waitTimeoutMs: config.redis.waitTimeoutMs,
   logger: {
     info: (message) => brokerLog.info(message),
     warn: (message) => brokerLog.warn(message),
