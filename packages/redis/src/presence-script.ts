@@ -234,31 +234,31 @@ return out
 /**
  * KEYS pods, reaped, this pod's index, lives. ARGV now, pod id, number of channels to add, the
  * channels to add, then the channels to remove. A heartbeat (also when registering channels).
- * Returns 1 when the pod was unknown (new, reaped, or data lost) or flagged as reaped; 2 when
- * the pod's entries were written by another life of Redis (`lives`: pod → the `master_replid`
- * of its last heartbeat): Redis restarted from its RDB or AOF, whose entries may be older than
- * what the pod removed since — a closed connection can be back. A replica promoted by a
- * failover (`master_replid2` is the recorded id) is the same life.
+ * Returns {code, life, previous life}: code 1 when the pod was unknown (new, reaped, or data
+ * lost) or flagged as reaped; 2 when the pod's entries were written by another life of Redis
+ * (`lives`: pod → the `master_replid` of its last heartbeat): Redis restarted from its RDB or
+ * AOF, whose entries may be older than what the pod removed since — a closed connection can be
+ * back. A replica promoted by a failover (`master_replid2` is the recorded id) is the same
+ * life. The script records what it found, so a reply that is lost loses the news: the pod
+ * also compares the lives it is answered with itself (`master_replid`, `master_replid2`).
  */
 const HEARTBEAT = `
 local info = redis.call('INFO', 'replication')
 local at = string.find(info, 'master_replid:', 1, true)
 local life = string.sub(info, at + 14, at + 53)
+at = string.find(info, 'master_replid2:', 1, true)
+local previous = string.sub(info, at + 15, at + 54)
 local was = redis.call('HGET', KEYS[4], ARGV[2])
-local back = false
-if was and was ~= life then
-  at = string.find(info, 'master_replid2:', 1, true)
-  back = string.sub(info, at + 15, at + 54) ~= was
-end
+local back = was and was ~= life and previous ~= was
 if was ~= life then redis.call('HSET', KEYS[4], ARGV[2], life) end
 local added = redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 local flagged = redis.call('SREM', KEYS[2], ARGV[2])
 local adds = tonumber(ARGV[3])
 if adds > 0 then redis.call('SADD', KEYS[3], unpack(ARGV, 4, 3 + adds)) end
 if #ARGV > 3 + adds then redis.call('SREM', KEYS[3], unpack(ARGV, 4 + adds, #ARGV)) end
-if back and added == 0 then return 2 end
-if added + flagged > 0 then return 1 end
-return 0
+local code = 0
+if back and added == 0 then code = 2 elseif added + flagged > 0 then code = 1 end
+return {code, life, previous}
 `;
 
 /**

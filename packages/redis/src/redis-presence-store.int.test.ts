@@ -5,7 +5,7 @@ import { type AddressInfo, connect, createServer, type Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
 import type { ChannelName } from "@realtime/protocol";
 import { CONTRACT_TIMINGS, runPresenceContract, waitFor } from "@realtime/server/testing";
-import { channelPresenceKeys } from "./presence-script.ts";
+import { channelPresenceKeys, presenceScripts } from "./presence-script.ts";
 import { RedisPresenceStore } from "./redis-presence-store.ts";
 import {
   redisCli,
@@ -88,6 +88,19 @@ async function replyEatingProxy(targetPort: number) {
     },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
+}
+
+/** Resolves once `store` answers again (after its connection was cut). */
+async function answering(store: RedisPresenceStore, channel: ChannelName): Promise<void> {
+  await waitFor(
+    () =>
+      store.snapshot(channel).then(
+        () => true,
+        () => false,
+      ),
+    "the store answers again",
+    { timeoutMs: 10_000 },
+  );
 }
 
 describe("RedisPresenceStore: faults and leftovers", () => {
@@ -253,6 +266,100 @@ describe("RedisPresenceStore: faults and leftovers", () => {
       assert.deepEqual(await store.heartbeat(T0 + 4), { lost: false }, "once");
     } finally {
       await store.close();
+    }
+  });
+
+  it("a heartbeat that met Redis back from its RDB but lost its answer: the next one reaps", async () => {
+    // Found by `npm run chaos` (seed 1305): Redis came back from an RDB listing a closed
+    // connection, then froze; the beat it ran on waking recorded the new life and its answer
+    // timed out, so the next beat heard of nothing and the connection stayed listed for good.
+    const proxy = await replyEatingProxy(redis.port);
+    const shared = prefix();
+    const store = new RedisPresenceStore({ url: proxy.url, prefix: shared, commandTimeoutMs: 500 });
+    const z = "channel:answer-lost" as ChannelName;
+    const join = (streamId: string, userId: string) =>
+      ({ kind: "join", channel: z, streamId, userId, userName: userId }) as const;
+    try {
+      await store.heartbeat(T0);
+      await store.apply([join("1", "u1"), join("2", "u2")], T0);
+      await redisCli(redis.port, "SAVE");
+      const left = await store.apply([{ kind: "leave", channel: z, streamId: "2" }], T0 + 1);
+      await store.settle(left.graces);
+      await redis.restart(); // from the RDB: u2's closed connection is back
+      await answering(store, z);
+      // Loaded now, so the answer that gets lost is not a NOSCRIPT.
+      await redisCli(redis.port, "SCRIPT", "LOAD", presenceScripts().heartbeat.source);
+
+      const life = /master_replid:(\w+)/.exec(await redisCli(redis.port, "INFO", "replication"));
+      proxy.eatReplies(true);
+      const unanswered = assert.rejects(store.heartbeat(T0 + 2), "its answer never came");
+      const lives = `${shared}:{presence}:lives`;
+      await waitFor(
+        async () => (await redisCli(redis.port, "HGET", lives, store.podId)) === life?.[1],
+        "the beat ran in Redis and recorded the new life",
+      );
+      await unanswered;
+      proxy.cutAll();
+      proxy.eatReplies(false);
+      await answering(store, z);
+
+      const beat = await store.heartbeat(T0 + 3);
+      assert.equal(beat.lost, true, "the next beat still hears of it");
+      assert.deepEqual(
+        (beat.reaped?.graces ?? []).map((g) => g.userId).sort(),
+        ["u1", "u2"],
+        "and the entries the RDB brought back are reaped",
+      );
+      await store.apply([join("1", "u1")], T0 + 4);
+      await store.settle(beat.reaped?.graces ?? []);
+      assert.deepEqual(
+        (await store.snapshot(z)).users.map((u) => u.userId),
+        ["u1"],
+      );
+    } finally {
+      await store.close();
+      await proxy.close();
+    }
+  });
+
+  it("a pod reaped while its beats went unanswered is told at the next answered one", async () => {
+    const proxy = await replyEatingProxy(redis.port);
+    const shared = prefix();
+    const options = { prefix: shared, commandTimeoutMs: 500, ttlMs: 10_000 };
+    const store = new RedisPresenceStore({ url: proxy.url, ...options });
+    const reaper = new RedisPresenceStore({ url: redis.url, ...options });
+    const z = "channel:reaped-unanswered" as ChannelName;
+    try {
+      await store.heartbeat(T0);
+      await store.apply(
+        [{ kind: "join", channel: z, streamId: "1", userId: "u1", userName: "u1" }],
+        T0,
+      );
+      await reaper.heartbeat(T0 + 11_000);
+      const reaped = await reaper.reap(T0 + 11_000);
+      assert.deepEqual(
+        reaped.transitions.map((t) => [t.userId, t.status]),
+        [["u1", "offline"]],
+        "silent past its TTL: reaped",
+      );
+      proxy.eatReplies(true);
+      // This beat registers the pod again in Redis — and its answer, which said so, is lost.
+      const unanswered = assert.rejects(store.heartbeat(T0 + 11_500));
+      const pods = `${shared}:{presence}:pods`;
+      await waitFor(
+        async () =>
+          (await redisCli(redis.port, "ZSCORE", pods, store.podId)) === String(T0 + 11_500),
+        "registered again in Redis",
+      );
+      await unanswered;
+      proxy.cutAll();
+      proxy.eatReplies(false);
+      await answering(store, z);
+      const beat = await store.heartbeat(T0 + 12_000);
+      assert.equal(beat.lost, true, "told to join its connections again");
+    } finally {
+      await Promise.all([store.close(), reaper.close()]);
+      await proxy.close();
     }
   });
 

@@ -105,6 +105,15 @@ export class RedisPresenceStore implements PresenceStore {
   #lost = false;
   /** A beat found this pod's entries written by another life of Redis (see HEARTBEAT). */
   #wentBack = false;
+  /**
+   * The Redis life of the last answered beat, and when (this pod's clock) it was sent: a beat
+   * Redis ran but whose answer was lost (Redis frozen past the command timeout, a cut link)
+   * recorded the news in Redis, so the next beat there hears nothing — this pod compares for
+   * itself (found by `npm run chaos`, seed 1305: a connection an RDB brought back, never reaped).
+   */
+  #life: string | null = null;
+  /** A beat may have run in Redis without its answer reaching this pod (see {@link heartbeat}). */
+  #unanswered = false;
   /** What this pod reaped of its own entries, until a heartbeat reports it. */
   #reaped: { graces: PresenceGrace[]; transitions: PresenceTransition[] } = {
     graces: [],
@@ -171,6 +180,11 @@ export class RedisPresenceStore implements PresenceStore {
     // Kept until reported: if what follows fails, the next heartbeat must still say so (this
     // beat re-registered the pod, so the next one would not see it unknown).
     if (changed && this.#known) this.#lost = true;
+    // A beat whose answer was lost may have carried news Redis now keeps to itself: that the
+    // pod was unknown (reaped meanwhile) — the beat registered it again. Assume it did (a reap
+    // of its own entries and a rejoin, which cancels the grace periods, costs no one an
+    // offline).
+    if (this.#unanswered && this.#known) this.#lost = true;
     const lost = this.#lost || this.#wentBack;
     if (lost) {
       // The store lost track of this pod (reaped while alive, Redis restarted empty, or back
@@ -203,6 +217,7 @@ export class RedisPresenceStore implements PresenceStore {
       );
     }
     this.#wentBack = false;
+    this.#unanswered = false;
     this.#known = true;
     this.#lost = false;
     const reaped = this.#reaped;
@@ -433,15 +448,28 @@ export class RedisPresenceStore implements PresenceStore {
     const rounds = Math.max(1, addChunks.length, removeChunks.length);
     for (let i = 0; i < rounds; i++) {
       const add = addChunks[i] ?? [];
-      const reply = await runScript(this.#client, this.#scripts.heartbeat, keys, [
-        now,
-        this.podId,
-        add.length,
-        ...add,
-        ...(removeChunks[i] ?? []),
-      ]);
-      if (reply === 1) changed = true;
-      if (reply === 2) this.#wentBack = true;
+      let reply: unknown;
+      try {
+        reply = await runScript(this.#client, this.#scripts.heartbeat, keys, [
+          now,
+          this.podId,
+          add.length,
+          ...add,
+          ...(removeChunks[i] ?? []),
+        ]);
+      } catch (error) {
+        this.#unanswered = true;
+        throw error;
+      }
+      const [code, life, previous] = heartbeatReply(reply);
+      if (code === 1) changed = true;
+      if (code === 2) this.#wentBack = true;
+      // Another life than the last answer's, and not its promoted replica: back from disk or
+      // empty, whether or not a beat whose answer was lost already told Redis so.
+      if (this.#life !== null && life !== this.#life && previous !== this.#life) {
+        this.#wentBack = true;
+      }
+      this.#life = life;
     }
     return changed;
   }
@@ -500,4 +528,15 @@ export class RedisPresenceStore implements PresenceStore {
 
 function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** The heartbeat script's `{code, life, previous life}`, checked. */
+function heartbeatReply(reply: unknown): [number, string, string] {
+  if (Array.isArray(reply) && reply.length === 3) {
+    const [code, life, previous] = reply as unknown[];
+    if (typeof code === "number" && typeof life === "string" && typeof previous === "string") {
+      return [code, life, previous];
+    }
+  }
+  throw new Error(`unexpected reply from the heartbeat script: ${JSON.stringify(reply)}`);
 }
