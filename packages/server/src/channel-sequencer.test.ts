@@ -209,7 +209,13 @@ describe("ChannelSequencer: two histories in one epoch (a master that woke after
     const s = new ChannelSequencer();
     s.start("e1", 0);
     for (let i = 1; i <= 40; i++) s.receive(by("aaaaaaaa", i));
-    for (let i = 41; i <= 80; i++) s.receive(by("cccccccc", i));
+    // A new life past the top: first the broker's history at the top must be checked.
+    assert.deepEqual(s.receive(by("cccccccc", 41)), {
+      ready: [],
+      fetch: { after: 40, until: 40 },
+    });
+    assert.deepEqual(offsets(s.filled([by("aaaaaaaa", 40)]).ready), [41], "the same history");
+    for (let i = 42; i <= 80; i++) s.receive(by("cccccccc", i));
     assert.deepEqual(offsets(s.receive(by("cccccccc", 81)).ready), [81], "the new life goes on");
     assert.equal(s.differsAt(5, `{"n":5}`, "aaaaaaaa"), false, "a backfill of the old life's part");
     assert.equal(s.differsAt(60, `{"n":60}`, "cccccccc"), false);
@@ -226,6 +232,41 @@ describe("ChannelSequencer: two histories in one epoch (a master that woke after
     assert.deepEqual(s.receive(by("cccccccc", 4)), {
       ready: [],
       rebase: { epoch: "e1", offset: 60, conflict: true },
+    });
+  });
+
+  it("a new life past the top whose history holds another event at the top: a conflict", () => {
+    // Found by `npm run chaos -- --redis-cluster` (seed 2405): this pod released three late
+    // writes of the woken master (its own life) past where the replica took over; the replica's
+    // next events came past them, and their history at 1–3 held other events.
+    const s = new ChannelSequencer();
+    s.start("e1", 0);
+    for (let i = 1; i <= 3; i++) s.receive(by("aaaaaaaa", i, `{"zombie":${i}}`));
+    assert.deepEqual(s.receive(by("cccccccc", 9)), {
+      ready: [],
+      fetch: { after: 3, until: 8 },
+    });
+    const history = [3, 4, 5, 6, 7, 8].map((i) => by("cccccccc", i));
+    assert.deepEqual(s.filled(history), {
+      ready: [],
+      rebase: { epoch: "e1", offset: 3, conflict: true },
+    });
+    assert.equal(s.fetching, false, "the rebase's answer is observed next");
+    assert.deepEqual(s.observe("e2", 0), { ready: [] });
+    assert.equal(s.epoch, "e2");
+  });
+
+  it("a fetch's first entry, at the top it asked after, must be what was released there", () => {
+    const s = new ChannelSequencer();
+    s.start("e1", 0);
+    s.receive(msg(1));
+    s.receive(msg(2));
+    assert.deepEqual(s.receive(msg(5)), { ready: [], fetch: { after: 2, until: 4 } });
+    assert.deepEqual(offsets(s.filled([msg(2), msg(3), msg(4)]).ready), [3, 4, 5]);
+    assert.deepEqual(s.receive(msg(8)), { ready: [], fetch: { after: 5, until: 7 } });
+    assert.deepEqual(s.filled([{ ...msg(5), data: "{}" }, msg(6), msg(7)]), {
+      ready: [],
+      rebase: { epoch: "e1", offset: 5, conflict: true },
     });
   });
 

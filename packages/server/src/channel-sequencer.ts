@@ -9,7 +9,12 @@
 import { fnv1a } from "@realtime/protocol";
 import type { BrokerMessage } from "./broker.ts";
 
-/** Messages after `after`, up to and including `until`, should be fetched from history. */
+/**
+ * Messages after `after`, up to and including `until`, should be fetched from history — and the
+ * one at `after` too, when there is one (this pod's top when it asked): {@link
+ * ChannelSequencer.filled} checks it is the event this pod released there. `until` may equal
+ * `after`: then only that check is asked for.
+ */
 export interface FetchRequest {
   readonly after: number;
   readonly until: number;
@@ -187,6 +192,15 @@ export class ChannelSequencer {
       this.#hold(message);
       return NOTHING;
     }
+    if (this.#changesLife(message)) {
+      // Another Redis wrote this: a promoted replica going on from where this pod is — or a
+      // history that forked from it (a master that woke after its failover wrote offsets the
+      // replica gave to other events, and this pod released those). Only the broker's history
+      // at this pod's top can tell: fetch it with the hole, if any ({@link filled} compares).
+      this.#hold(message);
+      this.#fetching = true;
+      return { ready: [], fetch: { after: this.#top, until: message.offset - 1 } };
+    }
     if (message.offset === this.#top + 1) {
       this.#top = message.offset;
       this.#note(message);
@@ -244,6 +258,18 @@ export class ChannelSequencer {
    */
   filled(messages: readonly BrokerMessage[], generation = this.#generation): SequencerOutput {
     if (generation !== this.#generation) return NOTHING;
+    // The hub reads from the offset it asked after (this pod's top then): history holding
+    // another event there than the one this pod released is another history.
+    for (const message of messages) {
+      if (
+        message.epoch === this.#epoch &&
+        message.offset <= this.#top &&
+        this.differsAt(message.offset, message.data, message.life)
+      ) {
+        this.#fetching = false;
+        return { ready: [], rebase: { epoch: this.#epoch, offset: this.#top, conflict: true } };
+      }
+    }
     const before = this.#top;
     const ready: BrokerMessage[] = [];
     for (const message of messages) {
@@ -315,6 +341,12 @@ export class ChannelSequencer {
       return false;
     }
     return this.#prints[slot] !== fingerprintOf(data);
+  }
+
+  /** Whether `message`, the next past the top, was written by another life than the top. */
+  #changesLife(message: BrokerMessage): boolean {
+    const current = this.#lives?.at(-1)?.life;
+    return current !== undefined && message.life !== undefined && message.life !== current;
   }
 
   #note(message: BrokerMessage): void {

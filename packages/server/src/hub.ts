@@ -655,7 +655,8 @@ export class Hub implements StreamHost {
   ): Promise<void> {
     const found: BrokerMessage[] = [];
     if (this.#history) {
-      let cursor = after;
+      // From the entry at `after` itself: the sequencer checks it is the one it released.
+      let cursor = Math.max(0, after - 1);
       const giveUpAt = this.now() + BACKFILL_RETRY_MS;
       for (let pause = 50; ; pause = Math.min(pause * 2, 1_000)) {
         try {
