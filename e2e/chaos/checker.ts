@@ -115,9 +115,21 @@ export function check(log: RunLog): Verdict {
   };
 }
 
-/** Accepted no later than this: its 2xx, or the first time anyone received it. */
-function acceptedBy(event: PublishedEvent): number {
-  return Math.min(event.ackAt ?? Infinity, event.firstSeenAt ?? Infinity);
+/**
+ * Accepted no later than this: its 2xx, or the first time anyone received it — unless that was
+ * before its 2xx and while Redis may have been losing data (`faults`: the data-loss faults):
+ * such a copy may come from a history Redis then dropped (a Cluster master that woke after its
+ * failover fans out what its sockets had buffered, and its publisher gets no 2xx for it), and
+ * binds no one else; the event is accepted by its 2xx, when it comes.
+ */
+function acceptedBy(event: PublishedEvent, faults: readonly FaultRecord[]): number {
+  const ack = event.ackAt ?? Infinity;
+  const seen = event.firstSeenAt ?? Infinity;
+  if (seen >= ack) return ack;
+  const doubtful = faults.some(
+    (f) => f.losesData && f.start <= seen && seen <= (f.end ?? Infinity),
+  );
+  return doubtful ? ack : seen;
 }
 
 function checkSession(
@@ -133,7 +145,8 @@ function checkSession(
   // (their place is anyone's guess: see `afterLoss`); they neither count nor constrain.
   const losses = lossesSeen(log, session);
   const items = session.items.map((id, i) =>
-    id >= 0 && afterLoss(losses, session, log.events[id] as PublishedEvent, i, times[i] as number)
+    id >= 0 &&
+    afterLoss(losses, session, log.events[id] as PublishedEvent, i, times[i] as number, log.faults)
       ? EXEMPT
       : id,
   );
@@ -146,7 +159,7 @@ function checkSession(
   const resetAt: number[] = [];
   for (let i = n - 1; i >= 0; i--) {
     const id = items[i] as number;
-    const hi = id >= 0 ? acceptedBy(log.events[id] as PublishedEvent) : Infinity;
+    const hi = id >= 0 ? acceptedBy(log.events[id] as PublishedEvent, log.faults) : Infinity;
     suffixMinHi[i] = Math.min(hi, suffixMinHi[i + 1] as number);
   }
   for (let i = 0; i < n; i++) {
@@ -174,7 +187,7 @@ function checkSession(
   const where = (i: number) =>
     i < 0 ? "the session's start" : i >= n ? "the run's end" : `e${describeItem(session, i)}`;
   for (const event of candidates) {
-    const hiAccepted = acceptedBy(event);
+    const hiAccepted = acceptedBy(event, log.faults);
     // lo: the last item known to come before the event (−1: the session's start).
     let lo = event.sentAt > session.readyAt ? -1 : undefined;
     const before = lastIndexBelow(suffixMinHi, n, event.sentAt);
@@ -272,12 +285,14 @@ function afterLoss(
   event: PublishedEvent,
   i: number,
   at: number,
+  faults: readonly FaultRecord[],
 ): boolean {
   return losses.some(
     ({ fault, firstReset, began }) =>
       fault.start <= at &&
       event.sentAt <= (fault.end ?? Infinity) &&
-      ((firstReset >= 0 && firstReset < i) || (began && acceptedBy(event) < session.readyAt)),
+      ((firstReset >= 0 && firstReset < i) ||
+        (began && acceptedBy(event, faults) < session.readyAt)),
   );
 }
 
