@@ -22,6 +22,13 @@ import {
 } from "@realtime/redis/testing";
 import { type Pod, startPod, stopPods } from "../../apps/service/src/testing/pods.ts";
 
+/**
+ * How long a pod restarted by a fault may take to be ready: other faults may overlap its start
+ * (Redis frozen for up to 8 s, its link black-holed for 10 s, both cores busy), and it must
+ * ride them out; seed 1416 needed more than the tests' 20 s.
+ */
+const READY = { readyTimeoutMs: 60_000 };
+
 export interface StageOptions {
   readonly cluster: boolean;
   readonly pods: number;
@@ -85,7 +92,9 @@ export class Stage {
       // frozen past its node timeout acknowledges writes its promoted replica never gets, and
       // a failover drops what the master acknowledged last (docs/operations.md).
       const clusterEnv = { REDIS_CLUSTER_NODES: seeds.join(","), REDIS_WAIT_REPLICAS: "1" };
-      const pods = await Promise.all(h2c.map((_, i) => startPod({ ...podEnv(i), ...clusterEnv })));
+      const pods = await Promise.all(
+        h2c.map((_, i) => startPod({ ...podEnv(i), ...clusterEnv }, READY)),
+      );
       return new Stage({
         cluster: true,
         pods,
@@ -100,7 +109,7 @@ export class Stage {
     const redisDir = (await redisCli(redis.port, "CONFIG", "GET", "dir")).split("\n")[1] ?? "";
     const proxies = await Promise.all(h2c.map(() => TcpProxy.start(redis.port)));
     const pods = await Promise.all(
-      h2c.map((_, i) => startPod({ ...podEnv(i), REDIS_URL: (proxies[i] as TcpProxy).url })),
+      h2c.map((_, i) => startPod({ ...podEnv(i), REDIS_URL: (proxies[i] as TcpProxy).url }, READY)),
     );
     return new Stage({ cluster: false, pods, h2c, proxies, redis, redisCluster: null, redisDir });
   }

@@ -57,9 +57,13 @@ process.once("exit", () => {
 
 /**
  * Starts a pod: `NODE_ENV=test`, `LOG_LEVEL=warn`, `HOST=127.0.0.1`, a free `PORT` and
- * {@link POD_SECRET}, overridden by `env`.
+ * {@link POD_SECRET}, overridden by `env`. It (and every restart) must be ready within
+ * `readyTimeoutMs` (default 20 s).
  */
-export async function startPod(env: Record<string, string> = {}): Promise<Pod> {
+export async function startPod(
+  env: Record<string, string> = {},
+  { readyTimeoutMs = START_TIMEOUT_MS }: { readyTimeoutMs?: number } = {},
+): Promise<Pod> {
   const port = env.PORT ? Number(env.PORT) : await freePort();
   const fullEnv: Record<string, string> = {
     NODE_ENV: "test",
@@ -103,7 +107,14 @@ export async function startPod(env: Record<string, string> = {}): Promise<Pod> {
     child.stdout?.on("data", append);
     child.stderr?.on("data", append);
     try {
-      await waitUntilReady(url, current, () => output, fullEnv.LOG_LEVEL ?? "warn", h2c);
+      await waitUntilReady(
+        url,
+        current,
+        () => output,
+        fullEnv.LOG_LEVEL ?? "warn",
+        h2c,
+        readyTimeoutMs,
+      );
     } catch (error) {
       current.kill("SIGKILL");
       throw error;
@@ -165,8 +176,9 @@ async function waitUntilReady(
   output: () => string,
   level: string,
   h2c: boolean,
+  timeoutMs: number,
 ): Promise<void> {
-  const deadline = Date.now() + START_TIMEOUT_MS;
+  const deadline = Date.now() + timeoutMs;
   const exitedEarly = () => child.exitCode !== null || child.signalCode !== null;
   const fail = (what: string) =>
     new Error(`pod ${url}: ${what}; output:\n${output().slice(-4000)}`);
