@@ -103,6 +103,26 @@ async function answering(store: RedisPresenceStore, channel: ChannelName): Promi
   );
 }
 
+/**
+ * A heartbeat at `now` that Redis runs (`ran` turns true) but whose answer never reaches the
+ * store; then the store's connection is cut and made again.
+ */
+async function beatUnanswered(
+  proxy: Awaited<ReturnType<typeof replyEatingProxy>>,
+  store: RedisPresenceStore,
+  now: number,
+  channel: ChannelName,
+  check: { readonly ran: () => Promise<boolean>; readonly what: string },
+): Promise<void> {
+  proxy.eatReplies(true);
+  const unanswered = assert.rejects(store.heartbeat(now), "its answer never came");
+  await waitFor(check.ran, check.what);
+  await unanswered;
+  proxy.cutAll();
+  proxy.eatReplies(false);
+  await answering(store, channel);
+}
+
 describe("RedisPresenceStore: faults and leftovers", () => {
   let redis: TestRedis;
   before(async () => {
@@ -291,17 +311,11 @@ describe("RedisPresenceStore: faults and leftovers", () => {
       await redisCli(redis.port, "SCRIPT", "LOAD", presenceScripts().heartbeat.source);
 
       const life = /master_replid:(\w+)/.exec(await redisCli(redis.port, "INFO", "replication"));
-      proxy.eatReplies(true);
-      const unanswered = assert.rejects(store.heartbeat(T0 + 2), "its answer never came");
       const lives = `${shared}:{presence}:lives`;
-      await waitFor(
-        async () => (await redisCli(redis.port, "HGET", lives, store.podId)) === life?.[1],
-        "the beat ran in Redis and recorded the new life",
-      );
-      await unanswered;
-      proxy.cutAll();
-      proxy.eatReplies(false);
-      await answering(store, z);
+      await beatUnanswered(proxy, store, T0 + 2, z, {
+        ran: async () => (await redisCli(redis.port, "HGET", lives, store.podId)) === life?.[1],
+        what: "the beat ran in Redis and recorded the new life",
+      });
 
       const beat = await store.heartbeat(T0 + 3);
       assert.equal(beat.lost, true, "the next beat still hears of it");
@@ -342,19 +356,13 @@ describe("RedisPresenceStore: faults and leftovers", () => {
         [["u1", "offline"]],
         "silent past its TTL: reaped",
       );
-      proxy.eatReplies(true);
       // This beat registers the pod again in Redis — and its answer, which said so, is lost.
-      const unanswered = assert.rejects(store.heartbeat(T0 + 11_500));
       const pods = `${shared}:{presence}:pods`;
-      await waitFor(
-        async () =>
+      await beatUnanswered(proxy, store, T0 + 11_500, z, {
+        ran: async () =>
           (await redisCli(redis.port, "ZSCORE", pods, store.podId)) === String(T0 + 11_500),
-        "registered again in Redis",
-      );
-      await unanswered;
-      proxy.cutAll();
-      proxy.eatReplies(false);
-      await answering(store, z);
+        what: "registered again in Redis",
+      });
       const beat = await store.heartbeat(T0 + 12_000);
       assert.equal(beat.lost, true, "told to join its connections again");
     } finally {
