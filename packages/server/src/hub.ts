@@ -646,7 +646,10 @@ export class Hub implements StreamHost {
     }
   }
 
-  /** Reads (after, until] of a channel from history for its sequencer. */
+  /**
+   * Reads [after, until] of a channel from history for its sequencer: the entry at `after` (the
+   * sequencer's top when it asked) is the one it checks it released; the rest fills the hole.
+   */
   async #backfill(
     state: ChannelState,
     after: number,
