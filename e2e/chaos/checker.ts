@@ -117,19 +117,21 @@ export function check(log: RunLog): Verdict {
 
 /**
  * Accepted no later than this: its 2xx, or the first time anyone received it — unless that was
- * before its 2xx and while Redis may have been losing data (`faults`: the data-loss faults):
- * such a copy may come from a history Redis then dropped (a Cluster master that woke after its
- * failover fans out what its sockets had buffered, and its publisher gets no 2xx for it), and
- * binds no one else; the event is accepted by its 2xx, when it comes.
+ * before a 2xx that took more than one attempt, while a Cluster master was frozen past its node
+ * timeout (`faults`): the woken master fans out what its sockets had buffered, and its
+ * publisher gets no 2xx for it (no replica took it) and retries on the promoted replica. Such a
+ * copy comes from a history Redis then drops and binds no one else; the event is accepted by
+ * its 2xx.
  */
 function acceptedBy(event: PublishedEvent, faults: readonly FaultRecord[]): number {
   const ack = event.ackAt ?? Infinity;
   const seen = event.firstSeenAt ?? Infinity;
   if (seen >= ack) return ack;
-  const doubtful = faults.some(
-    (f) => f.losesData && f.start <= seen && seen <= (f.end ?? Infinity),
+  if (event.ackAt === null || event.attempts < 2) return seen;
+  const woken = faults.some(
+    (f) => f.name === "redis-stop" && f.losesData && f.start <= seen && seen <= (f.end ?? Infinity),
   );
-  return doubtful ? ack : seen;
+  return woken ? ack : seen;
 }
 
 function checkSession(

@@ -257,6 +257,8 @@ async function createPresenceStore(config: Config, log: FastifyBaseLogger): Prom
     clusterNodes: config.redis.mode === "cluster" ? [...config.redis.clusterNodes] : undefined,
     prefix: config.redis.prefix,
     versionTtlMs: config.channels.idleTtlMs,
+    waitReplicas: config.redis.waitReplicas,
+    waitTimeoutMs: config.redis.waitTimeoutMs,
     logger: { warn: (message) => storeLog.warn(message) },
   });
 }

@@ -1,6 +1,5 @@
 export type { WatchdogOptions } from "./connection-watchdog.ts";
 export { watchConnection } from "./connection-watchdog.ts";
-export { ReplicationTimeout } from "./publish-script.ts";
 export type {
   RedisBrokerLogger,
   RedisBrokerOptions,
@@ -13,3 +12,4 @@ export type { RedisPresenceStoreOptions } from "./redis-presence-store.ts";
 export { RedisPresenceStore } from "./redis-presence-store.ts";
 export type { RedisPublisher } from "./redis-publisher.ts";
 export { createRedisPublisher } from "./redis-publisher.ts";
+export { ReplicationTimeout } from "./replication.ts";

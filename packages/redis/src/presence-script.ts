@@ -29,6 +29,7 @@ import { createHash } from "node:crypto";
 import type { ChannelName } from "@realtime/protocol";
 import type { PresenceSnapshot, PresenceTransition, PresenceUser } from "@realtime/server";
 import type { Cluster, Redis } from "ioredis";
+import { type ReplicaWait, withWait } from "./replication.ts";
 
 export interface ChannelPresenceKeys {
   readonly users: string;
@@ -332,18 +333,27 @@ export function presenceScripts(versionTtlMs: number = DEFAULT_VERSION_TTL_MS) {
 
 export type PresenceScriptSet = ReturnType<typeof presenceScripts>;
 
-/** Runs `script` by SHA and sends its source once Redis answers NOSCRIPT (nothing ran then). */
+/**
+ * Runs `script` by SHA and sends its source once Redis answers NOSCRIPT (nothing ran then).
+ * With `wait`, resolves only once that many replicas hold what it wrote (else rejects with a
+ * `ReplicationTimeout`).
+ */
 export async function runScript(
   client: Redis | Cluster,
   script: Script,
   keys: readonly string[],
   args: readonly (string | number)[],
+  wait?: ReplicaWait,
 ): Promise<unknown> {
   try {
-    return await client.evalsha(script.sha, keys.length, ...keys, ...args);
+    return wait
+      ? await withWait(client, wait, (p) => p.evalsha(script.sha, keys.length, ...keys, ...args))
+      : await client.evalsha(script.sha, keys.length, ...keys, ...args);
   } catch (error) {
     if (!(error instanceof Error) || !error.message.startsWith("NOSCRIPT")) throw error;
-    return client.eval(script.source, keys.length, ...keys, ...args);
+    return wait
+      ? withWait(client, wait, (p) => p.eval(script.source, keys.length, ...keys, ...args))
+      : client.eval(script.source, keys.length, ...keys, ...args);
   }
 }
 

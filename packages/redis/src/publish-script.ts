@@ -7,6 +7,7 @@ import { createHash } from "node:crypto";
 import type { StreamPosition } from "@realtime/protocol";
 import type { Redis } from "ioredis";
 import type { ChannelKeys } from "./redis-keys.ts";
+import { type ReplicaWait, withWait } from "./replication.ts";
 
 /**
  * KEYS: 1 meta hash, 2 history stream, 3 pub/sub channel (declared so Cluster checks its slot),
@@ -65,6 +66,10 @@ if KEYS[4] and ARGV[1] == 'publish' then
     local epoch = string.sub(seen, first + 1, (second or 0) - 1)
     local fingerprint = second and string.sub(seen, second + 1) or ''
     if fingerprint ~= ARGV[9] then return {epoch, offset, 2} end
+    -- A write (the key's own expiry, unchanged), so that a WAIT after this replay counts the
+    -- replicas that hold the first publish too, not only this connection's older writes.
+    local ttl = redis.call('PTTL', KEYS[4])
+    if ttl > 0 then redis.call('PEXPIRE', KEYS[4], ttl) end
     return {epoch, offset, 1}
   end
 end
@@ -123,25 +128,6 @@ const SHA = createHash("sha1").update(PUBLISH_SCRIPT).digest("hex");
 /** What the script needs from a client; both `Redis` and `Cluster` fit. */
 export type ScriptClient = Pick<Redis, "evalsha" | "eval" | "pipeline">;
 
-/**
- * A publish the master accepted but fewer replicas than asked for acknowledged in time
- * ({@link ScriptCall.wait}). A failover now could lose it, or it may already be lost: it was
- * written by a master that had been replaced without knowing it yet (frozen past its node
- * timeout). Its outcome is unknown: retry it with its idempotency key.
- */
-export class ReplicationTimeout extends Error {
-  constructor(
-    acknowledged: number,
-    wait: { readonly replicas: number; readonly timeoutMs: number },
-  ) {
-    super(
-      `the publish reached ${acknowledged} of ${wait.replicas} replica(s) within ${wait.timeoutMs} ms: ` +
-        "its outcome is unknown (retry it with its idempotency key)",
-    );
-    this.name = "ReplicationTimeout";
-  }
-}
-
 export interface ScriptCall {
   readonly mode: "publish" | "position" | "rebase";
   readonly keys: ChannelKeys;
@@ -158,9 +144,9 @@ export interface ScriptCall {
   /**
    * `publish` only: resolve only once this many replicas hold the publish (Redis `WAIT`, sent
    * with the script on the same connection), waiting at most `timeoutMs`; otherwise reject with
-   * {@link ReplicationTimeout}. Absent or 0 replicas: the master's acknowledgement is enough.
+   * `ReplicationTimeout`. Absent or 0 replicas: the master's acknowledgement is enough.
    */
-  readonly wait?: { readonly replicas: number; readonly timeoutMs: number } | undefined;
+  readonly wait?: ReplicaWait | undefined;
 }
 
 /**
@@ -205,27 +191,6 @@ export async function runPublishScript(
       : await client.eval(PUBLISH_SCRIPT, keys.length, ...args);
   }
   return toReply(reply);
-}
-
-type Pipeline = ReturnType<Redis["pipeline"]>;
-
-/**
- * Sends the script and `WAIT` in one pipeline: `WAIT` has no key, so it follows the script's
- * slot to the same node and connection, and counts the replicas that hold this write.
- */
-async function withWait(
-  client: ScriptClient,
-  wait: { readonly replicas: number; readonly timeoutMs: number },
-  script: (pipeline: Pipeline) => Pipeline,
-): Promise<unknown> {
-  const results = await script(client.pipeline()).wait(wait.replicas, wait.timeoutMs).exec();
-  const [scriptResult, waitResult] = results ?? [];
-  if (!scriptResult || !waitResult) throw new Error("the publish pipeline was not answered");
-  if (scriptResult[0]) throw scriptResult[0];
-  if (waitResult[0]) throw waitResult[0];
-  const acknowledged = Number(waitResult[1]);
-  if (acknowledged < wait.replicas) throw new ReplicationTimeout(acknowledged, wait);
-  return scriptResult[1];
 }
 
 function toReply(reply: unknown): ScriptReply {

@@ -7,6 +7,7 @@ import type { ChannelName } from "@realtime/protocol";
 import { CONTRACT_TIMINGS, runPresenceContract, waitFor } from "@realtime/server/testing";
 import { channelPresenceKeys, presenceScripts } from "./presence-script.ts";
 import { RedisPresenceStore } from "./redis-presence-store.ts";
+import { ReplicationTimeout } from "./replication.ts";
 import {
   redisCli,
   startRedis,
@@ -428,6 +429,69 @@ describe("RedisPresenceStore: faults and leftovers", () => {
         [["u2", "offline"]],
       );
       assert.deepEqual((await store.snapshot(y)).users, []);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe("RedisPresenceStore with waitReplicas", () => {
+  const T0 = 1_800_000_000_000;
+  const x = "channel:replicated-presence" as ChannelName;
+  const started: TestRedis[] = [];
+  const follow = async (replica: TestRedis, master: TestRedis) => {
+    await redisCli(replica.port, "REPLICAOF", "127.0.0.1", String(master.port));
+    await waitFor(
+      async () => (await redisCli(replica.port, "INFO", "replication")).includes("link_status:up"),
+      "the replica in sync",
+      { timeoutMs: 15_000 },
+    );
+  };
+  after(async () => {
+    await Promise.all(started.map((r) => r.stop()));
+  });
+
+  it("a change no replica holds is tried again until one does; an unanswered beat rejoins", async () => {
+    const [master, first] = await Promise.all([startRedis(), startRedis()]);
+    started.push(master, first);
+    await follow(first, master);
+    const store = new RedisPresenceStore({
+      url: master.url,
+      prefix: prefix(),
+      commandTimeoutMs: 5_000,
+      waitReplicas: 1,
+      waitTimeoutMs: 1_500,
+    });
+    const join = (streamId: string, userId: string) =>
+      ({ kind: "join", channel: x, streamId, userId, userName: userId }) as const;
+    try {
+      await store.heartbeat(T0);
+      await store.apply([join("1", "u1")], T0);
+
+      await first.kill();
+      await assert.rejects(store.heartbeat(T0 + 1), (error) => error instanceof ReplicationTimeout);
+      let reported = false;
+      const applying = store.apply([join("2", "u2")], T0 + 2).then((result) => {
+        reported = true;
+        return result;
+      });
+      await waitFor(
+        async () => (await store.snapshot(x)).users.some((u) => u.userId === "u2"),
+        "the master took the join",
+      );
+      assert.equal(reported, false, "not reported while no replica holds it");
+
+      const second = await startRedis();
+      started.push(second);
+      await follow(second, master);
+      const result = await applying;
+      assert.deepEqual(
+        result.transitions.map((t) => [t.userId, t.status]),
+        [["u2", "online"]],
+        "reported once a replica holds it, once",
+      );
+      const beat = await store.heartbeat(T0 + 3);
+      assert.equal(beat.lost, true, "the unanswered heartbeat: join this pod's connections again");
     } finally {
       await store.close();
     }

@@ -39,6 +39,7 @@ import {
   transitionsOf,
 } from "./presence-script.ts";
 import { closeClient, reconnectDelay, waitForEvent } from "./pubsub-transport.ts";
+import type { ReplicaWait } from "./replication.ts";
 
 export interface RedisPresenceStoreOptions extends Partial<PresenceTimings> {
   /** Standalone Redis URL. Default `redis://127.0.0.1:6379`. Ignored with `clusterNodes`. */
@@ -53,6 +54,14 @@ export interface RedisPresenceStoreOptions extends Partial<PresenceTimings> {
   commandTimeoutMs?: number;
   /** How long one pod keeps the reaper role, in ms. Default 2000. */
   reapLockMs?: number;
+  /**
+   * Replicas that must hold each presence change and heartbeat before it counts (Redis
+   * `WAIT`), and how long to wait for them (ms), as the broker's `waitReplicas`. Default 0.
+   * A change no replica took in time is tried again; an unanswered heartbeat makes the next one
+   * join this pod's connections again.
+   */
+  waitReplicas?: number;
+  waitTimeoutMs?: number;
   /** Most dead pods one `reap` call handles. Default 8. */
   maxPodsPerReap?: number;
   /**
@@ -63,6 +72,9 @@ export interface RedisPresenceStoreOptions extends Partial<PresenceTimings> {
   /** Default: silent. */
   logger?: { warn(message: string): void };
 }
+
+/** ioredis's errors for a command it never wrote to Redis (the connection was not writable). */
+const NOT_SENT = /isn't writeable|enableOfflineQueue/;
 
 /** Most ops (or channels) sent in one script call, to keep argument lists bounded. */
 const CHUNK = 256;
@@ -97,6 +109,7 @@ export class RedisPresenceStore implements PresenceStore {
   readonly #timings: PresenceTimings;
   readonly #commandTimeoutMs: number;
   readonly #reapLockMs: number;
+  readonly #wait: ReplicaWait | undefined;
   readonly #maxPodsPerReap: number;
   readonly #logger: { warn(message: string): void };
   readonly #index = new PresenceIndex();
@@ -135,6 +148,8 @@ export class RedisPresenceStore implements PresenceStore {
     };
     this.#commandTimeoutMs = options.commandTimeoutMs ?? 2_000;
     this.#reapLockMs = options.reapLockMs ?? 2_000;
+    const replicas = options.waitReplicas ?? 0;
+    this.#wait = replicas > 0 ? { replicas, timeoutMs: options.waitTimeoutMs ?? 500 } : undefined;
     this.#maxPodsPerReap = options.maxPodsPerReap ?? 8;
     this.#logger = options.logger ?? { warn() {} };
     const connectionName = `realtime-presence-${this.podId}`;
@@ -176,7 +191,16 @@ export class RedisPresenceStore implements PresenceStore {
 
   async heartbeat(now: number): Promise<{ lost: boolean; reaped?: PresenceReapResult }> {
     const released = this.#index.release();
-    const changed = await this.#beat(now, [], released);
+    // Taken now: a beat of this heartbeat that goes unanswered sets it again for the next.
+    const unanswered = this.#unanswered;
+    this.#unanswered = false;
+    let changed: boolean;
+    try {
+      changed = await this.#beat(now, [], released);
+    } catch (error) {
+      if (unanswered) this.#unanswered = true; // still to be acted on
+      throw error;
+    }
     // Kept until reported: if what follows fails, the next heartbeat must still say so (this
     // beat re-registered the pod, so the next one would not see it unknown).
     if (changed && this.#known) this.#lost = true;
@@ -184,7 +208,7 @@ export class RedisPresenceStore implements PresenceStore {
     // pod was unknown (reaped meanwhile) — the beat registered it again. Assume it did (a reap
     // of its own entries and a rejoin, which cancels the grace periods, costs no one an
     // offline).
-    if (this.#unanswered && this.#known) this.#lost = true;
+    if (unanswered && this.#known) this.#lost = true;
     const lost = this.#lost || this.#wentBack;
     if (lost) {
       // The store lost track of this pod (reaped while alive, Redis restarted empty, or back
@@ -217,7 +241,6 @@ export class RedisPresenceStore implements PresenceStore {
       );
     }
     this.#wentBack = false;
-    this.#unanswered = false;
     this.#known = true;
     this.#lost = false;
     const reaped = this.#reaped;
@@ -450,15 +473,16 @@ export class RedisPresenceStore implements PresenceStore {
       const add = addChunks[i] ?? [];
       let reply: unknown;
       try {
-        reply = await runScript(this.#client, this.#scripts.heartbeat, keys, [
-          now,
-          this.podId,
-          add.length,
-          ...add,
-          ...(removeChunks[i] ?? []),
-        ]);
+        reply = await runScript(
+          this.#client,
+          this.#scripts.heartbeat,
+          keys,
+          [now, this.podId, add.length, ...add, ...(removeChunks[i] ?? [])],
+          this.#wait,
+        );
       } catch (error) {
-        this.#unanswered = true;
+        // Sent, or maybe sent: it may have run (a command never written cannot have).
+        if (!NOT_SENT.test(message(error))) this.#unanswered = true;
         throw error;
       }
       const [code, life, previous] = heartbeatReply(reply);
@@ -484,7 +508,13 @@ export class RedisPresenceStore implements PresenceStore {
     return this.#retrying("presence script", async () => {
       await this.#ready();
       return replyRows(
-        await runScript(this.#client, script, [...scriptKeys, keys.reply(callId)], args),
+        await runScript(
+          this.#client,
+          script,
+          [...scriptKeys, keys.reply(callId)],
+          args,
+          this.#wait,
+        ),
       );
     });
   }

@@ -212,9 +212,13 @@ describe("ChannelSequencer: two histories in one epoch (a master that woke after
     // A new life past the top: first the broker's history at the top must be checked.
     assert.deepEqual(s.receive(by("cccccccc", 41)), {
       ready: [],
-      fetch: { after: 40, until: 40 },
+      fetch: { after: 40, until: 41 },
     });
-    assert.deepEqual(offsets(s.filled([by("aaaaaaaa", 40)]).ready), [41], "the same history");
+    assert.deepEqual(
+      offsets(s.filled([by("aaaaaaaa", 40), by("cccccccc", 41)]).ready),
+      [41],
+      "the same history",
+    );
     for (let i = 42; i <= 80; i++) s.receive(by("cccccccc", i));
     assert.deepEqual(offsets(s.receive(by("cccccccc", 81)).ready), [81], "the new life goes on");
     assert.equal(s.differsAt(5, `{"n":5}`, "aaaaaaaa"), false, "a backfill of the old life's part");
@@ -244,9 +248,9 @@ describe("ChannelSequencer: two histories in one epoch (a master that woke after
     for (let i = 1; i <= 3; i++) s.receive(by("aaaaaaaa", i, `{"zombie":${i}}`));
     assert.deepEqual(s.receive(by("cccccccc", 9)), {
       ready: [],
-      fetch: { after: 3, until: 8 },
+      fetch: { after: 3, until: 9 },
     });
-    const history = [3, 4, 5, 6, 7, 8].map((i) => by("cccccccc", i));
+    const history = [3, 4, 5, 6, 7, 8, 9].map((i) => by("cccccccc", i));
     assert.deepEqual(s.filled(history), {
       ready: [],
       rebase: { epoch: "e1", offset: 3, conflict: true },
@@ -254,6 +258,40 @@ describe("ChannelSequencer: two histories in one epoch (a master that woke after
     assert.equal(s.fetching, false, "the rebase's answer is observed next");
     assert.deepEqual(s.observe("e2", 0), { ready: [] });
     assert.equal(s.epoch, "e2");
+  });
+
+  it("held messages are checked as they are released: another history, or a new life", () => {
+    // The woken master's 5–8 are held while a fetch reads the replica's 3–6: the replica's
+    // history wins up to 6, and the held 5–6 are of another history — a conflict.
+    const s = new ChannelSequencer();
+    s.start("e1", 0);
+    for (let i = 1; i <= 2; i++) s.receive(by("aaaaaaaa", i));
+    assert.deepEqual(s.receive(by("aaaaaaaa", 7, `{"zombie":7}`)).fetch, { after: 2, until: 6 });
+    for (const i of [5, 6, 8]) s.receive(by("aaaaaaaa", i, `{"zombie":${i}}`));
+    const out = s.filled([3, 4, 5, 6].map((i) => by("cccccccc", i)));
+    assert.deepEqual(offsets(out.ready), [3, 4, 5, 6]);
+    assert.deepEqual(out.rebase, { epoch: "e1", offset: 6, conflict: true });
+
+    // Paused while the live path came back: a held message of a new life waits for history.
+    const p = new ChannelSequencer();
+    p.start("e1", 0);
+    for (let i = 1; i <= 3; i++) p.receive(by("aaaaaaaa", i, `{"zombie":${i}}`));
+    p.pause();
+    p.receive(by("cccccccc", 4));
+    assert.deepEqual(p.resume(), { ready: [], fetch: { after: 3, until: 4 } });
+    assert.deepEqual(p.filled([by("cccccccc", 3), by("cccccccc", 4)]), {
+      ready: [],
+      rebase: { epoch: "e1", offset: 3, conflict: true },
+    });
+  });
+
+  it("a new life history cannot vouch for (it does not reach it yet) is checked once, then released", () => {
+    const s = new ChannelSequencer();
+    s.start("e1", 0);
+    for (let i = 1; i <= 3; i++) s.receive(by("aaaaaaaa", i));
+    assert.deepEqual(s.receive(by("cccccccc", 4)).fetch, { after: 3, until: 4 });
+    assert.deepEqual(offsets(s.filled([by("aaaaaaaa", 3)]).ready), [4], "not asked again");
+    assert.equal(s.fetching, false);
   });
 
   it("a fetch's first entry, at the top it asked after, must be what was released there", () => {

@@ -88,6 +88,8 @@ export class ChannelSequencer {
    * the oldest span began — a burst of a frozen master's late writes outruns any window.
    */
   #lives: LifeSpan[] | null = null;
+  /** The offset of the last message of a new life checked against history (see #changesLife). */
+  #checked = -1;
   /**
    * Epochs this channel left, newest last. Epochs only move forward, but news of one can come
    * late — a frozen pod wakes to the old epoch's messages still in its socket, a position read
@@ -196,15 +198,16 @@ export class ChannelSequencer {
       // Another Redis wrote this: a promoted replica going on from where this pod is — or a
       // history that forked from it (a master that woke after its failover wrote offsets the
       // replica gave to other events, and this pod released those). Only the broker's history
-      // at this pod's top can tell: fetch it with the hole, if any ({@link filled} compares).
+      // can tell: fetch it from this pod's top up to this message ({@link filled} compares the
+      // top, and this message with what history holds at its offset).
       this.#hold(message);
       this.#fetching = true;
-      return { ready: [], fetch: { after: this.#top, until: message.offset - 1 } };
+      return { ready: [], fetch: { after: this.#top, until: message.offset } };
     }
     if (message.offset === this.#top + 1) {
-      this.#top = message.offset;
-      this.#note(message);
-      return { ready: [message] };
+      const ready: BrokerMessage[] = [];
+      this.#release(message, ready);
+      return { ready };
     }
     this.#hold(message);
     this.#fetching = true;
@@ -274,25 +277,21 @@ export class ChannelSequencer {
     const ready: BrokerMessage[] = [];
     for (const message of messages) {
       if (message.epoch === this.#epoch && message.offset === this.#top + 1) {
-        ready.push(message);
-        this.#top = message.offset;
+        this.#release(message, ready);
       }
     }
-    this.#releaseContiguous(ready);
+    const step = this.#releaseHeld(ready, true);
+    if (step !== null) return step(ready);
     const next = this.#held[0];
     if (next && this.#top > before) {
       // Progress, but another hole opened behind the fetched range: fetch again.
-      for (const message of ready) this.#note(message);
       return { ready, fetch: { after: this.#top, until: next.offset - 1 } };
     }
-    // No hole left, or history cannot fill it: release the rest as it is.
-    for (const message of this.#held) {
-      ready.push(message);
-      this.#top = message.offset;
-    }
-    this.#held = [];
+    // No hole left, or history cannot fill it: release the rest as it is (a hole becomes a
+    // reset in the streams; a change of life cannot be checked either).
+    const last = this.#releaseHeld(ready, false);
+    if (last !== null) return last(ready);
     this.#fetching = false;
-    for (const message of ready) this.#note(message);
     return { ready };
   }
 
@@ -313,8 +312,8 @@ export class ChannelSequencer {
     this.#paused = false;
     if (this.#fetching || this.#held.length === 0) return NOTHING;
     const ready: BrokerMessage[] = [];
-    this.#releaseContiguous(ready);
-    for (const message of ready) this.#note(message);
+    const step = this.#releaseHeld(ready, true);
+    if (step !== null) return step(ready);
     const next = this.#held[0];
     if (!next) return { ready };
     this.#fetching = true;
@@ -343,10 +342,19 @@ export class ChannelSequencer {
     return this.#prints[slot] !== fingerprintOf(data);
   }
 
-  /** Whether `message`, the next past the top, was written by another life than the top. */
+  /**
+   * Whether `message`, the next past the top, was written by another life than the top — and
+   * has not been checked against history yet (it is asked for once: history that does not
+   * reach its offset cannot tell, and it is released then).
+   */
   #changesLife(message: BrokerMessage): boolean {
     const current = this.#lives?.at(-1)?.life;
-    return current !== undefined && message.life !== undefined && message.life !== current;
+    if (current === undefined || message.life === undefined || message.life === current) {
+      return false;
+    }
+    if (this.#checked === message.offset) return false;
+    this.#checked = message.offset;
+    return true;
   }
 
   #note(message: BrokerMessage): void {
@@ -369,18 +377,49 @@ export class ChannelSequencer {
     this.#offsets = null;
     this.#prints = null;
     this.#lives = null;
+    this.#checked = -1;
   }
 
-  #releaseContiguous(ready: BrokerMessage[]): void {
+  #release(message: BrokerMessage, ready: BrokerMessage[]): void {
+    ready.push(message);
+    this.#top = message.offset;
+    this.#note(message);
+  }
+
+  /**
+   * Releases held messages in order into `ready`: while they are contiguous (`inOrder`), or
+   * all of them, past holes. A held message at an offset released meanwhile (from history)
+   * must be that event, or the two are of different histories: a conflict. With `inOrder`, a
+   * held message of another life than the top waits for history to be checked there. Returns
+   * null, or what to answer with `ready` instead of going on.
+   */
+  #releaseHeld(
+    ready: BrokerMessage[],
+    inOrder: boolean,
+  ): ((ready: BrokerMessage[]) => SequencerOutput) | null {
     let i = 0;
     for (; i < this.#held.length; i++) {
       const message = this.#held[i] as BrokerMessage;
-      if (message.offset <= this.#top) continue;
-      if (message.offset !== this.#top + 1) break;
-      ready.push(message);
-      this.#top = message.offset;
+      if (message.offset <= this.#top) {
+        if (!this.differsAt(message.offset, message.data, message.life)) continue;
+        this.#held = this.#held.slice(i);
+        this.#fetching = false;
+        const rebase = { epoch: message.epoch, offset: this.#top, conflict: true };
+        return (ready) => ({ ready, rebase });
+      }
+      if (inOrder) {
+        if (message.offset !== this.#top + 1) break;
+        if (this.#changesLife(message)) {
+          this.#held = this.#held.slice(i);
+          this.#fetching = true;
+          const fetch = { after: this.#top, until: message.offset };
+          return (ready) => ({ ready, fetch });
+        }
+      }
+      this.#release(message, ready);
     }
     this.#held = this.#held.slice(i);
+    return null;
   }
 
   #hold(message: BrokerMessage): void {
