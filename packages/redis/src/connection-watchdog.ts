@@ -21,13 +21,66 @@ export interface WatchdogOptions {
   readonly onStale?: (reason: string) => void;
 }
 
-/** Starts watching `client`; returns the function that stops it. */
+/**
+ * How long a connection may stay between TCP connect and ready (the ready check: `INFO`, and
+ * `CLIENT SETNAME`) before it is replaced. Generous: a Redis loading a large RDB answers the
+ * check with "loading" for as long as that takes, and is replaced needlessly (harmlessly) past it.
+ */
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/**
+ * Replaces a connection whose handshake stalls: TCP is up but Redis never answers the ready
+ * check — it was frozen when the connection opened, and the link went silent before it woke (a
+ * pod started during a Redis stall, then partitioned). ioredis waits for that answer forever on
+ * a client without a command timeout (a subscriber's), and the {@link watchConnection} PINGs
+ * only start once a connection is ready: the pod never became ready again (`npm run chaos`,
+ * seed 5022). Returns the function that stops it.
+ */
+export function guardHandshake(
+  client: Redis,
+  timeoutMs = HANDSHAKE_TIMEOUT_MS,
+  onStalled?: (reason: string) => void,
+): () => void {
+  let timer: NodeJS.Timeout | undefined;
+  const clear = () => {
+    clearTimeout(timer);
+    timer = undefined;
+  };
+  const onConnect = () => {
+    clear();
+    timer = setTimeout(() => {
+      timer = undefined;
+      if (client.status !== "connect") return;
+      onStalled?.(`no answer to the connection's handshake within ${timeoutMs} ms: reconnecting`);
+      client.disconnect(true);
+    }, timeoutMs);
+    timer.unref();
+  };
+  client.on("connect", onConnect);
+  client.on("ready", clear);
+  client.on("close", clear);
+  return () => {
+    clear();
+    client.off("connect", onConnect);
+    client.off("ready", clear);
+    client.off("close", clear);
+  };
+}
+
+/**
+ * Starts watching `client` (and, for a single Redis, its handshakes: {@link guardHandshake});
+ * returns the function that stops it.
+ */
 export function watchConnection(
   client: Redis | Cluster,
   options: WatchdogOptions = {},
 ): () => void {
   const timeoutMs = options.timeoutMs ?? 2_000;
   const allowed = options.misses ?? 2;
+  const unguard =
+    "nodes" in client && typeof client.nodes === "function"
+      ? () => {}
+      : guardHandshake(client as Redis, HANDSHAKE_TIMEOUT_MS, options.onStale);
   let checking = false;
   let missed = 0;
   const check = async () => {
@@ -48,7 +101,10 @@ export function watchConnection(
   };
   const timer = setInterval(() => void check(), options.intervalMs ?? 5_000);
   timer.unref();
-  return () => clearInterval(timer);
+  return () => {
+    clearInterval(timer);
+    unguard();
+  };
 }
 
 /** Whether every master (or the one server) answered a PING in time; errors count as answers. */

@@ -354,6 +354,29 @@ describe("RedisBroker behind a connection that stops carrying traffic", () => {
       await proxy.close();
     }
   });
+
+  it("becomes ready when its connections went silent in the middle of their handshake", async () => {
+    // Found by `npm run chaos` (seed 5022): a pod started while Redis was frozen, and its link
+    // went silent before Redis woke. The subscriber connection (no command timeout) waited for
+    // the handshake's answer for good, and the pod never became ready.
+    const proxy = await TcpProxy.start(redis.port);
+    const info = await redisCli(redis.port, "INFO", "server");
+    const pid = Number(/process_id:(\d+)/.exec(info)?.[1]);
+    process.kill(pid, "SIGSTOP");
+    let b: RedisBroker | undefined;
+    try {
+      b = new RedisBroker({ url: proxy.url, prefix: uniquePrefix() });
+      await waitFor(() => proxy.connections >= 2, "both connections open, Redis not answering");
+      proxy.blackhole();
+      process.kill(pid, "SIGCONT");
+      await b.waitUntilReady(30_000);
+      assert.equal(b.ready(), true);
+    } finally {
+      process.kill(pid, "SIGCONT");
+      await b?.close();
+      await proxy.close();
+    }
+  });
 });
 
 describe("RedisBroker when its Redis restarts empty", () => {

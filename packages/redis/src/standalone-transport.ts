@@ -4,6 +4,7 @@
  * still confirms that with its own SUBSCRIBE and a probe before it reports ready.
  */
 import { Redis } from "ioredis";
+import { guardHandshake } from "./connection-watchdog.ts";
 import type { ScriptClient } from "./publish-script.ts";
 import {
   chunks,
@@ -27,6 +28,7 @@ export class StandaloneTransport implements PubSubTransport {
   readonly #cmd: Redis;
   readonly #sub: Redis;
   readonly #probe: string;
+  readonly #unguard: (() => void)[];
 
   constructor(options: StandaloneTransportOptions, events: TransportEvents) {
     this.#probe = probeChannel(options.prefix, options.podId);
@@ -47,6 +49,12 @@ export class StandaloneTransport implements PubSubTransport {
       maxRetriesPerRequest: null,
       retryStrategy: reconnectDelay,
     });
+    // The subscriber has no command timeout: a handshake Redis never answers would hold it
+    // (and the broker's readiness) for good.
+    const stalled = (reason: string) => events.error(new Error(reason));
+    this.#unguard = [this.#cmd, this.#sub].map((client) =>
+      guardHandshake(client, undefined, stalled),
+    );
     this.#sub.on("message", (channel: string, text: string) => events.message(channel, text));
     for (const [name, client] of [
       ["subscriber", this.#sub],
@@ -93,6 +101,7 @@ export class StandaloneTransport implements PubSubTransport {
   }
 
   async close(): Promise<void> {
+    for (const unguard of this.#unguard) unguard();
     await Promise.all([closeClient(this.#cmd), closeClient(this.#sub)]);
   }
 }

@@ -48,6 +48,11 @@ export class TcpProxy {
     return this.#port;
   }
 
+  /** Connections open through the proxy now. */
+  get connections(): number {
+    return this.#pairs.size;
+  }
+
   get url(): string {
     return `redis://${HOST}:${this.#port}`;
   }
