@@ -110,6 +110,11 @@ export class ChannelSequencer {
     return this.#fetching;
   }
 
+  /** Live messages held back (behind a hole being fetched, or while paused). */
+  get held(): number {
+    return this.#held.length;
+  }
+
   /** Pass this (read when a fetch is asked for) back to {@link filled}. */
   get generation(): number {
     return this.#generation;

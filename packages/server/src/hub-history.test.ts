@@ -224,6 +224,58 @@ describe("pod-side integrity", () => {
     await hub.close();
   });
 
+  it("a backfill retries a failing read however long it fails: no reset while history holds the hole", async () => {
+    // Found by `npm run chaos` (seed 5034): Redis frozen for 17 s, twice in a row; the pods
+    // gave up on their backfills after 15 s and sent `reset`s though nothing was lost.
+    const bus = new MemoryBus();
+    const broker = new LossyBroker(bus);
+    let clock = 1_000_000;
+    let failures = 5;
+    const history: HistoryStore = {
+      read: (channel, after, limit) => {
+        if (failures > 0) {
+          failures--;
+          clock += 60_000; // a minute passes with every failed read
+          return Promise.reject(new Error("Command timed out"));
+        }
+        return broker.inner.read(channel, after, limit);
+      },
+    };
+    const hub = new Hub({ broker, history, positionCheckIntervalMs: 0, now: () => clock });
+    const stream = new FakeConnection();
+    await hub.open({ userId: "u_1", channels: [A], cursor: null, connect: () => stream });
+    broker.drop = (m) => m.offset === 2;
+    for (let n = 1; n <= 3; n++) await hub.publish(A, { type: "n", progress: n });
+    await waitFor(() => progress(stream).length === 3, "the hole filled once history answers", {
+      timeoutMs: 15_000,
+    });
+    assert.equal(failures, 0);
+    assert.deepEqual(progress(stream), [1, 2, 3]);
+    assert.deepEqual(controlEvents(stream.text, "reset"), []);
+    await hub.close();
+  });
+
+  it("gives a failing backfill up once 10,000 live messages wait behind the hole: one reset", async () => {
+    const bus = new MemoryBus();
+    const broker = new LossyBroker(bus);
+    const history: HistoryStore = {
+      read: () => Promise.reject(new Error("Command timed out")), // history never answers
+    };
+    const hub = new Hub({ broker, history, positionCheckIntervalMs: 0 });
+    const stream = new FakeConnection();
+    await hub.open({ userId: "u_1", channels: [A], cursor: null, connect: () => stream });
+    broker.drop = (m) => m.offset === 2;
+    for (let n = 1; n <= 10_002; n++) await hub.publish(A, { type: "n", progress: n });
+    await waitFor(() => progress(stream).length === 10_001, "released past the hole", {
+      timeoutMs: 15_000,
+    });
+    assert.deepEqual(
+      controlEvents(stream.text, "reset").map((r) => r.reason),
+      ["gap"],
+    );
+    await hub.close();
+  });
+
   it("tells streams about a hole history cannot fill, with one reset", async () => {
     const { broker, hub, connect, publish } = setup({ size: 1 });
     const stream = await connect([A]);
