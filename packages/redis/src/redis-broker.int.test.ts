@@ -16,6 +16,7 @@ import { ReplicationTimeout } from "./replication.ts";
 import { TcpProxy } from "./tcp-proxy.ts";
 import {
   redisCli,
+  replicate,
   startRedis,
   startRedisCluster,
   type TestRedis,
@@ -468,14 +469,7 @@ describe("RedisBroker when its Redis comes back from its RDB, behind what it ack
 describe("RedisBroker with waitReplicas: acknowledged only once a replica holds it", () => {
   let master: TestRedis;
   const replicas: TestRedis[] = [];
-  const follow = async (replica: TestRedis) => {
-    await redisCli(replica.port, "REPLICAOF", "127.0.0.1", String(master.port));
-    await waitFor(
-      async () => (await redisCli(replica.port, "INFO", "replication")).includes("link_status:up"),
-      "the replica in sync",
-      { timeoutMs: 15_000 },
-    );
-  };
+  const follow = (replica: TestRedis) => replicate(replica, master);
   before(async () => {
     master = await startRedis();
   });

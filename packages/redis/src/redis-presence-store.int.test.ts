@@ -10,6 +10,7 @@ import { RedisPresenceStore } from "./redis-presence-store.ts";
 import { ReplicationTimeout } from "./replication.ts";
 import {
   redisCli,
+  replicate,
   startRedis,
   startRedisCluster,
   type TestRedis,
@@ -439,14 +440,6 @@ describe("RedisPresenceStore with waitReplicas", () => {
   const T0 = 1_800_000_000_000;
   const x = "channel:replicated-presence" as ChannelName;
   const started: TestRedis[] = [];
-  const follow = async (replica: TestRedis, master: TestRedis) => {
-    await redisCli(replica.port, "REPLICAOF", "127.0.0.1", String(master.port));
-    await waitFor(
-      async () => (await redisCli(replica.port, "INFO", "replication")).includes("link_status:up"),
-      "the replica in sync",
-      { timeoutMs: 15_000 },
-    );
-  };
   after(async () => {
     await Promise.all(started.map((r) => r.stop()));
   });
@@ -454,7 +447,7 @@ describe("RedisPresenceStore with waitReplicas", () => {
   it("a change no replica holds is tried again until one does; an unanswered beat rejoins", async () => {
     const [master, first] = await Promise.all([startRedis(), startRedis()]);
     started.push(master, first);
-    await follow(first, master);
+    await replicate(first, master);
     const store = new RedisPresenceStore({
       url: master.url,
       prefix: prefix(),
@@ -483,7 +476,7 @@ describe("RedisPresenceStore with waitReplicas", () => {
 
       const second = await startRedis();
       started.push(second);
-      await follow(second, master);
+      await replicate(second, master);
       const result = await applying;
       assert.deepEqual(
         result.transitions.map((t) => [t.userId, t.status]),

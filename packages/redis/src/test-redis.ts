@@ -103,6 +103,14 @@ function canListen(port: number): Promise<boolean> {
   });
 }
 
+/** Makes `replica` a replica of `master` (`REPLICAOF`); resolves once it is in sync. */
+export async function replicate(replica: TestRedis, master: TestRedis): Promise<void> {
+  await redisCli(replica.port, "REPLICAOF", "127.0.0.1", String(master.port));
+  await until(`${replica.port} in sync with ${master.port}`, 15_000, async () =>
+    (await redisCli(replica.port, "INFO", "replication")).includes("master_link_status:up"),
+  );
+}
+
 /** Runs `redis-cli -p <port> <args…>` and returns its trimmed output. */
 export async function redisCli(port: number, ...args: string[]): Promise<string> {
   const { stdout } = await run(REDIS_CLI, ["-h", HOST, "-p", String(port), ...args], {
