@@ -50,6 +50,7 @@ import { LivenessProbe } from "./liveness-probe.ts";
 import { runPublishScript, type ScriptCall, type ScriptReply } from "./publish-script.ts";
 import { type PubSubTransport, withTimeout } from "./pubsub-transport.ts";
 import { channelKeys, idempotencyKey, parseFrame } from "./redis-keys.ts";
+import { type ReplicaWait, replicaWait } from "./replication.ts";
 import { StandaloneTransport } from "./standalone-transport.ts";
 import { SubscriptionBatcher } from "./subscription-batcher.ts";
 
@@ -134,7 +135,7 @@ export class RedisBroker implements Broker, HistoryStore {
   readonly #historyTtlSeconds: number;
   readonly #metaTtlSeconds: number;
   readonly #commandTimeoutMs: number;
-  readonly #wait: { readonly replicas: number; readonly timeoutMs: number } | undefined;
+  readonly #wait: ReplicaWait | undefined;
   readonly #subscribeTimeoutMs: number;
   readonly #logger: RedisBrokerLogger;
   readonly #transport: PubSubTransport;
@@ -165,15 +166,7 @@ export class RedisBroker implements Broker, HistoryStore {
     // one and deletes it): it never outlives the meta hash.
     this.#historyTtlSeconds = Math.min(options.historyTtlSeconds ?? 300, this.#metaTtlSeconds);
     this.#commandTimeoutMs = options.commandTimeoutMs ?? 2_000;
-    const replicas = options.waitReplicas ?? 0;
-    if (!Number.isSafeInteger(replicas) || replicas < 0) {
-      throw new TypeError(`waitReplicas must be a whole number, got ${replicas}`);
-    }
-    const waitTimeoutMs = options.waitTimeoutMs ?? 500;
-    if (!Number.isSafeInteger(waitTimeoutMs) || waitTimeoutMs < 1) {
-      throw new TypeError(`waitTimeoutMs must be a positive whole number, got ${waitTimeoutMs}`);
-    }
-    this.#wait = replicas > 0 ? { replicas, timeoutMs: waitTimeoutMs } : undefined;
+    this.#wait = replicaWait(options.waitReplicas, options.waitTimeoutMs);
     this.#subscribeTimeoutMs = options.subscribeTimeoutMs ?? 5_000;
     this.#logger = options.logger ?? silent;
     const podId = options.podId ?? newEpoch();
@@ -369,7 +362,8 @@ export class RedisBroker implements Broker, HistoryStore {
       return;
     }
     try {
-      this.#listener({ channel, ...frame });
+      const { epoch, offset, life, data } = frame;
+      this.#listener({ channel, epoch, offset, life, data });
     } catch (error) {
       this.#logger.error(`redis broker: listener threw on ${channel}: ${message(error)}`);
     }

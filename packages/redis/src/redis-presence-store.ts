@@ -39,7 +39,7 @@ import {
   transitionsOf,
 } from "./presence-script.ts";
 import { closeClient, reconnectDelay, waitForEvent } from "./pubsub-transport.ts";
-import type { ReplicaWait } from "./replication.ts";
+import { type ReplicaWait, replicaWait } from "./replication.ts";
 
 export interface RedisPresenceStoreOptions extends Partial<PresenceTimings> {
   /** Standalone Redis URL. Default `redis://127.0.0.1:6379`. Ignored with `clusterNodes`. */
@@ -148,8 +148,7 @@ export class RedisPresenceStore implements PresenceStore {
     };
     this.#commandTimeoutMs = options.commandTimeoutMs ?? 2_000;
     this.#reapLockMs = options.reapLockMs ?? 2_000;
-    const replicas = options.waitReplicas ?? 0;
-    this.#wait = replicas > 0 ? { replicas, timeoutMs: options.waitTimeoutMs ?? 500 } : undefined;
+    this.#wait = replicaWait(options.waitReplicas, options.waitTimeoutMs);
     this.#maxPodsPerReap = options.maxPodsPerReap ?? 8;
     this.#logger = options.logger ?? { warn() {} };
     const connectionName = `realtime-presence-${this.podId}`;

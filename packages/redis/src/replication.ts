@@ -28,6 +28,20 @@ export class ReplicationTimeout extends Error {
   }
 }
 
+/**
+ * The wait asked for by `waitReplicas` / `waitTimeoutMs` options (default 0 replicas, 500 ms),
+ * checked; undefined for none. Throws a `TypeError` for a bad value.
+ */
+export function replicaWait(replicas = 0, timeoutMs = 500): ReplicaWait | undefined {
+  if (!Number.isSafeInteger(replicas) || replicas < 0) {
+    throw new TypeError(`waitReplicas must be a whole number, got ${replicas}`);
+  }
+  if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1) {
+    throw new TypeError(`waitTimeoutMs must be a positive whole number, got ${timeoutMs}`);
+  }
+  return replicas > 0 ? { replicas, timeoutMs } : undefined;
+}
+
 /** What {@link withWait} needs from a client; both `Redis` and `Cluster` fit. */
 export type PipelineClient = Pick<Redis, "pipeline"> & {
   refreshSlotsCache?: (callback?: (error?: Error | null) => void) => void;
