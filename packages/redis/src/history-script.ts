@@ -10,15 +10,25 @@ import type { ChannelKeys } from "./redis-keys.ts";
 
 /**
  * KEYS: 1 meta hash, 2 history stream. ARGV: 1 first offset wanted, 2 count.
- * Returns {epoch or "", top offset, XRANGE entries}. A missing meta hash means the channel has
- * no history in any epoch the caller could know: epoch "" never matches a cursor.
+ * Returns {epoch or "", top offset, XRANGE entries, life, previous life}. A missing meta hash
+ * means the channel has no history in any epoch the caller could know: epoch "" never matches a
+ * cursor. The lives are the first 8 hex digits of the answering Redis's `master_replid` and
+ * `master_replid2` (all zeros when it took over from no one): whose history this is.
  */
 export const HISTORY_SCRIPT = `
+local info = redis.call('INFO', 'replication')
+local at = string.find(info, 'master_replid:', 1, true)
+local life = string.sub(info, at + 14, at + 21)
+at = string.find(info, 'master_replid2:', 1, true)
+local previous = string.sub(info, at + 15, at + 22)
 local meta = redis.call('HMGET', KEYS[1], 'epoch', 'offset')
-if not meta[1] then return {'', 0, {}} end
+if not meta[1] then return {'', 0, {}, life, previous} end
 local entries = redis.call('XRANGE', KEYS[2], ARGV[1] .. '-0', '+', 'COUNT', ARGV[2])
-return {meta[1], tonumber(meta[2]), entries}
+return {meta[1], tonumber(meta[2]), entries, life, previous}
 `;
+
+/** `master_replid2` of a Redis that took over from no one. */
+const NO_LIFE = "00000000";
 
 const SHA = createHash("sha1").update(HISTORY_SCRIPT).digest("hex");
 
@@ -37,10 +47,16 @@ export async function readHistory(
     if (!(error instanceof Error) || !error.message.startsWith("NOSCRIPT")) throw error;
     reply = await client.eval(HISTORY_SCRIPT, 2, ...args);
   }
-  if (!Array.isArray(reply) || reply.length !== 3) {
+  if (!Array.isArray(reply) || reply.length !== 5) {
     throw new Error(`unexpected reply from the history script: ${JSON.stringify(reply)}`);
   }
-  const [epoch, top, entries] = reply as [string, number, [string, string[]][]];
+  const [epoch, top, entries, life, previous] = reply as [
+    string,
+    number,
+    [string, string[]][],
+    string,
+    string,
+  ];
   const messages: BrokerMessage[] = [];
   if (limit > 0) {
     for (const [id, fields] of entries) {
@@ -61,5 +77,6 @@ export async function readHistory(
       );
     }
   }
-  return { epoch, top: Number(top), messages };
+  const lives = previous === NO_LIFE ? [life] : [life, previous];
+  return { epoch, top: Number(top), messages, lives };
 }

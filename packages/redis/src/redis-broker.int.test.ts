@@ -31,7 +31,7 @@ const uniquePrefix = () => `t_${randomBytes(4).toString("hex")}`;
 
 /** Two pods on one backend, ready, with a shared unique prefix. */
 async function pods(options: RedisBrokerOptions) {
-  const prefix = uniquePrefix();
+  const prefix = options.prefix ?? uniquePrefix();
   const a = new RedisBroker({ prefix, ...options });
   const b = new RedisBroker({ prefix, ...options });
   await Promise.all([a.waitUntilReady(), b.waitUntilReady()]);
@@ -103,6 +103,7 @@ describe("RedisBroker on a single Redis", () => {
         ],
         "history answers with the life that wrote each entry",
       );
+      assert.deepEqual(history.lives, [life], "and whose history it is (it took over from none)");
       await waitFor(() => live.length === 2, "both live");
       assert.deepEqual(
         live.map((m) => [m.offset, m.life]),
@@ -519,6 +520,30 @@ describe("RedisBroker with waitReplicas: acknowledged only once a replica holds 
       assert.equal((await a.position(x)).offset, 2, "published once");
     } finally {
       await teardown();
+    }
+  });
+  it("a promoted replica's history speaks for the life it took over from", async () => {
+    const replica = await startRedis();
+    replicas.push(replica);
+    await follow(replica);
+    const old = await pods({ url: master.url, waitReplicas: 1, waitTimeoutMs: 5_000 });
+    const x: ChannelName = "channel:promoted";
+    try {
+      await old.a.publish(x, '{"n":1}');
+    } finally {
+      await old.teardown();
+    }
+    await redisCli(replica.port, "REPLICAOF", "NO", "ONE");
+    const promoted = await pods({ url: replica.url, prefix: old.prefix });
+    try {
+      const mine = await promoted.a.publish(x, '{"n":2}');
+      assert.equal(mine.offset, 2, "the promoted replica goes on");
+      const page = await promoted.b.read(x, 0, 10);
+      const [first, second] = page.messages.map((m) => m.life);
+      assert.ok(first && second && first !== second, `two lives wrote: ${first}, ${second}`);
+      assert.deepEqual(page.lives, [second, first], "its own life, then the one it took over from");
+    } finally {
+      await promoted.teardown();
     }
   });
 });

@@ -212,7 +212,7 @@ describe("ChannelSequencer: two histories in one epoch (a master that woke after
     // A new life past the top: first the broker's history at the top must be checked.
     assert.deepEqual(s.receive(by("cccccccc", 41)), {
       ready: [],
-      fetch: { after: 40, until: 41 },
+      fetch: { after: 40, until: 41, life: "cccccccc" },
     });
     assert.deepEqual(
       offsets(s.filled([by("aaaaaaaa", 40), by("cccccccc", 41)]).ready),
@@ -248,7 +248,7 @@ describe("ChannelSequencer: two histories in one epoch (a master that woke after
     for (let i = 1; i <= 3; i++) s.receive(by("aaaaaaaa", i, `{"zombie":${i}}`));
     assert.deepEqual(s.receive(by("cccccccc", 9)), {
       ready: [],
-      fetch: { after: 3, until: 9 },
+      fetch: { after: 3, until: 9, life: "cccccccc" },
     });
     const history = [3, 4, 5, 6, 7, 8, 9].map((i) => by("cccccccc", i));
     assert.deepEqual(s.filled(history), {
@@ -266,7 +266,11 @@ describe("ChannelSequencer: two histories in one epoch (a master that woke after
     const s = new ChannelSequencer();
     s.start("e1", 0);
     for (let i = 1; i <= 2; i++) s.receive(by("aaaaaaaa", i));
-    assert.deepEqual(s.receive(by("aaaaaaaa", 7, `{"zombie":7}`)).fetch, { after: 2, until: 6 });
+    assert.deepEqual(s.receive(by("aaaaaaaa", 7, `{"zombie":7}`)).fetch, {
+      after: 2,
+      until: 6,
+      life: "aaaaaaaa",
+    });
     for (const i of [5, 6, 8]) s.receive(by("aaaaaaaa", i, `{"zombie":${i}}`));
     const out = s.filled([3, 4, 5, 6].map((i) => by("cccccccc", i)));
     assert.deepEqual(offsets(out.ready), [3, 4, 5, 6]);
@@ -278,7 +282,10 @@ describe("ChannelSequencer: two histories in one epoch (a master that woke after
     for (let i = 1; i <= 3; i++) p.receive(by("aaaaaaaa", i, `{"zombie":${i}}`));
     p.pause();
     p.receive(by("cccccccc", 4));
-    assert.deepEqual(p.resume(), { ready: [], fetch: { after: 3, until: 4 } });
+    assert.deepEqual(p.resume(), {
+      ready: [],
+      fetch: { after: 3, until: 4, life: "cccccccc" },
+    });
     assert.deepEqual(p.filled([by("cccccccc", 3), by("cccccccc", 4)]), {
       ready: [],
       rebase: { epoch: "e1", offset: 3, conflict: true },
@@ -289,7 +296,11 @@ describe("ChannelSequencer: two histories in one epoch (a master that woke after
     const s = new ChannelSequencer();
     s.start("e1", 0);
     for (let i = 1; i <= 3; i++) s.receive(by("aaaaaaaa", i));
-    assert.deepEqual(s.receive(by("cccccccc", 4)).fetch, { after: 3, until: 4 });
+    assert.deepEqual(s.receive(by("cccccccc", 4)).fetch, {
+      after: 3,
+      until: 4,
+      life: "cccccccc",
+    });
     assert.deepEqual(offsets(s.filled([by("aaaaaaaa", 3)]).ready), [4], "not asked again");
     assert.equal(s.fetching, false);
   });

@@ -18,6 +18,14 @@ import type { BrokerMessage } from "./broker.ts";
 export interface FetchRequest {
   readonly after: number;
   readonly until: number;
+  /**
+   * The life (see {@link BrokerMessage.life}) of the live message that asked for this fetch.
+   * Only a history that can speak for that message answers it: one written by that life or by
+   * the Redis that took over from it, or one holding that life's entry at `until`. Another — a
+   * master that woke after its failover and still answers for the slot for a moment — knows
+   * nothing of what the new life wrote; the fetcher asks again (see `HistoryPage.lives`).
+   */
+  readonly life?: string;
 }
 
 export interface SequencerOutput {
@@ -207,7 +215,7 @@ export class ChannelSequencer {
       // top, and this message with what history holds at its offset).
       this.#hold(message);
       this.#fetching = true;
-      return { ready: [], fetch: { after: this.#top, until: message.offset } };
+      return { ready: [], fetch: this.#fetchUpTo(message, message.offset) };
     }
     if (message.offset === this.#top + 1) {
       const ready: BrokerMessage[] = [];
@@ -216,7 +224,7 @@ export class ChannelSequencer {
     }
     this.#hold(message);
     this.#fetching = true;
-    return { ready: [], fetch: { after: this.#top, until: message.offset - 1 } };
+    return { ready: [], fetch: this.#fetchUpTo(message, message.offset - 1) };
   }
 
   /**
@@ -290,7 +298,7 @@ export class ChannelSequencer {
     const next = this.#held[0];
     if (next && this.#top > before) {
       // Progress, but another hole opened behind the fetched range: fetch again.
-      return { ready, fetch: { after: this.#top, until: next.offset - 1 } };
+      return { ready, fetch: this.#fetchUpTo(next, next.offset - 1) };
     }
     // No hole left, or history cannot fill it: release the rest as it is (a hole becomes a
     // reset in the streams; a change of life cannot be checked either).
@@ -322,7 +330,7 @@ export class ChannelSequencer {
     const next = this.#held[0];
     if (!next) return { ready };
     this.#fetching = true;
-    return { ready, fetch: { after: this.#top, until: next.offset - 1 } };
+    return { ready, fetch: this.#fetchUpTo(next, next.offset - 1) };
   }
 
   /**
@@ -360,6 +368,12 @@ export class ChannelSequencer {
     if (this.#checked === message.offset) return false;
     this.#checked = message.offset;
     return true;
+  }
+
+  /** The fetch from this pod's top up to `until`, asked for by the live `message`. */
+  #fetchUpTo(message: BrokerMessage, until: number): FetchRequest {
+    const after = this.#top;
+    return message.life === undefined ? { after, until } : { after, until, life: message.life };
   }
 
   #note(message: BrokerMessage): void {
@@ -417,7 +431,7 @@ export class ChannelSequencer {
         if (this.#changesLife(message)) {
           this.#held = this.#held.slice(i);
           this.#fetching = true;
-          const fetch = { after: this.#top, until: message.offset };
+          const fetch = this.#fetchUpTo(message, message.offset);
           return (ready) => ({ ready, fetch });
         }
       }

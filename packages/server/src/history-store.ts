@@ -22,6 +22,11 @@ export interface HistoryPage {
   readonly top: number;
   /** Retained messages with offset > `after`, ascending. */
   readonly messages: readonly BrokerMessage[];
+  /**
+   * Which lives (see {@link BrokerMessage.life}) this history speaks for: the Redis that
+   * answered, then the one it took over from, if any. Absent where messages carry no life.
+   */
+  readonly lives?: readonly string[];
 }
 
 export interface HistoryStore {

@@ -22,8 +22,9 @@ import {
   type PublishOptions,
   type PublishResult,
 } from "./broker.ts";
-import { ChannelSequencer, type SequencerOutput } from "./channel-sequencer.ts";
+import { ChannelSequencer, type FetchRequest, type SequencerOutput } from "./channel-sequencer.ts";
 import { type Connection, SharedChunk } from "./connection.ts";
+import { readRange, STRANGER_HISTORY_MS, speaksFor } from "./history-range.ts";
 import type { HistoryStore } from "./history-store.ts";
 import { type EventInput, HubError } from "./hub-error.ts";
 import { type Metrics, noopMetrics } from "./metrics.ts";
@@ -135,8 +136,6 @@ const TAG_CACHE_ENTRIES = 10_000;
 /** The longest delay `setTimeout` takes (a longer one fires at once): ~24.8 days. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-/** Events read from history per round trip when a pod backfills a hole. */
-const HISTORY_PAGE = 1_000;
 /**
  * A backfill whose history reads fail (Redis away, frozen, or its connection being replaced)
  * retries them for as long as they fail: the events are still in history, and the live path is
@@ -147,7 +146,6 @@ const HISTORY_PAGE = 1_000;
  * history keeps by default, so what is held stays bounded.
  */
 const BACKFILL_MAX_HELD = 10_000;
-
 export class Hub implements StreamHost {
   readonly #broker: Broker;
   readonly #publisher: Publisher;
@@ -502,8 +500,7 @@ export class Hub implements StreamHost {
     }
     if (output.fetch) {
       // The generation lets the sequencer ignore a fetch an epoch change made stale.
-      const { after, until } = output.fetch;
-      void this.#backfill(state, after, until, state.sequencer.generation);
+      void this.#backfill(state, output.fetch, state.sequencer.generation);
     }
   }
 
@@ -655,40 +652,33 @@ export class Hub implements StreamHost {
    * Reads [after, until] of a channel from history for its sequencer: the entry at `after` (the
    * sequencer's top when it asked) is the one it checks it released; the rest fills the hole.
    */
-  async #backfill(
-    state: ChannelState,
-    after: number,
-    until: number,
-    generation: number,
-  ): Promise<void> {
-    const found: BrokerMessage[] = [];
-    if (this.#history) {
-      // From the entry at `after` itself: the sequencer checks it is the one it released.
-      let cursor = Math.max(0, after - 1);
+  async #backfill(state: ChannelState, fetch: FetchRequest, generation: number): Promise<void> {
+    const history = this.#history;
+    let found: BrokerMessage[] = [];
+    const current = () =>
+      this.#channels.get(state.name) === state && state.sequencer.generation === generation;
+    if (history) {
+      let strangerSince: number | undefined;
       for (let pause = 50; ; pause = Math.min(pause * 2, 1_000)) {
         try {
-          while (cursor < until) {
-            const page = await this.#history.read(
-              state.name,
-              cursor,
-              Math.min(HISTORY_PAGE, until - cursor),
-            );
-            const usable = page.messages.filter((m) => m.offset > cursor && m.offset <= until);
-            if (usable.length === 0) break;
-            found.push(...usable);
-            cursor = (usable.at(-1) as BrokerMessage).offset;
-          }
-          break;
+          const read = await readRange(history, state.name, fetch);
+          found = read.messages;
+          if (speaksFor(read, fetch)) break;
+          // A history that cannot speak for the live message that asked: most likely a master
+          // that woke after its failover, answering reads it had buffered with its own fork
+          // before it hears of the promotion (Cluster seed 9022: it "confirmed" the woken
+          // master's event this pod released, the promoted replica's event at that offset
+          // was never delivered, and no reset). Asked again, the slot's owner answers.
+          strangerSince ??= Date.now();
+          if (Date.now() - strangerSince >= STRANGER_HISTORY_MS || !current()) break;
         } catch {
           // A failed read says nothing about history: the connection may be being replaced
           // (a partition, a restart). Streams wait (the sequencer holds what came after the
           // hole) and the read is tried again (see BACKFILL_MAX_HELD). Found by `npm run chaos`
           // (a black-holed link: `gap` resets though history held everything).
-          const current =
-            this.#channels.get(state.name) === state && state.sequencer.generation === generation;
-          if (!current || state.sequencer.held >= BACKFILL_MAX_HELD) break;
-          await new Promise((resolve) => setTimeout(resolve, pause));
+          if (!current() || state.sequencer.held >= BACKFILL_MAX_HELD) break;
         }
+        await new Promise((resolve) => setTimeout(resolve, pause));
       }
     }
     if (this.#channels.get(state.name) === state) {
