@@ -308,7 +308,23 @@ export async function startRedisCluster(
         node.child.kill(signal);
       },
       async failover(port: number) {
-        await redisCli(port, "CLUSTER", "FAILOVER");
+        // A manual failover gives up by itself when the master does not pause its clients and
+        // hand over its offset within the manual-failover timeout (5 s), which a machine under
+        // heavy load can miss (a chaos soak next to a test run: "could not be undone"). The
+        // replica is asked again until it reports itself a master.
+        for (let attempt = 1; ; attempt++) {
+          await redisCli(port, "CLUSTER", "FAILOVER");
+          const promoted = await until(`${port} a master`, 10_000, async () =>
+            (await clusterRoles(port)).masters.includes(port),
+          ).then(
+            () => true,
+            (error: unknown) => {
+              if (attempt === 3) throw error;
+              return false;
+            },
+          );
+          if (promoted) break;
+        }
         for (const other of ports) {
           await until(`${port} a master as seen from ${other}`, 20_000, async () =>
             (await clusterRoles(other)).masters.includes(port),
