@@ -1,0 +1,3 @@
+/** Test helpers of `@realtime/jobs`. */
+export { testJobsConfig } from "./config.ts";
+export { inspectGif } from "./gif-inspect.ts";
