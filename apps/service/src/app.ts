@@ -4,6 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import cookie from "@fastify/cookie";
+import { createJobSystem, type JobSystem } from "@realtime/jobs";
 import {
   type Broker,
   type HistoryStore,
@@ -22,7 +23,6 @@ import { type Auth, createAuth, registerAuthRoutes } from "./auth.ts";
 import { clientErrorHandler } from "./client-errors.ts";
 import type { Config } from "./config.ts";
 import { AJV_OPTIONS, appError, Errors, frameworkErrors, registerErrorHandling } from "./errors.ts";
-import { createJobSystem, type JobSystem } from "./jobs/index.ts";
 import { serializeRequest } from "./log-redaction.ts";
 import { createMetricsServer } from "./metrics-server.ts";
 import { PrometheusMetrics } from "./prometheus-metrics.ts";
@@ -172,7 +172,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     auth,
     maxUsers: config.presence.snapshotMaxUsers,
   });
-  const jobs = await createJobSystem(config, { hub, log: app.log.child({ component: "jobs" }) });
+  const jobs = await createJobSystem(config, {
+    events: hub,
+    log: app.log.child({ component: "jobs" }),
+  });
   registerJobRoutes(app, { jobs, auth });
   registerHealthRoutes(app, { hub, broker });
   const metricsApp =

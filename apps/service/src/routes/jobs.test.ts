@@ -5,9 +5,9 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import type { EmbeddedJobSystem } from "@realtime/jobs";
+import { inspectGif } from "@realtime/jobs/testing";
 import type { EventSourceMessage } from "eventsource-parser";
-import type { EmbeddedJobSystem } from "../jobs/embedded.ts";
-import { inspectGif } from "../jobs/gif-inspect.ts";
 import { type RunningService, startService } from "../testing/harness.ts";
 import { openHttp1, type SseClient, waitWhileMoving } from "../testing/sse-client.ts";
 

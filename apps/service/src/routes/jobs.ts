@@ -11,12 +11,18 @@
  *
  * All need a user token; another user's job or media is 404, never 403, so ids leak nothing.
  */
+
+import {
+  ASPECT_RATIOS,
+  JOB_ID_PATTERN,
+  JobLimitError,
+  type JobSystem,
+  JobsClosedError,
+  toView,
+} from "@realtime/jobs";
 import type { FastifyInstance } from "fastify";
 import type { Auth } from "../auth.ts";
 import { appError, Errors } from "../errors.ts";
-import { JobLimitError, type JobSystem, JobsClosedError } from "../jobs/index.ts";
-import { ASPECT_RATIOS } from "../jobs/render.ts";
-import { JOB_ID_PATTERN, toView } from "../jobs/types.ts";
 import { NO_QUERY } from "./no-query.ts";
 
 export interface JobRouteDeps {

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { inspectGif } from "./gif-inspect.ts";
 import { ProgressThrottle, percentOf } from "./progress.ts";
 import { frameSize, renderGif, sceneFor } from "./render.ts";
+import { inspectGif } from "./testing/gif-inspect.ts";
 
 describe("ProgressThrottle", () => {
   it("reports at most once per interval, only rising, and always the last frame", () => {

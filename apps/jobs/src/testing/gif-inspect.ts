@@ -1,6 +1,6 @@
 /**
  * Reads the structure of a GIF file: version, logical screen size and the number of frames
- * (image descriptors), walking every block. Used by tests and the benchmark to check that a
+ * (image descriptors), walking every block. Used by tests to check that a
  * render is a real, complete GIF; it throws on a truncated or malformed file.
  */
 export interface GifInfo {

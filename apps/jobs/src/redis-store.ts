@@ -14,7 +14,7 @@
  */
 import type { Cluster, Redis, RedisOptions } from "ioredis";
 import { Redis as RedisClient, Cluster as RedisCluster } from "ioredis";
-import type { RedisConfig } from "../config.ts";
+import type { JobsRedisConfig } from "./config.ts";
 import type {
   Finish,
   JobRecord,
@@ -32,7 +32,7 @@ export type RedisConnection = Redis | Cluster;
  * HTTP request does not hang while Redis is down.
  */
 export function connectRedis(
-  config: RedisConfig,
+  config: JobsRedisConfig,
   options: { name: string; waitForever?: boolean },
 ): RedisConnection {
   const common: RedisOptions = {

@@ -8,12 +8,16 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
+import { inspectGif } from "@realtime/jobs/testing";
 import { startRedis, type TestRedis } from "@realtime/redis/testing";
 import type { EventSourceMessage } from "eventsource-parser";
 import { Redis } from "ioredis";
-import { openHttp1, type SseClient, waitWhileMoving } from "../testing/sse-client.ts";
-import { inspectGif } from "./gif-inspect.ts";
-import { startPodProcess, startWorkerProcess, type TestProcess } from "./test-processes.ts";
+import {
+  openHttp1,
+  type SseClient,
+  waitWhileMoving,
+} from "../apps/service/src/testing/sse-client.ts";
+import { startPodProcess, startWorkerProcess, type TestProcess } from "./jobs-processes.ts";
 
 interface JobEvent {
   type: string;

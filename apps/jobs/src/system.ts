@@ -1,5 +1,5 @@
 /** The job system as the routes see it (see `index.ts` for the implementations). */
-import type { Config } from "../config.ts";
+import type { JobsConfig } from "./config.ts";
 import { frameSize } from "./render.ts";
 import type { JobRecord, RenderSpec } from "./types.ts";
 
@@ -42,7 +42,7 @@ export class JobsClosedError extends Error {
   }
 }
 
-export function specFor(config: Pick<Config, "jobs">, request: JobRequest): RenderSpec {
+export function specFor(config: { readonly jobs: JobsConfig }, request: JobRequest): RenderSpec {
   return {
     prompt: request.prompt,
     aspectRatio: request.aspectRatio,

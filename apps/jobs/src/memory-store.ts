@@ -40,12 +40,11 @@ export class MemoryJobStore implements JobStore {
   }
 
   async get(userId: string, jobId: string): Promise<JobRecord | null> {
-    const record = this.#records.get(jobId);
-    return record && record.userId === userId ? record : null;
+    return this.#find(userId, jobId);
   }
 
   async start(userId: string, jobId: string): Promise<JobRecord | null> {
-    const record = await this.get(userId, jobId);
+    const record = this.#find(userId, jobId);
     if (!record || isTerminal(record.status)) return null;
     return this.#put({
       ...record,
@@ -56,7 +55,7 @@ export class MemoryJobStore implements JobStore {
   }
 
   async progress(userId: string, jobId: string, progress: number): Promise<ProgressOutcome> {
-    const record = await this.get(userId, jobId);
+    const record = this.#find(userId, jobId);
     if (!record || isTerminal(record.status)) return "terminal";
     if (record.status !== "running" || progress <= record.progress) return "unchanged";
     this.#put({ ...record, progress, updatedAt: this.#now() });
@@ -64,7 +63,7 @@ export class MemoryJobStore implements JobStore {
   }
 
   async finish(userId: string, jobId: string, finish: Finish): Promise<JobRecord | null> {
-    const record = await this.get(userId, jobId);
+    const record = this.#find(userId, jobId);
     if (!record || isTerminal(record.status)) return null;
     const base = { ...record, status: finish.status, updatedAt: this.#now() };
     if (finish.status === "completed") {
@@ -87,6 +86,15 @@ export class MemoryJobStore implements JobStore {
         this.onExpire(record);
       }
     }
+  }
+
+  /**
+   * Read without awaiting: each transition checks and writes in one synchronous step, which is
+   * what makes it a compare-and-set (an `await` between the two let racing calls both win).
+   */
+  #find(userId: string, jobId: string): JobRecord | null {
+    const record = this.#records.get(jobId);
+    return record && record.userId === userId ? record : null;
   }
 
   #put(record: JobRecord): JobRecord {

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
-import { inspectGif } from "./gif-inspect.ts";
 import { WorkerPool } from "./pool.ts";
 import { frameSize } from "./render.ts";
+import { inspectGif } from "./testing/gif-inspect.ts";
 import { RenderError, type RenderSpec, WorkerLostError } from "./types.ts";
 
 function spec(prompt: string, frames: number, longSide = 96, aspectRatio = "16:9"): RenderSpec {

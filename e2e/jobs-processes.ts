@@ -6,8 +6,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { freePort } from "@realtime/redis/testing";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const WORKER = new URL("./worker-main.ts", import.meta.url).pathname;
+const MAIN = new URL("../apps/service/src/main.ts", import.meta.url).pathname;
+const WORKER = new URL("../apps/service/src/worker-main.ts", import.meta.url).pathname;
 
 export const PROCESS_SECRET = "jobs-secret-jobs-secret-jobs-secret-0123";
 

@@ -6,30 +6,23 @@
  * with the process: on shutdown, unfinished jobs fail with `server_shutdown` (and their
  * clients hear it before their streams close).
  */
-import type { Config } from "../config.ts";
+import type { JobsConfig } from "./config.ts";
 import { FairQueue } from "./fair-queue.ts";
+import { JobDesk, type JobDispatch } from "./job-desk.ts";
 import { FileMediaStore, MemoryJobStore } from "./memory-store.ts";
 import { WorkerPool } from "./pool.ts";
-import { cancelJob, failJob, type JobContext, runJob } from "./runner.ts";
-import {
-  JobLimitError,
-  type JobRequest,
-  type JobSystem,
-  JobsClosedError,
-  mediaUrl,
-  specFor,
-} from "./system.ts";
+import { failJob, type JobContext, runJob } from "./runner.ts";
+import { mediaUrl } from "./system.ts";
 import {
   JobFailureCode,
   type JobLogger,
   type JobRecord,
-  newJobId,
   type Renderer,
   type UserPublisher,
 } from "./types.ts";
 
 export interface EmbeddedJobSystemOptions {
-  readonly config: Pick<Config, "jobs">;
+  readonly config: { readonly jobs: JobsConfig };
   readonly publish: UserPublisher;
   readonly log: JobLogger;
   /** Replaces the thread pool (tests wrap it to make a thread die). */
@@ -38,75 +31,69 @@ export interface EmbeddedJobSystemOptions {
 
 const SWEEP_INTERVAL_MS = 60_000;
 
-export class EmbeddedJobSystem implements JobSystem {
+export class EmbeddedJobSystem extends JobDesk {
   readonly pool: WorkerPool;
-  readonly #config: Pick<Config, "jobs">;
-  readonly #store: MemoryJobStore;
-  readonly #media: FileMediaStore;
-  readonly #ctx: JobContext;
-  readonly #queue = new FairQueue<JobRecord>();
-  readonly #running = new Map<string, { controller: AbortController; done: Promise<void> }>();
-  readonly #sweepTimer: NodeJS.Timeout;
-  #closed = false;
 
   constructor(options: EmbeddedJobSystemOptions) {
     const { config, publish, log } = options;
-    this.#config = config;
-    this.pool = new WorkerPool({
+    const pool = new WorkerPool({
       size: config.jobs.concurrency,
       progressIntervalMs: config.jobs.progressIntervalMs,
     });
-    this.#store = new MemoryJobStore(config.jobs.resultTtlSeconds * 1000);
-    this.#media = new FileMediaStore(config.jobs.mediaDir);
-    this.#store.onExpire = (record) => void this.#media.delete(record.userId, record.jobId);
-    this.#ctx = {
-      store: this.#store,
-      media: this.#media,
-      renderer: options.renderer?.(this.pool) ?? this.pool,
+    const store = new MemoryJobStore(config.jobs.resultTtlSeconds * 1000);
+    const media = new FileMediaStore(config.jobs.mediaDir);
+    store.onExpire = (record) => void media.delete(record.userId, record.jobId);
+    const ctx: JobContext = {
+      store,
+      media,
+      renderer: options.renderer?.(pool) ?? pool,
       publish,
       log,
       maxAttempts: config.jobs.maxAttempts,
       mediaUrl,
     };
+    const dispatch = new ThreadDispatch(config.jobs.concurrency, ctx, store, media, pool);
+    super({ config, store, media, publish, dispatch });
+    this.pool = pool;
+  }
+}
+
+/** Runs jobs in the pod's thread pool, users taking turns. */
+class ThreadDispatch implements JobDispatch {
+  readonly #concurrency: number;
+  readonly #ctx: JobContext;
+  readonly #store: MemoryJobStore;
+  readonly #media: FileMediaStore;
+  readonly #pool: WorkerPool;
+  readonly #queue = new FairQueue<JobRecord>();
+  readonly #running = new Map<string, { controller: AbortController; done: Promise<void> }>();
+  readonly #sweepTimer: NodeJS.Timeout;
+  #closed = false;
+
+  constructor(
+    concurrency: number,
+    ctx: JobContext,
+    store: MemoryJobStore,
+    media: FileMediaStore,
+    pool: WorkerPool,
+  ) {
+    this.#concurrency = concurrency;
+    this.#ctx = ctx;
+    this.#store = store;
+    this.#media = media;
+    this.#pool = pool;
     this.#sweepTimer = setInterval(() => this.#store.sweep(), SWEEP_INTERVAL_MS);
     this.#sweepTimer.unref();
   }
 
-  async submit(userId: string, request: JobRequest): Promise<JobRecord> {
-    if (this.#closed) throw new JobsClosedError();
-    const now = Date.now();
-    const record: JobRecord = {
-      jobId: newJobId(),
-      userId,
-      status: "queued",
-      progress: 0,
-      attempt: 0,
-      spec: specFor(this.#config, request),
-      createdAt: now,
-      updatedAt: now,
-    };
-    const { maxPerUser } = this.#config.jobs;
-    if ((await this.#store.create(record, maxPerUser)) === 0) throw new JobLimitError(maxPerUser);
-    this.#queue.push(userId, record);
+  async dispatch(record: JobRecord): Promise<void> {
+    this.#queue.push(record.userId, record);
     this.#pump();
-    return record;
   }
 
-  get(userId: string, jobId: string): Promise<JobRecord | null> {
-    return this.#store.get(userId, jobId);
-  }
-
-  async cancel(userId: string, jobId: string): Promise<JobRecord | null> {
-    const outcome = await cancelJob(this.#ctx, userId, jobId);
-    if (outcome?.cancelled) {
-      this.#queue.remove(userId, (record) => record.jobId === jobId);
-      this.#running.get(jobId)?.controller.abort(new Error("cancelled"));
-    }
-    return outcome?.record ?? null;
-  }
-
-  media(userId: string, jobId: string): Promise<Buffer | null> {
-    return this.#media.get(userId, jobId);
+  async cancelled(userId: string, jobId: string): Promise<void> {
+    this.#queue.remove(userId, (record) => record.jobId === jobId);
+    this.#running.get(jobId)?.controller.abort(new Error("cancelled"));
   }
 
   async close(): Promise<void> {
@@ -124,13 +111,13 @@ export class EmbeddedJobSystem implements JobSystem {
     }
     for (const { controller } of this.#running.values()) controller.abort(new Error("shutdown"));
     await Promise.all([...this.#running.values()].map((r) => r.done));
-    await this.pool.close();
+    await this.#pool.close();
     this.#media.close();
   }
 
   /** Starts queued jobs while threads are free. */
   #pump(): void {
-    while (!this.#closed && this.#running.size < this.#config.jobs.concurrency) {
+    while (!this.#closed && this.#running.size < this.#concurrency) {
       const next = this.#queue.take();
       if (!next) return;
       const record = next.item;

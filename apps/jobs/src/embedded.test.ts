@@ -6,18 +6,19 @@
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import type { EventInput } from "@realtime/server";
-import { loadConfig } from "../config.ts";
+import type { JobsConfig } from "./config.ts";
 import { EmbeddedJobSystem, type EmbeddedJobSystemOptions } from "./embedded.ts";
+import { testJobsConfig } from "./testing/config.ts";
 import type { JobLogger } from "./types.ts";
 
 const quiet: JobLogger = { info() {}, warn() {}, error() {} };
 const TERMINAL = new Set(["generation_complete", "generation_failed", "generation_cancelled"]);
 
 /** A system whose events land in an array; `waitTerminal` resolves on a job's terminal event. */
-function system(env: Record<string, string>, renderer?: EmbeddedJobSystemOptions["renderer"]) {
+function system(settings: Partial<JobsConfig>, renderer?: EmbeddedJobSystemOptions["renderer"]) {
   const events: EventInput[] = [];
   const waiters = new Set<() => void>();
-  const config = loadConfig({ JOBS_FRAMES: "6", JOBS_FRAME_SIZE: "64", ...env });
+  const config = testJobsConfig(settings);
   const jobs = new EmbeddedJobSystem({
     config,
     log: quiet,
@@ -54,7 +55,7 @@ describe("EmbeddedJobSystem", () => {
   after(() => Promise.all(systems.map((j) => j.close())));
 
   it("retries a job whose render thread died, and the retry completes", async () => {
-    const s = system({ JOBS_MAX_ATTEMPTS: "2" }, (pool) => ({
+    const s = system({ maxAttempts: 2 }, (pool) => ({
       render: (spec, options) =>
         pool.render(spec, { ...options, crashAtFrame: options?.attempt === 1 ? 3 : undefined }),
     }));
@@ -79,7 +80,7 @@ describe("EmbeddedJobSystem", () => {
   });
 
   it("fails with worker_lost once every attempt's thread died", async () => {
-    const s = system({ JOBS_MAX_ATTEMPTS: "2" }, (pool) => ({
+    const s = system({ maxAttempts: 2 }, (pool) => ({
       render: (spec, options) => pool.render(spec, { ...options, crashAtFrame: 2 }),
     }));
     systems.push(s.jobs);
@@ -94,7 +95,7 @@ describe("EmbeddedJobSystem", () => {
   });
 
   it("fails a render error at once, without retrying", async () => {
-    const s = system({ JOBS_MAX_ATTEMPTS: "3" }, (pool) => ({
+    const s = system({ maxAttempts: 3 }, (pool) => ({
       render: (spec, options) => pool.render({ ...spec, width: 0 }, options),
     }));
     systems.push(s.jobs);
@@ -110,7 +111,7 @@ describe("EmbeddedJobSystem", () => {
     let release: () => void = () => {};
     const gate = new Promise<void>((resolve) => (release = resolve));
     const started: string[] = [];
-    const s = system({ JOBS_CONCURRENCY: "1", JOBS_MAX_PER_USER: "2" }, (pool) => ({
+    const s = system({ concurrency: 1, maxPerUser: 2 }, (pool) => ({
       render: async (spec, options) => {
         started.push(spec.prompt);
         await gate;
@@ -139,7 +140,7 @@ describe("EmbeddedJobSystem", () => {
     let release: () => void = () => {};
     const gate = new Promise<void>((resolve) => (release = resolve));
     const started: string[] = [];
-    const s = system({ JOBS_CONCURRENCY: "1", JOBS_MAX_PER_USER: "3" }, (pool) => ({
+    const s = system({ concurrency: 1, maxPerUser: 3 }, (pool) => ({
       render: async (spec, options) => {
         started.push(spec.prompt);
         await gate;
@@ -158,7 +159,7 @@ describe("EmbeddedJobSystem", () => {
   });
 
   it("on close, unfinished jobs fail with server_shutdown and threads stop", async () => {
-    const s = system({ JOBS_FRAMES: "400", JOBS_FRAME_SIZE: "320", JOBS_CONCURRENCY: "1" });
+    const s = system({ frames: 400, frameSize: 320, concurrency: 1 });
     const a = await s.jobs.submit("u_stop", { prompt: "long", aspectRatio: "16:9" });
     const b = await s.jobs.submit("u_stop", { prompt: "queued", aspectRatio: "16:9" });
     await s.jobs.close();

@@ -127,8 +127,6 @@ export interface JobStore {
   progress(userId: string, jobId: string, progress: number): Promise<ProgressOutcome>;
   /** Non-terminal → terminal. Returns the new record, or null when another party won. */
   finish(userId: string, jobId: string, finish: Finish): Promise<JobRecord | null>;
-  /** Non-terminal jobs (embedded shutdown). */
-  active?(): JobRecord[];
 }
 
 /** Where rendered files live. The media id is the job id; only the owner can read it. */
@@ -179,6 +177,24 @@ export class RenderError extends Error {
 
 /** Publishes an event on `user:<userId>`; resolves false (and logs) when the broker refused. */
 export type UserPublisher = (userId: string, event: EventInput) => Promise<boolean>;
+
+/** Anything that publishes on a user's channel: a pod's `Hub`, or a `RedisPublisher`. */
+export interface UserChannelSender {
+  sendToUser(userId: string, event: EventInput): Promise<unknown>;
+}
+
+/** A {@link UserPublisher} that never throws: a refused event is logged (the status stays queryable). */
+export function userPublisher(sender: UserChannelSender, log: JobLogger): UserPublisher {
+  return async (userId, event) => {
+    try {
+      await sender.sendToUser(userId, event);
+      return true;
+    } catch (error) {
+      log.warn({ err: error, type: event.type, jobId: event.jobId }, "job event not published");
+      return false;
+    }
+  };
+}
 
 export interface JobLogger {
   info(object: object, message: string): void;

@@ -1,0 +1,44 @@
+/**
+ * What the job system needs of the configuration. The service reads these from its
+ * environment (`JOBS_*`, `REDIS_*`; see `apps/service/src/config.ts`, which owns the variable
+ * names, defaults and validation) and hands them over; its `Config` fits these shapes.
+ */
+
+export interface JobsConfig {
+  /** Jobs one user may have queued or running at once (`JOBS_MAX_PER_USER`). */
+  readonly maxPerUser: number;
+  /** Renders at once per process (`JOBS_CONCURRENCY`): threads of the pod or of one worker. */
+  readonly concurrency: number;
+  /** Frames per animation (`JOBS_FRAMES`). */
+  readonly frames: number;
+  /** Long side of the animation in pixels (`JOBS_FRAME_SIZE`). */
+  readonly frameSize: number;
+  /** Least time between two progress events of one job, in ms (`JOBS_PROGRESS_INTERVAL_MS`). */
+  readonly progressIntervalMs: number;
+  /** Attempts a job gets when its worker dies (`JOBS_MAX_ATTEMPTS`). */
+  readonly maxAttempts: number;
+  /** Redis mode: the queue lock of a running job, in ms (`JOBS_LOCK_MS`). */
+  readonly lockMs: number;
+  /** How long finished jobs and their GIFs are kept, in seconds (`JOBS_RESULT_TTL_SECONDS`). */
+  readonly resultTtlSeconds: number;
+  /** Embedded mode: directory for GIFs (`JOBS_MEDIA_DIR`); null: a temp dir removed on close. */
+  readonly mediaDir: string | null;
+}
+
+/** The Redis the pods use (`REDIS_URL` / `REDIS_CLUSTER_NODES`, `REDIS_PREFIX`, …). */
+export interface JobsRedisConfig {
+  /** `"embedded"`: no Redis, the pod renders jobs itself. */
+  readonly mode: "embedded" | "standalone" | "cluster";
+  readonly url: string | null;
+  readonly prefix: string;
+  readonly clusterNodes: readonly { readonly host: string; readonly port: number }[];
+  /** Replicas that must hold a publish before it is acknowledged (`REDIS_WAIT_REPLICAS`). */
+  readonly waitReplicas: number;
+  /** How long a publish waits for them, in ms (`REDIS_WAIT_TIMEOUT_MS`). */
+  readonly waitTimeoutMs: number;
+}
+
+export interface JobSystemConfig {
+  readonly jobs: JobsConfig;
+  readonly redis: JobsRedisConfig;
+}
