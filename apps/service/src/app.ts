@@ -22,7 +22,8 @@ import Fastify, {
 import { type Auth, createAuth, registerAuthRoutes } from "./auth.ts";
 import { clientErrorHandler } from "./client-errors.ts";
 import type { Config } from "./config.ts";
-import { AJV_OPTIONS, appError, Errors, frameworkErrors, registerErrorHandling } from "./errors.ts";
+import { AJV_OPTIONS, frameworkErrors, registerErrorHandling } from "./error-handler.ts";
+import { appError, Errors } from "./errors.ts";
 import { serializeRequest } from "./log-redaction.ts";
 import { createMetricsServer } from "./metrics-server.ts";
 import { PrometheusMetrics } from "./prometheus-metrics.ts";

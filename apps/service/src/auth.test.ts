@@ -14,7 +14,8 @@ import {
   tokenFromRequest,
 } from "./auth.ts";
 import { type Config, loadConfig } from "./config.ts";
-import { AJV_OPTIONS, AppError, registerErrorHandling } from "./errors.ts";
+import { AJV_OPTIONS, registerErrorHandling } from "./error-handler.ts";
+import { AppError } from "./errors.ts";
 
 const SECRET = "test-secret-that-is-long-enough-0123456789";
 const OPTIONS: AuthOptions = {

@@ -12,26 +12,15 @@ import type { CookieSerializeOptions } from "@fastify/cookie";
 import { validateChannelId } from "@realtime/protocol";
 import type { FastifyInstance, RawServerBase } from "fastify";
 import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
+import { json, type RouteDoc, USER } from "./api-docs.ts";
+import { requireUser } from "./auth/access.ts";
+import type { Identity } from "./auth/identity.ts";
 import type { AuthConfig } from "./config.ts";
 import { appError, Errors } from "./errors.ts";
 import { NO_QUERY } from "./routes/no-query.ts";
+import type { RouteLimit } from "./security/route-options.ts";
 
-/** Who made a request, as proven by a verified token. */
-export type Identity =
-  | {
-      readonly kind: "user";
-      readonly userId: string;
-      readonly userName: string;
-      /** When the token expires, in ms since the epoch. */
-      readonly expiresAt: number;
-    }
-  | {
-      readonly kind: "service";
-      readonly service: string;
-      readonly scopes: readonly string[];
-      /** When the token expires, in ms since the epoch. */
-      readonly expiresAt: number;
-    };
+export type { Identity } from "./auth/identity.ts";
 
 /** The part of {@link AuthConfig} that {@link createAuth} uses; pass `config.auth`. */
 export type AuthOptions = Pick<
@@ -294,6 +283,42 @@ const devLoginSchema = {
   },
 } as const;
 
+/** Dev logins per client IP: whoever names themselves gets a token. */
+const devLoginLimit: RouteLimit = { name: "login", by: "ip" };
+
+const DOCS = {
+  devLogin: {
+    tag: "auth",
+    summary: "Sign in by name (development only)",
+    description:
+      "Issues a user token and sets the HttpOnly session cookie. Refused with 403 `RT_ERR_DEV_LOGIN_DISABLED` unless `AUTH_DEV_LOGIN` is on (the default outside production).",
+    auth: false,
+    responses: {
+      200: json("The token and the user", {
+        type: "object",
+        properties: { token: { type: "string" }, user: USER },
+      }),
+      400: "Invalid name",
+      403: "Dev login is disabled",
+    },
+  },
+  logout: {
+    tag: "auth",
+    summary: "Clear the session cookie",
+    auth: false,
+    responses: { 204: "Cleared" },
+  },
+  me: {
+    tag: "auth",
+    summary: "Who the token names",
+    responses: {
+      200: json("The user", { type: "object", properties: { user: USER } }),
+      401: "No valid token",
+      403: "A service token (it has no user)",
+    },
+  },
+} as const satisfies Record<string, RouteDoc>;
+
 /**
  * Adds the auth routes. Register `@fastify/cookie` on `app` first.
  *
@@ -319,6 +344,7 @@ export function registerAuthRoutes<S extends RawServerBase>(
     "/api/auth/dev-login",
     {
       schema: devLoginSchema,
+      config: { limit: devLoginLimit, docs: DOCS.devLogin },
       // Refuse before the body is read, so a disabled endpoint says so whatever is sent.
       onRequest: async () => {
         if (!devLogin) throw appError(Errors.DEV_LOGIN_DISABLED);
@@ -337,15 +363,18 @@ export function registerAuthRoutes<S extends RawServerBase>(
 
   const schema = { querystring: NO_QUERY };
 
-  app.post("/api/auth/logout", { schema }, async (_request, reply) => {
-    reply.clearCookie(cookieName, cookieOptions);
-    reply.code(204);
-    return reply.send();
-  });
+  app.post(
+    "/api/auth/logout",
+    { schema, config: { docs: DOCS.logout } },
+    async (_request, reply) => {
+      reply.clearCookie(cookieName, cookieOptions);
+      reply.code(204);
+      return reply.send();
+    },
+  );
 
-  app.get("/api/auth/me", { schema }, async (request, reply) => {
-    const identity = await auth.authenticate(request);
-    if (identity.kind !== "user") throw appError(Errors.FORBIDDEN, "A service token has no user");
+  app.get("/api/auth/me", { schema, config: { docs: DOCS.me } }, async (request, reply) => {
+    const identity = requireUser(await auth.authenticate(request), "A service token has no user");
     reply.header("cache-control", "no-store");
     return { user: { id: identity.userId, name: identity.userName } };
   });

@@ -2,14 +2,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import Fastify, { type FastifyInstance } from "fastify";
-import {
-  AJV_OPTIONS,
-  AppError,
-  appError,
-  Errors,
-  errorBody,
-  registerErrorHandling,
-} from "./errors.ts";
+import { AJV_OPTIONS, registerErrorHandling } from "./error-handler.ts";
+import { AppError, appError, Errors, errorBody } from "./errors.ts";
 
 describe("catalogue and docs/errors.md agree", () => {
   const docs = readFileSync(new URL("../../../docs/errors.md", import.meta.url), "utf8");

@@ -5,7 +5,7 @@
  * forwards only `PORT`). Plain HTTP/1.1 whatever the public port speaks, as Prometheus scrapes.
  */
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
-import { registerErrorHandling } from "./errors.ts";
+import { registerErrorHandling } from "./error-handler.ts";
 import type { PrometheusMetrics } from "./prometheus-metrics.ts";
 import { registerMetricsRoute } from "./routes/health.ts";
 

@@ -62,7 +62,7 @@ describe("OpenAPI", () => {
       for (const { key, op } of operations) {
         assert.ok(
           op.tags?.length && op.tags[0] !== "undocumented",
-          `${key} has no entry in ROUTE_DOCS (apps/service/src/openapi.ts): add one`,
+          `${key} declares no docs (config: { docs } on the route, see api-docs.ts): add them`,
         );
         assert.ok(op.summary, `${key}: summary`);
         assert.ok(Object.keys(op.responses ?? {}).length > 0, `${key}: responses`);

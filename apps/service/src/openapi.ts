@@ -4,271 +4,22 @@
  * (the document itself at `/docs/json` and `/docs/yaml`). Registered outside production only
  * (`app.ts`), before the routes, so it sees every route.
  *
- * The routes keep only what they validate; what a reader also needs — a summary, the
- * responses, the error codes, how to authenticate — is added here, to the document only (the
- * `transform` hook never changes a route's runtime schema, so no response is re-serialized).
- * Routes outside `/api/` that are not health or metrics (the web app's files) are left out.
+ * Each route declares its own documentation next to its validation schemas: a summary, the
+ * responses, the error codes, how to authenticate (`config: { docs }`, see api-docs.ts). It is
+ * added here, to the document only (the `transform` hook never changes a route's runtime
+ * schema, so no response is re-serialized). Routes without docs outside `/api/` (the web app's
+ * files) are left out; an `/api/` route without them shows as undocumented.
  */
 import { readFileSync } from "node:fs";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type { FastifyInstance } from "fastify";
+import { ERROR, ERROR_ID, json, type RouteDoc } from "./api-docs.ts";
 
 /** Where the UI is served. */
 export const DOCS_PREFIX = "/docs";
 
 type Schema = Record<string, unknown>;
-
-interface RouteDoc {
-  readonly tag: "auth" | "streams" | "input" | "presence" | "jobs" | "operations";
-  readonly summary: string;
-  readonly description?: string;
-  /** Needs a token (bearer or session cookie). Default true. */
-  readonly auth?: boolean;
-  /** Status → description, or a full response object. */
-  readonly responses: Readonly<Record<number, string | Schema>>;
-  /** Params schema for routes that do not validate theirs. */
-  readonly params?: Schema;
-}
-
-/** `{ code, message }`, the body of every refusal (docs/errors.md). */
-const ERROR_ID = "ErrorBody";
-const ERROR: Schema = {
-  type: "object",
-  required: ["code", "message"],
-  properties: {
-    code: {
-      type: "string",
-      description: "Stable error code (`RT_ERR_…`)",
-      example: "RT_ERR_BAD_CHANNEL",
-    },
-    message: { type: "string" },
-  },
-};
-
-const USER: Schema = {
-  type: "object",
-  properties: { id: { type: "string", example: "u_4ZkP0q1xYb2m" }, name: { type: "string" } },
-};
-
-const JOB: Schema = {
-  type: "object",
-  properties: {
-    jobId: { type: "string" },
-    status: { type: "string", enum: ["queued", "running", "completed", "failed", "cancelled"] },
-    progress: { type: "integer", minimum: 0, maximum: 100 },
-    attempt: { type: "integer" },
-    prompt: { type: "string" },
-    aspectRatio: { type: "string" },
-    createdAt: { type: "string", format: "date-time" },
-    updatedAt: { type: "string", format: "date-time" },
-    result: {
-      type: "object",
-      properties: {
-        url: { type: "string" },
-        width: { type: "integer" },
-        height: { type: "integer" },
-        frames: { type: "integer" },
-        bytes: { type: "integer" },
-      },
-    },
-    error: ERROR,
-  },
-};
-
-const JOB_ID = {
-  type: "object",
-  required: ["jobId"],
-  properties: { jobId: { type: "string", description: "From `POST /api/generate/video`" } },
-};
-
-function json(description: string, schema: Schema): Schema {
-  return { description, content: { "application/json": { schema } } };
-}
-
-/** Documentation per route, keyed `METHOD url` as Fastify registers it. */
-export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
-  "POST /api/auth/dev-login": {
-    tag: "auth",
-    summary: "Sign in by name (development only)",
-    description:
-      "Issues a user token and sets the HttpOnly session cookie. Refused with 403 `RT_ERR_DEV_LOGIN_DISABLED` unless `AUTH_DEV_LOGIN` is on (the default outside production).",
-    auth: false,
-    responses: {
-      200: json("The token and the user", {
-        type: "object",
-        properties: { token: { type: "string" }, user: USER },
-      }),
-      400: "Invalid name",
-      403: "Dev login is disabled",
-    },
-  },
-  "POST /api/auth/logout": {
-    tag: "auth",
-    summary: "Clear the session cookie",
-    auth: false,
-    responses: { 204: "Cleared" },
-  },
-  "GET /api/auth/me": {
-    tag: "auth",
-    summary: "Who the token names",
-    responses: {
-      200: json("The user", { type: "object", properties: { user: USER } }),
-      401: "No valid token",
-      403: "A service token (it has no user)",
-    },
-  },
-  "GET /api/events": {
-    tag: "streams",
-    summary: "Open the Server-Sent Events stream of one or more channels",
-    description:
-      "One stream carries up to `MAX_CHANNELS_PER_STREAM` channels. Resume with `Last-Event-ID` (or `lastEventId`): the cursor holds every channel's position, so a reconnect may land on any pod. Application events have no `event:` field; control events are `reset` and `close` (code 3001 while a pod drains, with a jittered `retry:`). See docs/protocol.md.",
-    responses: {
-      200: {
-        description:
-          "The stream (`retry:` hint, a starting cursor, then events and `: hb` heartbeats)",
-        content: { "text/event-stream": { schema: { type: "string" } } },
-      },
-      400: "Bad, too many or no channels; bad cursor",
-      401: "No valid token",
-      403: "Another user's channel, or a service token",
-      503: "At capacity or draining (`Retry-After`); the proxy tries another pod",
-    },
-  },
-  "POST /api/chat/messages": {
-    tag: "input",
-    summary: "Post a chat message to a room",
-    description:
-      "Published as a `chat` event on `channel:<id>` to every subscriber, on every pod. With `Idempotency-Key`, a retry of a message already accepted (same user, same room, within `IDEMPOTENCY_WINDOW_MS`) is not posted again: 204 with `Idempotent-Replayed: true`.",
-    responses: {
-      204: "Accepted by the broker (or a replay: `Idempotent-Replayed: true`)",
-      400: "Invalid room or content; `RT_ERR_BAD_IDEMPOTENCY_KEY` for a bad `Idempotency-Key`",
-      401: "No valid token",
-      403: "A service token",
-      503: "The broker did not accept it",
-    },
-  },
-  "POST /api/publish": {
-    tag: "input",
-    summary: "Publish an event (backend services)",
-    description:
-      "Needs a service token with the `publish` scope (`npm run token`). `event` needs a `type` (`^[a-z][a-z0-9_.-]{0,63}$`) and is at most 16 KiB of JSON. With `Idempotency-Key`, a retry of a publish already accepted (same service, same channel, within `IDEMPOTENCY_WINDOW_MS`) publishes nothing and gets the first answer, with `Idempotent-Replayed: true`.",
-    responses: {
-      202: json(
-        "The event's position in its channel (a replay: the first publish's, with `Idempotent-Replayed: true`)",
-        {
-          type: "object",
-          properties: { channel: { type: "string" }, offset: { type: "integer", minimum: 1 } },
-        },
-      ),
-      400: "Invalid channel or event; `RT_ERR_BAD_IDEMPOTENCY_KEY` for a bad `Idempotency-Key`",
-      401: "No valid token",
-      403: "Not a service token with the publish scope",
-      503: "The broker did not accept it",
-    },
-  },
-  "GET /api/channels/:channel/presence": {
-    tag: "presence",
-    summary: "Who is online in a room, with a cursor to follow changes",
-    description:
-      "Open `/api/events?channel=<channel>&lastEventId=<cursor>` next to get every presence change after this snapshot.",
-    responses: {
-      200: json("The snapshot", {
-        type: "object",
-        properties: {
-          channel: { type: "string" },
-          users: {
-            type: "array",
-            items: {
-              type: "object",
-              properties: {
-                userId: { type: "string" },
-                userName: { type: "string" },
-                connections: { type: "integer" },
-              },
-            },
-          },
-          cursor: { type: "string" },
-        },
-      }),
-      400: "Bad room name, or a `user:` channel",
-      401: "No valid token",
-      403: "Not allowed to subscribe to the room",
-      503: "Presence is unavailable (`Retry-After`)",
-    },
-  },
-  "POST /api/generate/video": {
-    tag: "jobs",
-    summary: "Start a video generation job",
-    description:
-      "Progress and the outcome follow as events on the user's channel `user:<id>` (see docs/channels.md).",
-    responses: {
-      202: json("The job", { type: "object", properties: { jobId: { type: "string" } } }),
-      400: "Invalid prompt or aspect ratio",
-      401: "No valid token",
-      429: "Too many jobs queued or running (`Retry-After`)",
-      503: "Shutting down (`Retry-After`)",
-    },
-  },
-  "GET /api/jobs/:jobId": {
-    tag: "jobs",
-    summary: "A job's status",
-    params: JOB_ID,
-    responses: { 200: json("The job", JOB), 401: "No valid token", 404: "No such job" },
-  },
-  "DELETE /api/jobs/:jobId": {
-    tag: "jobs",
-    summary: "Cancel a queued or running job",
-    params: JOB_ID,
-    responses: { 200: json("The job", JOB), 401: "No valid token", 404: "No such job" },
-  },
-  "GET /api/media/:jobId": {
-    tag: "jobs",
-    summary: "A finished job's GIF (owner only)",
-    params: JOB_ID,
-    responses: {
-      200: {
-        description: "The GIF",
-        content: { "image/gif": { schema: { type: "string", format: "binary" } } },
-      },
-      401: "No valid token",
-      404: "No such media",
-    },
-  },
-  "GET /healthz": {
-    tag: "operations",
-    summary: "Liveness: 200 while the process runs",
-    auth: false,
-    responses: {
-      200: json("Alive", { type: "object", properties: { status: { type: "string" } } }),
-    },
-  },
-  "GET /readyz": {
-    tag: "operations",
-    summary: "Readiness: should this pod get new streams?",
-    description:
-      "503 `RT_ERR_SHUTTING_DOWN` from the moment a drain starts (SIGTERM), 503 `RT_ERR_BROKER_UNAVAILABLE` while the broker is not confirmed live. Point the load balancer's readiness check here.",
-    auth: false,
-    responses: {
-      200: json("Ready", {
-        type: "object",
-        properties: { status: { type: "string" }, connections: { type: "integer" } },
-      }),
-      503: "Draining or the broker is not live",
-    },
-  },
-  "GET /metrics": {
-    tag: "operations",
-    summary: "Prometheus metrics (docs/operations.md)",
-    auth: false,
-    responses: {
-      200: {
-        description: "Prometheus text exposition",
-        content: { "text/plain": { schema: { type: "string" } } },
-      },
-    },
-  },
-};
 
 const TAGS = [
   { name: "auth", description: "Tokens and the session cookie" },
@@ -279,7 +30,7 @@ const TAGS = [
   { name: "operations", description: "Health, readiness and metrics" },
 ];
 
-/** Adds the documentation of {@link ROUTE_DOCS}; hides routes that are not part of the API. */
+/** Adds the route's own documentation; hides routes that are not part of the API. */
 function transform({
   schema,
   url,
@@ -287,11 +38,10 @@ function transform({
 }: {
   schema: unknown;
   url: string;
-  route: { method: string | string[] };
+  route: { config?: { docs?: RouteDoc } };
 }) {
   const base = (schema ?? {}) as Schema;
-  const method = Array.isArray(route.method) ? route.method[0] : route.method;
-  const doc = ROUTE_DOCS[`${method} ${url}`];
+  const doc = route.config?.docs;
   if (!doc) {
     // An API route nobody documented yet still shows (untagged routes are hidden otherwise).
     if (url.startsWith("/api/")) return { schema: { ...base, tags: ["undocumented"] }, url };

@@ -9,11 +9,13 @@
 import { printable, roomChannel } from "@realtime/protocol";
 import type { Hub } from "@realtime/server";
 import type { FastifyInstance } from "fastify";
+import type { RouteDoc } from "../api-docs.ts";
+import { isUser, requireUser } from "../auth/access.ts";
 import type { Auth } from "../auth.ts";
 import type { Config } from "../config.ts";
 import { appError, Errors } from "../errors.ts";
-import { toAppError } from "../hub-errors.ts";
 import { IDEMPOTENCY_HEADERS_SCHEMA, idempotentPublish, REPLAYED_HEADER } from "../idempotency.ts";
+import { channelNamed, type RouteLimit } from "../security/route-options.ts";
 import { NO_QUERY } from "./no-query.ts";
 
 export interface ChatRouteDeps {
@@ -25,6 +27,27 @@ export interface ChatRouteDeps {
 /** C0 controls other than tab, LF and CR, DEL, and C1 controls: never useful in a message. */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting them is the point
 const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/;
+
+/** Per user, and the room's broadcast budget for users (only they may post). */
+const limit: RouteLimit = {
+  name: "chat",
+  by: "identity",
+  channelBudget: { channel: (body) => channelNamed(body, roomChannel), spentBy: isUser },
+};
+
+const docs: RouteDoc = {
+  tag: "input",
+  summary: "Post a chat message to a room",
+  description:
+    "Published as a `chat` event on `channel:<id>` to every subscriber, on every pod. With `Idempotency-Key`, a retry of a message already accepted (same user, same room, within `IDEMPOTENCY_WINDOW_MS`) is not posted again: 204 with `Idempotent-Replayed: true`.",
+  responses: {
+    204: "Accepted by the broker (or a replay: `Idempotent-Replayed: true`)",
+    400: "Invalid room or content; `RT_ERR_BAD_IDEMPOTENCY_KEY` for a bad `Idempotency-Key`",
+    401: "No valid token",
+    403: "A service token",
+    503: "The broker did not accept it",
+  },
+};
 
 export function registerChatRoutes(app: FastifyInstance, deps: ChatRouteDeps): void {
   const { hub, auth, config } = deps;
@@ -39,9 +62,9 @@ export function registerChatRoutes(app: FastifyInstance, deps: ChatRouteDeps): v
   } as const;
 
   const schema = { body: bodySchema, headers: IDEMPOTENCY_HEADERS_SCHEMA, querystring: NO_QUERY };
-  app.post("/api/chat/messages", { schema }, async (request, reply) => {
-    const identity = await auth.authenticate(request);
-    if (identity.kind !== "user") throw appError(Errors.FORBIDDEN, "chat needs a user token");
+  const routeConfig = { hubAction: "publish", limit, docs } as const;
+  app.post("/api/chat/messages", { schema, config: routeConfig }, async (request, reply) => {
+    const identity = requireUser(await auth.authenticate(request), "chat needs a user token");
     const options = idempotentPublish(
       identity,
       request.headers,
@@ -55,23 +78,12 @@ export function registerChatRoutes(app: FastifyInstance, deps: ChatRouteDeps): v
       throw appError(Errors.BAD_REQUEST, "content has control characters");
     }
     if (body.content.trim().length === 0) throw appError(Errors.BAD_REQUEST, "content is blank");
-    let replayed: boolean;
-    try {
-      const position = await hub.publish(
-        room.channel.name,
-        {
-          type: "chat",
-          userId: identity.userId,
-          userName: identity.userName,
-          content: body.content,
-        },
-        options,
-      );
-      replayed = position.duplicate;
-    } catch (error) {
-      throw toAppError(error, "publish");
-    }
-    if (replayed) reply.header(REPLAYED_HEADER, "true");
+    const position = await hub.publish(
+      room.channel.name,
+      { type: "chat", userId: identity.userId, userName: identity.userName, content: body.content },
+      options,
+    );
+    if (position.duplicate) reply.header(REPLAYED_HEADER, "true");
     return reply.code(204).send();
   });
 }

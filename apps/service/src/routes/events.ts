@@ -14,10 +14,12 @@ import {
   SSE_HEADERS,
 } from "@realtime/server";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import type { Auth, Identity } from "../auth.ts";
+import type { RouteDoc } from "../api-docs.ts";
+import { authorize } from "../auth/access.ts";
+import type { Auth } from "../auth.ts";
 import type { Config } from "../config.ts";
-import { appError, Errors } from "../errors.ts";
-import { toAppError } from "../hub-errors.ts";
+import { appError, Errors, refusalCode } from "../errors.ts";
+import type { RouteLimit } from "../security/route-options.ts";
 import { TOKEN_EXPIRY_MARGIN_MS } from "../security/streams.ts";
 
 export interface EventsRouteDeps {
@@ -39,12 +41,37 @@ const querySchema = {
   additionalProperties: false,
 } as const;
 
+/** Opens per user; as a stream route, also per IP and per channel named (rate-limit.ts). */
+const limit: RouteLimit = { name: "streams", by: "identity" };
+
+const docs: RouteDoc = {
+  tag: "streams",
+  summary: "Open the Server-Sent Events stream of one or more channels",
+  description:
+    "One stream carries up to `MAX_CHANNELS_PER_STREAM` channels. Resume with `Last-Event-ID` (or `lastEventId`): the cursor holds every channel's position, so a reconnect may land on any pod. Application events have no `event:` field; control events are `reset` and `close` (code 3001 while a pod drains, with a jittered `retry:`). See docs/protocol.md.",
+  responses: {
+    200: {
+      description:
+        "The stream (`retry:` hint, a starting cursor, then events and `: hb` heartbeats)",
+      content: { "text/event-stream": { schema: { type: "string" } } },
+    },
+    400: "Bad, too many or no channels; bad cursor",
+    401: "No valid token",
+    403: "Another user's channel, or a service token",
+    503: "At capacity or draining (`Retry-After`); the proxy tries another pod",
+  },
+};
+
 /**
  * No HEAD twin: Fastify would run this handler for a HEAD too, opening a whole stream (a slot,
  * presence joins, a connection counted) whose body the client never reads. A HEAD is answered
  * 405 with `Allow: GET` by the not-found handler instead.
  */
-const routeOptions = { schema: { querystring: querySchema }, exposeHeadRoute: false } as const;
+const routeOptions = {
+  schema: { querystring: querySchema },
+  exposeHeadRoute: false,
+  config: { hubAction: "open", opensStream: true, limit, docs },
+} as const;
 
 export function registerEventsRoute(app: FastifyInstance, deps: EventsRouteDeps): void {
   const { hub, auth, config, metrics } = deps;
@@ -78,9 +105,10 @@ export function registerEventsRoute(app: FastifyInstance, deps: EventsRouteDeps)
         },
       });
     } catch (error) {
-      const refusal = toAppError(error, "open");
-      metrics.connectionRefused(refusal.code);
-      throw refusal;
+      // Answered by the error handler (a hub refusal mapped there, as for every route).
+      const code = refusalCode(error);
+      if (code !== null) metrics.connectionRefused(code);
+      throw error;
     }
   });
 }
@@ -98,21 +126,6 @@ function parseChannels(raw: string | string[], max: number): ChannelName[] {
     }
     return parsed.channel.name;
   });
-}
-
-/**
- * Who may subscribe: `user:<id>` belongs to that user alone; `channel:<id>` rooms are open to
- * every user. Also guards what is derived from a subscription (presence snapshots).
- */
-export function authorize(identity: Identity, channels: readonly ChannelName[]): void {
-  if (identity.kind !== "user") {
-    throw appError(Errors.FORBIDDEN, "service tokens publish; they do not subscribe");
-  }
-  for (const channel of channels) {
-    if (channel.startsWith("user:") && channel !== `user:${identity.userId}`) {
-      throw appError(Errors.CHANNEL_FORBIDDEN, `${channel} belongs to another user`);
-    }
-  }
 }
 
 function connect(request: FastifyRequest, reply: FastifyReply): Connection {

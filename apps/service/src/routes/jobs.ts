@@ -21,8 +21,11 @@ import {
   toView,
 } from "@realtime/jobs";
 import type { FastifyInstance } from "fastify";
+import { ERROR, json, type RouteDoc } from "../api-docs.ts";
+import { requireUser } from "../auth/access.ts";
 import type { Auth } from "../auth.ts";
 import { appError, Errors } from "../errors.ts";
+import type { RouteLimit } from "../security/route-options.ts";
 import { NO_QUERY } from "./no-query.ts";
 
 export interface JobRouteDeps {
@@ -49,13 +52,89 @@ const bodySchema = {
   additionalProperties: false,
 } as const;
 
+type Schema = Record<string, unknown>;
+
+const JOB: Schema = {
+  type: "object",
+  properties: {
+    jobId: { type: "string" },
+    status: { type: "string", enum: ["queued", "running", "completed", "failed", "cancelled"] },
+    progress: { type: "integer", minimum: 0, maximum: 100 },
+    attempt: { type: "integer" },
+    prompt: { type: "string" },
+    aspectRatio: { type: "string" },
+    createdAt: { type: "string", format: "date-time" },
+    updatedAt: { type: "string", format: "date-time" },
+    result: {
+      type: "object",
+      properties: {
+        url: { type: "string" },
+        width: { type: "integer" },
+        height: { type: "integer" },
+        frames: { type: "integer" },
+        bytes: { type: "integer" },
+      },
+    },
+    error: ERROR,
+  },
+};
+
+const JOB_ID: Schema = {
+  type: "object",
+  required: ["jobId"],
+  properties: { jobId: { type: "string", description: "From `POST /api/generate/video`" } },
+};
+
+/** Submissions per user. */
+const limit: RouteLimit = { name: "jobs", by: "identity" };
+
+const DOCS = {
+  submit: {
+    tag: "jobs",
+    summary: "Start a video generation job",
+    description:
+      "Progress and the outcome follow as events on the user's channel `user:<id>` (see docs/channels.md).",
+    responses: {
+      202: json("The job", { type: "object", properties: { jobId: { type: "string" } } }),
+      400: "Invalid prompt or aspect ratio",
+      401: "No valid token",
+      429: "Too many jobs queued or running (`Retry-After`)",
+      503: "Shutting down (`Retry-After`)",
+    },
+  },
+  status: {
+    tag: "jobs",
+    summary: "A job's status",
+    params: JOB_ID,
+    responses: { 200: json("The job", JOB), 401: "No valid token", 404: "No such job" },
+  },
+  cancel: {
+    tag: "jobs",
+    summary: "Cancel a queued or running job",
+    params: JOB_ID,
+    responses: { 200: json("The job", JOB), 401: "No valid token", 404: "No such job" },
+  },
+  media: {
+    tag: "jobs",
+    summary: "A finished job's GIF (owner only)",
+    params: JOB_ID,
+    responses: {
+      200: {
+        description: "The GIF",
+        content: { "image/gif": { schema: { type: "string", format: "binary" } } },
+      },
+      401: "No valid token",
+      404: "No such media",
+    },
+  },
+} as const satisfies Record<string, RouteDoc>;
+
 export function registerJobRoutes(app: FastifyInstance, deps: JobRouteDeps): void {
   const { jobs, auth } = deps;
 
   const userOf = async (request: Parameters<Auth["authenticate"]>[0]): Promise<string> => {
     const identity = await auth.authenticate(request);
-    if (identity.kind !== "user") throw appError(Errors.FORBIDDEN, "jobs need a user token");
-    return identity.userId;
+    return requireUser(identity, "jobs need a user token").userId;
   };
 
   const jobIdOf = (params: unknown): string => {
@@ -67,7 +146,8 @@ export function registerJobRoutes(app: FastifyInstance, deps: JobRouteDeps): voi
   const schema = { querystring: NO_QUERY };
   const submitSchema = { body: bodySchema, querystring: NO_QUERY };
 
-  app.post("/api/generate/video", { schema: submitSchema }, async (request, reply) => {
+  const submit = { schema: submitSchema, config: { limit, docs: DOCS.submit } };
+  app.post("/api/generate/video", submit, async (request, reply) => {
     const userId = await userOf(request);
     const body = request.body as { prompt: string; aspectRatio?: string };
     const prompt = body.prompt.normalize("NFC").trim();
@@ -97,7 +177,7 @@ export function registerJobRoutes(app: FastifyInstance, deps: JobRouteDeps): voi
     }
   });
 
-  app.get("/api/jobs/:jobId", { schema }, async (request, reply) => {
+  app.get("/api/jobs/:jobId", { schema, config: { docs: DOCS.status } }, async (request, reply) => {
     const userId = await userOf(request);
     const record = await jobs.get(userId, jobIdOf(request.params));
     if (!record) throw appError(Errors.NOT_FOUND, "no such job");
@@ -105,15 +185,19 @@ export function registerJobRoutes(app: FastifyInstance, deps: JobRouteDeps): voi
     return toView(record);
   });
 
-  app.delete("/api/jobs/:jobId", { schema }, async (request, reply) => {
-    const userId = await userOf(request);
-    const record = await jobs.cancel(userId, jobIdOf(request.params));
-    if (!record) throw appError(Errors.NOT_FOUND, "no such job");
-    reply.header("cache-control", "no-store");
-    return toView(record);
-  });
+  app.delete(
+    "/api/jobs/:jobId",
+    { schema, config: { docs: DOCS.cancel } },
+    async (request, reply) => {
+      const userId = await userOf(request);
+      const record = await jobs.cancel(userId, jobIdOf(request.params));
+      if (!record) throw appError(Errors.NOT_FOUND, "no such job");
+      reply.header("cache-control", "no-store");
+      return toView(record);
+    },
+  );
 
-  app.get("/api/media/:jobId", { schema }, async (request, reply) => {
+  app.get("/api/media/:jobId", { schema, config: { docs: DOCS.media } }, async (request, reply) => {
     const userId = await userOf(request);
     const bytes = await jobs.media(userId, jobIdOf(request.params));
     if (!bytes) throw appError(Errors.NOT_FOUND, "no such media");

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { brotliDecompressSync, gunzipSync } from "node:zlib";
 import Fastify, { type FastifyInstance } from "fastify";
-import { registerErrorHandling } from "../errors.ts";
+import { registerErrorHandling } from "../error-handler.ts";
 import { registerPageRoutes } from "./page.ts";
 
 const INDEX =

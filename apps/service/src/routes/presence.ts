@@ -25,9 +25,11 @@ import {
   type PresenceUser,
 } from "@realtime/server";
 import type { FastifyInstance } from "fastify";
+import { json, type RouteDoc } from "../api-docs.ts";
+import { authorize } from "../auth/access.ts";
 import type { Auth } from "../auth.ts";
 import { appError, Errors } from "../errors.ts";
-import { authorize } from "./events.ts";
+import type { RouteLimit } from "../security/route-options.ts";
 import { NO_QUERY } from "./no-query.ts";
 
 export interface PresenceRouteDeps {
@@ -45,13 +47,51 @@ const paramsSchema = {
   additionalProperties: false,
 } as const;
 
+/** Reads per user. */
+const limit: RouteLimit = { name: "presence", by: "identity" };
+
+const docs: RouteDoc = {
+  tag: "presence",
+  summary: "Who is online in a room, with a cursor to follow changes",
+  description:
+    "Open `/api/events?channel=<channel>&lastEventId=<cursor>` next to get every presence change after this snapshot.",
+  responses: {
+    200: json("The snapshot", {
+      type: "object",
+      properties: {
+        channel: { type: "string" },
+        users: {
+          type: "array",
+          items: {
+            type: "object",
+            properties: {
+              userId: { type: "string" },
+              userName: { type: "string" },
+              connections: { type: "integer" },
+            },
+          },
+        },
+        cursor: { type: "string" },
+      },
+    }),
+    400: "Bad room name, or a `user:` channel",
+    401: "No valid token",
+    403: "Not allowed to subscribe to the room",
+    503: "Presence is unavailable (`Retry-After`)",
+  },
+};
+
 export function registerPresenceRoute(app: FastifyInstance, deps: PresenceRouteDeps): void {
   const { presence, broker, auth, maxUsers } = deps;
   app.get(
     "/api/channels/:channel/presence",
     // No HEAD twin: it would cost a full snapshot (and, for a fresh room, a position read) with
     // nothing to show for it, outside the presence rate limit.
-    { schema: { params: paramsSchema, querystring: NO_QUERY }, exposeHeadRoute: false },
+    {
+      schema: { params: paramsSchema, querystring: NO_QUERY },
+      exposeHeadRoute: false,
+      config: { limit, docs },
+    },
     async (request, reply) => {
       const raw = (request.params as { channel: string }).channel;
       // A room may be named by its bare id, as in the chat API.

@@ -10,11 +10,13 @@
 import { parseChannel, printable, validateEventInput } from "@realtime/protocol";
 import type { EventInput, Hub } from "@realtime/server";
 import type { FastifyInstance } from "fastify";
+import { json, type RouteDoc } from "../api-docs.ts";
+import { mayPublish, requirePublisher } from "../auth/access.ts";
 import type { Auth } from "../auth.ts";
 import type { Config } from "../config.ts";
 import { appError, Errors } from "../errors.ts";
-import { toAppError } from "../hub-errors.ts";
 import { IDEMPOTENCY_HEADERS_SCHEMA, idempotentPublish, REPLAYED_HEADER } from "../idempotency.ts";
+import { channelNamed, type RouteLimit } from "../security/route-options.ts";
 import { NO_QUERY } from "./no-query.ts";
 
 export interface PublishRouteDeps {
@@ -22,9 +24,6 @@ export interface PublishRouteDeps {
   auth: Auth;
   config: Config;
 }
-
-/** The scope a service token needs to publish. */
-export const PUBLISH_SCOPE = "publish";
 
 const bodySchema = {
   type: "object",
@@ -36,17 +35,40 @@ const bodySchema = {
   additionalProperties: false,
 } as const;
 
+/** Per service token, and the channel's broadcast budget for those allowed to publish. */
+const limit: RouteLimit = {
+  name: "publish",
+  by: "identity",
+  channelBudget: { channel: (body) => channelNamed(body, parseChannel), spentBy: mayPublish },
+};
+
+const docs: RouteDoc = {
+  tag: "input",
+  summary: "Publish an event (backend services)",
+  description:
+    "Needs a service token with the `publish` scope (`npm run token`). `event` needs a `type` (`^[a-z][a-z0-9_.-]{0,63}$`) and is at most 16 KiB of JSON. With `Idempotency-Key`, a retry of a publish already accepted (same service, same channel, within `IDEMPOTENCY_WINDOW_MS`) publishes nothing and gets the first answer, with `Idempotent-Replayed: true`.",
+  responses: {
+    202: json(
+      "The event's position in its channel (a replay: the first publish's, with `Idempotent-Replayed: true`)",
+      {
+        type: "object",
+        properties: { channel: { type: "string" }, offset: { type: "integer", minimum: 1 } },
+      },
+    ),
+    400: "Invalid channel or event; `RT_ERR_BAD_IDEMPOTENCY_KEY` for a bad `Idempotency-Key`",
+    401: "No valid token",
+    403: "Not a service token with the publish scope",
+    503: "The broker did not accept it",
+  },
+};
+
 export function registerPublishRoute(app: FastifyInstance, deps: PublishRouteDeps): void {
   const { hub, auth, config } = deps;
   const schema = { body: bodySchema, headers: IDEMPOTENCY_HEADERS_SCHEMA, querystring: NO_QUERY };
-  app.post("/api/publish", { schema }, async (request, reply) => {
+  const routeConfig = { hubAction: "publish", limit, docs } as const;
+  app.post("/api/publish", { schema, config: routeConfig }, async (request, reply) => {
     const identity = await auth.authenticate(request);
-    if (identity.kind !== "service" || !identity.scopes.includes(PUBLISH_SCOPE)) {
-      throw appError(
-        Errors.FORBIDDEN,
-        `publishing needs a service token with the "${PUBLISH_SCOPE}" scope`,
-      );
-    }
+    requirePublisher(identity);
     const options = idempotentPublish(
       identity,
       request.headers,
@@ -59,12 +81,8 @@ export function registerPublishRoute(app: FastifyInstance, deps: PublishRouteDep
     }
     const problem = validateEventInput(body.event);
     if (problem) throw appError(Errors.BAD_REQUEST, problem);
-    try {
-      const position = await hub.publish(channel.channel.name, body.event as EventInput, options);
-      if (position.duplicate) reply.header(REPLAYED_HEADER, "true");
-      return reply.code(202).send({ channel: channel.channel.name, offset: position.offset });
-    } catch (error) {
-      throw toAppError(error, "publish");
-    }
+    const position = await hub.publish(channel.channel.name, body.event as EventInput, options);
+    if (position.duplicate) reply.header(REPLAYED_HEADER, "true");
+    return reply.code(202).send({ channel: channel.channel.name, offset: position.offset });
   });
 }

@@ -17,7 +17,7 @@
  * (fail open) and counted locally; the next refresh publishes the count.
  */
 import { randomBytes } from "node:crypto";
-import type { ConnectionLimitsConfig } from "./config.ts";
+import type { ConnectionLimitsConfig } from "../config/security.ts";
 import type { LimitsRedis } from "./redis.ts";
 
 /** Why a stream was refused; `sse_connections_refused_total{reason}` label. */

@@ -9,7 +9,7 @@ import type { PrometheusMetrics } from "../prometheus-metrics.ts";
 import { registerBrowserSecurity } from "./browser.ts";
 import { ConnectionLimits } from "./connection-limits.ts";
 import { registerHttpHardening } from "./http.ts";
-import { registerRateLimits } from "./rate-limit.ts";
+import { type RateLimits, registerRateLimits } from "./rate-limit.ts";
 import { closeLimitsRedis, createLimitsRedis } from "./redis.ts";
 import { registerStreamAdmission } from "./streams.ts";
 
@@ -26,6 +26,8 @@ export interface SecurityDeps {
 
 export interface Security {
   readonly connectionLimits: ConnectionLimits;
+  /** Every route added after the defences (`"METHOD url"`), with the rate limits it got. */
+  readonly rateLimitedRoutes: RateLimits["routes"];
   /** Stops timers and closes the Redis client; call after the server closed. */
   close(): Promise<void>;
 }
@@ -49,10 +51,11 @@ export async function registerSecurity(
   });
   registerHttpHardening(app, config.http);
   await registerBrowserSecurity(app, config);
-  await registerRateLimits(app, { config, auth, metrics, redis });
+  const rateLimits = await registerRateLimits(app, { config, auth, metrics, redis });
   registerStreamAdmission(app, { auth, limits: connectionLimits, metrics });
   return {
     connectionLimits,
+    rateLimitedRoutes: rateLimits.routes,
     async close() {
       connectionLimits.close();
       await closeLimitsRedis(redis);

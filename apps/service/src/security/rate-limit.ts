@@ -14,6 +14,11 @@
  *   flood every pod however many accounts post into it. Counted only for requests that are
  *   authenticated and allowed to publish, so an anonymous client cannot spend a room's budget.
  *
+ * Each route declares its own limit (`config: { limit }`, see `route-options.ts`): the one
+ * setting it spends, how requests are keyed, whether it spends a channel's budget; a route
+ * that opens streams says so (`config: { opensStream: true }`). {@link RateLimits.routes} lists
+ * what every route got.
+ *
  * Stream opens are counted in `onRequest`/`preValidation`, before the stream admission
  * (`streams.ts`, a `preHandler`) takes a per-user slot and before the hub does any work.
  *
@@ -21,47 +26,28 @@
  * A limit that cannot be checked (Redis down) is skipped: the request goes on (fail open).
  */
 import rateLimit, { normalizeIP } from "@fastify/rate-limit";
-import { type ChannelName, parseChannel, roomChannel } from "@realtime/protocol";
+import type { ChannelName } from "@realtime/protocol";
 import type { FastifyInstance, FastifyRequest, RouteOptions } from "fastify";
 import { Counter } from "prom-client";
 import type { Auth } from "../auth.ts";
 import type { Config } from "../config.ts";
 import { appError, Errors } from "../errors.ts";
 import type { PrometheusMetrics } from "../prometheus-metrics.ts";
-import { PUBLISH_SCOPE } from "../routes/publish.ts";
 import type { LimitsRedis } from "./redis.ts";
+import { addHook, ROUTE_LIMIT_SETTINGS } from "./route-options.ts";
 
 /** `http_requests_rate_limited_total{limit}` label values. */
 export type LimitName =
-  | "chat"
-  | "jobs"
-  | "publish"
-  | "login"
+  | keyof typeof ROUTE_LIMIT_SETTINGS
   | "channel"
-  | "streams"
   | "streams_per_ip"
-  | "stream_channels"
-  | "presence";
-
-/** The stream route, whose refusals also count in `sse_connections_refused_total`. */
-const EVENTS_URL = "/api/events";
+  | "stream_channels";
 
 /**
  * Entries each in-memory counter (one per route) keeps; the least recently used key goes first.
  * The plugin's own default (5000) applies per route unless given here.
  */
 const CACHE_ENTRIES = 20_000;
-
-interface RouteLimit {
-  readonly limit: LimitName;
-  readonly max: number;
-  /** Key by the token's identity (IP when there is none) or always by IP. */
-  readonly by: "identity" | "ip";
-  /** How this route names the channel it publishes to; absent: no channel budget. */
-  readonly channel?: (body: unknown) => ChannelName | null;
-  /** Whether an identity may publish here (only those spend the channel's budget). */
-  readonly publisher?: (identity: Awaited<ReturnType<Auth["authenticate"]>>) => boolean;
-}
 
 export interface RateLimitDeps {
   readonly config: Config;
@@ -70,8 +56,16 @@ export interface RateLimitDeps {
   readonly redis: LimitsRedis | null;
 }
 
+export interface RateLimits {
+  /** Every route added after the limiter (`"METHOD url"`), with the limits it got (none: empty). */
+  readonly routes: ReadonlyMap<string, readonly LimitName[]>;
+}
+
 /** Registers the limiter. Call before the routes are registered (it hooks `onRoute`). */
-export async function registerRateLimits(app: FastifyInstance, deps: RateLimitDeps): Promise<void> {
+export async function registerRateLimits(
+  app: FastifyInstance,
+  deps: RateLimitDeps,
+): Promise<RateLimits> {
   const { config, auth, metrics, redis } = deps;
   const limits = config.security.rateLimit;
   const limited = new Counter({
@@ -92,43 +86,14 @@ export async function registerRateLimits(app: FastifyInstance, deps: RateLimitDe
     }
   };
 
-  const routes = new Map<string, RouteLimit>([
-    [
-      "POST /api/chat/messages",
-      {
-        limit: "chat",
-        max: limits.chatPerUser,
-        by: "identity",
-        channel: (body) => channelOf(body, roomChannel),
-        publisher: (identity) => identity.kind === "user",
-      },
-    ],
-    [
-      "POST /api/publish",
-      {
-        limit: "publish",
-        max: limits.publishPerService,
-        by: "identity",
-        channel: (body) => channelOf(body, parseChannel),
-        publisher: (identity) =>
-          identity.kind === "service" && identity.scopes.includes(PUBLISH_SCOPE),
-      },
-    ],
-    ["POST /api/generate/video", { limit: "jobs", max: limits.jobsPerUser, by: "identity" }],
-    ["POST /api/auth/dev-login", { limit: "login", max: limits.loginPerIp, by: "ip" }],
-    [`GET ${EVENTS_URL}`, { limit: "streams", max: limits.streamsPerUser, by: "identity" }],
-    [
-      "GET /api/channels/:channel/presence",
-      { limit: "presence", max: limits.presencePerUser, by: "identity" },
-    ],
-  ]);
+  const routes = new Map<string, LimitName[]>();
 
   const retryAfter = (ttlMs: number) => String(Math.max(1, Math.ceil(ttlMs / 1000)));
 
   /** A refused stream open is a refused stream too. */
   const countRefusal = (route: RouteOptions, limit: LimitName) => {
     limited.inc({ limit });
-    if (route.url === EVENTS_URL) metrics.connectionRefused(Errors.RATE_LIMITED.code);
+    if (route.config?.opensStream) metrics.connectionRefused(Errors.RATE_LIMITED.code);
   };
 
   // Before the plugin's own onRoute hook, which reads `config.rateLimit`.
@@ -138,81 +103,87 @@ export async function registerRateLimits(app: FastifyInstance, deps: RateLimitDe
   const channelOfRequest = new WeakMap<FastifyRequest, ChannelName>();
   app.addHook("onRoute", (route: RouteOptions) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
-    for (const method of methods) {
-      // A GET's HEAD twin runs the same handler: it is limited like the GET (with a counter of
-      // its own), never a way around it.
-      const spec = routes.get(`${method === "HEAD" ? "GET" : method} ${route.url}`);
-      if (!spec) continue;
-      if (spec.max > 0) {
-        route.config = {
-          ...route.config,
-          rateLimit: {
-            max: spec.max,
-            timeWindow: limits.windowMs,
-            keyGenerator: spec.by === "ip" ? ipKey : identityKey,
-            cache: CACHE_ENTRIES,
-            onExceeded: () => countRefusal(route, spec.limit),
-          },
-        } as RouteOptions["config"];
-      }
-      if (route.url === EVENTS_URL && limits.streamsPerIp > 0) {
-        // After the per-user limit (the plugin's onRequest hook), before the query is validated
-        // and before the stream admission's preHandler takes a slot.
-        addHook(route, "preValidation", async (request: FastifyRequest) => {
-          if (streamsPerIp === null) return;
-          const result = await streamsPerIp(request);
-          if (!result.isAllowed && result.isExceeded) {
-            countRefusal(route, "streams_per_ip");
-            throw appError(
-              Errors.RATE_LIMITED,
-              `Too many streams opened from this address; retry in ${retryAfter(result.ttl)} s`,
-              { "Retry-After": retryAfter(result.ttl) },
-            );
-          }
-        });
-      }
-      if (route.url === EVENTS_URL && limits.streamChannelsPerUser > 0) {
-        // A stream of n channels spends n: each channel an open names can cost Redis a room.
-        addHook(route, "preValidation", async (request: FastifyRequest) => {
-          if (streamChannels === null) return;
-          const check = streamChannels;
-          const n = channelCount(request.query, config.limits.maxChannelsPerStream);
-          const results = await Promise.all(Array.from({ length: n }, () => check(request)));
-          const over = results.find((r) => !r.isAllowed && r.isExceeded);
-          if (over) {
-            countRefusal(route, "stream_channels");
-            throw appError(
-              Errors.RATE_LIMITED,
-              `This user's streams named too many channels; retry in ${retryAfter(over.ttl)} s`,
-              { "Retry-After": retryAfter(over.ttl) },
-            );
-          }
-        });
-      }
-      const { channel, publisher } = spec;
-      if (channel && publisher && limits.perChannel > 0) {
-        addHook(route, "preHandler", async (request: FastifyRequest) => {
-          const name = channel(request.body);
-          if (name === null || channelBudget === null) return;
-          let identity: Awaited<ReturnType<Auth["authenticate"]>>;
-          try {
-            identity = await auth.authenticate(request);
-          } catch {
-            return; // the route answers 401
-          }
-          if (!publisher(identity)) return; // the route answers 403
-          channelOfRequest.set(request, name);
-          const result = await channelBudget(request);
-          if (!result.isAllowed && result.isExceeded) {
-            limited.inc({ limit: "channel" });
-            throw appError(
-              Errors.RATE_LIMITED,
-              `${name} is over its broadcast budget; retry in ${retryAfter(result.ttl)} s`,
-              { "Retry-After": retryAfter(result.ttl) },
-            );
-          }
-        });
-      }
+    const applied: LimitName[] = [];
+    for (const method of methods) routes.set(`${method} ${route.url}`, applied);
+    // A GET's HEAD twin shares its options, so it is limited like the GET (with a counter of
+    // its own), never a way around it.
+    const spec = route.config?.limit;
+    const opensStream = route.config?.opensStream === true;
+    const max = spec ? limits[ROUTE_LIMIT_SETTINGS[spec.name]] : 0;
+    if (spec && max > 0) {
+      applied.push(spec.name);
+      route.config = {
+        ...route.config,
+        rateLimit: {
+          max,
+          timeWindow: limits.windowMs,
+          keyGenerator: spec.by === "ip" ? ipKey : identityKey,
+          cache: CACHE_ENTRIES,
+          onExceeded: () => countRefusal(route, spec.name),
+        },
+      } as RouteOptions["config"];
+    }
+    if (opensStream && limits.streamsPerIp > 0) {
+      applied.push("streams_per_ip");
+      // After the per-user limit (the plugin's onRequest hook), before the query is validated
+      // and before the stream admission's preHandler takes a slot.
+      addHook(route, "preValidation", async (request: FastifyRequest) => {
+        if (streamsPerIp === null) return;
+        const result = await streamsPerIp(request);
+        if (!result.isAllowed && result.isExceeded) {
+          countRefusal(route, "streams_per_ip");
+          throw appError(
+            Errors.RATE_LIMITED,
+            `Too many streams opened from this address; retry in ${retryAfter(result.ttl)} s`,
+            { "Retry-After": retryAfter(result.ttl) },
+          );
+        }
+      });
+    }
+    if (opensStream && limits.streamChannelsPerUser > 0) {
+      applied.push("stream_channels");
+      // A stream of n channels spends n: each channel an open names can cost Redis a room.
+      addHook(route, "preValidation", async (request: FastifyRequest) => {
+        if (streamChannels === null) return;
+        const check = streamChannels;
+        const n = channelCount(request.query, config.limits.maxChannelsPerStream);
+        const results = await Promise.all(Array.from({ length: n }, () => check(request)));
+        const over = results.find((r) => !r.isAllowed && r.isExceeded);
+        if (over) {
+          countRefusal(route, "stream_channels");
+          throw appError(
+            Errors.RATE_LIMITED,
+            `This user's streams named too many channels; retry in ${retryAfter(over.ttl)} s`,
+            { "Retry-After": retryAfter(over.ttl) },
+          );
+        }
+      });
+    }
+    const budget = spec?.channelBudget;
+    if (budget && limits.perChannel > 0) {
+      applied.push("channel");
+      const { channel, spentBy: publisher } = budget;
+      addHook(route, "preHandler", async (request: FastifyRequest) => {
+        const name = channel(request.body);
+        if (name === null || channelBudget === null) return;
+        let identity: Awaited<ReturnType<Auth["authenticate"]>>;
+        try {
+          identity = await auth.authenticate(request);
+        } catch {
+          return; // the route answers 401
+        }
+        if (!publisher(identity)) return; // the route answers 403
+        channelOfRequest.set(request, name);
+        const result = await channelBudget(request);
+        if (!result.isAllowed && result.isExceeded) {
+          limited.inc({ limit: "channel" });
+          throw appError(
+            Errors.RATE_LIMITED,
+            `${name} is over its broadcast budget; retry in ${retryAfter(result.ttl)} s`,
+            { "Retry-After": retryAfter(result.ttl) },
+          );
+        }
+      });
     }
   });
 
@@ -251,6 +222,7 @@ export async function registerRateLimits(app: FastifyInstance, deps: RateLimitDe
     });
     streamsPerIp = check as (request: FastifyRequest) => Promise<BudgetResult>;
   }
+  return { routes };
 }
 
 interface BudgetResult {
@@ -264,29 +236,4 @@ function channelCount(query: unknown, max: number): number {
   const raw = (query as { channel?: unknown } | undefined)?.channel;
   const n = Array.isArray(raw) ? raw.length : typeof raw === "string" ? 1 : 0;
   return Math.min(n, max);
-}
-
-/** The channel a body names, when it names a valid one (else the route answers 400). */
-function channelOf(
-  body: unknown,
-  parse: (name: string) => ReturnType<typeof parseChannel>,
-): ChannelName | null {
-  if (typeof body !== "object" || body === null) return null;
-  const raw = (body as { channel?: unknown }).channel;
-  if (typeof raw !== "string") return null;
-  const parsed = parse(raw);
-  return parsed.ok ? parsed.channel.name : null;
-}
-
-type HookName = "onRequest" | "preValidation" | "preHandler";
-
-/** Appends a route-level hook, whatever shape the route declared its own in. */
-export function addHook(
-  route: RouteOptions,
-  name: HookName,
-  hook: (request: FastifyRequest, reply: never) => Promise<void>,
-): void {
-  const existing = route[name] as unknown;
-  const list = Array.isArray(existing) ? existing : existing ? [existing] : [];
-  (route as unknown as Record<HookName, unknown[]>)[name] = [...list, hook];
 }

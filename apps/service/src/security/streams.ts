@@ -14,7 +14,7 @@ import type { Auth } from "../auth.ts";
 import { appError, Errors } from "../errors.ts";
 import type { PrometheusMetrics } from "../prometheus-metrics.ts";
 import type { ConnectionLimits } from "./connection-limits.ts";
-import { addHook } from "./rate-limit.ts";
+import { addHook } from "./route-options.ts";
 
 /**
  * How long before the token's `exp` the hub is asked to close the stream: slack for a timer
@@ -29,12 +29,15 @@ export interface StreamAdmissionDeps {
   readonly now?: () => number;
 }
 
-/** Hooks the admission checks into `GET /api/events` (it has no HEAD twin). Call before routes. */
+/**
+ * Hooks the admission checks into every route that opens streams (`config: { opensStream }`:
+ * `GET /api/events`, which has no HEAD twin). Call before routes.
+ */
 export function registerStreamAdmission(app: FastifyInstance, deps: StreamAdmissionDeps): void {
   const { auth, limits, metrics } = deps;
   const now = deps.now ?? Date.now;
   app.addHook("onRoute", (route: RouteOptions) => {
-    if (route.url !== "/api/events") return;
+    if (route.config?.opensStream !== true) return;
     addHook(route, "preHandler", async (request: FastifyRequest, reply: FastifyReply) => {
       let identity: Awaited<ReturnType<Auth["authenticate"]>>;
       try {

@@ -3,8 +3,7 @@
  * connection caps, and the CORS origin allow-list. Read by `loadConfig` like every other
  * section; see docs/security.md for what each one defends against.
  */
-import type { EnvReader } from "../config-env.ts";
-import { show } from "../config-env.ts";
+import { type EnvReader, show } from "./env.ts";
 
 /**
  * Requests allowed per {@link windowMs}, per key. 0 turns that limit off. Counted in Redis in
