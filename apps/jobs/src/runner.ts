@@ -11,6 +11,7 @@
  *   `worker_lost`. The attempt counter lives in the record, so it also counts attempts of
  *   worker processes that were killed.
  */
+import { EventType } from "@realtime/protocol";
 import { percentOf } from "./progress.ts";
 import {
   JobFailureCode,
@@ -77,7 +78,7 @@ async function attempt(
   const stop = () => local.abort(signal?.reason);
   signal?.addEventListener("abort", stop, { once: true });
   await ctx.publish(userId, {
-    type: "generation_progress",
+    type: EventType.GenerationProgress,
     jobId,
     progress: record.progress,
     message:
@@ -98,7 +99,7 @@ async function attempt(
           local.abort(new Error("the job ended elsewhere"));
         } else if (outcome === "raised") {
           await ctx.publish(userId, {
-            type: "generation_progress",
+            type: EventType.GenerationProgress,
             jobId,
             progress,
             message: `encoded ${done} of ${total} frames`,
@@ -129,7 +130,7 @@ async function attempt(
       await ctx.media.delete(userId, jobId);
       return "cancelled";
     }
-    await ctx.publish(userId, { type: "generation_complete", jobId, result });
+    await ctx.publish(userId, { type: EventType.GenerationComplete, jobId, result });
     ctx.log.info({ jobId, bytes: result.bytes, attempt: record.attempt }, "job completed");
     return "completed";
   } catch (error) {
@@ -163,7 +164,7 @@ export async function failJob(
   });
   if (!failed) return false;
   await ctx.publish(record.userId, {
-    type: "generation_failed",
+    type: EventType.GenerationFailed,
     jobId: record.jobId,
     code,
     message,
@@ -184,7 +185,7 @@ export async function cancelJob(
   const cancelled = await ctx.store.finish(userId, jobId, { status: "cancelled" });
   if (cancelled) {
     await ctx.publish(userId, {
-      type: "generation_cancelled",
+      type: EventType.GenerationCancelled,
       jobId,
       message: "cancelled by the user",
     });

@@ -28,11 +28,6 @@ export const Errors = {
     status: 400,
     message: "Invalid channel name",
   },
-  BAD_CURSOR: {
-    code: "RT_ERR_BAD_CURSOR",
-    status: 400,
-    message: "Invalid stream cursor",
-  },
   BAD_IDEMPOTENCY_KEY: {
     code: "RT_ERR_BAD_IDEMPOTENCY_KEY",
     status: 400,

@@ -20,13 +20,6 @@ export type {
 export { globalEventSource, withBearerToken } from "./event-source.ts";
 export type { PresenceEvent, PresenceUser } from "./presence-state.ts";
 export type {
-  PresenceSnapshot,
-  PresenceStatus,
-  PresenceStore,
-  PresenceStoreOptions,
-} from "./presence-store.ts";
-export { createPresenceStore } from "./presence-store.ts";
-export type {
   EventMap,
   EventOf,
   RealtimeClient,
@@ -34,4 +27,11 @@ export type {
   Subscription,
 } from "./realtime-client.ts";
 export { createRealtimeClient } from "./realtime-client.ts";
+export type {
+  PresenceSnapshot,
+  PresenceStatus,
+  PresenceStore,
+  PresenceStoreOptions,
+} from "./room-presence.ts";
+export { createPresenceStore } from "./room-presence.ts";
 export type { Timers } from "./timers.ts";

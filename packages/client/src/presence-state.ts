@@ -12,6 +12,8 @@
  * events can arrive in the other order than they were decided).
  */
 
+import { EventType } from "@realtime/protocol";
+
 /** A user present in a channel. */
 export interface PresenceUser {
   readonly userId: string;
@@ -22,7 +24,7 @@ export interface PresenceUser {
 
 /** A live `presence` event. */
 export interface PresenceEvent {
-  readonly type: "presence";
+  readonly type: typeof EventType.Presence;
   readonly channel: string;
   readonly userId: string;
   readonly userName?: string;
@@ -36,7 +38,7 @@ export type PresenceUsers = ReadonlyMap<string, PresenceUser>;
 export function isPresenceEvent(event: { readonly type: string }): event is PresenceEvent {
   const { userId, status } = event as Partial<PresenceEvent>;
   return (
-    event.type === "presence" &&
+    event.type === EventType.Presence &&
     typeof userId === "string" &&
     (status === "online" || status === "offline")
   );

@@ -18,7 +18,7 @@ export const CloseCode = {
   Slow: 3008,
   /** The server cannot vouch for the stream's continuity; reconnect and resume. */
   InsufficientState: 3010,
-  /** The request was malformed (bad channel, bad cursor); do not retry it unchanged. */
+  /** The request was malformed (a bad channel name, too many channels); do not retry it unchanged. */
   BadRequest: 3500,
   /** The credentials were missing or invalid; do not retry without new ones. */
   Unauthorized: 3501,

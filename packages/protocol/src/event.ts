@@ -76,7 +76,36 @@ export interface ReadyEvent {
  * cursor is not ours, or ahead of the channel), `gap` (the pod could not fill a hole in the
  * live sequence).
  */
-export type ResetReason = "trimmed" | "epoch_changed" | "unknown_cursor" | "gap";
+export const ResetReason = {
+  Trimmed: "trimmed",
+  EpochChanged: "epoch_changed",
+  UnknownCursor: "unknown_cursor",
+  Gap: "gap",
+} as const;
+
+export type ResetReason = (typeof ResetReason)[keyof typeof ResetReason];
+
+/**
+ * The application event types this server emits (`type` of an event's JSON), one row each in
+ * docs/channels.md ("Event types"; `event-types.test.ts` keeps the two in step). The publish
+ * API lets a backend send any other type that passes {@link validateEventType}.
+ */
+export const EventType = {
+  /** A chat message in a room (`POST /api/chat/messages`). */
+  Chat: "chat",
+  /** A user's first connection to a room opened, or their last one is gone. */
+  Presence: "presence",
+  /** A job's measured progress rose (or an attempt started). */
+  GenerationProgress: "generation_progress",
+  /** A job's result is stored. */
+  GenerationComplete: "generation_complete",
+  /** A job failed for good. */
+  GenerationFailed: "generation_failed",
+  /** A job was cancelled. */
+  GenerationCancelled: "generation_cancelled",
+} as const;
+
+export type EventType = (typeof EventType)[keyof typeof EventType];
 
 export interface ResetEvent {
   type: "reset";

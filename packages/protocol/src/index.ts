@@ -33,16 +33,17 @@ export type {
   ReadyEvent,
   RealtimeEvent,
   ResetEvent,
-  ResetReason,
 } from "./event.ts";
 export {
   ControlEvent,
   EVENT_FIELD_PATTERN,
   EVENT_TYPE_PATTERN,
+  EventType,
   MAX_EVENT_BYTES,
   MAX_EVENT_DEPTH,
   MAX_EVENT_FIELDS,
   nowTimestamp,
+  ResetReason,
   validateEventInput,
   validateEventType,
 } from "./event.ts";

@@ -1,7 +1,7 @@
 /**
- * Who is in a channel. Presence is not built on the server yet (issue 7): this follows its
- * planned API (snapshot `GET /api/channels/:channel/presence` + live `presence` events on the
- * channel) and, until it exists, reports `status: "partial"` with the users announced live.
+ * Who is in a channel: the server's snapshot (`GET /api/channels/:channel/presence`) kept live
+ * by the channel's `presence` events (see `createPresenceStore` in @realtime/client). Against a
+ * server without the snapshot route it reports `status: "partial"` with the users announced live.
  */
 import { createPresenceStore, type PresenceSnapshot } from "@realtime/client";
 import { useCallback, useMemo, useSyncExternalStore } from "react";

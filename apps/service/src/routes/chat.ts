@@ -6,7 +6,7 @@
  * user, same room, within `IDEMPOTENCY_WINDOW_MS`) is not posted again: 204 plus
  * `Idempotent-Replayed: true` (see idempotency.ts).
  */
-import { printable, roomChannel } from "@realtime/protocol";
+import { EventType, printable, roomChannel } from "@realtime/protocol";
 import type { Hub } from "@realtime/server";
 import type { FastifyInstance } from "fastify";
 import type { RouteDoc } from "../api-docs.ts";
@@ -80,7 +80,12 @@ export function registerChatRoutes(app: FastifyInstance, deps: ChatRouteDeps): v
     if (body.content.trim().length === 0) throw appError(Errors.BAD_REQUEST, "content is blank");
     const position = await hub.publish(
       room.channel.name,
-      { type: "chat", userId: identity.userId, userName: identity.userName, content: body.content },
+      {
+        type: EventType.Chat,
+        userId: identity.userId,
+        userName: identity.userName,
+        content: body.content,
+      },
       options,
     );
     if (position.duplicate) reply.header(REPLAYED_HEADER, "true");

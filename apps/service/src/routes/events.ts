@@ -55,7 +55,7 @@ const docs: RouteDoc = {
         "The stream (`retry:` hint, a starting cursor, then events and `: hb` heartbeats)",
       content: { "text/event-stream": { schema: { type: "string" } } },
     },
-    400: "Bad, too many or no channels; bad cursor",
+    400: "Bad, too many or no channels",
     401: "No valid token",
     403: "Another user's channel, or a service token",
     503: "At capacity or draining (`Retry-After`); the proxy tries another pod",

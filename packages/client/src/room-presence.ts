@@ -3,9 +3,9 @@
  * `useSyncExternalStore` wants): a snapshot from the server, kept current by the channel's live
  * `presence` events on the client's one stream.
  *
- * Written against the planned API of issue 7 (see `presence-state.ts`), and tolerant of a
- * server without it: without the snapshot route (404) the store reports `partial` and shows
- * whoever the live events announce.
+ * The API is the server's presence (docs/channels.md; parsed in `presence-state.ts`). A server
+ * without the snapshot route (404: an older one) is tolerated: the store reports `partial` and
+ * shows whoever the live events announce.
  *
  * A very large room's snapshot lists only part of it (the server's cap): the store keeps the
  * users it lists plus every later arrival, and counts the rest in `hidden`, lowered when an

@@ -5,8 +5,8 @@ import {
   parsePresenceSnapshot,
   presenceSnapshotHidden,
 } from "./presence-state.ts";
-import { createPresenceStore, type PresenceSnapshot } from "./presence-store.ts";
 import { createRealtimeClient } from "./realtime-client.ts";
+import { createPresenceStore, type PresenceSnapshot } from "./room-presence.ts";
 import { FakeConnectivity } from "./testing/fake-connectivity.ts";
 import { FakeEventSources } from "./testing/fake-event-source.ts";
 import { ManualTimers } from "./testing/manual-timers.ts";
