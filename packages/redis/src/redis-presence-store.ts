@@ -1,5 +1,6 @@
 /**
- * Presence in Redis, shared by every pod (key layout and scripts: `presence-script.ts`).
+ * Presence in Redis, shared by every pod (key layout: `presence-keys.ts`; scripts:
+ * `presence-script.ts`, `lua/presence-*.lua`).
  *
  * Cost, by design: joins and leaves cost one script call per channel per batch (the caller
  * batches them); upkeep costs one heartbeat per pod per interval, whatever the number of
@@ -24,17 +25,19 @@ import {
 } from "@realtime/server";
 import { Cluster, Redis } from "ioredis";
 import { watchConnection } from "./connection-watchdog.ts";
+import type { Script } from "./lua.ts";
 import { PresenceIndex } from "./presence-index.ts";
 import {
   type ChannelPresenceKeys,
   channelPresenceKeys,
   type PodRegistryKeys,
-  type PresenceScriptSet,
   podRegistryKeys,
+} from "./presence-keys.ts";
+import {
+  type PresenceScriptSet,
   presenceScripts,
   replyRows,
   runScript,
-  type Script,
   snapshotOf,
   transitionsOf,
 } from "./presence-script.ts";
