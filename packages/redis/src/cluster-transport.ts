@@ -20,6 +20,7 @@ import {
   waitForEvent,
 } from "./pubsub-transport.ts";
 import { keySlot, probeChannel } from "./redis-keys.ts";
+import { asTimeout } from "./timeout.ts";
 
 export interface ClusterTransportOptions {
   readonly nodes: readonly { host: string; port: number }[];
@@ -89,7 +90,11 @@ export class ClusterTransport implements PubSubTransport {
   }
 
   async publishRaw(channel: string, message: string): Promise<void> {
-    await this.#cmd.spublish(channel, message);
+    try {
+      await this.#cmd.spublish(channel, message);
+    } catch (error) {
+      throw asTimeout(error); // the broker counts the probe's timeouts
+    }
   }
 
   /** One probe channel per master in the subscriber's slot cache (empty before it has one). */

@@ -2,35 +2,25 @@
  * Reads a channel's history together with its epoch and top offset, atomically (one script on
  * the channel's slot), so a reader never pairs events of one epoch with the top of another.
  */
-import { createHash } from "node:crypto";
 import type { ChannelName } from "@realtime/protocol";
 import type { BrokerMessage, HistoryPage } from "@realtime/server";
+import { readLua, script } from "./lua.ts";
 import type { ScriptClient } from "./publish-script.ts";
 import type { ChannelKeys } from "./redis-keys.ts";
 
 /**
- * KEYS: 1 meta hash, 2 history stream. ARGV: 1 first offset wanted, 2 count.
+ * `lua/history.lua`. KEYS: 1 meta hash, 2 history stream. ARGV: 1 first offset wanted, 2 count.
  * Returns {epoch or "", top offset, XRANGE entries, life, previous life}. A missing meta hash
  * means the channel has no history in any epoch the caller could know: epoch "" never matches a
  * cursor. The lives are the first 8 hex digits of the answering Redis's `master_replid` and
  * `master_replid2` (all zeros when it took over from no one): whose history this is.
  */
-export const HISTORY_SCRIPT = `
-local info = redis.call('INFO', 'replication')
-local at = string.find(info, 'master_replid:', 1, true)
-local life = string.sub(info, at + 14, at + 21)
-at = string.find(info, 'master_replid2:', 1, true)
-local previous = string.sub(info, at + 15, at + 22)
-local meta = redis.call('HMGET', KEYS[1], 'epoch', 'offset')
-if not meta[1] then return {'', 0, {}, life, previous} end
-local entries = redis.call('XRANGE', KEYS[2], ARGV[1] .. '-0', '+', 'COUNT', ARGV[2])
-return {meta[1], tonumber(meta[2]), entries, life, previous}
-`;
+export const HISTORY_SCRIPT = readLua("history.lua");
 
 /** `master_replid2` of a Redis that took over from no one. */
 const NO_LIFE = "00000000";
 
-const SHA = createHash("sha1").update(HISTORY_SCRIPT).digest("hex");
+const { sha: SHA } = script(HISTORY_SCRIPT);
 
 export async function readHistory(
   client: ScriptClient,

@@ -4,7 +4,8 @@
  * what keepalives do not: a subscriber connection that answers but receives nothing (e.g. a
  * half-open socket, ioredis#1451, or a node that left the cluster, centrifugo#1189).
  */
-import { type PubSubTransport, withTimeout } from "./pubsub-transport.ts";
+import type { PubSubTransport } from "./pubsub-transport.ts";
+import { withTimeout } from "./timeout.ts";
 
 export class LivenessProbe {
   readonly #transport: PubSubTransport;

@@ -27,10 +27,9 @@
  *
  * Readiness: Redis pub/sub is lossy and client libraries resubscribe silently, so `ready()`
  * is true only after this broker itself re-sent every subscription, Redis confirmed it and a
- * probe published through the command connection came back through the subscriber
- * connection. After every reconnect that check runs again (ready() is false meanwhile), and
- * `onResubscribed` listeners hear about it so the hub can backfill from history. A periodic
- * probe catches a subscriber connection that looks alive but receives nothing.
+ * probe came back through the subscriber connection; after every reconnect that check runs
+ * again, and `onResubscribed` listeners hear about it so the hub can backfill from history.
+ * See `BrokerReadiness` (`broker-readiness.ts`) and its state (`readiness-state.ts`).
  */
 import { randomBytes } from "node:crypto";
 import { type ChannelName, isChannelName, type StreamPosition } from "@realtime/protocol";
@@ -44,11 +43,12 @@ import {
   type PublishOptions,
   type PublishResult,
 } from "@realtime/server";
+import { BrokerReadiness } from "./broker-readiness.ts";
 import { ClusterTransport } from "./cluster-transport.ts";
 import { readHistory } from "./history-script.ts";
 import { LivenessProbe } from "./liveness-probe.ts";
 import { runPublishScript, type ScriptCall, type ScriptReply } from "./publish-script.ts";
-import { type PubSubTransport, withTimeout } from "./pubsub-transport.ts";
+import type { PubSubTransport } from "./pubsub-transport.ts";
 import { channelKeys, idempotencyKey, parseFrame } from "./redis-keys.ts";
 import { type ReplicaWait, replicaWait } from "./replication.ts";
 import { StandaloneTransport } from "./standalone-transport.ts";
@@ -143,20 +143,9 @@ export class RedisBroker implements Broker, HistoryStore {
   /** Pub/sub channel name → channel, for the channels this pod subscribes to. */
   readonly #channels = new Map<string, ChannelName>();
   readonly #probe: LivenessProbe;
+  readonly #readiness: BrokerReadiness;
   readonly #resubscribedListeners = new Set<ResubscribedListener>();
-  readonly #readyWaiters = new Set<() => void>();
-  readonly #probeTimer: NodeJS.Timeout | undefined;
   #listener: BrokerListener = () => {};
-  #closed = false;
-  #confirmed = false;
-  #everConfirmed = false;
-  /** Bumped whenever a connection drops: a confirmation begun before is worthless. */
-  #generation = 0;
-  #confirming = false;
-  #wake: (() => void) | null = null;
-  #errorLogged = false;
-  /** Consecutive checks that timed out on connections that looked up. */
-  #timeouts = 0;
 
   constructor(options: RedisBrokerOptions = {}) {
     this.#prefix = options.prefix ?? "realtime";
@@ -172,9 +161,9 @@ export class RedisBroker implements Broker, HistoryStore {
     const podId = options.podId ?? newEpoch();
     const events = {
       message: (channel: string, text: string) => this.#onMessage(channel, text),
-      down: (reason: string) => this.#markDown(reason),
-      up: () => this.#kick(),
-      error: (error: Error) => this.#onError(error),
+      down: (reason: string) => this.#readiness.down(reason),
+      up: () => this.#readiness.kick(),
+      error: (error: Error) => this.#readiness.error(error),
     };
     const common = { prefix: this.#prefix, podId, commandTimeoutMs: this.#commandTimeoutMs };
     this.#transport =
@@ -192,12 +181,16 @@ export class RedisBroker implements Broker, HistoryStore {
           ? this.#transport.subscribe(channels)
           : this.#transport.unsubscribe(channels),
     });
-    const interval = options.probeIntervalMs ?? 5_000;
-    if (interval > 0) {
-      this.#probeTimer = setInterval(() => void this.#periodicProbe(), interval);
-      this.#probeTimer.unref();
-    }
-    this.#kick();
+    this.#readiness = new BrokerReadiness({
+      transport: this.#transport,
+      batcher: this.#batcher,
+      probe: this.#probe,
+      subscribeTimeoutMs: this.#subscribeTimeoutMs,
+      probeIntervalMs: options.probeIntervalMs ?? 5_000,
+      logger: this.#logger,
+      reconfirmed: (names) => this.#reconfirmed(names),
+    });
+    this.#readiness.kick();
   }
 
   /** {@link Broker.publish}; an idempotency key is checked and stored by the publish script. */
@@ -281,23 +274,12 @@ export class RedisBroker implements Broker, HistoryStore {
 
   /** True while connected and every subscription (re)confirmed by a probe round trip. */
   ready(): boolean {
-    return !this.#closed && this.#confirmed && this.#transport.connected();
+    return this.#readiness.ready();
   }
 
   /** Resolves once {@link ready} is true; rejects after `timeoutMs` (default 10000). */
-  async waitUntilReady(timeoutMs = 10_000): Promise<void> {
-    if (this.#closed) throw new Error("broker is closed");
-    if (this.ready()) return;
-    let resolve = () => {};
-    const became = new Promise<void>((r) => {
-      resolve = r;
-      this.#readyWaiters.add(r);
-    });
-    try {
-      await withTimeout(became, timeoutMs, "waiting for the redis broker to be ready");
-    } finally {
-      this.#readyWaiters.delete(resolve);
-    }
+  waitUntilReady(timeoutMs = 10_000): Promise<void> {
+    return this.#readiness.waitUntilReady(timeoutMs);
   }
 
   /** Registers `listener` for every re-confirmation after a reconnect. Returns its remover. */
@@ -313,12 +295,9 @@ export class RedisBroker implements Broker, HistoryStore {
 
   async close(): Promise<void> {
     if (this.#closed) return;
-    this.#closed = true;
-    clearInterval(this.#probeTimer);
+    this.#readiness.close();
     this.#batcher.close();
-    this.#wake?.();
     this.#probe.close();
-    this.#readyWaiters.clear();
     await this.#transport.close();
   }
 
@@ -369,87 +348,12 @@ export class RedisBroker implements Broker, HistoryStore {
     }
   }
 
-  /** ioredis reports every failed reconnect attempt: log the first of each outage only. */
-  #onError(error: Error): void {
-    if (this.#errorLogged || this.#closed) return;
-    this.#errorLogged = true;
-    this.#logger.warn(`redis broker: connection error: ${error.message}`);
+  get #closed(): boolean {
+    return this.#readiness.closed;
   }
 
-  #markDown(reason: string): void {
-    if (this.#closed) return;
-    this.#generation++;
-    if (this.#confirmed) {
-      this.#confirmed = false;
-      this.#logger.warn(`redis broker not ready: ${reason}`);
-    }
-    this.#kick();
-  }
-
-  /** Starts the confirmation loop, or wakes it from its back-off. */
-  #kick(): void {
-    if (this.#closed || this.#confirmed) return;
-    const wake = this.#wake;
-    this.#wake = null;
-    wake?.();
-    if (this.#confirming) return;
-    this.#confirming = true;
-    this.#confirmLoop()
-      .catch((error) => this.#logger.error(`redis broker: ${message(error)}`))
-      .finally(() => {
-        this.#confirming = false;
-      });
-  }
-
-  async #confirmLoop(): Promise<void> {
-    let attempt = 0;
-    while (!this.#closed && !this.#confirmed) {
-      const generation = this.#generation;
-      if (this.#transport.connected()) {
-        try {
-          const names = this.#batcher.active();
-          // ioredis resubscribes on its own but does not await it: confirm it here.
-          await withTimeout(
-            this.#transport.subscribe(names),
-            this.#subscribeTimeoutMs,
-            "resubscribe",
-          );
-          await this.#probe.run();
-          if (generation === this.#generation && !this.#closed) {
-            this.#timeouts = 0;
-            this.#markUp(names);
-            return;
-          }
-          continue; // something dropped meanwhile: confirm again
-        } catch (error) {
-          if (this.#closed) return;
-          attempt++;
-          this.#logger.warn(`redis broker: confirming subscriptions failed: ${message(error)}`);
-          this.#checkTimedOut(error);
-        }
-      }
-      await this.#pause(Math.min(100 * 2 ** attempt, 2_000));
-    }
-  }
-
-  #pause(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      this.#wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
-  }
-
-  #markUp(names: string[]): void {
-    this.#confirmed = true;
-    this.#errorLogged = false;
-    const again = this.#everConfirmed;
-    this.#everConfirmed = true;
-    this.#logger.info(`redis broker ready${again ? " again" : ""} (${names.length} channels)`);
-    for (const resolve of this.#readyWaiters) resolve();
-    if (!again) return;
+  /** Ready again after a reconnect: tells the `onResubscribed` listeners which channels. */
+  #reconfirmed(names: readonly string[]): void {
     const channels = names.flatMap((n) => {
       const channel = this.#channels.get(n);
       return channel && this.#batcher.wants(n) ? [channel] : [];
@@ -461,30 +365,5 @@ export class RedisBroker implements Broker, HistoryStore {
         this.#logger.error(`redis broker: onResubscribed listener threw: ${message(error)}`);
       }
     }
-  }
-
-  async #periodicProbe(): Promise<void> {
-    if (!this.#confirmed || this.#closed) return;
-    const generation = this.#generation;
-    try {
-      await this.#probe.run();
-    } catch (error) {
-      if (generation !== this.#generation) return;
-      this.#checkTimedOut(error);
-      this.#markDown(`liveness probe: ${message(error)}`);
-    }
-  }
-
-  /**
-   * Connections that look up but let a check time out twice in a row (a half-open socket, a
-   * node that no longer gets the traffic) are replaced: waiting for TCP to notice takes
-   * minutes. Fast errors do not count; the client libraries reconnect on those themselves.
-   */
-  #checkTimedOut(error: unknown): void {
-    if (!(error instanceof Error && /timed out/i.test(error.message))) return;
-    if (++this.#timeouts < 2 || this.#closed) return;
-    this.#timeouts = 0;
-    this.#logger.warn("redis broker: checks keep timing out, replacing the connections");
-    this.#transport.resetConnections();
   }
 }

@@ -5,7 +5,8 @@ import { type AddressInfo, connect, createServer, type Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
 import type { ChannelName } from "@realtime/protocol";
 import { CONTRACT_TIMINGS, runPresenceContract, waitFor } from "@realtime/server/testing";
-import { channelPresenceKeys, presenceScripts } from "./presence-script.ts";
+import { channelPresenceKeys } from "./presence-keys.ts";
+import { presenceScripts } from "./presence-script.ts";
 import { RedisPresenceStore } from "./redis-presence-store.ts";
 import { ReplicationTimeout } from "./replication.ts";
 import {

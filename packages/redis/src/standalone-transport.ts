@@ -15,6 +15,7 @@ import {
   waitForEvent,
 } from "./pubsub-transport.ts";
 import { probeChannel } from "./redis-keys.ts";
+import { asTimeout } from "./timeout.ts";
 
 export interface StandaloneTransportOptions {
   readonly url: string;
@@ -79,7 +80,11 @@ export class StandaloneTransport implements PubSubTransport {
   }
 
   async publishRaw(channel: string, message: string): Promise<void> {
-    await this.#cmd.publish(channel, message);
+    try {
+      await this.#cmd.publish(channel, message);
+    } catch (error) {
+      throw asTimeout(error); // the broker counts the probe's timeouts
+    }
   }
 
   probeChannels(): string[] {

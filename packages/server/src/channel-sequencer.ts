@@ -6,8 +6,8 @@
  *
  * Pure state, no I/O: the hub performs the fetches this class asks for.
  */
-import { fnv1a } from "@realtime/protocol";
 import type { BrokerMessage } from "./broker.ts";
+import { ReleasedEvents } from "./released-events.ts";
 
 /**
  * Messages after `after`, up to and including `until`, should be fetched from history — and the
@@ -52,25 +52,8 @@ export interface SequencerOutput {
 
 const NOTHING: SequencerOutput = { ready: [] };
 
-/** How many of the last released offsets keep a fingerprint of their data. */
-const FINGERPRINTS = 32;
-
 /** How many epochs a channel left are remembered (their late messages are dropped). */
 const RETIRED = 8;
-
-/** How many changes of life (see {@link BrokerMessage.life}) an epoch remembers. */
-const LIVES = 8;
-
-/** From `from` on, this epoch's released messages were written by `life`. */
-interface LifeSpan {
-  readonly from: number;
-  readonly life: string;
-}
-
-/** A short fingerprint of a message's data (what tells two events at one offset apart). */
-export function fingerprintOf(data: string): number {
-  return fnv1a(data);
-}
 
 export class ChannelSequencer {
   #epoch: string | null = null;
@@ -83,21 +66,8 @@ export class ChannelSequencer {
   #paused = false;
   /** Bumped when an epoch change abandons a fetch under way; see {@link filled}. */
   #generation = 0;
-  /**
-   * Fingerprints of the last released offsets of this epoch (`offset % FINGERPRINTS`), created
-   * on the first release. A live message at one of them with other data proves the broker went
-   * back and was published past where it was — a lost tail no offset comparison can see.
-   */
-  #offsets: Float64Array | null = null;
-  #prints: Uint32Array | null = null;
-  /**
-   * Which life wrote the released offsets of this epoch, as spans ascending by `from` (the last
-   * {@link LIVES}): unlike the fingerprints, this tells two histories apart at any offset since
-   * the oldest span began — a burst of a frozen master's late writes outruns any window.
-   */
-  #lives: LifeSpan[] | null = null;
-  /** The offset of the last message of a new life checked against history (see #changesLife). */
-  #checked = -1;
+  /** Fingerprints and lives of what was released in this epoch (another history tells). */
+  readonly #released = new ReleasedEvents();
   /**
    * Epochs this channel left, newest last. Epochs only move forward, but news of one can come
    * late — a frozen pod wakes to the old epoch's messages still in its socket, a position read
@@ -171,7 +141,7 @@ export class ChannelSequencer {
     this.#fetching = false;
     // A fetch still under way for the old epoch must not release what is held now.
     this.#generation++;
-    this.#forget();
+    this.#released.forget();
   }
 
   /** A live message arrived from the broker. */
@@ -180,7 +150,7 @@ export class ChannelSequencer {
       // First message: nothing to compare with.
       this.#epoch = message.epoch;
       this.#top = message.offset;
-      this.#note(message);
+      this.#released.note(message);
       return { ready: [message] };
     }
     if (message.epoch !== this.#epoch) {
@@ -207,7 +177,7 @@ export class ChannelSequencer {
       this.#hold(message);
       return NOTHING;
     }
-    if (this.#changesLife(message)) {
+    if (this.#released.changesLife(message)) {
       // Another Redis wrote this: a promoted replica going on from where this pod is — or a
       // history that forked from it (a master that woke after its failover wrote offsets the
       // replica gave to other events, and this pod released those). Only the broker's history
@@ -340,34 +310,7 @@ export class ChannelSequencer {
    */
   differsAt(offset: number, data: string, life?: string): boolean {
     if (offset > this.#top) return false; // not released yet
-    if (life !== undefined && this.#lives !== null) {
-      for (let i = this.#lives.length - 1; i >= 0; i--) {
-        const span = this.#lives[i] as LifeSpan;
-        if (span.from > offset) continue;
-        if (span.life !== life) return true;
-        break;
-      }
-    }
-    const slot = offset % FINGERPRINTS;
-    if (this.#offsets === null || this.#prints === null || this.#offsets[slot] !== offset) {
-      return false;
-    }
-    return this.#prints[slot] !== fingerprintOf(data);
-  }
-
-  /**
-   * Whether `message`, the next past the top, was written by another life than the top — and
-   * has not been checked against history yet (it is asked for once: history that does not
-   * reach its offset cannot tell, and it is released then).
-   */
-  #changesLife(message: BrokerMessage): boolean {
-    const current = this.#lives?.at(-1)?.life;
-    if (current === undefined || message.life === undefined || message.life === current) {
-      return false;
-    }
-    if (this.#checked === message.offset) return false;
-    this.#checked = message.offset;
-    return true;
+    return this.#released.differsAt(offset, data, life);
   }
 
   /** The fetch from this pod's top up to `until`, asked for by the live `message`. */
@@ -376,33 +319,10 @@ export class ChannelSequencer {
     return message.life === undefined ? { after, until } : { after, until, life: message.life };
   }
 
-  #note(message: BrokerMessage): void {
-    if (this.#offsets === null || this.#prints === null) {
-      this.#offsets = new Float64Array(FINGERPRINTS).fill(-1);
-      this.#prints = new Uint32Array(FINGERPRINTS);
-    }
-    const slot = message.offset % FINGERPRINTS;
-    this.#offsets[slot] = message.offset;
-    this.#prints[slot] = fingerprintOf(message.data);
-    const life = message.life;
-    if (life === undefined || this.#lives?.at(-1)?.life === life) return;
-    this.#lives ??= [];
-    this.#lives.push({ from: message.offset, life });
-    if (this.#lives.length > LIVES) this.#lives.shift();
-  }
-
-  /** A new epoch: what was released in the old one says nothing about its offsets. */
-  #forget(): void {
-    this.#offsets = null;
-    this.#prints = null;
-    this.#lives = null;
-    this.#checked = -1;
-  }
-
   #release(message: BrokerMessage, ready: BrokerMessage[]): void {
     ready.push(message);
     this.#top = message.offset;
-    this.#note(message);
+    this.#released.note(message);
   }
 
   /**
@@ -428,7 +348,7 @@ export class ChannelSequencer {
       }
       if (inOrder) {
         if (message.offset !== this.#top + 1) break;
-        if (this.#changesLife(message)) {
+        if (this.#released.changesLife(message)) {
           this.#held = this.#held.slice(i);
           this.#fetching = true;
           const fetch = this.#fetchUpTo(message, message.offset);

@@ -1,20 +1,18 @@
 /**
  * One SSE stream: a connection carrying one or more channels, and the cursor that says how far
- * it has got in each. Created and driven by the {@link Hub}.
+ * it has got in each. Created and driven by the `Hub`, through a {@link StreamHost}.
  */
 import {
   type ChannelName,
   type CloseCode,
-  CloseReason,
-  ControlEvent,
   cursorEntry,
   joinCursor,
-  nowTimestamp,
   type ResetReason,
 } from "@realtime/protocol";
 import type { BrokerMessage } from "./broker.ts";
 import type { Connection, SharedChunk } from "./connection.ts";
-import { encodeData, encodeEventName, encodeId, encodeRetry, HEARTBEAT } from "./sse-encoder.ts";
+import { closeBlock, readyBlock, resetBlock } from "./control-events.ts";
+import { encodeData, encodeId, encodeRetry, HEARTBEAT } from "./sse-encoder.ts";
 
 /** What the hub decided for one channel of a stream that is starting. */
 export interface ChannelStart {
@@ -39,6 +37,21 @@ export interface StreamHost {
   insufficient(stream: SseStream): void;
   /** The stream has output waiting: call its {@link SseStream.flush} at the end of this tick. */
   queue(stream: SseStream): void;
+}
+
+export interface SseStreamOptions {
+  /** The hub's side of the stream (kept off the hub's public API). */
+  readonly host: StreamHost;
+  /** Unique per stream within this process. */
+  readonly id: number;
+  readonly userId: string;
+  readonly userName: string;
+  /** The stream's channels, without duplicates; channel `index` is a position in it. */
+  readonly channels: readonly ChannelName[];
+  /** When the stream's token expires (ms since epoch), or Infinity. */
+  readonly expiresAt: number;
+  /** A write that leaves more than this unsent drops the stream as slow. */
+  readonly maxQueuedBytes: number;
 }
 
 /** A replay pauses for the peer to drain once this many bytes are queued. */
@@ -85,25 +98,17 @@ export class SseStream {
   readonly #waiters: Array<() => void> = [];
   readonly #endListeners: Array<() => void> = [];
 
-  constructor(
-    host: StreamHost,
-    id: number,
-    userId: string,
-    userName: string,
-    channels: readonly ChannelName[],
-    expiresAt: number,
-    maxQueuedBytes: number,
-  ) {
-    this.#host = host;
-    this.id = id;
-    this.userId = userId;
-    this.userName = userName;
-    this.channels = channels;
-    this.expiresAt = expiresAt;
-    this.#maxQueuedBytes = maxQueuedBytes;
-    this.#epochs = channels.map(() => "");
-    this.#offsets = channels.map(() => 0);
-    this.#entries = channels.map(() => "");
+  constructor(options: SseStreamOptions) {
+    this.#host = options.host;
+    this.id = options.id;
+    this.userId = options.userId;
+    this.userName = options.userName;
+    this.channels = options.channels;
+    this.expiresAt = options.expiresAt;
+    this.#maxQueuedBytes = options.maxQueuedBytes;
+    this.#epochs = this.channels.map(() => "");
+    this.#offsets = this.channels.map(() => 0);
+    this.#entries = this.channels.map(() => "");
   }
 
   /** The stream's current cursor (what its last `id:` said). */
@@ -346,15 +351,7 @@ export class SseStream {
       this.#finish();
       return;
     }
-    const data = JSON.stringify({
-      type: ControlEvent.Close,
-      code,
-      reason: CloseReason[code],
-      timestamp: nowTimestamp(this.#host.now()),
-    });
-    connection.write(
-      `${encodeEventName(ControlEvent.Close)}${encodeRetry(retryMs)}${encodeData(data)}`,
-    );
+    connection.write(closeBlock(code, retryMs, this.#host.now()));
     connection.end();
     this.#finish();
   }
@@ -380,21 +377,4 @@ export class SseStream {
       if (connection.bufferedBytes > this.#maxQueuedBytes) this.#host.overflowed(this);
     }
   }
-}
-
-function readyBlock(channels: readonly ChannelName[], cursor: string, now: number): string {
-  const data = JSON.stringify({ type: ControlEvent.Ready, channels, timestamp: nowTimestamp(now) });
-  return `${encodeEventName(ControlEvent.Ready)}${encodeId(cursor)}${encodeData(data)}`;
-}
-
-/** A `reset` control event; with `cursor`, it also moves the client's cursor (`id:`). */
-function resetBlock(channel: ChannelName, reason: ResetReason, cursor?: string): string {
-  const data = JSON.stringify({
-    type: ControlEvent.Reset,
-    channel,
-    reason,
-    timestamp: nowTimestamp(),
-  });
-  const id = cursor === undefined ? "" : encodeId(cursor);
-  return `${encodeEventName(ControlEvent.Reset)}${id}${encodeData(data)}`;
 }
