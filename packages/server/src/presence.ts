@@ -8,7 +8,7 @@
  * timer per pod settles due grace periods, and every `refreshMs` sends the pod's heartbeat and
  * lets the store reap dead pods. Nothing here runs per connection on a timer.
  */
-import type { ChannelName } from "@realtime/protocol";
+import { type ChannelName, EventType } from "@realtime/protocol";
 import type { Hub } from "./hub.ts";
 import {
   hasPresence,
@@ -270,7 +270,13 @@ export class Presence {
     const giveUpAt = Date.now() + this.#publishRetryMs;
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.#hub.publish(channel, { type: "presence", userId, userName, status, version });
+        await this.#hub.publish(channel, {
+          type: EventType.Presence,
+          userId,
+          userName,
+          status,
+          version,
+        });
         this.#metrics?.presenceEvent(status);
         return;
       } catch (error) {

@@ -8,7 +8,9 @@
  * Memory a pod spends on replays is so bounded by
  * `maxConcurrent × (pageSize × the largest event + the replay high-water mark)`.
  */
+
 import type { ChannelName } from "@realtime/protocol";
+import { ResetReason } from "@realtime/protocol";
 import type { BrokerMessage } from "./broker.ts";
 import type { HistoryStore } from "./history-store.ts";
 import { ReplaySlots } from "./replay-slots.ts";
@@ -95,13 +97,13 @@ export class Replayer {
       if (stream.gone) return false;
       if (page.epoch !== range.epoch) {
         // The channel's history was lost while replaying: its new epoch goes live from 1.
-        stream.abandonReplay(index, "epoch_changed", page.epoch, 0);
+        stream.abandonReplay(index, ResetReason.EpochChanged, page.epoch, 0);
         return true;
       }
       const first = page.messages[0];
       if (first?.offset !== cursor + 1) {
         // History lost the rest meanwhile (a busy channel trimmed past it, or its age ran out).
-        stream.abandonReplay(index, "trimmed", range.epoch, range.until);
+        stream.abandonReplay(index, ResetReason.Trimmed, range.epoch, range.until);
         return true;
       }
       for (const message of page.messages as BrokerMessage[]) {

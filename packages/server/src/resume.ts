@@ -9,6 +9,7 @@ import {
   type ChannelName,
   decodeCursor,
   lookupCursor,
+  ResetReason,
   type StreamPosition,
 } from "@realtime/protocol";
 import type { HistoryStore } from "./history-store.ts";
@@ -35,7 +36,7 @@ export interface ResumeOptions {
 }
 
 /** Why a replay cannot be made, as the `reset` reason. */
-type ReplayRefusal = "trimmed" | "epoch_changed";
+type ReplayRefusal = typeof ResetReason.Trimmed | typeof ResetReason.EpochChanged;
 
 export async function planResume(
   channels: readonly ChannelName[],
@@ -60,16 +61,16 @@ export async function planResume(
         return;
       }
       if (cursor === null) {
-        starts[i] = { ...fromNow, reset: "unknown_cursor" };
+        starts[i] = { ...fromNow, reset: ResetReason.UnknownCursor };
         return;
       }
       const found = lookupCursor(cursor, channel, top.epoch);
       if (found.kind === "absent") {
         starts[i] = fromNow;
       } else if (found.kind === "epoch_changed") {
-        starts[i] = { ...fromNow, reset: "epoch_changed" };
+        starts[i] = { ...fromNow, reset: ResetReason.EpochChanged };
       } else if (found.offset > top.offset) {
-        starts[i] = { ...fromNow, reset: "unknown_cursor" };
+        starts[i] = { ...fromNow, reset: ResetReason.UnknownCursor };
       } else if (found.offset === top.offset) {
         starts[i] = fromNow;
       } else {
@@ -97,8 +98,8 @@ async function checkReplay(
   options: ResumeOptions,
 ): Promise<ReplayRefusal | null> {
   const { history, maxReplay } = options;
-  if (!history || top.offset - after > maxReplay) return "trimmed";
+  if (!history || top.offset - after > maxReplay) return ResetReason.Trimmed;
   const page = await history.read(channel, after, 1);
-  if (page.epoch !== top.epoch) return "epoch_changed";
-  return page.messages[0]?.offset === after + 1 ? null : "trimmed";
+  if (page.epoch !== top.epoch) return ResetReason.EpochChanged;
+  return page.messages[0]?.offset === after + 1 ? null : ResetReason.Trimmed;
 }

@@ -7,7 +7,7 @@ import {
   type CloseCode,
   cursorEntry,
   joinCursor,
-  type ResetReason,
+  ResetReason,
 } from "@realtime/protocol";
 import type { BrokerMessage } from "./broker.ts";
 import type { Connection, SharedChunk } from "./connection.ts";
@@ -296,12 +296,13 @@ export class SseStream {
       // A message the stream took in while starting, of an epoch the channel has left since:
       // stale (the stream would go back to it, then forward again, with two resets).
       if (this.#host.isRetired(this.channels[index] as ChannelName, epoch)) return null;
-      prefix = resetBlock(this.channels[index] as ChannelName, "epoch_changed");
+      prefix = resetBlock(this.channels[index] as ChannelName, ResetReason.EpochChanged);
       this.#epochs[index] = epoch;
     } else {
       const last = this.#offsets[index] as number;
       if (offset <= last) return null;
-      if (offset !== last + 1) prefix = resetBlock(this.channels[index] as ChannelName, "gap");
+      if (offset !== last + 1)
+        prefix = resetBlock(this.channels[index] as ChannelName, ResetReason.Gap);
     }
     this.#offsets[index] = offset;
     this.#entries[index] = cursorEntry(
