@@ -5,7 +5,7 @@
  * itself (full-jitter backoff), honours close codes and HTTP statuses, refreshes credentials,
  * and pauses while offline. What the stream carries goes out through two callbacks.
  */
-import { type ChannelName, ControlEvent } from "@realtime/protocol";
+import type { ChannelName } from "@realtime/protocol";
 import { type BackoffOptions, backoffDelay } from "./backoff.ts";
 import { isolate } from "./channel-registry.ts";
 import type {
@@ -15,14 +15,10 @@ import type {
   StateReason,
 } from "./connection-state.ts";
 import type { Connectivity } from "./connectivity.ts";
-import {
-  EVENT_SOURCE_CLOSED,
-  type EventSourceFactory,
-  type EventSourceLike,
-  type TokenGetter,
-} from "./event-source.ts";
+import type { EventSourceFactory, EventSourceLike, TokenGetter } from "./event-source.ts";
 import { decide, describeFailure, type StreamFailure } from "./reconnect-policy.ts";
 import { probeRefusal } from "./refusal-probe.ts";
+import { listenToStream } from "./stream-events.ts";
 import type { Timers } from "./timers.ts";
 
 type Details = Omit<StateChange, "from" | "to" | "reason">;
@@ -167,71 +163,25 @@ export class StreamConnection {
       token,
     });
     this.#source = source;
-    // Every callback first checks it still belongs to the live stream: a closed EventSource
-    // may still deliver what it had queued.
-    const live = (handle: (event: MessageEventFields) => void) => (event: Event) => {
-      if (source !== this.#source) return;
-      const fields = event as MessageEventFields;
-      // A browser stamps every event with the stream's last id (the `ready` event carries the
-      // starting cursor).
-      this.#noteCursor(fields.lastEventId);
-      handle(fields);
-    };
-    source.addEventListener(
-      "open",
-      live(() => {
+    listenToStream(source, {
+      isLive: () => source === this.#source,
+      onCursor: (id) => this.#noteCursor(id),
+      onOpen: () => {
         this.#attempt = 0;
         this.#refreshed = false;
         this.#transition("open", "opened");
-      }),
-    );
-    source.addEventListener(
-      "message",
-      live(({ data }) => {
-        const parsed = parseJson(data);
-        if (parsed) this.#options.onMessage(parsed);
-      }),
-    );
-    // The server's first event: `live` has already noted its id, the stream's starting cursor,
-    // so a stream dropped before any other event still resumes from where it began.
-    source.addEventListener(
-      ControlEvent.Ready,
-      live(() => {}),
-    );
-    source.addEventListener(
-      ControlEvent.Reset,
-      live(({ data }) => {
-        const parsed = parseJson(data);
-        if (parsed) this.#options.onReset(parsed);
-      }),
-    );
-    source.addEventListener(
-      ControlEvent.Close,
-      live(({ data }) => {
-        const parsed = parseJson(data);
+      },
+      onMessage: (data) => this.#options.onMessage(data),
+      onReset: (data) => this.#options.onReset(data),
+      onFailure: (failure) => {
         this.#teardown();
-        const code = parsed?.code;
-        if (typeof code !== "number") return this.#fail({ kind: "transport" });
-        this.#fail({ kind: "close", code, reason: String(parsed?.reason ?? "") });
-      }),
-    );
-    source.addEventListener(
-      "error",
-      live(({ code, message }) => {
-        // Read before close(): CLOSED here means the response itself was refused (non-2xx or
-        // not an event stream); a dropped connection leaves the EventSource CONNECTING.
-        const refused = source.readyState === EVENT_SOURCE_CLOSED;
+        this.#fail(failure);
+      },
+      onRefused: () => {
         this.#teardown();
-        if (typeof code === "number") {
-          const text = typeof message === "string" ? { message } : {};
-          this.#fail({ kind: "http", status: code, ...text });
-        } else if (refused) {
-          void this.#probe();
-        } else {
-          this.#fail({ kind: "transport" });
-        }
-      }),
-    );
+        void this.#probe();
+      },
+    });
   }
 
   /** Browsers do not say why an EventSource was refused: ask once more with fetch. */
@@ -374,30 +324,9 @@ export class StreamConnection {
   }
 }
 
-/** What the client reads from the events an EventSource dispatches (all optional). */
-interface MessageEventFields {
-  readonly data?: unknown;
-  readonly lastEventId?: unknown;
-  /** HTTP status on the `eventsource` package's error events. */
-  readonly code?: unknown;
-  readonly message?: unknown;
-}
-
 /** Channel sets are small (the server allows 16 per stream): a linear scan is fine. */
 function sameSet(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((item) => b.includes(item));
-}
-
-function parseJson(data: unknown): Record<string, unknown> | null {
-  if (typeof data !== "string") return null;
-  try {
-    const value: unknown = JSON.parse(data);
-    return typeof value === "object" && value !== null && !Array.isArray(value)
-      ? (value as Record<string, unknown>)
-      : null;
-  } catch {
-    return null;
-  }
 }
 
 function describe(error: unknown): string {
