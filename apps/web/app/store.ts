@@ -6,6 +6,7 @@
  */
 import type { RealtimeEvent } from "@realtime/protocol";
 import { validateChannelId } from "@realtime/protocol";
+import { isNumber, type Job, type JobView, jobAfterEvent, TERMINAL } from "./jobs.ts";
 
 export const DEFAULT_ROOMS = ["general", "random", "help"] as const;
 /** One stream carries 16 channels by default: 15 rooms and the user's own channel. */
@@ -40,28 +41,6 @@ export interface Room {
   readonly unread: number;
 }
 
-export type JobStatus = "queued" | "running" | "completed" | "failed" | "cancelled";
-
-export interface JobResult {
-  readonly url: string;
-  readonly width: number;
-  readonly height: number;
-  readonly frames: number;
-  readonly bytes: number;
-}
-
-export interface Job {
-  readonly jobId: string;
-  /** "" until known (a job learnt of from its events alone). */
-  readonly prompt: string;
-  readonly aspectRatio: string;
-  readonly status: JobStatus;
-  readonly progress: number;
-  readonly message: string;
-  readonly result?: JobResult;
-  readonly error?: { readonly code: string; readonly message: string };
-}
-
 /** The server could not replay a channel: shown until dismissed. */
 export interface Notice {
   readonly key: string;
@@ -80,17 +59,6 @@ export interface AppState {
   readonly notices: readonly Notice[];
 }
 
-/** `GET /api/jobs/:jobId` and `DELETE` answer with this. */
-export interface JobView {
-  readonly jobId: string;
-  readonly status: JobStatus;
-  readonly progress: number;
-  readonly prompt: string;
-  readonly aspectRatio: string;
-  readonly result?: JobResult;
-  readonly error?: { code: string; message: string };
-}
-
 /** What is saved in sessionStorage across a reload. */
 export interface SavedState {
   readonly order: readonly string[];
@@ -98,8 +66,6 @@ export interface SavedState {
   readonly rooms: Readonly<Record<string, Room>>;
   readonly jobs: readonly Job[];
 }
-
-export const TERMINAL: ReadonlySet<JobStatus> = new Set(["completed", "failed", "cancelled"]);
 
 /**
  * A room id from what a person typed: `general`, `#general` or `channel:general`.
@@ -139,10 +105,6 @@ function initialState(order: readonly string[] = DEFAULT_ROOMS, active = "genera
     jobs: [],
     notices: [],
   };
-}
-
-function isNumber(value: unknown): value is number {
-  return typeof value === "number" && Number.isFinite(value);
 }
 
 export class AppStore {
@@ -260,37 +222,9 @@ export class AppStore {
       progress: 0,
       message: "",
     };
-    const message = typeof event.message === "string" ? event.message : "";
-    switch (event.type) {
-      case "generation_progress": {
-        const progress = isNumber(event.progress)
-          ? Math.max(base.progress, event.progress)
-          : base.progress;
-        this.#putJob({ ...base, status: "running", progress, message: message || base.message });
-        break;
-      }
-      case "generation_complete": {
-        const result = parseResult(event.result);
-        this.#putJob({
-          ...base,
-          status: "completed",
-          progress: 100,
-          message: "Done",
-          ...(result && { result }),
-        });
-        break;
-      }
-      case "generation_failed": {
-        const code = typeof event.code === "string" ? event.code : "internal";
-        this.#putJob({ ...base, status: "failed", message, error: { code, message } });
-        break;
-      }
-      case "generation_cancelled":
-        this.#putJob({ ...base, status: "cancelled", message: message || "Cancelled" });
-        break;
-      default:
-        return true;
-    }
+    const next = jobAfterEvent(base, event);
+    if (next === null) return true;
+    this.#putJob(next);
     return known !== undefined;
   }
 
@@ -393,16 +327,4 @@ export class AppStore {
     this.#state = { ...this.#state, ...patch };
     for (const listener of [...this.#listeners]) listener();
   }
-}
-
-function parseResult(value: unknown): JobResult | undefined {
-  const result = value as Partial<JobResult> | null;
-  if (!result || typeof result.url !== "string") return undefined;
-  return {
-    url: result.url,
-    width: isNumber(result.width) ? result.width : 0,
-    height: isNumber(result.height) ? result.height : 0,
-    frames: isNumber(result.frames) ? result.frames : 0,
-    bytes: isNumber(result.bytes) ? result.bytes : 0,
-  };
 }

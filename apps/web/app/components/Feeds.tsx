@@ -5,8 +5,9 @@
 import { useEventChannel } from "@realtime/react";
 import { ApiError } from "../api.ts";
 import { useServices } from "../context.ts";
+import type { JobView } from "../jobs.ts";
 import type { Session } from "../session.ts";
-import type { AppStore, JobView } from "../store.ts";
+import type { AppStore } from "../store.ts";
 
 export function RoomFeed({ room }: { room: string }) {
   const { store } = useServices();

@@ -7,7 +7,7 @@ import { type FormEvent, useState } from "react";
 import { ApiError, describeError } from "../api.ts";
 import { useServices } from "../context.ts";
 import { formatBytes } from "../format.ts";
-import { type Job, type JobView, TERMINAL } from "../store.ts";
+import { type Job, type JobView, TERMINAL } from "../jobs.ts";
 
 const ASPECT_RATIOS = [
   ["16:9", "16:9 landscape"],

@@ -5,8 +5,8 @@
 import { usePresence } from "@realtime/react";
 import { useState } from "react";
 import { useAppState, useServices } from "../context.ts";
+import { TERMINAL } from "../jobs.ts";
 import type { User } from "../session.ts";
-import { TERMINAL } from "../store.ts";
 import { Avatar } from "./Avatar.tsx";
 import { Composer } from "./Composer.tsx";
 import { ConnectionBadge } from "./ConnectionBadge.tsx";
