@@ -12,8 +12,7 @@
  * media expire `ttlSeconds` after their last change; GIFs are small (hundreds of KiB), and a
  * Redis value every pod can read is the simplest shared storage with the same lifetime.
  */
-import type { Cluster, Redis, RedisOptions } from "ioredis";
-import { Redis as RedisClient, Cluster as RedisCluster } from "ioredis";
+import { DEFAULT_REDIS_URL, type RedisClient, type RedisTarget } from "@realtime/redis";
 import type { JobsRedisConfig } from "./config.ts";
 import type {
   Finish,
@@ -24,25 +23,18 @@ import type {
   ProgressOutcome,
 } from "./types.ts";
 
-export type RedisConnection = Redis | Cluster;
+export type RedisConnection = RedisClient;
 
 /**
- * A connection for the configured Redis. Worker connections (`waitForever`, as BullMQ workers
- * require) wait out a Redis outage; pod connections fail a request after one retry, so an
- * HTTP request does not hang while Redis is down.
+ * Where the jobs' connections go: the pods' Cluster or single Redis. Pods connect with the
+ * `jobs` profile of `createRedisClient` (a request fails after one retry, so an HTTP
+ * request does not hang while Redis is down); workers with `queue` (BullMQ workers wait out
+ * an outage).
  */
-export function connectRedis(
-  config: JobsRedisConfig,
-  options: { name: string; waitForever?: boolean },
-): RedisConnection {
-  const common: RedisOptions = {
-    connectionName: options.name,
-    maxRetriesPerRequest: options.waitForever ? null : 1,
-  };
-  if (config.mode === "cluster") {
-    return new RedisCluster([...config.clusterNodes], { redisOptions: common });
-  }
-  return new RedisClient(config.url ?? "redis://127.0.0.1:6379", common);
+export function jobsRedisTarget(config: JobsRedisConfig): RedisTarget {
+  return config.mode === "cluster"
+    ? { nodes: config.clusterNodes }
+    : (config.url ?? DEFAULT_REDIS_URL);
 }
 
 export function jobKeys(prefix: string, userId: string, jobId: string) {

@@ -6,6 +6,14 @@ export type {
   ResubscribedListener,
 } from "./redis-broker.ts";
 export { RedisBroker } from "./redis-broker.ts";
+export type {
+  ClusterTarget,
+  RedisClient,
+  RedisNode,
+  RedisProfile,
+  RedisTarget,
+} from "./redis-client.ts";
+export { createRedisClient, credentialsOf, DEFAULT_REDIS_URL } from "./redis-client.ts";
 export type { ChannelKeys } from "./redis-keys.ts";
 export { channelKeys, idempotencyKey, keySlot } from "./redis-keys.ts";
 export type { RedisPresenceStoreOptions } from "./redis-presence-store.ts";
