@@ -12,7 +12,7 @@
  * media expire `ttlSeconds` after their last change; GIFs are small (hundreds of KiB), and a
  * Redis value every pod can read is the simplest shared storage with the same lifetime.
  */
-import { DEFAULT_REDIS_URL, type RedisClient, type RedisTarget } from "@realtime/redis";
+import { DEFAULT_REDIS_URL, luaReader, type RedisClient, type RedisTarget } from "@realtime/redis";
 import type { JobsRedisConfig } from "./config.ts";
 import type {
   Finish,
@@ -51,48 +51,21 @@ export function cancelChannel(prefix: string): string {
   return `${prefix}:jobs:cancel`;
 }
 
-const LIVE = "local function live(s) return s == 'queued' or s == 'running' end\n";
+const readLua = luaReader(new URL("./lua/", import.meta.url));
+/** `live(status)`, which every transition script starts with. */
+const LIVE = readLua("job-live.lua");
 
 // KEYS: record, active. ARGV: jobId, maxActive, ttl, recordPrefix, field, value, …
-const CREATE = `${LIVE}
-local active = 0
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-  if live(redis.call('HGET', ARGV[4] .. id, 'status')) then active = active + 1
-  else redis.call('SREM', KEYS[2], id) end
-end
-if active >= tonumber(ARGV[2]) then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-redis.call('SADD', KEYS[2], ARGV[1])
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-return active + 1`;
+const CREATE = LIVE + readLua("job-create.lua");
 
 // KEYS: record. ARGV: now, ttl.
-const START = `${LIVE}
-if not live(redis.call('HGET', KEYS[1], 'status')) then return false end
-redis.call('HSET', KEYS[1], 'status', 'running', 'updatedAt', ARGV[1])
-redis.call('HINCRBY', KEYS[1], 'attempt', 1)
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-return redis.call('HGETALL', KEYS[1])`;
+const START = LIVE + readLua("job-start.lua");
 
 // KEYS: record. ARGV: progress, now, ttl. → 1 raised, 0 unchanged, -1 terminal or gone.
-const PROGRESS = `${LIVE}
-local status = redis.call('HGET', KEYS[1], 'status')
-if not live(status) then return -1 end
-if status ~= 'running' then return 0 end
-if tonumber(redis.call('HGET', KEYS[1], 'progress')) >= tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'progress', ARGV[1], 'updatedAt', ARGV[2])
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-return 1`;
+const PROGRESS = LIVE + readLua("job-progress.lua");
 
 // KEYS: record, active. ARGV: jobId, status, now, ttl, field, value, …
-const FINISH = `${LIVE}
-if not live(redis.call('HGET', KEYS[1], 'status')) then return false end
-if #ARGV > 4 then redis.call('HSET', KEYS[1], unpack(ARGV, 5)) end
-redis.call('HSET', KEYS[1], 'status', ARGV[2], 'updatedAt', ARGV[3])
-redis.call('SREM', KEYS[2], ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-return redis.call('HGETALL', KEYS[1])`;
+const FINISH = LIVE + readLua("job-finish.lua");
 
 export class RedisJobStore implements JobStore {
   readonly #redis: RedisConnection;

@@ -1,5 +1,6 @@
 export type { WatchdogOptions } from "./connection-watchdog.ts";
 export { watchConnection } from "./connection-watchdog.ts";
+export { luaReader } from "./lua.ts";
 export type {
   RedisBrokerLogger,
   RedisBrokerOptions,
