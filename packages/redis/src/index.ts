@@ -15,6 +15,8 @@ export type {
   RedisTarget,
 } from "./redis-client.ts";
 export { createRedisClient, credentialsOf, DEFAULT_REDIS_URL } from "./redis-client.ts";
+export type { RedisConnectionLedgerOptions } from "./redis-connection-ledger.ts";
+export { RedisConnectionLedger } from "./redis-connection-ledger.ts";
 export type { ChannelKeys } from "./redis-keys.ts";
 export { channelKeys, idempotencyKey, keySlot } from "./redis-keys.ts";
 export type { RedisPresenceStoreOptions } from "./redis-presence-store.ts";
