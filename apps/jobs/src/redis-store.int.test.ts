@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
+import { createRedisClient } from "@realtime/redis";
 import {
   startRedis,
   startRedisCluster,
@@ -15,7 +16,7 @@ import {
 } from "@realtime/redis/testing";
 import { Redis } from "ioredis";
 import type { JobsRedisConfig } from "./config.ts";
-import { connectRedis, jobKeys, RedisJobStore, RedisMediaStore } from "./redis-store.ts";
+import { jobKeys, jobsRedisTarget, RedisJobStore, RedisMediaStore } from "./redis-store.ts";
 import { queuedRecord, runJobStoreContract } from "./testing/job-store-contract.ts";
 
 const TTL_SECONDS = 600;
@@ -28,8 +29,8 @@ function redisConfig(target: Pick<JobsRedisConfig, "mode" | "url" | "clusterNode
 
 /** Two parties (say a pod and a worker), each with its own connection, on one prefix. */
 function pair(config: JobsRedisConfig) {
-  const connA = connectRedis(config, { name: "job-store-a" });
-  const connB = connectRedis(config, { name: "job-store-b" });
+  const connA = createRedisClient(jobsRedisTarget(config), { role: "jobs", name: "job-store-a" });
+  const connB = createRedisClient(jobsRedisTarget(config), { role: "jobs", name: "job-store-b" });
   return {
     a: new RedisJobStore(connA, config.prefix, TTL_SECONDS),
     b: new RedisJobStore(connB, config.prefix, TTL_SECONDS),
@@ -58,7 +59,10 @@ describe("RedisJobStore on a single Redis", () => {
 
   it("keeps a user's keys under one hash tag, expiring ttlSeconds after the last change", async () => {
     const config = single();
-    const conn = connectRedis(config, { name: "job-store-layout" });
+    const conn = createRedisClient(jobsRedisTarget(config), {
+      role: "jobs",
+      name: "job-store-layout",
+    });
     try {
       const store = new RedisJobStore(conn, config.prefix, TTL_SECONDS);
       const record = queuedRecord("u_layout");
@@ -80,7 +84,7 @@ describe("RedisJobStore on a single Redis", () => {
 
   it("media: the owner's bytes back, with the TTL; another user's lookup finds nothing", async () => {
     const config = single();
-    const conn = connectRedis(config, { name: "media-store" });
+    const conn = createRedisClient(jobsRedisTarget(config), { role: "jobs", name: "media-store" });
     try {
       const media = new RedisMediaStore(conn, config.prefix, TTL_SECONDS);
       const { jobId } = queuedRecord("u_media");

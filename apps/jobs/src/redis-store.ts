@@ -12,8 +12,7 @@
  * media expire `ttlSeconds` after their last change; GIFs are small (hundreds of KiB), and a
  * Redis value every pod can read is the simplest shared storage with the same lifetime.
  */
-import type { Cluster, Redis, RedisOptions } from "ioredis";
-import { Redis as RedisClient, Cluster as RedisCluster } from "ioredis";
+import { DEFAULT_REDIS_URL, luaReader, type RedisClient, type RedisTarget } from "@realtime/redis";
 import type { JobsRedisConfig } from "./config.ts";
 import type {
   Finish,
@@ -24,25 +23,18 @@ import type {
   ProgressOutcome,
 } from "./types.ts";
 
-export type RedisConnection = Redis | Cluster;
+export type RedisConnection = RedisClient;
 
 /**
- * A connection for the configured Redis. Worker connections (`waitForever`, as BullMQ workers
- * require) wait out a Redis outage; pod connections fail a request after one retry, so an
- * HTTP request does not hang while Redis is down.
+ * Where the jobs' connections go: the pods' Cluster or single Redis. Pods connect with the
+ * `jobs` profile of `createRedisClient` (a request fails after one retry, so an HTTP
+ * request does not hang while Redis is down); workers with `queue` (BullMQ workers wait out
+ * an outage).
  */
-export function connectRedis(
-  config: JobsRedisConfig,
-  options: { name: string; waitForever?: boolean },
-): RedisConnection {
-  const common: RedisOptions = {
-    connectionName: options.name,
-    maxRetriesPerRequest: options.waitForever ? null : 1,
-  };
-  if (config.mode === "cluster") {
-    return new RedisCluster([...config.clusterNodes], { redisOptions: common });
-  }
-  return new RedisClient(config.url ?? "redis://127.0.0.1:6379", common);
+export function jobsRedisTarget(config: JobsRedisConfig): RedisTarget {
+  return config.mode === "cluster"
+    ? { nodes: config.clusterNodes }
+    : (config.url ?? DEFAULT_REDIS_URL);
 }
 
 export function jobKeys(prefix: string, userId: string, jobId: string) {
@@ -59,48 +51,21 @@ export function cancelChannel(prefix: string): string {
   return `${prefix}:jobs:cancel`;
 }
 
-const LIVE = "local function live(s) return s == 'queued' or s == 'running' end\n";
+const readLua = luaReader(new URL("./lua/", import.meta.url));
+/** `live(status)`, which every transition script starts with. */
+const LIVE = readLua("job-live.lua");
 
 // KEYS: record, active. ARGV: jobId, maxActive, ttl, recordPrefix, field, value, …
-const CREATE = `${LIVE}
-local active = 0
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-  if live(redis.call('HGET', ARGV[4] .. id, 'status')) then active = active + 1
-  else redis.call('SREM', KEYS[2], id) end
-end
-if active >= tonumber(ARGV[2]) then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-redis.call('SADD', KEYS[2], ARGV[1])
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-return active + 1`;
+const CREATE = LIVE + readLua("job-create.lua");
 
 // KEYS: record. ARGV: now, ttl.
-const START = `${LIVE}
-if not live(redis.call('HGET', KEYS[1], 'status')) then return false end
-redis.call('HSET', KEYS[1], 'status', 'running', 'updatedAt', ARGV[1])
-redis.call('HINCRBY', KEYS[1], 'attempt', 1)
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-return redis.call('HGETALL', KEYS[1])`;
+const START = LIVE + readLua("job-start.lua");
 
 // KEYS: record. ARGV: progress, now, ttl. → 1 raised, 0 unchanged, -1 terminal or gone.
-const PROGRESS = `${LIVE}
-local status = redis.call('HGET', KEYS[1], 'status')
-if not live(status) then return -1 end
-if status ~= 'running' then return 0 end
-if tonumber(redis.call('HGET', KEYS[1], 'progress')) >= tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'progress', ARGV[1], 'updatedAt', ARGV[2])
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-return 1`;
+const PROGRESS = LIVE + readLua("job-progress.lua");
 
 // KEYS: record, active. ARGV: jobId, status, now, ttl, field, value, …
-const FINISH = `${LIVE}
-if not live(redis.call('HGET', KEYS[1], 'status')) then return false end
-if #ARGV > 4 then redis.call('HSET', KEYS[1], unpack(ARGV, 5)) end
-redis.call('HSET', KEYS[1], 'status', ARGV[2], 'updatedAt', ARGV[3])
-redis.call('SREM', KEYS[2], ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-return redis.call('HGETALL', KEYS[1])`;
+const FINISH = LIVE + readLua("job-finish.lua");
 
 export class RedisJobStore implements JobStore {
   readonly #redis: RedisConnection;

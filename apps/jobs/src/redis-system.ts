@@ -5,12 +5,13 @@
  * queue and publish their events through Redis, so a client on any pod sees any worker's
  * progress, and queued jobs survive a pod restart.
  */
+import { createRedisClient } from "@realtime/redis";
 import { Queue } from "bullmq";
 import type { JobSystemConfig } from "./config.ts";
 import { JobDesk, type JobDispatch } from "./job-desk.ts";
 import {
   cancelChannel,
-  connectRedis,
+  jobsRedisTarget,
   type RedisConnection,
   RedisJobStore,
   RedisMediaStore,
@@ -39,7 +40,10 @@ export interface RedisJobSystemOptions {
 export class RedisJobSystem extends JobDesk {
   constructor(options: RedisJobSystemOptions) {
     const { config } = options;
-    const redis = connectRedis(config.redis, { name: "realtime-jobs" });
+    const redis = createRedisClient(jobsRedisTarget(config.redis), {
+      role: "jobs",
+      name: "realtime-jobs",
+    });
     redis.on("error", () => {}); // reported by the requests that fail
     const ttl = config.jobs.resultTtlSeconds;
     super({

@@ -11,11 +11,11 @@
  * `worker_lost` and its client hears `generation_failed`: no job stays "running" while any
  * worker is up.
  */
-import { createRedisPublisher } from "@realtime/redis";
+import { createRedisClient, createRedisPublisher } from "@realtime/redis";
 import { Worker } from "bullmq";
 import type { JobSystemConfig } from "./config.ts";
 import { WorkerPool } from "./pool.ts";
-import { cancelChannel, connectRedis, RedisJobStore, RedisMediaStore } from "./redis-store.ts";
+import { cancelChannel, jobsRedisTarget, RedisJobStore, RedisMediaStore } from "./redis-store.ts";
 import { QUEUE_NAME, queuePrefix, type RenderJobData } from "./redis-system.ts";
 import { failJob, type JobContext, runJob } from "./runner.ts";
 import { mediaUrl } from "./system.ts";
@@ -59,7 +59,9 @@ export async function startRenderWorker(options: RenderWorkerOptions): Promise<R
       error: (message) => log.error({ component: "redis-broker" }, message),
     },
   });
-  const redis = connectRedis(config.redis, { name: "realtime-worker", waitForever: true });
+  // BullMQ workers need connections that wait out an outage (`maxRetriesPerRequest: null`).
+  const target = jobsRedisTarget(config.redis);
+  const redis = createRedisClient(target, { role: "queue", name: "realtime-worker" });
   redis.on("error", (error) => log.warn({ err: error }, "redis error"));
   const ttl = config.jobs.resultTtlSeconds;
   const pool = new WorkerPool({
@@ -78,7 +80,7 @@ export async function startRenderWorker(options: RenderWorkerOptions): Promise<R
 
   /** Jobs this process renders now → how to stop them. */
   const running = new Map<string, AbortController>();
-  const subscriber = connectRedis(config.redis, { name: "realtime-worker-sub", waitForever: true });
+  const subscriber = createRedisClient(target, { role: "queue", name: "realtime-worker-sub" });
   subscriber.on("error", (error) => log.warn({ err: error }, "redis subscriber error"));
   subscriber.on("message", (_channel: string, jobId: string) => {
     running.get(jobId)?.abort(new Error("cancelled"));

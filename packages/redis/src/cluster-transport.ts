@@ -9,16 +9,16 @@
  * does not await those re-SSUBSCRIBEs, so the broker confirms them itself, then probes every
  * master through a probe channel that hashes to a slot that master owns.
  */
-import { Cluster } from "ioredis";
+import type { Cluster } from "ioredis";
 import type { ScriptClient } from "./publish-script.ts";
 import {
   chunks,
   closeClient,
   type PubSubTransport,
-  reconnectDelay,
   type TransportEvents,
   waitForEvent,
 } from "./pubsub-transport.ts";
+import { createRedisClient } from "./redis-client.ts";
 import { keySlot, probeChannel } from "./redis-keys.ts";
 import { asTimeout } from "./timeout.ts";
 
@@ -40,23 +40,14 @@ export class ClusterTransport implements PubSubTransport {
 
   constructor(options: ClusterTransportOptions, events: TransportEvents) {
     this.#options = options;
-    const nodes = options.nodes.map((node) => ({ host: node.host, port: node.port }));
-    this.#cmd = new Cluster(nodes, {
-      // As in standalone mode: no queueing, no resending of a publish whose reply was lost.
-      enableOfflineQueue: false,
-      clusterRetryStrategy: reconnectDelay,
-      redisOptions: {
-        connectionName: `realtime-cmd-${options.podId}`,
-        autoResendUnfulfilledCommands: false,
-        commandTimeout: options.commandTimeoutMs,
-        maxRetriesPerRequest: 1,
-      },
-    });
-    this.#sub = new Cluster(nodes, {
-      shardedSubscribers: true,
-      clusterRetryStrategy: reconnectDelay,
-      redisOptions: { connectionName: `realtime-sub-${options.podId}` },
-    });
+    const { nodes, podId, commandTimeoutMs } = options;
+    // As in standalone mode: no queueing, no resending of a publish whose reply was lost.
+    this.#cmd = createRedisClient(
+      { nodes },
+      { role: "commands", name: `realtime-cmd-${podId}`, commandTimeoutMs },
+    );
+    // Sharded: one subscriber connection per master, SSUBSCRIBEs sent to the slot owner.
+    this.#sub = createRedisClient({ nodes }, { role: "subscriber", name: `realtime-sub-${podId}` });
     this.#sub.on("smessage", (channel: string, text: string) => events.message(channel, text));
     // A sharded subscriber connection that ends is reported as "-node"; ioredis then refreshes
     // the slots, replaces it and emits "subscribersReady" once the replacement connected.

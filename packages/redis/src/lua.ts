@@ -10,10 +10,17 @@ export interface Script {
   readonly sha: string;
 }
 
-/** The text of `lua/<name>`, as it is (no trimming: it is what Redis runs and hashes). */
-export function readLua(name: string): string {
-  return readFileSync(new URL(`./lua/${name}`, import.meta.url), "utf8");
+/**
+ * Reads `<name>` in the directory `dir` (a `file:` URL ending in `/`), as it is (no trimming:
+ * it is what Redis runs and hashes). Other packages keep their scripts the same way:
+ * `luaReader(new URL("./lua/", import.meta.url))`.
+ */
+export function luaReader(dir: URL): (name: string) => string {
+  return (name) => readFileSync(new URL(name, dir), "utf8");
 }
+
+/** The text of `lua/<name>` of this package. */
+export const readLua: (name: string) => string = luaReader(new URL("./lua/", import.meta.url));
 
 /** `source` and the SHA1 Redis knows it by (`EVALSHA`). */
 export function script(source: string): Script {

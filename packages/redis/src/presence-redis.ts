@@ -3,11 +3,12 @@
  * script calls, and the retries that make a deciding call safe to lose the reply of.
  */
 import type { ChannelName } from "@realtime/protocol";
-import { Cluster, Redis } from "ioredis";
+import { Cluster, type Redis } from "ioredis";
 import { watchConnection } from "./connection-watchdog.ts";
 import type { Script } from "./lua.ts";
 import { replyRows, runScript } from "./presence-script.ts";
-import { closeClient, reconnectDelay, waitForEvent } from "./pubsub-transport.ts";
+import { closeClient, waitForEvent } from "./pubsub-transport.ts";
+import { createRedisClient, redisTarget } from "./redis-client.ts";
 import type { ReplicaWait } from "./replication.ts";
 
 export interface PresenceRedisOptions {
@@ -41,30 +42,14 @@ export class PresenceRedis {
     this.#commandTimeoutMs = options.commandTimeoutMs;
     this.#wait = options.wait;
     this.#logger = options.logger;
-    const connectionName = `realtime-presence-${this.#podId}`;
-    // Nothing is queued while disconnected: calls fail fast and are retried by this store.
-    this.client =
-      options.clusterNodes && options.clusterNodes.length > 0
-        ? new Cluster([...options.clusterNodes], {
-            enableOfflineQueue: false,
-            clusterRetryStrategy: reconnectDelay,
-            redisOptions: {
-              connectionName,
-              commandTimeout: this.#commandTimeoutMs,
-              maxRetriesPerRequest: 1,
-              autoResendUnfulfilledCommands: false,
-            },
-          })
-        : new Redis(options.url ?? "redis://127.0.0.1:6379", {
-            connectionName,
-            enableOfflineQueue: false,
-            commandTimeout: this.#commandTimeoutMs,
-            maxRetriesPerRequest: 1,
-            // This store retries on its own (scripts are replay-safe by call id); a resend of
-            // a command from a dead connection would run it late, after newer ones.
-            autoResendUnfulfilledCommands: false,
-            retryStrategy: reconnectDelay,
-          });
+    // Nothing is queued while disconnected: calls fail fast and are retried by this store
+    // (scripts are replay-safe by call id); a resend of a command from a dead connection
+    // would run it late, after newer ones.
+    this.client = createRedisClient(redisTarget(options.url, options.clusterNodes), {
+      role: "commands",
+      name: `realtime-presence-${this.#podId}`,
+      commandTimeoutMs: this.#commandTimeoutMs,
+    });
     this.client.on("error", (error: Error) => this.#onError(error));
     // A partitioned connection would time every heartbeat out until the TTL reaps this pod.
     this.#unwatch = watchConnection(this.client, {

@@ -37,11 +37,6 @@ export interface PubSubTransport {
   close(): Promise<void>;
 }
 
-/** ioredis' reconnect delay: quick first retries, then at most one attempt a second. */
-export function reconnectDelay(times: number): number {
-  return Math.min(50 * 2 ** Math.min(times, 5), 1_000);
-}
-
 /** Chunks long SUBSCRIBE lists (as centrifuge does, 512 a command). */
 export function chunks<T>(items: readonly T[], size = 512): T[][] {
   const out: T[][] = [];

@@ -3,17 +3,17 @@
  * SUBSCRIBE). ioredis resubscribes by itself after a reconnect (`autoResubscribe`); the broker
  * still confirms that with its own SUBSCRIBE and a probe before it reports ready.
  */
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import { guardHandshake } from "./connection-watchdog.ts";
 import type { ScriptClient } from "./publish-script.ts";
 import {
   chunks,
   closeClient,
   type PubSubTransport,
-  reconnectDelay,
   type TransportEvents,
   waitForEvent,
 } from "./pubsub-transport.ts";
+import { createRedisClient } from "./redis-client.ts";
 import { probeChannel } from "./redis-keys.ts";
 import { asTimeout } from "./timeout.ts";
 
@@ -33,23 +33,13 @@ export class StandaloneTransport implements PubSubTransport {
 
   constructor(options: StandaloneTransportOptions, events: TransportEvents) {
     this.#probe = probeChannel(options.prefix, options.podId);
-    this.#cmd = new Redis(options.url, {
-      connectionName: `realtime-cmd-${options.podId}`,
-      // Never queue a publish while disconnected, and never resend one whose reply was lost
-      // (it may have run): a publish that rejected must not be delivered later.
-      enableOfflineQueue: false,
-      autoResendUnfulfilledCommands: false,
-      commandTimeout: options.commandTimeoutMs,
-      maxRetriesPerRequest: 1,
-      retryStrategy: reconnectDelay,
+    const { url, podId, commandTimeoutMs } = options;
+    this.#cmd = createRedisClient(url, {
+      role: "commands",
+      name: `realtime-cmd-${podId}`,
+      commandTimeoutMs,
     });
-    this.#sub = new Redis(options.url, {
-      connectionName: `realtime-sub-${options.podId}`,
-      autoResubscribe: true,
-      // (Un)subscribes made while down wait for the reconnect; the broker bounds the wait.
-      maxRetriesPerRequest: null,
-      retryStrategy: reconnectDelay,
-    });
+    this.#sub = createRedisClient(url, { role: "subscriber", name: `realtime-sub-${podId}` });
     // The subscriber has no command timeout: a handshake Redis never answers would hold it
     // (and the broker's readiness) for good.
     const stalled = (reason: string) => events.error(new Error(reason));

@@ -23,6 +23,12 @@ export {
 } from "./channel-table.ts";
 export type { Connection } from "./connection.ts";
 export { Http2StreamConnection, NodeHttpConnection, SSE_HEADERS } from "./connection.ts";
+export type {
+  ConnectionLedger,
+  MemoryConnectionLedgerOptions,
+  Release,
+} from "./connection-ledger.ts";
+export { addCount, MemoryConnectionLedger } from "./connection-ledger.ts";
 export type { HistoryPage, HistoryRetention, HistoryStore } from "./history-store.ts";
 export { DEFAULT_RETENTION } from "./history-store.ts";
 export type {

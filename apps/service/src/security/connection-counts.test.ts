@@ -1,18 +1,23 @@
 /**
  * {@link ConnectionLimits} on its own: releases are idempotent, concurrent opens see each
- * other, and a Redis that cannot be asked admits on local counts (fail open) and is told the
- * truth on the next write.
+ * other, a per-user refusal holds no per-IP slot. What the per-user ledgers must do is their
+ * shared contract (`@realtime/server/testing`); failing open when Redis cannot be asked is in
+ * `@realtime/redis` (`redis-connection-ledger.test.ts`).
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { ConnectionLimits } from "./connection-limits.ts";
-import type { LimitsRedis } from "./redis.ts";
+import { MemoryConnectionLedger } from "@realtime/server";
+import { ConnectionLimits, connectionLedger } from "./connection-limits.ts";
 
-const options = { perUser: 2, perIp: 3, leaseTtlMs: 30_000 };
+const limitsOf = (perUser: number, perIp: number) =>
+  new ConnectionLimits({
+    perIp,
+    ledger: perUser > 0 ? new MemoryConnectionLedger({ max: perUser }) : null,
+  });
 
 describe("ConnectionLimits", () => {
   it("counts per user and per IP; a release frees one slot, once", async () => {
-    const limits = new ConnectionLimits(options);
+    const limits = limitsOf(2, 3);
     const first = await limits.acquire("u1", "10.0.0.1");
     const second = await limits.acquire("u1", "10.0.0.2");
     assert.equal(typeof first, "function");
@@ -21,13 +26,14 @@ describe("ConnectionLimits", () => {
     (first as () => void)();
     (first as () => void)();
     assert.equal(limits.userCount("u1"), 1);
+    assert.equal(limits.ipCount("10.0.0.1"), 0);
     assert.equal(typeof (await limits.acquire("u1", "10.0.0.1")), "function");
     assert.equal(typeof second, "function");
     limits.close();
   });
 
   it("concurrent opens cannot all slip under the cap", async () => {
-    const limits = new ConnectionLimits({ ...options, perUser: 0 });
+    const limits = limitsOf(0, 3);
     const results = await Promise.all(
       Array.from({ length: 10 }, () => limits.acquire("u", "10.0.0.9")),
     );
@@ -36,27 +42,10 @@ describe("ConnectionLimits", () => {
     limits.close();
   });
 
-  it("admits on local counts when Redis fails, and writes the count once it can", async () => {
-    const writes: [string, number][] = [];
-    let up = false;
-    const redis = {
-      rtConnAcquire: async () => {
-        throw new Error("connection refused");
-      },
-      rtConnWrite: async (key: string, _pod: string, count: number) => {
-        if (!up) throw new Error("connection refused");
-        writes.push([key, count]);
-        return 1;
-      },
-    } as unknown as LimitsRedis;
-    const limits = new ConnectionLimits({ ...options, redis, prefix: "t", podId: "p1" });
-    assert.equal(typeof (await limits.acquire("u1", "10.0.0.1")), "function");
-    assert.equal(typeof (await limits.acquire("u1", "10.0.0.1")), "function");
-    assert.equal(await limits.acquire("u1", "10.0.0.1"), "per_user_limit");
-    up = true;
-    limits.refresh();
-    await new Promise((resolve) => setImmediate(resolve));
-    assert.deepEqual(writes, [["t:conns:u1", 2]]);
-    limits.close();
+  it("takes no ledger when the per-user cap is off, and one in memory without Redis", () => {
+    const config = { perUser: 0, perIp: 0, leaseTtlMs: 30_000 };
+    assert.equal(connectionLedger(config, null, { prefix: "t" }), null);
+    const ledger = connectionLedger({ ...config, perUser: 2 }, null, { prefix: "t" });
+    assert.ok(ledger instanceof MemoryConnectionLedger);
   });
 });

@@ -7,7 +7,7 @@ import type { Auth } from "../auth.ts";
 import type { Config } from "../config.ts";
 import type { PrometheusMetrics } from "../prometheus-metrics.ts";
 import { registerBrowserSecurity } from "./browser.ts";
-import { ConnectionLimits } from "./connection-limits.ts";
+import { ConnectionLimits, connectionLedger } from "./connection-limits.ts";
 import { registerHttpHardening } from "./http.ts";
 import { type RateLimits, registerRateLimits } from "./rate-limit.ts";
 import { closeLimitsRedis, createLimitsRedis } from "./redis.ts";
@@ -44,10 +44,11 @@ export async function registerSecurity(
   const log = app.log.child({ component: "security" });
   const redis = await createLimitsRedis(config.redis, { warn: (m) => log.warn(m) });
   const connectionLimits = new ConnectionLimits({
-    ...config.security.connections,
-    redis,
-    prefix: config.redis.prefix,
-    log: { warn: (m) => log.warn(m) },
+    perIp: config.security.connections.perIp,
+    ledger: connectionLedger(config.security.connections, redis, {
+      prefix: config.redis.prefix,
+      log: { warn: (m) => log.warn(m) },
+    }),
   });
   registerHttpHardening(app, config.http);
   await registerBrowserSecurity(app, config);

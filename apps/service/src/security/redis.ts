@@ -1,13 +1,18 @@
 /**
  * The Redis client the security layer counts in (rate limits, per-user stream counts): one
  * per pod, standalone or Cluster after the broker's configuration, separate from the broker's
- * own connections so a limit check never queues behind a publish.
+ * own connections so a limit check never queues behind a publish. Its options are the `limits`
+ * profile of `createRedisClient` (`@realtime/redis`).
  */
-import { watchConnection } from "@realtime/redis";
-import { Cluster, Redis } from "ioredis";
+import {
+  createRedisClient,
+  credentialsOf,
+  type RedisClient,
+  watchConnection,
+} from "@realtime/redis";
 import type { RedisConfig } from "../config.ts";
 
-export type LimitsRedis = Redis | Cluster;
+export type LimitsRedis = RedisClient;
 
 /** How long one limit command may take before the request goes on without it, in ms. */
 const COMMAND_TIMEOUT_MS = 1000;
@@ -20,33 +25,16 @@ export async function createLimitsRedis(
   log: { warn(message: string): void },
 ): Promise<LimitsRedis | null> {
   if (config.mode === "embedded") return null;
-  const common = {
-    // A limit that cannot be checked is skipped at once rather than queued (fail open: the
-    // publish itself still needs the broker, which then refuses with 503).
-    enableOfflineQueue: false,
-    enableAutoPipelining: true,
-  };
-  // A counting command cut by a reconnect is not sent again: it may have counted already.
-  const noResend = { autoResendUnfulfilledCommands: false };
+  const profile = {
+    role: "limits",
+    name: "realtime-limits",
+    commandTimeoutMs: COMMAND_TIMEOUT_MS,
+  } as const;
+  // In cluster mode `REDIS_URL` may carry the credentials of every node.
   const client: LimitsRedis =
     config.mode === "cluster"
-      ? new Cluster([...config.clusterNodes], {
-          ...common,
-          redisOptions: {
-            connectionName: "realtime-limits",
-            commandTimeout: COMMAND_TIMEOUT_MS,
-            maxRetriesPerRequest: 1,
-            ...noResend,
-            ...credentials(config.url),
-          },
-        })
-      : new Redis(config.url ?? "", {
-          ...common,
-          connectionName: "realtime-limits",
-          commandTimeout: COMMAND_TIMEOUT_MS,
-          maxRetriesPerRequest: 1,
-          ...noResend,
-        });
+      ? createRedisClient({ nodes: config.clusterNodes, ...credentialsOf(config.url) }, profile)
+      : createRedisClient(config.url ?? "", profile);
   let lastWarning = 0;
   client.on("error", (error: Error) => {
     const now = Date.now();
@@ -61,20 +49,6 @@ export async function createLimitsRedis(
   client.once("end", unwatch);
   await waitReady(client);
   return client;
-}
-
-/** Credentials of a cluster URL, which `REDIS_URL` may carry in cluster mode. */
-function credentials(url: string | null): { username?: string; password?: string } {
-  if (url === null) return {};
-  try {
-    const parsed = new URL(url);
-    return {
-      ...(parsed.username && { username: decodeURIComponent(parsed.username) }),
-      ...(parsed.password && { password: decodeURIComponent(parsed.password) }),
-    };
-  } catch {
-    return {};
-  }
 }
 
 function waitReady(client: LimitsRedis): Promise<void> {

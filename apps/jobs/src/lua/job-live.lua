@@ -1,0 +1,1 @@
+local function live(s) return s == 'queued' or s == 'running' end
