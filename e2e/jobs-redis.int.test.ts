@@ -9,15 +9,11 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { inspectGif } from "@realtime/jobs/testing";
-import { startRedis, type TestRedis } from "@realtime/redis/testing";
+import { startPodProcess, startWorkerProcess, type TestProcess } from "@realtime/testkit/processes";
+import { startRedis, type TestRedis } from "@realtime/testkit/redis";
+import { openHttp1, type SseClient, waitWhileMoving } from "@realtime/testkit/sse-client";
 import type { EventSourceMessage } from "eventsource-parser";
 import { Redis } from "ioredis";
-import {
-  openHttp1,
-  type SseClient,
-  waitWhileMoving,
-} from "../apps/service/src/testing/sse-client.ts";
-import { startPodProcess, startWorkerProcess, type TestProcess } from "./jobs-processes.ts";
 
 interface JobEvent {
   type: string;

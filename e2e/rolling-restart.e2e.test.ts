@@ -16,11 +16,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
+import { createAuth } from "@realtime/service";
+import { H2Sessions } from "@realtime/testkit/h2-clients";
+import { acquireLoadLock } from "@realtime/testkit/load-lock";
+import { POD_SECRET } from "@realtime/testkit/pods";
+import { prepareWebApp } from "@realtime/testkit/service";
 import type { Browser } from "playwright-core";
-import { createAuth } from "../apps/service/src/auth.ts";
-import { H2Sessions } from "../apps/service/src/testing/h2-clients.ts";
-import { acquireLoadLock } from "../apps/service/src/testing/load-lock.ts";
-import { POD_SECRET } from "../apps/service/src/testing/pods.ts";
 import { formatReport, rollingRestart } from "../scripts/rolling-restart.ts";
 import { type Stack, startStack } from "../scripts/stack.ts";
 import {
@@ -36,7 +37,6 @@ import {
   waitForLine,
   waitForStatus,
 } from "./browser.ts";
-import { prepareWebApp } from "./services.ts";
 
 /** Chat messages per second, posted one after the other by three people. */
 const RATE = 6;

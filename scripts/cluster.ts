@@ -12,8 +12,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
-import { startRedis, startRedisCluster } from "@realtime/redis/testing";
-import { createAuth } from "../apps/service/src/auth.ts";
+import { createAuth } from "@realtime/service";
+import { startRedis, startRedisCluster } from "@realtime/testkit/redis";
 
 const MAIN = new URL("../apps/service/src/main.ts", import.meta.url).pathname;
 

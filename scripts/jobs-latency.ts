@@ -17,7 +17,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import http from "node:http";
 import { availableParallelism, loadavg } from "node:os";
 import { parseArgs } from "node:util";
-import { freePort } from "@realtime/redis/testing";
+import { freePort } from "@realtime/testkit/redis";
 
 const MAIN = new URL("../apps/service/src/main.ts", import.meta.url).pathname;
 const SECRET = "bench-secret-bench-secret-bench-secret-01";

@@ -13,7 +13,7 @@ import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import type { Pod } from "../apps/service/src/testing/pods.ts";
+import type { Pod } from "@realtime/testkit/pods";
 
 /** How long a pod may take from SIGTERM to exit before it is killed: its drain plus this. */
 const EXIT_MARGIN_MS = 10_000;

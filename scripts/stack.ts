@@ -24,9 +24,9 @@ import http from "node:http";
 import https from "node:https";
 import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
-import { freePort, startRedis, startRedisCluster } from "@realtime/redis/testing";
-import { createAuth } from "../apps/service/src/auth.ts";
-import { type Pod, type PodExit, startPod } from "../apps/service/src/testing/pods.ts";
+import { createAuth } from "@realtime/service";
+import { type Pod, type PodExit, startPod } from "@realtime/testkit/pods";
+import { freePort, startRedis, startRedisCluster } from "@realtime/testkit/redis";
 import { defaultRunDir, formatReport, rollingRestart } from "./rolling-restart.ts";
 
 const run = promisify(execFile);

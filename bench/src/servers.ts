@@ -333,7 +333,7 @@ export async function startPinnedRedis(): Promise<{
   writeFileSync(wrapper, `#!/bin/sh\nexec ${pin}/usr/bin/redis-server "$@"\n`);
   chmodSync(wrapper, 0o755);
   process.env.REDIS_SERVER_BIN = wrapper;
-  const { startRedis } = await import("@realtime/redis/testing");
+  const { startRedis } = await import("@realtime/testkit/redis");
   const redis = await startRedis();
   return { url: redis.url, port: redis.port, stop: () => redis.stop() };
 }

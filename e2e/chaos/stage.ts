@@ -12,6 +12,7 @@
  */
 import { spawn } from "node:child_process";
 import { availableParallelism } from "node:os";
+import { type Pod, startPod, stopPods } from "@realtime/testkit/pods";
 import {
   redisCli,
   startRedis,
@@ -19,8 +20,7 @@ import {
   TcpProxy,
   type TestRedis,
   type TestRedisCluster,
-} from "@realtime/redis/testing";
-import { type Pod, startPod, stopPods } from "../../apps/service/src/testing/pods.ts";
+} from "@realtime/testkit/redis";
 
 /**
  * How long a pod restarted by a fault may take to be ready: other faults may overlap its start

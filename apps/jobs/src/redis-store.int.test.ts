@@ -12,7 +12,7 @@ import {
   startRedisCluster,
   type TestRedis,
   type TestRedisCluster,
-} from "@realtime/redis/testing";
+} from "@realtime/testkit/redis";
 import { Redis } from "ioredis";
 import type { JobsRedisConfig } from "./config.ts";
 import { connectRedis, jobKeys, RedisJobStore, RedisMediaStore } from "./redis-store.ts";

@@ -6,11 +6,11 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { redisCli, startRedis, type TestRedis } from "@realtime/redis/testing";
-import { type Pod, startPods, stopPods } from "./testing/pods.ts";
-import { login, postJson, serviceToken } from "./testing/publisher.ts";
-import { until } from "./testing/scenarios.ts";
-import { StreamClient } from "./testing/stream-client.ts";
+import { login, postJson, serviceToken } from "@realtime/testkit/load";
+import { type Pod, startPods, stopPods } from "@realtime/testkit/pods";
+import { redisCli, startRedis, type TestRedis } from "@realtime/testkit/redis";
+import { until } from "@realtime/testkit/scenarios";
+import { StreamClient } from "@realtime/testkit/stream";
 
 describe("Redis back from an older RDB, republished past its old top before any check (chaos seed 7)", {
   timeout: 120_000,

@@ -6,17 +6,13 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import {
-  ClusterAdmin,
-  redisCli,
-  startRedisCluster,
-  type TestRedisCluster,
-} from "@realtime/redis/testing";
-import { acquireLoadLock } from "./testing/load-lock.ts";
-import { type Pod, startPods, stopPods } from "./testing/pods.ts";
-import { assertComplete, login, postJson, publishLoad, serviceToken } from "./testing/publisher.ts";
-import { ReadyWatch, until } from "./testing/scenarios.ts";
-import { StreamClient } from "./testing/stream-client.ts";
+import { ClusterAdmin } from "@realtime/redis/testing";
+import { assertComplete, login, postJson, publishLoad, serviceToken } from "@realtime/testkit/load";
+import { acquireLoadLock } from "@realtime/testkit/load-lock";
+import { type Pod, startPods, stopPods } from "@realtime/testkit/pods";
+import { redisCli, startRedisCluster, type TestRedisCluster } from "@realtime/testkit/redis";
+import { ReadyWatch, until } from "@realtime/testkit/scenarios";
+import { StreamClient } from "@realtime/testkit/stream";
 
 /** Twelve rooms whose slots spread over the three masters' ranges. */
 const CHANNELS = Array.from({ length: 12 }, (_, i) => `channel:room_${i}`);

@@ -13,7 +13,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { promisify } from "node:util";
-import { freePort } from "@realtime/redis/testing";
+import { ofType, openStream, request } from "@realtime/testkit/http";
+import { freePort } from "@realtime/testkit/redis";
+import { startService } from "@realtime/testkit/service";
 import {
   NGINX_TEMPLATE,
   renderTemplate,
@@ -25,8 +27,6 @@ import {
 } from "../../../scripts/stack.ts";
 import { buildApp } from "./app.ts";
 import { loadConfig } from "./config.ts";
-import { ofType, openStream, request } from "./security/test-kit.ts";
-import { startService } from "./testing/harness.ts";
 
 const run = promisify(execFile);
 const DASHBOARD = new URL("../../../deploy/grafana/realtime-dashboard.json", import.meta.url);

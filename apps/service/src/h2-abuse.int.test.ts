@@ -7,9 +7,9 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import http2 from "node:http2";
 import { after, before, describe, it } from "node:test";
-import { type Pod, startPod, stopPods } from "./testing/pods.ts";
-import { serviceToken } from "./testing/publisher.ts";
-import { until } from "./testing/scenarios.ts";
+import { serviceToken } from "@realtime/testkit/load";
+import { type Pod, startPod, stopPods } from "@realtime/testkit/pods";
+import { until } from "@realtime/testkit/scenarios";
 
 describe("HTTP/2 abuse (h2c pod)", { timeout: 120_000 }, () => {
   let pod: Pod;

@@ -7,9 +7,9 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { startRedis, type TestRedis } from "@realtime/redis/testing";
-import { openStream, postJson, refusal } from "./security/test-kit.ts";
-import { type RunningService, startService } from "./testing/harness.ts";
+import { openStream, postJson, refusal } from "@realtime/testkit/http";
+import { startRedis, type TestRedis } from "@realtime/testkit/redis";
+import { type RunningService, startService } from "@realtime/testkit/service";
 
 describe("refusals while the broker is down", { timeout: 60_000 }, () => {
   let redis: TestRedis;

@@ -5,9 +5,9 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { until } from "./security/test-kit.ts";
-import { type Pod, startPod, stopPods } from "./testing/pods.ts";
-import { login } from "./testing/publisher.ts";
+import { until } from "@realtime/testkit/http";
+import { login } from "@realtime/testkit/load";
+import { type Pod, startPod, stopPods } from "@realtime/testkit/pods";
 
 describe("secrets in logs", () => {
   let pod: Pod;

@@ -4,8 +4,8 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { describe, it } from "node:test";
 import { CloseCode } from "@realtime/protocol";
-import { freePort } from "@realtime/redis/testing";
-import { openHttp1 } from "./testing/sse-client.ts";
+import { freePort } from "@realtime/testkit/redis";
+import { openHttp1 } from "@realtime/testkit/sse-client";
 
 const MAIN = new URL("./main.ts", import.meta.url).pathname;
 

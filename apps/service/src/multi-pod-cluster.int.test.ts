@@ -5,15 +5,11 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import {
-  ClusterAdmin,
-  redisCli,
-  startRedisCluster,
-  type TestRedisCluster,
-} from "@realtime/redis/testing";
-import { acquireLoadLock } from "./testing/load-lock.ts";
-import { type Pod, startPods, stopPods } from "./testing/pods.ts";
-import { crossPodChat, idempotentAcrossPods, subscriberCounts } from "./testing/scenarios.ts";
+import { ClusterAdmin } from "@realtime/redis/testing";
+import { acquireLoadLock } from "@realtime/testkit/load-lock";
+import { type Pod, startPods, stopPods } from "@realtime/testkit/pods";
+import { redisCli, startRedisCluster, type TestRedisCluster } from "@realtime/testkit/redis";
+import { crossPodChat, idempotentAcrossPods, subscriberCounts } from "@realtime/testkit/scenarios";
 
 describe("two pods on a 3-master Redis Cluster", { timeout: 180_000 }, () => {
   let cluster: TestRedisCluster;

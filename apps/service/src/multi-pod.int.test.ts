@@ -8,12 +8,12 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import { after, before, describe, it } from "node:test";
 import { channelTag, decodeCursor, epochTag } from "@realtime/protocol";
-import { redisCli, startRedis, type TestRedis } from "@realtime/redis/testing";
-import { acquireLoadLock } from "./testing/load-lock.ts";
-import { type Pod, startPods, stopPods } from "./testing/pods.ts";
-import { login, postJson } from "./testing/publisher.ts";
-import { crossPodChat, idempotentAcrossPods, subscriberCounts } from "./testing/scenarios.ts";
-import { StreamClient } from "./testing/stream-client.ts";
+import { login, postJson } from "@realtime/testkit/load";
+import { acquireLoadLock } from "@realtime/testkit/load-lock";
+import { type Pod, startPods, stopPods } from "@realtime/testkit/pods";
+import { redisCli, startRedis, type TestRedis } from "@realtime/testkit/redis";
+import { crossPodChat, idempotentAcrossPods, subscriberCounts } from "@realtime/testkit/scenarios";
+import { StreamClient } from "@realtime/testkit/stream";
 
 describe("two pods on one Redis", { timeout: 180_000 }, () => {
   let redis: TestRedis;

@@ -8,16 +8,16 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { after, before, describe, it } from "node:test";
+import { waitFor } from "@realtime/server/testing";
 import {
   freePort,
   startRedis,
   startRedisCluster,
   type TestRedis,
   type TestRedisCluster,
-} from "@realtime/redis/testing";
-import { waitFor } from "@realtime/server/testing";
-import { type RunningService, startService, TEST_SECRET } from "./testing/harness.ts";
-import { openHttp1, type SseClient } from "./testing/sse-client.ts";
+} from "@realtime/testkit/redis";
+import { type RunningService, startService, TEST_SECRET } from "@realtime/testkit/service";
+import { openHttp1, type SseClient } from "@realtime/testkit/sse-client";
 
 const GRACE_MS = 1_000;
 

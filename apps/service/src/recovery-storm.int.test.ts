@@ -9,11 +9,11 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
-import { startRedis, type TestRedis } from "@realtime/redis/testing";
-import { acquireLoadLock } from "./testing/load-lock.ts";
-import { type Pod, startPods, stopPods } from "./testing/pods.ts";
-import { login, publishLoad, serviceToken, topOffsets } from "./testing/publisher.ts";
-import { checkChannel, perfect, StreamClient } from "./testing/stream-client.ts";
+import { login, publishLoad, serviceToken, topOffsets } from "@realtime/testkit/load";
+import { acquireLoadLock } from "@realtime/testkit/load-lock";
+import { type Pod, startPods, stopPods } from "@realtime/testkit/pods";
+import { startRedis, type TestRedis } from "@realtime/testkit/redis";
+import { checkChannel, perfect, StreamClient } from "@realtime/testkit/stream";
 
 const CHANNELS = Array.from({ length: 6 }, (_, i) => `channel:storm${i}`);
 const CLIENTS = 12;

@@ -8,9 +8,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { channelKeys } from "@realtime/redis";
-import { redisCli, startRedis, type TestRedis } from "@realtime/redis/testing";
-import { acquireLoadLock } from "./testing/load-lock.ts";
-import { type Pod, startPods, stopPods } from "./testing/pods.ts";
 import {
   assertComplete,
   login,
@@ -18,9 +15,12 @@ import {
   publishLoad,
   serviceToken,
   topOffsets,
-} from "./testing/publisher.ts";
-import { ReadyWatch, until } from "./testing/scenarios.ts";
-import { type ChannelLog, checkChannel, perfect, StreamClient } from "./testing/stream-client.ts";
+} from "@realtime/testkit/load";
+import { acquireLoadLock } from "@realtime/testkit/load-lock";
+import { type Pod, startPods, stopPods } from "@realtime/testkit/pods";
+import { redisCli, startRedis, type TestRedis } from "@realtime/testkit/redis";
+import { ReadyWatch, until } from "@realtime/testkit/scenarios";
+import { type ChannelLog, checkChannel, perfect, StreamClient } from "@realtime/testkit/stream";
 
 describe("subscriber connections killed, a pod SIGKILLed", { timeout: 180_000 }, () => {
   let redis: TestRedis;

@@ -9,9 +9,6 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { redisCli, startRedis, TcpProxy, type TestRedis } from "@realtime/redis/testing";
-import { acquireLoadLock } from "./testing/load-lock.ts";
-import { type Pod, startPod, stopPods } from "./testing/pods.ts";
 import {
   assertComplete,
   login,
@@ -19,9 +16,12 @@ import {
   publishLoad,
   serviceToken,
   topOffsets,
-} from "./testing/publisher.ts";
-import { ReadyWatch, until } from "./testing/scenarios.ts";
-import { StreamClient } from "./testing/stream-client.ts";
+} from "@realtime/testkit/load";
+import { acquireLoadLock } from "@realtime/testkit/load-lock";
+import { type Pod, startPod, stopPods } from "@realtime/testkit/pods";
+import { redisCli, startRedis, TcpProxy, type TestRedis } from "@realtime/testkit/redis";
+import { ReadyWatch, until } from "@realtime/testkit/scenarios";
+import { StreamClient } from "@realtime/testkit/stream";
 
 const CHANNELS = ["channel:f1", "channel:f2"];
 

@@ -7,7 +7,6 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { type RunningService, startService } from "../testing/harness.ts";
 import {
   metricValue,
   ofType,
@@ -16,7 +15,8 @@ import {
   refusal,
   type Stream,
   until,
-} from "./test-kit.ts";
+} from "@realtime/testkit/http";
+import { type RunningService, startService } from "@realtime/testkit/service";
 
 const PER_USER = 2;
 const PER_IP = 3;

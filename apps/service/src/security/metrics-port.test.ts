@@ -7,10 +7,10 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { freePort } from "@realtime/redis/testing";
-import { type RunningService, startService } from "../testing/harness.ts";
-import { type Pod, startPod } from "../testing/pods.ts";
-import { ofType, openStream, postJson, request, type Stream } from "./test-kit.ts";
+import { ofType, openStream, postJson, request, type Stream } from "@realtime/testkit/http";
+import { type Pod, startPod } from "@realtime/testkit/pods";
+import { freePort } from "@realtime/testkit/redis";
+import { type RunningService, startService } from "@realtime/testkit/service";
 
 /** Spellings of the path a router or proxy might normalise to `/metrics`. */
 const SPELLINGS = [

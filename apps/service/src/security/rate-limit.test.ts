@@ -8,7 +8,6 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { type RunningService, startService } from "../testing/harness.ts";
 import {
   metricValue,
   ofType,
@@ -20,7 +19,8 @@ import {
   type Stream,
   tokens,
   until,
-} from "./test-kit.ts";
+} from "@realtime/testkit/http";
+import { type RunningService, startService } from "@realtime/testkit/service";
 
 function assertRateLimited(reply: Reply, what: string): void {
   assert.equal(reply.status, 429, `${what}: ${reply.text}`);

@@ -14,10 +14,10 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
+import { type Bystanders, startBystanders } from "@realtime/testkit/bystanders";
+import { openStream, request, until } from "@realtime/testkit/http";
+import { type RunningService, startService } from "@realtime/testkit/service";
 import { Redis } from "ioredis";
-import { type RunningService, startService } from "../testing/harness.ts";
-import { type Bystanders, startBystanders } from "./bystanders.ts";
-import { openStream, request, until } from "./test-kit.ts";
 
 const IDLE_TTL_MS = 2_000;
 /** The presence store keeps a decision this long for a retry of its call. */

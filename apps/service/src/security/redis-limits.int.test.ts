@@ -10,10 +10,6 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { startRedis, type TestRedis } from "@realtime/redis/testing";
-import { Redis } from "ioredis";
-import { type RunningService, startService } from "../testing/harness.ts";
-import { POD_SECRET, type Pod, startPod } from "../testing/pods.ts";
 import {
   metricValue,
   ofType,
@@ -24,7 +20,11 @@ import {
   request,
   type Stream,
   until,
-} from "./test-kit.ts";
+} from "@realtime/testkit/http";
+import { POD_SECRET, type Pod, startPod } from "@realtime/testkit/pods";
+import { startRedis, type TestRedis } from "@realtime/testkit/redis";
+import { type RunningService, startService } from "@realtime/testkit/service";
+import { Redis } from "ioredis";
 
 const LEASE_TTL = 1500;
 const PREFIX = "sec";

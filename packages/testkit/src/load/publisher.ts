@@ -8,9 +8,9 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import net from "node:net";
 import { setTimeout as delay } from "node:timers/promises";
-import { createAuth } from "../auth.ts";
-import { POD_SECRET } from "./pods.ts";
-import { checkChannel, perfect, type StreamClient } from "./stream-client.ts";
+import { createAuth } from "@realtime/service";
+import { POD_SECRET } from "../pods.ts";
+import { checkChannel, perfect, type StreamClient } from "../stream/stream-client.ts";
 
 /** A `publish`-scoped service token valid on every pod sharing `secret`. */
 export function serviceToken(secret = POD_SECRET): Promise<string> {

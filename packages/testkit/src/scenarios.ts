@@ -3,9 +3,9 @@
  * same assertions, whatever carries the events between the pods.
  */
 import assert from "node:assert/strict";
+import { login, postJson, serviceToken } from "./load/publisher.ts";
 import type { Pod } from "./pods.ts";
-import { login, postJson, serviceToken } from "./publisher.ts";
-import { checkChannel, perfect, StreamClient } from "./stream-client.ts";
+import { checkChannel, perfect, StreamClient } from "./stream/stream-client.ts";
 
 export interface CrossPodOptions {
   /** Channel names (`channel:<id>`). */

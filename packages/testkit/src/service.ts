@@ -1,8 +1,13 @@
-/** Starts the real service on a free loopback port for integration tests. */
+/**
+ * The real service in-process on loopback for integration tests, through the service's entry
+ * point (`@realtime/service`): on a free port, or on a given one (a restart must come back where
+ * the client is waiting), with the test settings and a secret every start shares, so a token or
+ * session cookie from before a restart is still valid.
+ */
 import type { AddressInfo } from "node:net";
 import type { Broker, PresenceStore } from "@realtime/server";
-import { buildApp, type Service } from "../app.ts";
-import { loadConfig } from "../config.ts";
+import { buildApp, loadConfig, type Service } from "@realtime/service";
+import { ensureWebBuilt } from "../../../apps/web/build.ts";
 
 export const TEST_SECRET = "test-secret-test-secret-test-secret-0123";
 
@@ -25,27 +30,39 @@ export interface RunningService {
   stop(): Promise<void>;
 }
 
+export interface StartServiceOptions {
+  readonly broker?: Broker;
+  readonly presenceStore?: PresenceStore;
+  /** Listen on this port (default: a free one). */
+  readonly port?: number;
+  /** Runs once the service is built, before it listens (e.g. to publish what clients missed). */
+  readonly beforeListen?: (service: Service) => Promise<void>;
+}
+
 export async function startService(
   env: Record<string, string> = {},
-  options: { broker?: Broker; presenceStore?: PresenceStore } = {},
+  { port: fixedPort = 0, beforeListen, ...deps }: StartServiceOptions = {},
 ): Promise<RunningService> {
   const config = loadConfig({
     NODE_ENV: "test",
     LOG_LEVEL: "silent",
     JWT_SECRET: TEST_SECRET,
     HOST: "127.0.0.1",
-    PORT: "0",
+    PORT: String(fixedPort),
     ...env,
   });
-  const service = await buildApp(config, { logger: false, ...options });
+  const service = await buildApp(config, { logger: false, ...deps });
   let metricsUrl: string | null = null;
   if (service.metricsApp) {
     await service.metricsApp.listen({ port: 0, host: "127.0.0.1" });
     const { port: metricsPort } = service.metricsApp.server.address() as AddressInfo;
     metricsUrl = `http://127.0.0.1:${metricsPort}`;
   }
-  await service.app.listen({ port: 0, host: "127.0.0.1" });
+  await beforeListen?.(service);
+  await service.app.listen({ port: fixedPort, host: "127.0.0.1" });
   const { port } = service.app.server.address() as AddressInfo;
+  if (fixedPort !== 0 && port !== fixedPort)
+    throw new Error(`listening on ${port}, not ${fixedPort}`);
   const url = `${config.http.tls ? "https" : "http"}://127.0.0.1:${port}`;
 
   async function post(
@@ -84,4 +101,9 @@ export async function startService(
     },
     stop: () => service.shutdown(0),
   };
+}
+
+/** Builds apps/web/dist unless it is up to date (the service serves it at `/`). */
+export async function prepareWebApp(): Promise<void> {
+  await ensureWebBuilt();
 }

@@ -3,8 +3,8 @@
  * listening there on his own stream, hears it — every message once, in order, and no reset.
  */
 import assert from "node:assert/strict";
-import type { RunningService } from "../testing/harness.ts";
-import { ofType, openStream, postJson, type Stream } from "./test-kit.ts";
+import { ofType, openStream, postJson, type Stream } from "./http.ts";
+import type { RunningService } from "./service.ts";
 
 export interface Bystanders {
   /** Carol says the next message; resolves once Bob has it. */

@@ -4,10 +4,8 @@
  * exits is SIGKILLed.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { freePort } from "@realtime/redis/testing";
-
-const MAIN = new URL("../apps/service/src/main.ts", import.meta.url).pathname;
-const WORKER = new URL("../apps/service/src/worker-main.ts", import.meta.url).pathname;
+import { SERVICE_MAIN, WORKER_MAIN } from "./entry-points.ts";
+import { freePort } from "./redis/index.ts";
 
 export const PROCESS_SECRET = "jobs-secret-jobs-secret-jobs-secret-0123";
 
@@ -81,7 +79,7 @@ export async function startPodProcess(
   env: Record<string, string>,
 ): Promise<TestProcess & { url: string }> {
   const port = await freePort();
-  const proc = start(MAIN, {
+  const proc = start(SERVICE_MAIN, {
     NODE_ENV: "test",
     LOG_LEVEL: "info",
     HOST: "127.0.0.1",
@@ -96,7 +94,7 @@ export async function startPodProcess(
 
 /** A render worker process (`npm run worker`); resolves once it takes jobs. */
 export async function startWorkerProcess(env: Record<string, string>): Promise<TestProcess> {
-  const proc = start(WORKER, { NODE_ENV: "test", LOG_LEVEL: "info", ...env });
+  const proc = start(WORKER_MAIN, { NODE_ENV: "test", LOG_LEVEL: "info", ...env });
   await proc.waitFor("realtime worker is ready");
   return proc;
 }

@@ -4,9 +4,9 @@
  * client that can do the same, metric reads, and deadline-bounded waits.
  */
 import http from "node:http";
+import { createAuth } from "@realtime/service";
 import { createParser, type EventSourceMessage } from "eventsource-parser";
-import { createAuth } from "../auth.ts";
-import { TEST_SECRET } from "../testing/harness.ts";
+import { TEST_SECRET } from "./service.ts";
 
 export interface Reply {
   readonly status: number;

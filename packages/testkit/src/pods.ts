@@ -11,9 +11,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import http from "node:http";
 import http2 from "node:http2";
-import { freePort } from "@realtime/redis/testing";
-
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
+import { SERVICE_MAIN } from "./entry-points.ts";
+import { freePort } from "./redis/index.ts";
 
 /** The JWT secret every pod of a test shares (≥ 32 characters, as production requires). */
 export const POD_SECRET = "pods-secret-pods-secret-pods-secret-0123";
@@ -88,7 +87,7 @@ export async function startPod(
 
   const launch = async () => {
     output = "";
-    child = spawn(process.execPath, [MAIN], {
+    child = spawn(process.execPath, [SERVICE_MAIN], {
       env: { PATH: process.env.PATH ?? "", ...fullEnv },
       stdio: ["ignore", "pipe", "pipe"],
     });
