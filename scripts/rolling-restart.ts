@@ -6,7 +6,7 @@
  *
  * `npm run stack:restart` asks the stack started by `npm run stack` (scripts/stack.ts) to do
  * it and prints each step and the figures; the same function runs in the end-to-end test
- * (`apps/service/src/rolling-restart.int.test.ts`). Options: `--min-ready-ms N` (default
+ * (`e2e/pods/rolling-restart.int.test.ts`). Options: `--min-ready-ms N` (default
  * 2500), `--run-dir DIR` (the stack's; default `$TMPDIR/realtime-stack`).
  */
 import http from "node:http";

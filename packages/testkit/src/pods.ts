@@ -228,3 +228,5 @@ function h2cStatus(url: string): Promise<number> {
     request.once("error", () => done(0));
   });
 }
+
+export { SERVICE_MAIN } from "./entry-points.ts";

@@ -4,7 +4,7 @@
  * rooms, reading presence in a loop. Each is refused with 429
  * `RT_ERR_RATE_LIMITED` + `Retry-After` while a well-behaved client on the same pod, at the
  * same time, posts and receives its events. Embedded mode (in-memory counters); the Redis-shared
- * budgets are in redis-limits.int.test.ts.
+ * budgets are in e2e/pods/redis-limits.int.test.ts.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";

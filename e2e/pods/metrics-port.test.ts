@@ -3,7 +3,7 @@
  * counts, memory, refusals, rate limits). With `METRICS_PORT` the metrics move to a listener of
  * their own and the public port answers 404 for them, however the path is spelled, while users
  * on the same pod post and receive. Without it (development) they stay on the public port; in
- * production the pod says so at start. The reference proxy's own refusal is in deploy.test.ts.
+ * production the pod says so at start. The reference proxy's own refusal is in e2e/deploy.test.ts.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";

@@ -18,15 +18,15 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { createAuth } from "@realtime/service";
 import { H2EventSource, H2Sessions, publishThroughProxy } from "@realtime/testkit/h2-clients";
 import { serviceToken } from "@realtime/testkit/load";
 import { acquireLoadLock } from "@realtime/testkit/load-lock";
 import { POD_SECRET } from "@realtime/testkit/pods";
 import { connections } from "@realtime/testkit/scenarios";
 import { checkChannel, perfect } from "@realtime/testkit/stream";
-import { formatReport, rollingRestart } from "../../../scripts/rolling-restart.ts";
-import { type Stack, startStack } from "../../../scripts/stack.ts";
-import { createAuth } from "./auth.ts";
+import { formatReport, rollingRestart } from "../../scripts/rolling-restart.ts";
+import { type Stack, startStack } from "../../scripts/stack.ts";
 
 const PODS = 3;
 const CLIENTS = 500;

@@ -4,10 +4,11 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { describe, it } from "node:test";
 import { CloseCode } from "@realtime/protocol";
+import { SERVICE_MAIN } from "@realtime/testkit/pods";
 import { freePort } from "@realtime/testkit/redis";
 import { openHttp1 } from "@realtime/testkit/sse-client";
 
-const MAIN = new URL("./main.ts", import.meta.url).pathname;
+const MAIN = SERVICE_MAIN;
 
 interface Started {
   readonly child: ChildProcess;

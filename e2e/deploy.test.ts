@@ -3,7 +3,7 @@
  * renders, passes `nginx -t` and keeps the settings SSE needs; run in front of a pod it refuses
  * the internal endpoints (`/metrics`, `/readyz`) to clients and forwards the rest; the Grafana
  * dashboard queries only series the service exports. (The whole stack under a rolling restart
- * is `rolling-restart.int.test.ts`.)
+ * is `e2e/pods/rolling-restart.int.test.ts`.)
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { promisify } from "node:util";
+import { buildApp, loadConfig } from "@realtime/service";
 import { ofType, openStream, request } from "@realtime/testkit/http";
 import { freePort } from "@realtime/testkit/redis";
 import { startService } from "@realtime/testkit/service";
@@ -24,12 +25,10 @@ import {
   stopNginx,
   upstreamServers,
   waitThroughProxy,
-} from "../../../scripts/stack.ts";
-import { buildApp } from "./app.ts";
-import { loadConfig } from "./config.ts";
+} from "../scripts/stack.ts";
 
 const run = promisify(execFile);
-const DASHBOARD = new URL("../../../deploy/grafana/realtime-dashboard.json", import.meta.url);
+const DASHBOARD = new URL("../deploy/grafana/realtime-dashboard.json", import.meta.url);
 
 /** Seconds of an nginx time like `60s`, `2m`, `1h`. */
 function seconds(value: string): number {

@@ -9,6 +9,7 @@ import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { after, before, describe, it } from "node:test";
 import { waitFor } from "@realtime/server/testing";
+import { SERVICE_MAIN } from "@realtime/testkit/pods";
 import {
   freePort,
   startRedis,
@@ -229,7 +230,7 @@ describe("presence across two pods on a 3-master Redis Cluster", () => {
 /** `node main.ts` as a pod process. */
 async function startPod(env: Record<string, string>) {
   const port = await freePort();
-  const child = spawn(process.execPath, [new URL("./main.ts", import.meta.url).pathname], {
+  const child = spawn(process.execPath, [SERVICE_MAIN], {
     env: { PATH: process.env.PATH ?? "", PORT: String(port), HOST: "127.0.0.1", ...env },
     stdio: ["ignore", "ignore", "pipe"],
   });
