@@ -19,12 +19,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { createAuth } from "@realtime/service";
-import { H2EventSource, H2Sessions, publishThroughProxy } from "@realtime/testkit/h2-clients";
-import { serviceToken } from "@realtime/testkit/load";
+import { publishThroughProxy, serviceToken } from "@realtime/testkit/load";
 import { acquireLoadLock } from "@realtime/testkit/load-lock";
 import { POD_SECRET } from "@realtime/testkit/pods";
 import { connections } from "@realtime/testkit/scenarios";
-import { checkChannel, perfect } from "@realtime/testkit/stream";
+import { checkChannel, H2Sessions, h2, perfect, StreamClient } from "@realtime/testkit/stream";
 import { formatReport, rollingRestart } from "../../scripts/rolling-restart.ts";
 import { type Stack, startStack } from "../../scripts/stack.ts";
 
@@ -57,7 +56,7 @@ describe("rolling restart through nginx (TLS, HTTP/2), 3 pods, Redis", { timeout
   let release: (() => void) | undefined;
   let sessions: H2Sessions | undefined;
   let publisherSessions: H2Sessions | undefined;
-  const clients: H2EventSource[] = [];
+  const clients: StreamClient[] = [];
 
   before(async () => {
     release = await acquireLoadLock();
@@ -101,9 +100,9 @@ describe("rolling restart through nginx (TLS, HTTP/2), 3 pods, Redis", { timeout
     for (let i = 0; i < CLIENTS; i++) {
       // Two channels each: 100 subscribers per channel.
       const channels = [CHANNELS[i % 10] as string, CHANNELS[(i + 3) % 10] as string];
-      clients.push(new H2EventSource(sessions, i, tokens[i % USERS] as string, channels));
+      clients.push(new StreamClient(tokens[i % USERS] as string, channels, h2(sessions, i)));
     }
-    for (const client of clients) client.start();
+    for (const client of clients) client.start(stack.url);
     await Promise.all(
       clients.map((c) =>
         c.until(
@@ -193,7 +192,10 @@ describe("rolling restart through nginx (TLS, HTTP/2), 3 pods, Redis", { timeout
     }
     const reconnects = clients.flatMap((c) => c.reconnects);
     const ends = clients.flatMap((c) => c.ends);
-    const closes = clients.reduce((n, c) => n + c.closes.filter((code) => code === 3001).length, 0);
+    const closes = clients.reduce(
+      (n, c) => n + c.closes.filter((close) => close.code === 3001).length,
+      0,
+    );
     const peak1s = peakRate(reconnects, 1_000);
     const drains = report.pods.map((p, k) => {
       // Streams end only when a pod drains: every end between this pod's SIGTERM and the

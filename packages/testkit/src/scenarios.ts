@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { login, postJson, serviceToken } from "./load/publisher.ts";
 import type { Pod } from "./pods.ts";
-import { checkChannel, perfect, StreamClient } from "./stream/stream-client.ts";
+import { checkChannel, perfect, StreamClient } from "./stream/index.ts";
 
 export interface CrossPodOptions {
   /** Channel names (`channel:<id>`). */

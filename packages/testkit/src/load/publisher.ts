@@ -10,7 +10,7 @@ import net from "node:net";
 import { setTimeout as delay } from "node:timers/promises";
 import { createAuth } from "@realtime/service";
 import { POD_SECRET } from "../pods.ts";
-import { checkChannel, perfect, type StreamClient } from "../stream/stream-client.ts";
+import { checkChannel, perfect, type StreamClient } from "../stream/index.ts";
 
 /** A `publish`-scoped service token valid on every pod sharing `secret`. */
 export function serviceToken(secret = POD_SECRET): Promise<string> {

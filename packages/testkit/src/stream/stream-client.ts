@@ -1,34 +1,20 @@
 /**
- * A resumable SSE client for multi-pod tests: it behaves like a browser's `EventSource` where
- * it matters for resuming — `lastEventId` changes only when a whole block has arrived (a
- * block cut by a disconnect is dropped), id-only blocks update it too — and it records, per
- * channel, the offset of every event it got (decoded from the event's cursor `id:`), every
- * `reset`, and every status code, across any number of reconnects to any pod.
+ * The resumable SSE client of the multi-pod tests, over any {@link StreamTransport} (HTTP/1.1
+ * by default, or a stream of a shared HTTP/2 connection through the nginx stack). It behaves
+ * like a browser's `EventSource` where it matters for resuming — `lastEventId` changes only
+ * when a whole block has arrived (a block cut by a disconnect is dropped), id-only blocks update
+ * it too, `retry:` sets the reconnection time — and it records, per channel, the offset of every
+ * event it got (decoded from the event's cursor `id:`), every `reset`, `close` event and status
+ * code, across any number of reconnects to any pod.
  *
- * Unlike `sse-client.ts`, it parses line by line across chunk boundaries, so an `id:` line
- * split over two TCP reads never yields a truncated cursor.
+ * A test drives it by hand ({@link StreamClient.connect} to a pod, {@link StreamClient.close})
+ * or lets it reconnect by itself like `EventSource` ({@link StreamClient.start}).
  */
-import http from "node:http";
+import { setTimeout as delay } from "node:timers/promises";
 import { channelTag, decodeCursor } from "@realtime/protocol";
+import { type ChannelLog, positionOf } from "./channel-check.ts";
 import { type Block, EventStreamParser } from "./event-stream-parser.ts";
-
-export interface ReceivedEvent {
-  readonly offset: number;
-  readonly epochTag: string;
-  /** The event's JSON, parsed. */
-  readonly json: Record<string, unknown>;
-}
-
-export interface ChannelLog {
-  /** Every application event of the channel (any `type`), in arrival order. */
-  readonly events: ReceivedEvent[];
-  /** `reset` reasons, in the order they came. */
-  readonly resets: string[];
-  /** For each reset, how many events had arrived before it (an index into `events`). */
-  readonly resetAt: number[];
-  /** The offset the client's first stream started after (its first id-only block), or null. */
-  start: number | null;
-}
+import { http1, type StreamTransport } from "./transport.ts";
 
 export interface ConnectOptions {
   /** Sent as `Last-Event-ID` (default: the client's own {@link StreamClient.lastEventId}). */
@@ -42,7 +28,7 @@ export class StreamClient {
   readonly channels: readonly string[];
   /** Per channel: what arrived, over every connection. */
   readonly log = new Map<string, ChannelLog>();
-  /** Status of every connect attempt, in order. */
+  /** Status of every connect attempt (0: the connection failed), in order. */
   readonly statuses: number[] = [];
   /** Body of the last non-200 response. */
   lastErrorBody = "";
@@ -50,19 +36,32 @@ export class StreamClient {
   readonly closes: Record<string, unknown>[] = [];
   /** What `EventSource.lastEventId` would be. */
   lastEventId = "";
-  /** Events the client could not attribute to a channel (must stay 0). */
+  /** Blocks that were neither an event of one of the channels nor a known control event. */
   readonly strays: string[] = [];
   /** Base URL of the pod of the current (or last) connection. */
   podUrl = "";
+  /** The reconnection time: the last `retry:` hint (EventSource's default until one came). */
+  retryMs = 3_000;
+  /** When each stream that had started ended other than by {@link close} (`performance.now()`). */
+  readonly ends: number[] = [];
+  /** When each reconnect of {@link start} was sent (not the first connect). */
+  readonly reconnects: number[] = [];
 
-  #request: http.ClientRequest | null = null;
-  #open = false;
-  #waiters = new Set<() => void>();
+  readonly #transport: StreamTransport;
   readonly #tags: Map<string, string>;
+  readonly #waiters = new Set<() => void>();
+  /** The current connection (an identity: callbacks of an abandoned one are ignored). */
+  #connection: object | null = null;
+  #cancel: () => void = () => {};
+  #ended: Promise<void> = Promise.resolve();
+  #open = false;
+  #stopped = false;
+  #loop: Promise<void> | null = null;
 
-  constructor(token: string, channels: readonly string[]) {
+  constructor(token: string, channels: readonly string[], transport: StreamTransport = http1) {
     this.token = token;
     this.channels = channels;
+    this.#transport = transport;
     this.#tags = new Map(channels.map((c) => [c, channelTag(c)]));
     for (const channel of channels) {
       this.log.set(channel, { events: [], resets: [], resetAt: [], start: null });
@@ -95,8 +94,8 @@ export class StreamClient {
 
   /**
    * Opens the stream on `podUrl` and resolves with the response status once the headers came
-   * (200: the stream runs until {@link close} or the server ends it). Never rejects: a
-   * connection error counts as status 0.
+   * (200: the stream runs until {@link close} or the server ends it; any other status once its
+   * body came). Never rejects: a connection error counts as status 0.
    */
   connect(podUrl: string, options: ConnectOptions = {}): Promise<number> {
     this.close();
@@ -110,65 +109,91 @@ export class StreamClient {
       authorization: `Bearer ${this.token}`,
     };
     if (cursor && !options.cursorInQuery) headers["last-event-id"] = cursor;
+    const connection = {};
+    this.#connection = connection;
+    const current = () => this.#connection === connection;
+    let ended!: () => void;
+    this.#ended = new Promise((resolve) => {
+      ended = resolve;
+    });
     return new Promise((resolve) => {
-      const request = http.get(`${podUrl}/api/events?${query}`, { headers, agent: false });
-      this.#request = request;
-      let settled = false;
-      const settle = (status: number) => {
-        if (settled) return;
-        settled = true;
-        this.statuses.push(status);
+      let status = 0;
+      let body = "";
+      let parser: EventStreamParser | null = null;
+      const settle = (code: number) => {
+        this.statuses.push(code);
         this.#notify();
-        resolve(status);
+        resolve(code);
       };
-      request.once("error", () => {
-        if (this.#request === request) this.#open = false;
-        settle(0);
-        this.#notify();
-      });
-      request.once("response", (response) => {
-        const status = response.statusCode ?? 0;
-        response.setEncoding("utf8");
-        if (status !== 200) {
-          let body = "";
-          response.on("data", (chunk: string) => {
-            body += chunk;
-          });
-          response.once("end", () => {
+      this.#cancel = this.#transport(podUrl, `/api/events?${query}`, headers, {
+        status: (code) => {
+          status = code;
+          if (code === 200 && current()) {
+            this.#open = true;
+            parser = new EventStreamParser(
+              this.lastEventId,
+              (block) => this.#dispatch(block),
+              (ms) => {
+                this.retryMs = ms;
+              },
+            );
+          }
+          if (code === 200 || code === 0) settle(code);
+        },
+        data: (chunk) => {
+          // A chunk that arrives after close() belongs to an abandoned connection.
+          if (status === 200) {
+            if (current()) parser?.feed(chunk);
+          } else body += chunk;
+        },
+        end: () => {
+          if (status !== 200 && status !== 0) {
             this.lastErrorBody = body;
             settle(status);
-          });
-          response.once("error", () => settle(status));
-          return;
-        }
-        this.#open = true;
-        const parser = new EventStreamParser(
-          "",
-          (block) => this.#dispatch(block),
-          () => {},
-        );
-        response.on("data", (chunk: string) => {
-          // A chunk that arrives after close() belongs to an abandoned connection.
-          if (this.#request === request) parser.feed(chunk);
-        });
-        const ended = () => {
-          if (this.#request === request) this.#open = false;
+          }
+          if (current() && this.#open) {
+            this.#open = false;
+            this.ends.push(performance.now());
+          }
           this.#notify();
-        };
-        response.once("end", ended);
-        response.once("close", ended);
-        response.once("error", ended);
-        settle(200);
+          ended();
+        },
       });
     });
   }
 
   /** Drops the connection client-side (what a network cut or a closed tab does). */
   close(): void {
-    const request = this.#request;
-    this.#request = null;
+    this.#connection = null;
     this.#open = false;
-    request?.destroy();
+    this.#cancel();
+    this.#cancel = () => {};
+  }
+
+  /**
+   * Connects to `podUrl` and, as `EventSource` does, reconnects by itself each time the stream
+   * ends or is refused, after {@link retryMs}, with `Last-Event-ID`, until {@link stop}.
+   */
+  start(podUrl: string): void {
+    this.#loop ??= (async () => {
+      let first = true;
+      while (!this.#stopped) {
+        if (!first) this.reconnects.push(performance.now());
+        first = false;
+        await this.connect(podUrl);
+        await this.#ended;
+        if (this.#stopped) break;
+        await delay(this.retryMs);
+      }
+    })();
+  }
+
+  /** Stops reconnecting and drops the current stream. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.close();
+    this.#notify();
+    await this.#loop;
   }
 
   /** Resolves when `check()` holds; rejects with `describe()` after `timeoutMs`. */
@@ -239,6 +264,7 @@ export class StreamClient {
   }
 
   #dispatch(block: Block): void {
+    // As EventSource: the last event ID is set by every dispatched block, with data or not.
     this.lastEventId = block.id;
     if (block.data === null || block.event === "ready") {
       // The `ready` event (or an id-only block): the first one of the first stream says where
@@ -280,110 +306,4 @@ export class StreamClient {
   #notify(): void {
     for (const waiter of [...this.#waiters]) waiter();
   }
-}
-
-/**
- * The position a channel's log is at (see {@link StreamClient.lastOffset}): the last event's
- * offset since the last reset, the start when no event and no reset came yet, else 0.
- */
-export function positionOf(log: ChannelLog): number {
-  const reset = log.resetAt.at(-1);
-  if (reset === undefined) return log.events.at(-1)?.offset ?? log.start ?? 0;
-  return log.events.length > reset ? (log.events.at(-1)?.offset ?? 0) : 0;
-}
-
-export interface ChannelCheck {
-  /** Events of the checked type received. */
-  readonly received: number;
-  /** Events of the checked type published. */
-  readonly expected: number;
-  /** Events (any type) whose offset came before, in their epoch. */
-  readonly duplicates: number;
-  /** Events (any type) whose offset is below the one before them, in their epoch. */
-  readonly outOfOrder: number;
-  /**
-   * Holes in the offsets (any type): the first event after the stream's start, or the first of
-   * a new epoch at 1, and each next one at +1.
-   */
-  readonly gaps: number;
-  /** Published events of the checked type never received. */
-  readonly missing: number;
-  /** Events of the checked type received but not published (by this test). */
-  readonly extra: number;
-  /** Events whose content is not what was published at their offset. */
-  readonly wrongContent: number;
-  readonly resets: readonly string[];
-}
-
-/**
- * Checks one channel of a client. The whole sequence, whatever the event types (other
- * features, e.g. presence, publish on the same channels), must be gapless and in order per
- * epoch. Then the events of `type` are compared with what the test published: `expected` maps
- * offset → the event's `message` (or is only the count, when positions are not known).
- */
-export function checkChannel(
-  log: ChannelLog,
-  type: string,
-  expected: ReadonlyMap<number, string> | number,
-): ChannelCheck {
-  let duplicates = 0;
-  let outOfOrder = 0;
-  let gaps = 0;
-  let epoch: string | null = null;
-  let previous = log.start ?? 0;
-  let seen = new Set<number>();
-  for (const event of log.events) {
-    if (event.epochTag !== epoch) {
-      if (epoch !== null) previous = 0; // a new epoch's history starts at 1
-      epoch = event.epochTag;
-      seen = new Set();
-    }
-    if (seen.has(event.offset)) duplicates++;
-    else if (event.offset < previous) outOfOrder++;
-    else if (event.offset !== previous + 1) gaps++;
-    seen.add(event.offset);
-    previous = Math.max(previous, event.offset);
-  }
-  const mine = log.events.filter((e) => e.json.type === type);
-  let missing = 0;
-  let extra = 0;
-  let wrongContent = 0;
-  if (typeof expected === "number") {
-    missing = Math.max(0, expected - mine.length);
-    extra = Math.max(0, mine.length - expected);
-  } else {
-    const got = new Map<number, ReceivedEvent>();
-    for (const event of mine) got.set(event.offset, event);
-    for (const [offset, message] of expected) {
-      const event = got.get(offset);
-      if (!event) missing++;
-      else if (event.json.message !== message) wrongContent++;
-    }
-    for (const offset of got.keys()) if (!expected.has(offset)) extra++;
-  }
-  return {
-    received: mine.length,
-    expected: typeof expected === "number" ? expected : expected.size,
-    duplicates,
-    outOfOrder,
-    gaps,
-    missing,
-    extra,
-    wrongContent,
-    resets: log.resets,
-  };
-}
-
-/** The check's fields that must be zero (and no resets) for a perfect channel. */
-export function perfect(check: ChannelCheck): ChannelCheck {
-  return {
-    ...check,
-    duplicates: 0,
-    outOfOrder: 0,
-    gaps: 0,
-    missing: 0,
-    extra: 0,
-    wrongContent: 0,
-    resets: [],
-  };
 }
