@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { login, postJson, serviceToken } from "@realtime/testkit/load";
-import { type Pod, startPods, stopPods } from "@realtime/testkit/pods";
+import { type Pod, stopPods, withPods } from "@realtime/testkit/pods";
 import { redisCli, startRedis, type TestRedis } from "@realtime/testkit/redis";
 import { until } from "@realtime/testkit/scenarios";
 import { StreamClient } from "@realtime/testkit/stream";
@@ -21,7 +21,7 @@ describe("Redis back from an older RDB, republished past its old top before any 
   let token: string;
   before(async () => {
     redis = await startRedis();
-    [a, b] = (await startPods(2, { REDIS_URL: redis.url })) as [Pod, Pod];
+    [a, b] = (await withPods(2, { REDIS_URL: redis.url })) as [Pod, Pod];
     token = await serviceToken();
   });
   after(async () => {

@@ -9,7 +9,7 @@ import { after, before, describe, it } from "node:test";
 import { ClusterAdmin } from "@realtime/redis/testing";
 import { assertComplete, login, postJson, publishLoad, serviceToken } from "@realtime/testkit/load";
 import { acquireLoadLock } from "@realtime/testkit/load-lock";
-import { type Pod, startPods, stopPods } from "@realtime/testkit/pods";
+import { type Pod, stopPods, withPods } from "@realtime/testkit/pods";
 import { redisCli, startRedisCluster, type TestRedisCluster } from "@realtime/testkit/redis";
 import { ReadyWatch, until } from "@realtime/testkit/scenarios";
 import { StreamClient } from "@realtime/testkit/stream";
@@ -28,7 +28,7 @@ describe("Redis Cluster failover under load", { timeout: 180_000 }, () => {
     cluster = await startRedisCluster(3, { replicasPerMaster: 1 });
     admin = new ClusterAdmin([...cluster.nodes, ...cluster.replicas]);
     const seeds = [...cluster.nodes, ...cluster.replicas].map((n) => `${n.host}:${n.port}`);
-    [a, b] = (await startPods(2, { REDIS_CLUSTER_NODES: seeds.join(",") })) as [Pod, Pod];
+    [a, b] = (await withPods(2, { REDIS_CLUSTER_NODES: seeds.join(",") })) as [Pod, Pod];
   });
   after(async () => {
     await stopPods([a, b]);
@@ -102,7 +102,7 @@ describe("Redis Cluster master lost with writes its replica never got", {
     release = await acquireLoadLock();
     cluster = await startRedisCluster(3, { replicasPerMaster: 1 });
     const seeds = [...cluster.nodes, ...cluster.replicas].map((n) => `${n.host}:${n.port}`);
-    [a, b] = (await startPods(2, { REDIS_CLUSTER_NODES: seeds.join(",") })) as [Pod, Pod];
+    [a, b] = (await withPods(2, { REDIS_CLUSTER_NODES: seeds.join(",") })) as [Pod, Pod];
   });
   after(async () => {
     await stopPods([a, b]);

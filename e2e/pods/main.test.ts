@@ -1,59 +1,21 @@
 /** The real entry point as a process: starts, serves, drains on SIGTERM, refuses bad config. */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { describe, it } from "node:test";
 import { CloseCode } from "@realtime/protocol";
+import { startChild } from "@realtime/testkit/child-process";
 import { SERVICE_MAIN } from "@realtime/testkit/pods";
 import { freePort } from "@realtime/testkit/redis";
 import { openHttp1 } from "@realtime/testkit/sse-client";
 
-const MAIN = SERVICE_MAIN;
-
-interface Started {
-  readonly child: ChildProcess;
-  output(): string;
-  /** Resolves once the output (stdout and stderr) holds `text`; rejects on exit or after 15 s. */
-  waitForOutput(text: string): Promise<void>;
-}
-
-function start(env: Record<string, string>): Started {
-  const child = spawn(process.execPath, [MAIN], {
-    env: { PATH: process.env.PATH ?? "", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  const waiters = new Set<() => void>();
-  const append = (chunk: Buffer) => {
-    output += chunk.toString();
-    for (const waiter of [...waiters]) waiter();
+/** `node main.ts` with exactly `env`; its output awaited for up to 15 s. */
+function start(env: Record<string, string>) {
+  const started = startChild(SERVICE_MAIN, [], env);
+  return {
+    child: started.child,
+    output: started.output,
+    waitForOutput: (text: string) => started.waitFor(text, 15_000),
   };
-  child.stdout?.on("data", append);
-  child.stderr?.on("data", append);
-  // Every change a waiter may be waiting for: more output, or the process gone.
-  child.once("exit", () => {
-    for (const waiter of [...waiters]) waiter();
-  });
-  const waitForOutput = (text: string) =>
-    new Promise<void>((resolve, reject) => {
-      const check = () => {
-        const found = output.includes(text);
-        const exited = child.exitCode !== null || child.signalCode !== null;
-        if (!found && !exited) return;
-        waiters.delete(check);
-        clearTimeout(timer);
-        if (found) resolve();
-        else reject(new Error(`exited without "${text}":\n${output}`));
-      };
-      // The deadline is a timer of its own: it fires whether or not the process prints.
-      const timer = setTimeout(() => {
-        waiters.delete(check);
-        reject(new Error(`no "${text}" after 15 s in:\n${output}`));
-      }, 15_000);
-      waiters.add(check);
-      check();
-    });
-  return { child, output: () => output, waitForOutput };
 }
 
 describe("main.ts", () => {

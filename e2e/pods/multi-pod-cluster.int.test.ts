@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { ClusterAdmin } from "@realtime/redis/testing";
 import { acquireLoadLock } from "@realtime/testkit/load-lock";
-import { type Pod, startPods, stopPods } from "@realtime/testkit/pods";
+import { type Pod, stopPods, withPods } from "@realtime/testkit/pods";
 import { redisCli, startRedisCluster, type TestRedisCluster } from "@realtime/testkit/redis";
 import { crossPodChat, idempotentAcrossPods, subscriberCounts } from "@realtime/testkit/scenarios";
 
@@ -22,7 +22,7 @@ describe("two pods on a 3-master Redis Cluster", { timeout: 180_000 }, () => {
     cluster = await startRedisCluster(3);
     admin = new ClusterAdmin(cluster.nodes);
     const nodes = cluster.nodes.map((n) => `${n.host}:${n.port}`).join(",");
-    [a, b] = (await startPods(2, { REDIS_CLUSTER_NODES: nodes })) as [Pod, Pod];
+    [a, b] = (await withPods(2, { REDIS_CLUSTER_NODES: nodes })) as [Pod, Pod];
   });
   after(async () => {
     await stopPods([a, b]);

@@ -10,7 +10,7 @@ import { after, before, describe, it } from "node:test";
 import { channelTag, decodeCursor, epochTag } from "@realtime/protocol";
 import { login, postJson } from "@realtime/testkit/load";
 import { acquireLoadLock } from "@realtime/testkit/load-lock";
-import { type Pod, startPods, stopPods } from "@realtime/testkit/pods";
+import { type Pod, stopPods, withPods } from "@realtime/testkit/pods";
 import { redisCli, startRedis, type TestRedis } from "@realtime/testkit/redis";
 import { crossPodChat, idempotentAcrossPods, subscriberCounts } from "@realtime/testkit/scenarios";
 import { StreamClient } from "@realtime/testkit/stream";
@@ -23,7 +23,7 @@ describe("two pods on one Redis", { timeout: 180_000 }, () => {
   before(async () => {
     release = await acquireLoadLock();
     redis = await startRedis();
-    [a, b] = (await startPods(2, { REDIS_URL: redis.url })) as [Pod, Pod];
+    [a, b] = (await withPods(2, { REDIS_URL: redis.url })) as [Pod, Pod];
   });
   after(async () => {
     await stopPods([a, b]);

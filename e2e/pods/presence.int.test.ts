@@ -4,14 +4,11 @@
  * the pods report, with deadlines; never bare sleeps.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { once } from "node:events";
 import { after, before, describe, it } from "node:test";
 import { waitFor } from "@realtime/server/testing";
-import { SERVICE_MAIN } from "@realtime/testkit/pods";
+import { type Pod, stopPods, withPods } from "@realtime/testkit/pods";
 import {
-  freePort,
   startRedis,
   startRedisCluster,
   type TestRedis,
@@ -227,29 +224,6 @@ describe("presence across two pods on a 3-master Redis Cluster", () => {
   });
 });
 
-/** `node main.ts` as a pod process. */
-async function startPod(env: Record<string, string>) {
-  const port = await freePort();
-  const child = spawn(process.execPath, [SERVICE_MAIN], {
-    env: { PATH: process.env.PATH ?? "", PORT: String(port), HOST: "127.0.0.1", ...env },
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  let errors = "";
-  child.stderr?.on("data", (chunk: Buffer) => {
-    errors += chunk.toString();
-  });
-  const url = `http://127.0.0.1:${port}`;
-  await waitFor(
-    async () => {
-      if (child.exitCode !== null) throw new Error(`pod exited: ${errors}`);
-      return (await fetch(`${url}/readyz`).catch(() => null))?.status === 200;
-    },
-    "pod ready",
-    { timeoutMs: 20_000, intervalMs: 50 },
-  );
-  return { child, url };
-}
-
 async function login(url: string, name: string) {
   const res = await fetch(`${url}/api/auth/dev-login`, {
     method: "POST",
@@ -261,12 +235,12 @@ async function login(url: string, name: string) {
 
 describe("presence when a pod is SIGKILLed (real processes, default timings)", () => {
   let redis: TestRedis;
-  const children: ChildProcess[] = [];
+  const pods: Pod[] = [];
   before(async () => {
     redis = await startRedis();
   });
   after(async () => {
-    for (const child of children) if (child.exitCode === null) child.kill("SIGKILL");
+    await stopPods(pods);
     await redis?.stop();
   });
 
@@ -278,8 +252,8 @@ describe("presence when a pod is SIGKILLed (real processes, default timings)", (
       NODE_ENV: "test",
       LOG_LEVEL: "warn",
     };
-    const [doomed, survivor] = [await startPod(env), await startPod(env)];
-    children.push(doomed.child, survivor.child);
+    const [doomed, survivor] = (await withPods(2, env)) as [Pod, Pod];
+    pods.push(doomed, survivor);
     const room = "channel:crash";
     const watcherLogin = await login(survivor.url, "Watcher");
     const ada = await login(doomed.url, "Ada");
@@ -290,8 +264,7 @@ describe("presence when a pod is SIGKILLed (real processes, default timings)", (
     await watcher.stream.waitFor(() => watcher.of(ada.user.id).includes("online"), 5_000);
 
     const killedAt = Date.now();
-    doomed.child.kill("SIGKILL");
-    await once(doomed.child, "exit");
+    await doomed.kill("SIGKILL"); // resolves once it exited
     await watcher.stream.waitFor(() => watcher.of(ada.user.id).includes("offline"), 15_000);
     const elapsed = (watcher.at(ada.user.id, "offline") ?? 0) - killedAt;
     assert.ok(elapsed <= 15_000, `offline ${elapsed} ms after SIGKILL`);

@@ -11,7 +11,7 @@ import { after, before, describe, it } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import { login, publishLoad, serviceToken, topOffsets } from "@realtime/testkit/load";
 import { acquireLoadLock } from "@realtime/testkit/load-lock";
-import { type Pod, startPods, stopPods } from "@realtime/testkit/pods";
+import { type Pod, stopPods, withPods } from "@realtime/testkit/pods";
 import { startRedis, type TestRedis } from "@realtime/testkit/redis";
 import { checkChannel, perfect, StreamClient } from "@realtime/testkit/stream";
 
@@ -31,7 +31,7 @@ describe("recovery storm on two pods", { timeout: 180_000 }, () => {
   before(async () => {
     release = await acquireLoadLock();
     redis = await startRedis();
-    [a, b] = (await startPods(2, { REDIS_URL: redis.url })) as [Pod, Pod];
+    [a, b] = (await withPods(2, { REDIS_URL: redis.url })) as [Pod, Pod];
   });
   after(async () => {
     await stopPods([a, b]);

@@ -17,7 +17,7 @@ import {
   topOffsets,
 } from "@realtime/testkit/load";
 import { acquireLoadLock } from "@realtime/testkit/load-lock";
-import { type Pod, startPods, stopPods } from "@realtime/testkit/pods";
+import { type Pod, stopPods, withPods } from "@realtime/testkit/pods";
 import { redisCli, startRedis, type TestRedis } from "@realtime/testkit/redis";
 import { ReadyWatch, until } from "@realtime/testkit/scenarios";
 import { type ChannelLog, checkChannel, perfect, StreamClient } from "@realtime/testkit/stream";
@@ -31,7 +31,7 @@ describe("subscriber connections killed, a pod SIGKILLed", { timeout: 180_000 },
   before(async () => {
     release = await acquireLoadLock();
     redis = await startRedis();
-    [a, b] = (await startPods(2, { REDIS_URL: redis.url })) as [Pod, Pod];
+    [a, b] = (await withPods(2, { REDIS_URL: redis.url })) as [Pod, Pod];
     token = await serviceToken();
   });
   after(async () => {
@@ -197,7 +197,7 @@ describe("Redis restarted empty while streams are open", { timeout: 180_000 }, (
   before(async () => {
     release = await acquireLoadLock();
     redis = await startRedis();
-    [a, b] = (await startPods(2, { REDIS_URL: redis.url })) as [Pod, Pod];
+    [a, b] = (await withPods(2, { REDIS_URL: redis.url })) as [Pod, Pod];
     token = await serviceToken();
   });
   after(async () => {
@@ -400,7 +400,7 @@ describe("Redis loses a tail it had acknowledged", { timeout: 120_000 }, () => {
   let token: string;
   before(async () => {
     redis = await startRedis();
-    [a, b] = (await startPods(2, { REDIS_URL: redis.url })) as [Pod, Pod];
+    [a, b] = (await withPods(2, { REDIS_URL: redis.url })) as [Pod, Pod];
     token = await serviceToken();
   });
   after(async () => {

@@ -1,16 +1,21 @@
 /**
- * Real service processes ("pods") for multi-pod integration tests: each is `node main.ts` on a
- * free loopback port with the environment the test gives it (usually `REDIS_URL` or
- * `REDIS_CLUSTER_NODES` of a redis-server the test started itself) and a JWT secret shared by
- * every pod, so a token from one pod works on all of them.
+ * Real service processes ("pods"): each is `node main.ts` with the environment its starter
+ * gives it, on a free loopback port unless `PORT` says otherwise. This is the one place that
+ * starts pods: the multi-pod tests, e2e, the chaos stage, the nginx stack, the bench and the
+ * scripts all come here.
  *
- * `startPod` resolves once the pod is ready: its "realtime is ready" log line (when the log
- * level shows info lines) and a 200 from `/readyz`. Every pod still running when the test
- * process exits is SIGKILLed, so a failing test does not leak processes.
+ * - {@link withPods}`(n, env)`: n pods in parallel with the test settings — `NODE_ENV=test`,
+ *   `LOG_LEVEL=warn`, the per-user limits off, a quick drain and {@link POD_SECRET}, shared by
+ *   every pod so a token from one works on all — overridden by `env`.
+ * - {@link startPod}: one of them. {@link launchPod}: a pod with exactly the environment given
+ *   (a benchmark or a script that runs the service as in production).
+ *
+ * A pod is ready once it logged "realtime is ready" (when the log level shows info lines) and
+ * `/readyz` answers 200. Every pod still running when the starting process exits is SIGKILLed.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import http from "node:http";
 import http2 from "node:http2";
+import { type ChildExit, type ChildOptions, startChild, type TestChild } from "./child-process.ts";
 import { SERVICE_MAIN } from "./entry-points.ts";
 import { freePort } from "./redis/index.ts";
 
@@ -19,28 +24,31 @@ export const POD_SECRET = "pods-secret-pods-secret-pods-secret-0123";
 
 /** How long a pod may take to become ready. */
 const START_TIMEOUT_MS = 20_000;
-/** Output kept per pod for error messages. */
-const MAX_OUTPUT = 64 * 1024;
 
-export interface PodExit {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
+export type PodExit = ChildExit;
+export type PodEnv = Readonly<Record<string, string>>;
+
+export interface PodOptions extends ChildOptions {
+  /** How long it (and every restart) may take to be ready (default 20 s). */
+  readonly readyTimeoutMs?: number;
 }
 
 export interface Pod {
   readonly port: number;
-  /** `http://127.0.0.1:<port>` */
+  /** `http://<host>:<port>` (127.0.0.1 for a pod listening on every address). */
   readonly url: string;
   /** The environment the pod runs with (without PATH). */
-  readonly env: Readonly<Record<string, string>>;
+  readonly env: PodEnv;
   /** The current process' pid. */
   readonly pid: number;
   /** Resolves when the current process exits (a restart starts a new one). */
   readonly exited: Promise<PodExit>;
   /** Whether the current process has exited. */
   readonly dead: boolean;
-  /** The last 64 KiB of the pod's stdout and stderr. */
+  /** The last 256 KiB of the current process' stdout and stderr. */
   output(): string;
+  /** Resolves when the current process' output contains `text`; rejects on exit or timeout. */
+  waitFor(text: string | RegExp, timeoutMs?: number): Promise<void>;
   /** Sends `signal` (default SIGKILL) and resolves when the process exited. */
   kill(signal?: NodeJS.Signals): Promise<PodExit>;
   /** Kills the process if it still runs, then starts it again on the same port and env. */
@@ -49,81 +57,59 @@ export interface Pod {
   readyz(): Promise<number>;
 }
 
-const live = new Set<ChildProcess>();
-process.once("exit", () => {
-  for (const child of live) child.kill("SIGKILL");
-});
+/** The settings of a pod under test (its `env` overrides them). */
+export const TEST_POD_ENV: PodEnv = {
+  NODE_ENV: "test",
+  LOG_LEVEL: "warn",
+  HOST: "127.0.0.1",
+  JWT_SECRET: POD_SECRET,
+  // Streams close fast on SIGTERM: tests do not wait for the default 5 s drain.
+  SHUTDOWN_DRAIN_MS: "200",
+  // Load tests post chat far faster than a person, and fault tests reconnect a few users'
+  // many streams far faster than a browser would (the limits' own tests set them).
+  RATE_LIMIT_CHAT_MAX: "0",
+  RATE_LIMIT_STREAMS_MAX: "0",
+  RATE_LIMIT_STREAM_CHANNELS_MAX: "0",
+};
 
 /**
- * Starts a pod: `NODE_ENV=test`, `LOG_LEVEL=warn`, `HOST=127.0.0.1`, a free `PORT` and
- * {@link POD_SECRET}, overridden by `env`. It (and every restart) must be ready within
- * `readyTimeoutMs` (default 20 s).
+ * Starts `count` pods in parallel with the test settings and `env` (or `env(i)` for pod `i`),
+ * each ready within `options.readyTimeoutMs` (default 20 s). Stop them with {@link stopPods}.
  */
-export async function startPod(
-  env: Record<string, string> = {},
-  { readyTimeoutMs = START_TIMEOUT_MS }: { readyTimeoutMs?: number } = {},
-): Promise<Pod> {
+export function withPods(
+  count: number,
+  env: PodEnv | ((index: number) => PodEnv) = {},
+  options: PodOptions = {},
+): Promise<Pod[]> {
+  const envOf = typeof env === "function" ? env : () => env;
+  return Promise.all(Array.from({ length: count }, (_, i) => startPod(envOf(i), options)));
+}
+
+/** One pod with the test settings, overridden by `env`. */
+export function startPod(env: PodEnv = {}, options: PodOptions = {}): Promise<Pod> {
+  return launchPod({ ...TEST_POD_ENV, ...env }, options);
+}
+
+/** A pod with exactly `env` (plus a free `PORT` unless it has one). */
+export async function launchPod(env: PodEnv, options: PodOptions = {}): Promise<Pod> {
+  const { readyTimeoutMs = START_TIMEOUT_MS, ...childOptions } = options;
   const port = env.PORT ? Number(env.PORT) : await freePort();
-  const fullEnv: Record<string, string> = {
-    NODE_ENV: "test",
-    LOG_LEVEL: "warn",
-    HOST: "127.0.0.1",
-    JWT_SECRET: POD_SECRET,
-    // Streams close fast on SIGTERM: tests do not wait for the default 5 s drain.
-    SHUTDOWN_DRAIN_MS: "200",
-    // Load tests post chat far faster than a person, and fault tests reconnect a few users'
-    // many streams far faster than a browser would (the limits' own tests set them).
-    RATE_LIMIT_CHAT_MAX: "0",
-    RATE_LIMIT_STREAMS_MAX: "0",
-    RATE_LIMIT_STREAM_CHANNELS_MAX: "0",
-    ...env,
-    PORT: String(port),
-  };
-  const url = `http://127.0.0.1:${port}`;
+  const fullEnv: PodEnv = { ...env, PORT: String(port) };
+  const host = !fullEnv.HOST || fullEnv.HOST === "0.0.0.0" ? "127.0.0.1" : fullEnv.HOST;
+  const url = `http://${host}:${port}`;
   const h2c = fullEnv.HTTP2 === "h2c";
-  let output = "";
-  let child!: ChildProcess;
-  let exited!: Promise<PodExit>;
+  let current!: TestChild;
 
   const launch = async () => {
-    output = "";
-    child = spawn(process.execPath, [SERVICE_MAIN], {
-      env: { PATH: process.env.PATH ?? "", ...fullEnv },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    live.add(child);
-    const current = child;
-    exited = new Promise((resolve) => {
-      current.once("exit", (code, signal) => {
-        live.delete(current);
-        resolve({ code, signal });
-      });
-    });
-    const append = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.length > MAX_OUTPUT) output = output.slice(-MAX_OUTPUT);
-    };
-    child.stdout?.on("data", append);
-    child.stderr?.on("data", append);
+    current = startChild(SERVICE_MAIN, [], fullEnv, childOptions);
     try {
-      await waitUntilReady(
-        url,
-        current,
-        () => output,
-        fullEnv.LOG_LEVEL ?? "warn",
-        h2c,
-        readyTimeoutMs,
-      );
+      // Without its output piped, /readyz is the only signal.
+      const level = (childOptions.stdio ?? "pipe") === "pipe" ? (fullEnv.LOG_LEVEL ?? "info") : "";
+      await waitUntilReady(url, current, level, h2c, readyTimeoutMs);
     } catch (error) {
-      current.kill("SIGKILL");
+      await current.kill("SIGKILL");
       throw error;
     }
-  };
-
-  const kill = async (signal: NodeJS.Signals = "SIGKILL"): Promise<PodExit> => {
-    const current = exited;
-    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-    return current;
   };
 
   await launch();
@@ -132,27 +118,23 @@ export async function startPod(
     url,
     env: fullEnv,
     get pid() {
-      return child.pid ?? 0;
+      return current.pid;
     },
     get exited() {
-      return exited;
+      return current.exited;
     },
     get dead() {
-      return child.exitCode !== null || child.signalCode !== null;
+      return current.dead;
     },
-    output: () => output,
-    kill,
+    output: () => current.output(),
+    waitFor: (text, timeoutMs) => current.waitFor(text, timeoutMs),
+    kill: (signal = "SIGKILL") => current.kill(signal),
     async restart() {
-      await kill("SIGKILL");
+      await current.kill("SIGKILL");
       await launch();
     },
     readyz: () => status(`${url}/readyz`, h2c),
   };
-}
-
-/** Starts `count` pods with the same `env`, in parallel. */
-export function startPods(count: number, env: Record<string, string>): Promise<Pod[]> {
-  return Promise.all(Array.from({ length: count }, () => startPod(env)));
 }
 
 /** Stops pods with SIGTERM (graceful drain), SIGKILL after 5 s. Ignores pods already dead. */
@@ -171,14 +153,14 @@ const INFO_LEVELS = new Set(["info", "debug", "trace"]);
 
 async function waitUntilReady(
   url: string,
-  child: ChildProcess,
-  output: () => string,
+  child: TestChild,
   level: string,
   h2c: boolean,
   timeoutMs: number,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  const exitedEarly = () => child.exitCode !== null || child.signalCode !== null;
+  const exitedEarly = () => child.dead;
+  const output = () => child.output();
   const fail = (what: string) =>
     new Error(`pod ${url}: ${what}; output:\n${output().slice(-4000)}`);
   // The ready line is an info line: at LOG_LEVEL=warn (the default here, so thousands of
