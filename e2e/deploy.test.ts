@@ -25,7 +25,7 @@ import {
   stopNginx,
   upstreamServers,
   waitThroughProxy,
-} from "../scripts/stack.ts";
+} from "@realtime/testkit/stack";
 
 const run = promisify(execFile);
 const DASHBOARD = new URL("../deploy/grafana/realtime-dashboard.json", import.meta.url);

@@ -20,10 +20,9 @@ import { createAuth } from "@realtime/service";
 import { acquireLoadLock } from "@realtime/testkit/load-lock";
 import { POD_SECRET } from "@realtime/testkit/pods";
 import { prepareWebApp } from "@realtime/testkit/service";
+import { formatReport, rollingRestart, type Stack, startStack } from "@realtime/testkit/stack";
 import { H2Sessions } from "@realtime/testkit/stream";
 import type { Browser } from "playwright-core";
-import { formatReport, rollingRestart } from "../scripts/rolling-restart.ts";
-import { type Stack, startStack } from "../scripts/stack.ts";
 import {
   DESKTOP,
   launchBrowser,

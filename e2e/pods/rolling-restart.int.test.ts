@@ -23,9 +23,8 @@ import { publishThroughProxy, serviceToken } from "@realtime/testkit/load";
 import { acquireLoadLock } from "@realtime/testkit/load-lock";
 import { POD_SECRET } from "@realtime/testkit/pods";
 import { connections } from "@realtime/testkit/scenarios";
+import { formatReport, rollingRestart, type Stack, startStack } from "@realtime/testkit/stack";
 import { checkChannel, H2Sessions, h2, perfect, StreamClient } from "@realtime/testkit/stream";
-import { formatReport, rollingRestart } from "../../scripts/rolling-restart.ts";
-import { type Stack, startStack } from "../../scripts/stack.ts";
 
 const PODS = 3;
 const CLIENTS = 500;
