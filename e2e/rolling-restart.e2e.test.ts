@@ -1,9 +1,10 @@
 /**
- * The web app in the system Chromium, through the reference deployment (`scripts/stack.ts`:
- * nginx terminating TLS with HTTP/2, two pods, redis-server), while `scripts/rolling-restart.ts`
- * restarts every pod once: the page stays signed in and connected (the badge may say
- * "reconnecting" for a moment), and every chat message posted during the restart appears
- * exactly once, in the order it was posted, with no "could not be replayed" notice.
+ * The web app in the system Chromium, through the reference deployment
+ * (`startStack` of `@realtime/testkit/stack`: nginx terminating TLS with HTTP/2, two pods,
+ * redis-server), while `rollingRestart` restarts every pod once: the page stays signed in and
+ * connected (the badge may say "reconnecting" for a moment), and every chat message posted
+ * during the restart appears exactly once, in the order it was posted, with no "could not be
+ * replayed" notice.
  *
  * The certificate is the stack's self-signed one: the browser context ignores certificate
  * errors (what `--ignore-certificate-errors` does), the Node posters use

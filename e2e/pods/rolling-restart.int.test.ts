@@ -1,9 +1,9 @@
 /**
- * The reference deployment under a rolling restart: `scripts/stack.ts` starts redis-server,
+ * The reference deployment under a rolling restart: `startStack` (`@realtime/testkit/stack`) starts redis-server,
  * three pods and nginx (TLS, HTTP/2 to clients, HTTP/1.1 keep-alive to the pods) with the
  * config in `deploy/nginx/`; 500 EventSource-like clients stream through nginx over HTTP/2
  * (25 TLS connections, 20 streams each, as browsers share one connection per origin) on 10
- * channels, 50 events/s are published through nginx, and `scripts/rolling-restart.ts`
+ * channels, 50 events/s are published through nginx, and `rollingRestart`
  * restarts every pod once in turn.
  *
  * Every client must get every event of its channels exactly once, in order, with no reset; no

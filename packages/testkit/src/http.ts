@@ -188,7 +188,7 @@ export async function until(
   }
 }
 
-/** The harness' token service, with a clock of our choosing (tokens that expire soon). */
+/** The token service of `startService` (its secret), with a clock of our choosing (tokens that expire soon). */
 export function tokens(now: () => number = Date.now, secret = TEST_SECRET) {
   return createAuth(
     {
