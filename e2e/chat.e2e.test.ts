@@ -8,8 +8,8 @@ import assert from "node:assert/strict";
 import type { Server } from "node:http";
 import { after, before, describe, test } from "node:test";
 import { decodeCursor, lookupCursor } from "@realtime/protocol";
+import { prepareWebApp, type RunningService, startService } from "@realtime/testkit/service";
 import type { Browser, Request } from "playwright-core";
-import { type RunningService, startService } from "../apps/service/src/testing/harness.ts";
 import {
   eventually,
   exceptDisconnects,
@@ -31,7 +31,6 @@ import {
   waitForStatus,
 } from "./browser.ts";
 import { watchEventStreams } from "./event-streams.ts";
-import { prepareWebApp } from "./services.ts";
 
 const GENERAL = "channel:general";
 /** Offline is announced one grace period after the last connection ends. */

@@ -11,9 +11,9 @@ import assert from "node:assert/strict";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
+import { ofType, openStream, request } from "@realtime/testkit/http";
+import { prepareWebApp, type RunningService, startService } from "@realtime/testkit/service";
 import type { Browser, Page, Response } from "playwright-core";
-import { ofType, openStream, request } from "../apps/service/src/security/test-kit.ts";
-import { type RunningService, startService } from "../apps/service/src/testing/harness.ts";
 import {
   exceptDisconnects,
   launchBrowser,
@@ -24,7 +24,6 @@ import {
   WAIT_MS,
   waitForLine,
 } from "./browser.ts";
-import { prepareWebApp } from "./services.ts";
 
 /** The attacker's page: links to the victim's stream and presence. */
 function attackerSite(streamUrl: string, presenceUrl: string): Promise<Server> {

@@ -9,15 +9,13 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { inspectGif } from "@realtime/jobs/testing";
-import { startRedis, type TestRedis } from "@realtime/redis/testing";
+import type { TestChild } from "@realtime/testkit/child-process";
+import { type Pod, startPod, withPods } from "@realtime/testkit/pods";
+import { startRedis, type TestRedis } from "@realtime/testkit/redis";
+import { openHttp1, type SseClient, waitWhileMoving } from "@realtime/testkit/sse-client";
+import { startWorker } from "@realtime/testkit/worker";
 import type { EventSourceMessage } from "eventsource-parser";
 import { Redis } from "ioredis";
-import {
-  openHttp1,
-  type SseClient,
-  waitWhileMoving,
-} from "../apps/service/src/testing/sse-client.ts";
-import { startPodProcess, startWorkerProcess, type TestProcess } from "./jobs-processes.ts";
 
 interface JobEvent {
   type: string;
@@ -41,10 +39,10 @@ const terminal = (jobId: string) => matching(jobId, (e) => TERMINAL.has(e.type))
 
 describe("jobs in Redis mode (pod and worker processes)", () => {
   let redis: TestRedis;
-  let fastPod: TestProcess & { url: string };
-  let slowPod: TestProcess & { url: string };
+  let fastPod: Pod;
+  let slowPod: Pod;
   let env: Record<string, string>;
-  const workers: TestProcess[] = [];
+  const workers: TestChild[] = [];
   let token = "";
   let userId = "";
 
@@ -73,7 +71,7 @@ describe("jobs in Redis mode (pod and worker processes)", () => {
     return client;
   };
   const worker = async () => {
-    const started = await startWorkerProcess(env);
+    const started = await startWorker(env);
     workers.push(started);
     return started;
   };
@@ -95,10 +93,12 @@ describe("jobs in Redis mode (pod and worker processes)", () => {
       JOBS_CONCURRENCY: "1",
     };
     // The pod that accepts a job fixes its size: one for quick jobs, one for slow ones.
-    [fastPod, slowPod] = await Promise.all([
-      startPodProcess({ ...env, JOBS_FRAMES: "24", JOBS_FRAME_SIZE: "128" }),
-      startPodProcess({ ...env, JOBS_FRAMES: "240", JOBS_FRAME_SIZE: "320" }),
-    ]);
+    [fastPod, slowPod] = (await withPods(2, (i) => ({
+      ...env,
+      ...(i === 0
+        ? { JOBS_FRAMES: "24", JOBS_FRAME_SIZE: "128" }
+        : { JOBS_FRAMES: "240", JOBS_FRAME_SIZE: "320" }),
+    }))) as [Pod, Pod];
     await worker();
     const login = await fetch(`${fastPod.url}/api/auth/dev-login`, {
       method: "POST",
@@ -255,7 +255,7 @@ describe("the Redis job queue takes users in turns", () => {
     JOBS_FRAMES: "2",
     JOBS_FRAME_SIZE: "32",
   };
-  const processes: TestProcess[] = [];
+  const processes: (Pod | TestChild)[] = [];
   after(async () => {
     await Promise.all(processes.map((p) => p.kill("SIGKILL")));
     const redis = new Redis(env.REDIS_URL);
@@ -271,7 +271,7 @@ describe("the Redis job queue takes users in turns", () => {
   });
 
   it("two users with full queues do not starve a third: every first job before any second", async () => {
-    const pod = await startPodProcess(env);
+    const pod = await startPod(env);
     processes.push(pod);
     const login = async (name: string) => {
       const response = await fetch(`${pod.url}/api/auth/dev-login`, {
@@ -299,7 +299,7 @@ describe("the Redis job queue takes users in turns", () => {
       assert.equal(response.status, 202, name);
       label.set(((await response.json()) as { jobId: string }).jobId, name);
     }
-    const worker = await startWorkerProcess(env);
+    const worker = await startWorker(env);
     processes.push(worker);
     await worker.waitFor(/(job ended[\s\S]*){5}/, 30_000);
     const taken = [...worker.output().matchAll(/"jobId":"([^"]+)"[^\n]*"msg":"job taken"/g)].map(

@@ -6,8 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { prepareWebApp, startService } from "@realtime/testkit/service";
 import type { Browser, Page } from "playwright-core";
-import { startService } from "../apps/service/src/testing/harness.ts";
 import {
   copyToDocs,
   launchBrowser,
@@ -17,7 +17,6 @@ import {
   signIn,
   WAIT_MS,
 } from "./browser.ts";
-import { prepareWebApp } from "./services.ts";
 
 /**
  * Long enough to watch the bar move (progress at most every 40 ms; about 2 s a job), short

@@ -6,9 +6,9 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
-import { startRedis, type TestRedis } from "@realtime/redis/testing";
+import { startRedis, type TestRedis } from "@realtime/testkit/redis";
+import { prepareWebApp, type RunningService, startService } from "@realtime/testkit/service";
 import type { Browser } from "playwright-core";
-import { type RunningService, startService } from "../apps/service/src/testing/harness.ts";
 import {
   joinRoom,
   launchBrowser,
@@ -20,7 +20,6 @@ import {
   waitForLine,
   waitForOnline,
 } from "./browser.ts";
-import { prepareWebApp } from "./services.ts";
 
 describe("web app in Chromium: two pods on Redis", { timeout: 60_000 }, () => {
   let browser: Browser;

@@ -10,9 +10,9 @@ import assert from "node:assert/strict";
 import type { Server, Socket } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { MemoryBroker, MemoryBus } from "@realtime/server";
+import type { Service } from "@realtime/service";
+import { prepareWebApp, startService } from "@realtime/testkit/service";
 import type { Browser } from "playwright-core";
-import type { Service } from "../apps/service/src/app.ts";
-import { startService } from "../apps/service/src/testing/harness.ts";
 import {
   exceptDisconnects,
   launchBrowser,
@@ -29,7 +29,6 @@ import {
   waitForOnline,
   waitForStatus,
 } from "./browser.ts";
-import { prepareWebApp, startOnPort } from "./services.ts";
 
 /**
  * The client's backoff after a few refused attempts (full jitter over 1, 2, 4, 8 s windows):
@@ -107,11 +106,15 @@ describe("web app in Chromium: server restarts", { timeout: 60_000 }, () => {
 
       // Restarted on the same port with the same broker history (the MemoryBus plays Redis).
       // Carol posts before it listens: the page cannot have seen these live.
-      let second = await startOnPort(port, new MemoryBroker({ bus }), env, async (service) => {
-        services.push(service);
-        sockets = trackSockets(service.app.server as unknown as Server);
-        await postAs(service, carol, "Sent while the page was away 1");
-        await postAs(service, carol, "Sent while the page was away 2");
+      let { service: second } = await startService(env, {
+        port,
+        broker: new MemoryBroker({ bus }),
+        beforeListen: async (service) => {
+          services.push(service);
+          sockets = trackSockets(service.app.server as unknown as Server);
+          await postAs(service, carol, "Sent while the page was away 1");
+          await postAs(service, carol, "Sent while the page was away 2");
+        },
       });
 
       await waitForStatus(ada.page, "connected", BACKOFF_WAIT_MS);
@@ -146,7 +149,10 @@ describe("web app in Chromium: server restarts", { timeout: 60_000 }, () => {
       await kill(second, sockets);
       await waitForStatus(ada.page, /^reconnecting/);
       const newKey = { ...env, JWT_SECRET: "a-new-random-key-a-new-random-key-0123" };
-      second = await startOnPort(port, new MemoryBroker({ bus: new MemoryBus() }), newKey);
+      ({ service: second } = await startService(newKey, {
+        port,
+        broker: new MemoryBroker({ bus: new MemoryBus() }),
+      }));
       services.push(second);
       await waitForStatus(ada.page, "connected", BACKOFF_WAIT_MS);
       await ada.page.getByText("Signed in as Ada", { exact: true }).waitFor();

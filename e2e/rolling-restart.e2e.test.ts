@@ -1,9 +1,10 @@
 /**
- * The web app in the system Chromium, through the reference deployment (`scripts/stack.ts`:
- * nginx terminating TLS with HTTP/2, two pods, redis-server), while `scripts/rolling-restart.ts`
- * restarts every pod once: the page stays signed in and connected (the badge may say
- * "reconnecting" for a moment), and every chat message posted during the restart appears
- * exactly once, in the order it was posted, with no "could not be replayed" notice.
+ * The web app in the system Chromium, through the reference deployment
+ * (`startStack` of `@realtime/testkit/stack`: nginx terminating TLS with HTTP/2, two pods,
+ * redis-server), while `rollingRestart` restarts every pod once: the page stays signed in and
+ * connected (the badge may say "reconnecting" for a moment), and every chat message posted
+ * during the restart appears exactly once, in the order it was posted, with no "could not be
+ * replayed" notice.
  *
  * The certificate is the stack's self-signed one: the browser context ignores certificate
  * errors (what `--ignore-certificate-errors` does), the Node posters use
@@ -16,13 +17,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
+import { createAuth } from "@realtime/service";
+import { acquireLoadLock } from "@realtime/testkit/load-lock";
+import { POD_SECRET } from "@realtime/testkit/pods";
+import { prepareWebApp } from "@realtime/testkit/service";
+import { formatReport, rollingRestart, type Stack, startStack } from "@realtime/testkit/stack";
+import { H2Sessions } from "@realtime/testkit/stream";
 import type { Browser } from "playwright-core";
-import { createAuth } from "../apps/service/src/auth.ts";
-import { H2Sessions } from "../apps/service/src/testing/h2-clients.ts";
-import { acquireLoadLock } from "../apps/service/src/testing/load-lock.ts";
-import { POD_SECRET } from "../apps/service/src/testing/pods.ts";
-import { formatReport, rollingRestart } from "../scripts/rolling-restart.ts";
-import { type Stack, startStack } from "../scripts/stack.ts";
 import {
   DESKTOP,
   launchBrowser,
@@ -36,7 +37,6 @@ import {
   waitForLine,
   waitForStatus,
 } from "./browser.ts";
-import { prepareWebApp } from "./services.ts";
 
 /** Chat messages per second, posted one after the other by three people. */
 const RATE = 6;

@@ -9,13 +9,11 @@
  * Environment: `REDIS_URL`, `LOG_LEVEL` (default warn), `HOST` (default 127.0.0.1), and
  * anything else the service reads (passed through to every pod).
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
-import { startRedis, startRedisCluster } from "@realtime/redis/testing";
-import { createAuth } from "../apps/service/src/auth.ts";
-
-const MAIN = new URL("../apps/service/src/main.ts", import.meta.url).pathname;
+import { createAuth } from "@realtime/service";
+import { launchPod, type Pod } from "@realtime/testkit/pods";
+import { startRedis, startRedisCluster } from "@realtime/testkit/redis";
 
 const { values } = parseArgs({
   options: {
@@ -60,80 +58,28 @@ if (values["redis-cluster"]) {
   redisLabel = `its own redis-server (${redis.url}, in memory, gone on exit)`;
 }
 
-interface PodProcess {
-  readonly name: string;
-  readonly url: string;
-  readonly child: ChildProcess;
-  readonly exited: Promise<void>;
-}
-
-const pods: PodProcess[] = [];
+let pods: { readonly name: string; readonly pod: Pod }[] = [];
 let stopping = false;
 
-function startPod(index: number): PodProcess {
-  const port = firstPort + index;
-  const name = `pod${index + 1}`;
-  const child = spawn(process.execPath, [MAIN], {
-    env: {
-      ...process.env,
-      ...redisEnv,
-      NODE_ENV: process.env.NODE_ENV ?? "development",
-      LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
-      HOST: host,
-      PORT: String(port),
-      JWT_SECRET: secret,
-    },
-    // Own process group: Ctrl-C reaches this script only, which then drains the pods in order.
-    detached: true,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const prefix = (stream: NodeJS.ReadableStream | null, out: NodeJS.WriteStream) => {
-    let pending = "";
-    stream?.setEncoding("utf8");
-    stream?.on("data", (chunk: string) => {
-      const lines = (pending + chunk).split("\n");
-      pending = lines.pop() ?? "";
-      for (const line of lines) out.write(`[${name}] ${line}\n`);
-    });
+/** Writes a pod's output line by line, each prefixed with its name. */
+function prefixed(name: string) {
+  const pending = { stdout: "", stderr: "" };
+  return (chunk: string, stream: "stdout" | "stderr") => {
+    const lines = (pending[stream] + chunk).split("\n");
+    pending[stream] = lines.pop() ?? "";
+    const out = stream === "stdout" ? process.stdout : process.stderr;
+    for (const line of lines) out.write(`[${name}] ${line}\n`);
   };
-  prefix(child.stdout, process.stdout);
-  prefix(child.stderr, process.stderr);
-  const exited = new Promise<void>((resolve) => {
-    child.once("exit", (code, signal) => {
-      if (!stopping) {
-        console.error(`[${name}] exited (${signal ?? code}); stopping everything`);
-        void stop(1);
-      }
-      resolve();
-    });
-  });
-  return { name, url: `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`, child, exited };
-}
-
-async function waitReady(pod: PodProcess): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    try {
-      const response = await fetch(`${pod.url}/readyz`);
-      if (response.status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    if (stopping) return;
-    if (Date.now() > deadline) throw new Error(`${pod.name} (${pod.url}) did not become ready`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 async function stop(code: number): Promise<never> {
   if (!stopping) {
     stopping = true;
     console.log("\nstopping: draining the pods…");
-    for (const pod of pods) pod.child.kill("SIGTERM");
     const timer = setTimeout(() => {
-      for (const pod of pods) pod.child.kill("SIGKILL");
+      for (const { pod } of pods) void pod.kill("SIGKILL");
     }, 10_000);
-    await Promise.all(pods.map((pod) => pod.exited));
+    await Promise.all(pods.map(({ pod }) => pod.kill("SIGTERM")));
     clearTimeout(timer);
     await stopRedis();
     console.log("stopped.");
@@ -142,18 +88,36 @@ async function stop(code: number): Promise<never> {
 }
 
 process.on("SIGINT", () => void stop(0));
-// Pods run in their own process group: never leave them behind, whatever ends this script.
-process.once("exit", () => {
-  for (const pod of pods) if (pod.child.exitCode === null) pod.child.kill("SIGKILL");
-});
 process.on("SIGTERM", () => void stop(0));
 
-for (let i = 0; i < podCount; i++) pods.push(startPod(i));
 try {
-  await Promise.all(pods.map(waitReady));
+  // Pods run in their own process group (Ctrl-C reaches this script only, which then drains
+  // them in order); the kit SIGKILLs any left when this script exits.
+  pods = await Promise.all(
+    Array.from({ length: podCount }, async (_, i) => {
+      const name = `pod${i + 1}`;
+      const env = {
+        ...redisEnv,
+        NODE_ENV: process.env.NODE_ENV ?? "development",
+        LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
+        HOST: host,
+        PORT: String(firstPort + i),
+        JWT_SECRET: secret,
+      };
+      const options = { inheritEnv: true, detached: true, onOutput: prefixed(name) };
+      return { name, pod: await launchPod(env, { ...options, readyTimeoutMs: 30_000 }) };
+    }),
+  );
 } catch (error) {
   console.error(String(error));
   await stop(1);
+}
+for (const { name, pod } of pods) {
+  void pod.exited.then(({ code, signal }) => {
+    if (stopping) return;
+    console.error(`[${name}] exited (${signal ?? code}); stopping everything`);
+    void stop(1);
+  });
 }
 
 const serviceToken = await createAuth({
@@ -164,10 +128,10 @@ const serviceToken = await createAuth({
   cookieName: "rt_session",
 }).issueServiceToken({ service: "cluster-demo", scopes: ["publish"] });
 
-const [first, second = first, third = second] = pods.map((p) => p.url);
+const [first, second = first, third = second] = pods.map((p) => p.pod.url);
 console.log(`
 realtime: ${pods.length} pod${pods.length > 1 ? "s" : ""} on ${redisLabel}
-${pods.map((p) => `  ${p.name}  ${p.url}`).join("\n")}
+${pods.map((p) => `  ${p.name}  ${p.pod.url}`).join("\n")}
 
 Open ${first}/ and ${second}/ in two browser windows: chat posted on one pod arrives on the other.
 

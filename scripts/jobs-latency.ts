@@ -13,13 +13,11 @@
  * throughout); `--rounds` alternations of the two phases spread background noise over both.
  * The p50/p95/p99 ratios are printed, with the load average to show how quiet the machine was.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import http from "node:http";
 import { availableParallelism, loadavg } from "node:os";
 import { parseArgs } from "node:util";
-import { freePort } from "@realtime/redis/testing";
+import { launchPod, type Pod } from "@realtime/testkit/pods";
 
-const MAIN = new URL("../apps/service/src/main.ts", import.meta.url).pathname;
 const SECRET = "bench-secret-bench-secret-bench-secret-01";
 
 const { values } = parseArgs({
@@ -40,20 +38,12 @@ const CONCURRENCIES = values.concurrency.split(",").map(Number);
 /** Wall-clock ms with sub-ms precision, comparable across processes on one machine. */
 const now = () => performance.timeOrigin + performance.now();
 
-interface Pod {
-  url: string;
-  child: ChildProcess;
-}
-
-async function startPod(concurrency: number): Promise<Pod> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [MAIN], {
-    env: {
-      PATH: process.env.PATH ?? "",
+function startPod(concurrency: number): Promise<Pod> {
+  return launchPod(
+    {
       NODE_ENV: "test",
       LOG_LEVEL: "warn",
       HOST: "127.0.0.1",
-      PORT: String(port),
       JWT_SECRET: SECRET,
       SHUTDOWN_DRAIN_MS: "100",
       JOBS_CONCURRENCY: String(concurrency),
@@ -62,19 +52,8 @@ async function startPod(concurrency: number): Promise<Pod> {
       JOBS_FRAMES: "600",
       JOBS_FRAME_SIZE: "480",
     },
-    stdio: ["ignore", "inherit", "inherit"],
-  });
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const ok = await fetch(`${url}/readyz`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ok) return { url, child };
-    if (Date.now() > deadline) throw new Error("pod did not start");
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+    { stdio: "inherit" },
+  );
 }
 
 async function login(pod: Pod, name: string): Promise<string> {
@@ -218,7 +197,7 @@ async function run(concurrency: number) {
       jobsAfter: after,
     };
   } finally {
-    pod.child.kill("SIGTERM");
+    await pod.kill("SIGTERM");
   }
 }
 

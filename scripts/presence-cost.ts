@@ -11,9 +11,9 @@
 import { parseArgs } from "node:util";
 import type { ChannelName } from "@realtime/protocol";
 import { RedisPresenceStore } from "@realtime/redis";
-import { redisCli, startRedis } from "@realtime/redis/testing";
 import { Hub, MemoryBroker, Presence } from "@realtime/server";
 import { FakeConnection } from "@realtime/server/testing";
+import { redisCli, startRedis } from "@realtime/testkit/redis";
 
 const { values } = parseArgs({
   options: {

@@ -21,7 +21,7 @@
 import { parseArgs } from "node:util";
 import type { ChannelName } from "@realtime/protocol";
 import { RedisBroker } from "@realtime/redis";
-import { redisCli, startRedis, startRedisCluster } from "@realtime/redis/testing";
+import { redisCli, startRedis, startRedisCluster } from "@realtime/testkit/redis";
 import { Cluster, Redis } from "ioredis";
 
 const { values } = parseArgs({

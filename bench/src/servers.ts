@@ -11,6 +11,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { launchPod } from "@realtime/testkit/pods";
 import { PIN } from "./generator.ts";
 import type { Request } from "./http-client.ts";
 import { BENCH_SECRET, publisherToken, userToken } from "./jwt.ts";
@@ -20,8 +21,6 @@ import { marker } from "./sse-parser.ts";
 /** The core servers (and their Redis) run on. */
 export const SERVER_CPU = "0";
 const HOST = "127.0.0.1";
-const REPO = fileURLToPath(new URL("../../", import.meta.url));
-const SERVICE_MAIN = join(REPO, "apps/service/src/main.ts");
 const PEERS = fileURLToPath(new URL("./peers/", import.meta.url));
 
 export type ServerKind = "realtime" | "nchan" | "node" | "better-sse";
@@ -131,50 +130,12 @@ async function stopChild(child: ChildProcess, signal: NodeJS.Signals, graceMs = 
   killGroup(child, "SIGKILL");
 }
 
-/** Polls `GET path` until it answers 200 (or the child dies, or 20 s pass). */
-async function waitReady(child: ChildProcess, port: number, path: string, dir: string) {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    if (child.exitCode !== null) {
-      throw new Error(`server exited early:\n${tail(join(dir, "out.log"))}`);
-    }
-    const status = await probe(port, path).catch(() => 0);
-    if (status === 200) return;
-    if (Date.now() > deadline)
-      throw new Error(`server on ${port} not ready:\n${tail(join(dir, "out.log"))}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 function tail(path: string): string {
   try {
     return readFileSync(path, "utf8").split("\n").slice(-20).join("\n");
   } catch {
     return "";
   }
-}
-
-/** One GET over a fresh connection; the status code. HTTP/1.1 (or h2c prior knowledge). */
-function probe(port: number, path: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: HOST, port });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error("timeout"));
-    }, 1_000);
-    socket.on("connect", () =>
-      socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`),
-    );
-    socket.once("data", (chunk: Buffer) => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(Number(chunk.toString("latin1", 9, 12)) || 1);
-    });
-    socket.on("error", (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-  });
 }
 
 /** The JSON a peer publishes: the same shape and size as our envelope. */
@@ -210,22 +171,24 @@ export async function startRealtime(options: StartOptions = {}): Promise<Target>
     ...(options.h2 ? { HTTP2: "h2c" } : {}),
     ...options.env,
   };
-  const child = spawnPinned(
-    process.execPath,
-    [...(options.nodeFlags ?? []), SERVICE_MAIN],
-    dir,
-    env,
-  );
+  // A pod like every other (`@realtime/testkit/pods`), pinned, in its own process group, its
+  // output in the run directory.
+  const pod = await launchPod(env, {
+    launcher: PIN ? ["/usr/bin/taskset", "-c", SERVER_CPU] : [],
+    nodeFlags: options.nodeFlags ?? [],
+    inheritEnv: true,
+    detached: true,
+    cwd: dir,
+    stdio: openSync(join(dir, "out.log"), "a"),
+  });
   const h2 = options.h2 === true;
-  if (h2) await waitListening(child, port, dir);
-  else await waitReady(child, port, "/readyz", dir);
   const subToken = userToken("u_bench");
   const pubToken = publisherToken();
   return {
     kind: "realtime",
     host: HOST,
     port,
-    pid: child.pid as number,
+    pid: pod.pid,
     h2,
     subPath: (channel) => `/api/events?channel=channel:b${channel}`,
     subHeaders: { authorization: `Bearer ${subToken}` },
@@ -235,7 +198,11 @@ export async function startRealtime(options: StartOptions = {}): Promise<Target>
       headers: { authorization: `Bearer ${pubToken}`, "content-type": "application/json" },
       body: `{"channel":"channel:b${channel}","event":{"type":"bench","m":"${marker(seq, timeUs)}"}}`,
     }),
-    stop: () => stopChild(child, "SIGTERM"),
+    stop: async () => {
+      const timer = setTimeout(() => void pod.kill("SIGKILL"), 10_000);
+      await pod.kill("SIGTERM");
+      clearTimeout(timer);
+    },
   };
 }
 
@@ -333,7 +300,7 @@ export async function startPinnedRedis(): Promise<{
   writeFileSync(wrapper, `#!/bin/sh\nexec ${pin}/usr/bin/redis-server "$@"\n`);
   chmodSync(wrapper, 0o755);
   process.env.REDIS_SERVER_BIN = wrapper;
-  const { startRedis } = await import("@realtime/redis/testing");
+  const { startRedis } = await import("@realtime/testkit/redis");
   const redis = await startRedis();
   return { url: redis.url, port: redis.port, stop: () => redis.stop() };
 }

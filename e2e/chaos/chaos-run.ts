@@ -6,8 +6,8 @@
 import { createHmac } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
-import { redisCli } from "@realtime/redis/testing";
-import { POD_SECRET } from "../../apps/service/src/testing/pods.ts";
+import { POD_SECRET } from "@realtime/testkit/pods";
+import { redisCli } from "@realtime/testkit/redis";
 import { check, type Verdict } from "./checker.ts";
 import { FaultSchedule } from "./faults.ts";
 import { closeAgents, H2Pool, type PodAddress, request } from "./http-client.ts";

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { after, before, describe, it } from "node:test";
-import { acquireLoadLock } from "../../apps/service/src/testing/load-lock.ts";
+import { acquireLoadLock } from "@realtime/testkit/load-lock";
 
 const MAIN = new URL("./main.ts", import.meta.url).pathname;
 

@@ -8,7 +8,7 @@
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { redisCli } from "@realtime/redis/testing";
+import { redisCli } from "@realtime/testkit/redis";
 import type { Random } from "./random.ts";
 import type { FaultRecord } from "./run-log.ts";
 import { seconds } from "./run-log.ts";

@@ -1,6 +1,6 @@
 /**
  * What a chaos run breaks: its own redis-server (or a 3-master Cluster with a replica each) and
- * N service processes (`apps/service/src/main.ts`, through testing/pods.ts). Every pod reaches a
+ * N service processes (through `withPods` of `@realtime/testkit/pods`). Every pod reaches a
  * single Redis through a TCP proxy of its own, so one pod's link can be black-holed; every
  * third pod speaks cleartext HTTP/2 only (`HTTP2=h2c`), the others HTTP/1.1, so both protocols
  * carry streams and publishes, and a subscriber moving between pods resumes across them.
@@ -12,6 +12,7 @@
  */
 import { spawn } from "node:child_process";
 import { availableParallelism } from "node:os";
+import { type Pod, stopPods, withPods } from "@realtime/testkit/pods";
 import {
   redisCli,
   startRedis,
@@ -19,8 +20,7 @@ import {
   TcpProxy,
   type TestRedis,
   type TestRedisCluster,
-} from "@realtime/redis/testing";
-import { type Pod, startPod, stopPods } from "../../apps/service/src/testing/pods.ts";
+} from "@realtime/testkit/redis";
 
 /**
  * How long a pod restarted by a fault may take to be ready: other faults may overlap its start
@@ -92,9 +92,7 @@ export class Stage {
       // frozen past its node timeout acknowledges writes its promoted replica never gets, and
       // a failover drops what the master acknowledged last (docs/operations.md).
       const clusterEnv = { REDIS_CLUSTER_NODES: seeds.join(","), REDIS_WAIT_REPLICAS: "1" };
-      const pods = await Promise.all(
-        h2c.map((_, i) => startPod({ ...podEnv(i), ...clusterEnv }, READY)),
-      );
+      const pods = await withPods(options.pods, (i) => ({ ...podEnv(i), ...clusterEnv }), READY);
       return new Stage({
         cluster: true,
         pods,
@@ -108,8 +106,10 @@ export class Stage {
     const redis = await startRedis();
     const redisDir = (await redisCli(redis.port, "CONFIG", "GET", "dir")).split("\n")[1] ?? "";
     const proxies = await Promise.all(h2c.map(() => TcpProxy.start(redis.port)));
-    const pods = await Promise.all(
-      h2c.map((_, i) => startPod({ ...podEnv(i), REDIS_URL: (proxies[i] as TcpProxy).url }, READY)),
+    const pods = await withPods(
+      options.pods,
+      (i) => ({ ...podEnv(i), REDIS_URL: (proxies[i] as TcpProxy).url }),
+      READY,
     );
     return new Stage({ cluster: false, pods, h2c, proxies, redis, redisCluster: null, redisDir });
   }

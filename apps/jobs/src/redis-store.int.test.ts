@@ -13,7 +13,7 @@ import {
   startRedisCluster,
   type TestRedis,
   type TestRedisCluster,
-} from "@realtime/redis/testing";
+} from "@realtime/testkit/redis";
 import { Redis } from "ioredis";
 import type { JobsRedisConfig } from "./config.ts";
 import { jobKeys, jobsRedisTarget, RedisJobStore, RedisMediaStore } from "./redis-store.ts";

@@ -10,8 +10,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { CloseCode } from "@realtime/protocol";
-import { type RunningService, startService } from "./testing/harness.ts";
-import { h2Request, openHttp1, openHttp2 } from "./testing/sse-client.ts";
+import { type RunningService, startService } from "@realtime/testkit/service";
+import { h2Request, openHttp1, openHttp2 } from "@realtime/testkit/sse-client";
 
 const isData = (e: { event?: string | undefined }) => e.event === undefined;
 /** Chat events only: presence events share the room channels. */

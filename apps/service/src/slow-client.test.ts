@@ -7,8 +7,8 @@ import http2 from "node:http2";
 import net from "node:net";
 import { after, before, describe, it } from "node:test";
 import type { ChannelName } from "@realtime/protocol";
-import { type RunningService, startService } from "./testing/harness.ts";
-import { h2Request, openHttp1, openHttp2 } from "./testing/sse-client.ts";
+import { type RunningService, startService } from "@realtime/testkit/service";
+import { h2Request, openHttp1, openHttp2 } from "@realtime/testkit/sse-client";
 
 const CHANNEL = "channel:firehose" as ChannelName;
 const BOUND = 256 * 1024;

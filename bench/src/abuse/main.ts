@@ -13,8 +13,8 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { loadConfig } from "@realtime/service";
 import { Redis } from "ioredis";
-import { loadConfig } from "../../../apps/service/src/config.ts";
 import { startPinnedRedis } from "../servers.ts";
 import { type AttackResult, freshRooms, replayFlood } from "./attacks.ts";
 import { Bystanders } from "./bystanders.ts";

@@ -7,11 +7,10 @@
 import assert from "node:assert/strict";
 import { type AddressInfo, connect, createServer } from "node:net";
 import { describe, it } from "node:test";
-import { type Broker, MemoryBroker, MemoryBus } from "@realtime/server";
+import { MemoryBroker, MemoryBus } from "@realtime/server";
+import type { Service } from "@realtime/service";
+import { startService } from "@realtime/testkit/service";
 import { EventSource } from "eventsource";
-import { buildApp, type Service } from "../../../apps/service/src/app.ts";
-import { loadConfig } from "../../../apps/service/src/config.ts";
-import { startService, TEST_SECRET } from "../../../apps/service/src/testing/harness.ts";
 import type { StateChange } from "./connection-state.ts";
 import { withBearerToken } from "./event-source.ts";
 import { createRealtimeClient, type RealtimeClient } from "./realtime-client.ts";
@@ -19,24 +18,6 @@ import { ManualTimers } from "./testing/manual-timers.ts";
 
 const ROOM = "channel:room";
 const WAIT_MS = 5000;
-
-/**
- * Starts the service on a given port. The harness always listens on a free port, and a restart
- * must come back where the client is waiting, so this repeats its set-up with `PORT` fixed.
- */
-async function startOnPort(port: number, broker: Broker, env: Record<string, string> = {}) {
-  const config = loadConfig({
-    NODE_ENV: "test",
-    LOG_LEVEL: "silent",
-    JWT_SECRET: TEST_SECRET,
-    HOST: "127.0.0.1",
-    PORT: String(port),
-    ...env,
-  });
-  const service = await buildApp(config, { logger: false, broker });
-  await service.app.listen({ port, host: "127.0.0.1" });
-  return service;
-}
 
 /** Resolves when `check` holds, re-checked on every state change and event of `client`. */
 function until(client: RealtimeClient, what: string, check: () => boolean): Promise<void> {
@@ -107,7 +88,8 @@ describe("client against the real service", { timeout: 60_000 }, () => {
       assert.equal(changes.at(-1)?.reason, "transport_error");
       assert.deepEqual(timers.pending, [1000]);
 
-      second = await startOnPort(first.port, new MemoryBroker({ bus }));
+      second = (await startService({}, { port: first.port, broker: new MemoryBroker({ bus }) }))
+        .service;
       for (const n of [1, 2, 3]) await publish(second, `while away ${n}`);
       assert.equal(received.length, 3, "nothing arrives before the client is back");
 

@@ -12,9 +12,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
+import { type RunningService, startService } from "@realtime/testkit/service";
 import { type Browser, chromium } from "playwright-core";
 import { build } from "vite";
-import { type RunningService, startService } from "../../../apps/service/src/testing/harness.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const WAIT_MS = 10_000;

@@ -2,10 +2,9 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { waitFor } from "@realtime/server/testing";
+import { startRedis, TcpProxy, type TestRedis } from "@realtime/testkit/redis";
 import { Redis } from "ioredis";
 import { watchConnection } from "./connection-watchdog.ts";
-import { TcpProxy } from "./tcp-proxy.ts";
-import { startRedis, type TestRedis } from "./test-redis.ts";
 
 describe("watchConnection", () => {
   let redis: TestRedis;

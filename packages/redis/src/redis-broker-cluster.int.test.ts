@@ -9,10 +9,10 @@ import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import type { ChannelName } from "@realtime/protocol";
 import { collect, waitFor } from "@realtime/server/testing";
+import { startRedisCluster, type TestRedisCluster } from "@realtime/testkit/redis";
 import { ClusterAdmin } from "./cluster-admin.ts";
 import { RedisBroker } from "./redis-broker.ts";
 import { channelKeys, keySlot } from "./redis-keys.ts";
-import { startRedisCluster, type TestRedisCluster } from "./test-redis.ts";
 
 /** Channels that land on different masters of a 3-master cluster, for most prefixes. */
 const CHANNELS: ChannelName[] = Array.from({ length: 12 }, (_, i) => `channel:room_${i}` as const);

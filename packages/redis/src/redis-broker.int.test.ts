@@ -8,20 +8,20 @@ import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import type { ChannelName } from "@realtime/protocol";
 import { collect, runBrokerContract, waitFor } from "@realtime/server/testing";
-import { Redis } from "ioredis";
-import { ClusterAdmin } from "./cluster-admin.ts";
-import { RedisBroker, type RedisBrokerOptions } from "./redis-broker.ts";
-import { channelKeys, idempotencyKey } from "./redis-keys.ts";
-import { ReplicationTimeout } from "./replication.ts";
-import { TcpProxy } from "./tcp-proxy.ts";
 import {
   redisCli,
   replicate,
   startRedis,
   startRedisCluster,
+  TcpProxy,
   type TestRedis,
   type TestRedisCluster,
-} from "./test-redis.ts";
+} from "@realtime/testkit/redis";
+import { Redis } from "ioredis";
+import { ClusterAdmin } from "./cluster-admin.ts";
+import { RedisBroker, type RedisBrokerOptions } from "./redis-broker.ts";
+import { channelKeys, idempotencyKey } from "./redis-keys.ts";
+import { ReplicationTimeout } from "./replication.ts";
 
 /** The contract's idle TTL (meta hash TTL), in seconds: short, so it can watch channels go. */
 const IDLE_TTL_S = 2;

@@ -8,14 +8,14 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { runConnectionLedgerContract, waitFor } from "@realtime/server/testing";
-import { createRedisClient, type RedisClient, type RedisTarget } from "./redis-client.ts";
-import { RedisConnectionLedger } from "./redis-connection-ledger.ts";
 import {
   startRedis,
   startRedisCluster,
   type TestRedis,
   type TestRedisCluster,
-} from "./test-redis.ts";
+} from "@realtime/testkit/redis";
+import { createRedisClient, type RedisClient, type RedisTarget } from "./redis-client.ts";
+import { RedisConnectionLedger } from "./redis-connection-ledger.ts";
 
 /**
  * Pods of one fixture share a fresh prefix; each has its own `limits` client, connected before

@@ -2,13 +2,13 @@
 import { randomBytes } from "node:crypto";
 import { after, before, describe } from "node:test";
 import { runHistoryContract } from "@realtime/server/testing";
-import { RedisBroker } from "./redis-broker.ts";
 import {
   startRedis,
   startRedisCluster,
   type TestRedis,
   type TestRedisCluster,
-} from "./test-redis.ts";
+} from "@realtime/testkit/redis";
+import { RedisBroker } from "./redis-broker.ts";
 
 const SIZE = 20;
 const prefix = () => `h_${randomBytes(4).toString("hex")}`;

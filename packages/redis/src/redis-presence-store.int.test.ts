@@ -5,10 +5,6 @@ import { type AddressInfo, connect, createServer, type Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
 import type { ChannelName } from "@realtime/protocol";
 import { CONTRACT_TIMINGS, runPresenceContract, waitFor } from "@realtime/server/testing";
-import { channelPresenceKeys } from "./presence-keys.ts";
-import { presenceScripts } from "./presence-script.ts";
-import { RedisPresenceStore } from "./redis-presence-store.ts";
-import { ReplicationTimeout } from "./replication.ts";
 import {
   redisCli,
   replicate,
@@ -16,7 +12,11 @@ import {
   startRedisCluster,
   type TestRedis,
   type TestRedisCluster,
-} from "./test-redis.ts";
+} from "@realtime/testkit/redis";
+import { channelPresenceKeys } from "./presence-keys.ts";
+import { presenceScripts } from "./presence-script.ts";
+import { RedisPresenceStore } from "./redis-presence-store.ts";
+import { ReplicationTimeout } from "./replication.ts";
 
 const prefix = () => `p_${randomBytes(4).toString("hex")}`;
 

@@ -5,9 +5,9 @@ import { after, before, describe, it } from "node:test";
 import type { ChannelName } from "@realtime/protocol";
 import { Hub } from "@realtime/server";
 import { dataEvents, FakeConnection, waitFor } from "@realtime/server/testing";
+import { startRedis, type TestRedis } from "@realtime/testkit/redis";
 import { RedisBroker } from "./redis-broker.ts";
 import { createRedisPublisher } from "./redis-publisher.ts";
-import { startRedis, type TestRedis } from "./test-redis.ts";
 
 describe("createRedisPublisher", () => {
   let redis: TestRedis;

@@ -1,5 +1,2 @@
-/** Test helpers of `@realtime/redis`: real redis-server processes on free ports. */
+/** Test helpers of `@realtime/redis` (test Redis itself is `@realtime/testkit/redis`). */
 export { ClusterAdmin } from "./cluster-admin.ts";
-export { TcpProxy } from "./tcp-proxy.ts";
-export type { TestRedis, TestRedisCluster } from "./test-redis.ts";
-export { freePort, redisCli, startRedis, startRedisCluster } from "./test-redis.ts";

@@ -161,7 +161,7 @@ export class ChannelSequencer {
       // complete from offset 1, so what was published in it before this pod heard of it (the
       // pod's subscriber reconnects later than publishers do) is fetched like any other hole,
       // instead of being skipped silently after the reset. Found by the "Redis restarted
-      // empty" integration test (apps/service/src/recovery.int.test.ts).
+      // empty" integration test (e2e/pods/recovery.int.test.ts).
       this.#enter(message.epoch);
     }
     if (message.offset <= this.#top) {

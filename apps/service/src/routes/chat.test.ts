@@ -4,8 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { type RunningService, startService } from "../testing/harness.ts";
-import { openHttp1, type SseClient } from "../testing/sse-client.ts";
+import { type RunningService, startService } from "@realtime/testkit/service";
+import { openHttp1, type SseClient } from "@realtime/testkit/sse-client";
 
 const chatOf = (e: { event?: string | undefined; data: string }) => {
   if (e.event !== undefined) return null;

@@ -7,9 +7,9 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { EmbeddedJobSystem } from "@realtime/jobs";
 import { inspectGif } from "@realtime/jobs/testing";
+import { type RunningService, startService } from "@realtime/testkit/service";
+import { openHttp1, type SseClient, waitWhileMoving } from "@realtime/testkit/sse-client";
 import type { EventSourceMessage } from "eventsource-parser";
-import { type RunningService, startService } from "../testing/harness.ts";
-import { openHttp1, type SseClient, waitWhileMoving } from "../testing/sse-client.ts";
 
 interface JobEvent {
   type: string;

@@ -1,8 +1,8 @@
 /** `GET /api/channels/:channel/presence` in embedded mode: access rules, snapshot, gapless join. */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { type RunningService, startService } from "../testing/harness.ts";
-import { openHttp1, type SseClient } from "../testing/sse-client.ts";
+import { type RunningService, startService } from "@realtime/testkit/service";
+import { openHttp1, type SseClient } from "@realtime/testkit/sse-client";
 
 interface Snapshot {
   channel: string;

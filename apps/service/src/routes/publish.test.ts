@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { type RunningService, startService } from "../testing/harness.ts";
-import { openHttp1 } from "../testing/sse-client.ts";
+import { type RunningService, startService } from "@realtime/testkit/service";
+import { openHttp1 } from "@realtime/testkit/sse-client";
 
 describe("POST /api/publish", () => {
   let svc: RunningService;

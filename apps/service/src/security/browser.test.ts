@@ -8,9 +8,6 @@
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
-import { ensureWebBuilt } from "../../../web/build.ts";
-import { WEB_DIST_DIR } from "../routes/page.ts";
-import { type RunningService, startService } from "../testing/harness.ts";
 import {
   ofType,
   openStream,
@@ -19,7 +16,10 @@ import {
   refusal,
   request,
   type Stream,
-} from "./test-kit.ts";
+} from "@realtime/testkit/http";
+import { type RunningService, startService } from "@realtime/testkit/service";
+import { ensureWebBuilt } from "../../../web/build.ts";
+import { WEB_DIST_DIR } from "../routes/page.ts";
 
 const ALLOWED = "https://app.example.com";
 const EVIL = "https://evil.example";

@@ -14,9 +14,9 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { MemoryBroker } from "@realtime/server";
-import { type RunningService, startService } from "../testing/harness.ts";
-import { type Bystanders, startBystanders } from "./bystanders.ts";
-import { openStream, postJson, type Stream, until } from "./test-kit.ts";
+import { type Bystanders, startBystanders } from "@realtime/testkit/bystanders";
+import { openStream, postJson, type Stream, until } from "@realtime/testkit/http";
+import { type RunningService, startService } from "@realtime/testkit/service";
 
 const MAX_CHANNELS = 400;
 /** The `ready` control event (named, unlike application events). */

@@ -3,11 +3,10 @@
  * pod filled to P+1. The excess is refused before any stream byte (429
  * `RT_ERR_TOO_MANY_CONNECTIONS` or 503 `RT_ERR_AT_CAPACITY`, with `Retry-After`), counted in
  * `sse_connections_refused_total{reason}`, while a well-behaved client's stream on the same pod
- * keeps receiving. The cross-pod per-user count is in redis-limits.int.test.ts.
+ * keeps receiving. The cross-pod per-user count is in e2e/pods/redis-limits.int.test.ts.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { type RunningService, startService } from "../testing/harness.ts";
 import {
   metricValue,
   ofType,
@@ -16,7 +15,8 @@ import {
   refusal,
   type Stream,
   until,
-} from "./test-kit.ts";
+} from "@realtime/testkit/http";
+import { type RunningService, startService } from "@realtime/testkit/service";
 
 const PER_USER = 2;
 const PER_IP = 3;

@@ -12,8 +12,6 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { ensureWebBuilt } from "../../../web/build.ts";
-import { type RunningService, startService } from "../testing/harness.ts";
 import {
   ofType,
   openStream,
@@ -22,7 +20,9 @@ import {
   request,
   type Stream,
   until,
-} from "./test-kit.ts";
+} from "@realtime/testkit/http";
+import { type RunningService, startService } from "@realtime/testkit/service";
+import { ensureWebBuilt } from "../../../web/build.ts";
 
 const ALLOWED = "https://app.example.com";
 

@@ -15,10 +15,10 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import net from "node:net";
 import { after, before, describe, it } from "node:test";
+import { tokens, until } from "@realtime/testkit/http";
+import { type RunningService, startService } from "@realtime/testkit/service";
 import fc from "fast-check";
 import { ensureWebBuilt } from "../../../web/build.ts";
-import { type RunningService, startService } from "../testing/harness.ts";
-import { tokens, until } from "./test-kit.ts";
 
 const SEED = 20261127;
 

@@ -14,8 +14,15 @@
 import assert from "node:assert/strict";
 import net from "node:net";
 import { after, before, describe, it } from "node:test";
-import { type RunningService, startService } from "../testing/harness.ts";
-import { metricValue, ofType, openStream, postJson, request, type Stream } from "./test-kit.ts";
+import {
+  metricValue,
+  ofType,
+  openStream,
+  postJson,
+  request,
+  type Stream,
+} from "@realtime/testkit/http";
+import { type RunningService, startService } from "@realtime/testkit/service";
 
 /**
  * Writes `bytes` on a fresh connection and resolves with everything received until the server

@@ -8,8 +8,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { gzipSync } from "node:zlib";
-import fc from "fast-check";
-import { type RunningService, startService } from "../testing/harness.ts";
 import {
   ofType,
   openStream,
@@ -19,7 +17,9 @@ import {
   request,
   type Stream,
   tokens,
-} from "./test-kit.ts";
+} from "@realtime/testkit/http";
+import { type RunningService, startService } from "@realtime/testkit/service";
+import fc from "fast-check";
 
 const BODY_LIMIT = 16384;
 

@@ -14,10 +14,10 @@ import type { ChildProcess } from "node:child_process";
 import http2 from "node:http2";
 import { after, before, describe, it } from "node:test";
 import type { ChannelName } from "@realtime/protocol";
-import { type RunningService, startService } from "../testing/harness.ts";
-import { openHttp2 } from "../testing/sse-client.ts";
-import { liveBytes, mib, startStuckClients } from "./memory-kit.ts";
-import { metricValue, ofType, until } from "./test-kit.ts";
+import { metricValue, ofType, until } from "@realtime/testkit/http";
+import { liveBytes, mib, startStuckClients } from "@realtime/testkit/memory";
+import { type RunningService, startService } from "@realtime/testkit/service";
+import { openHttp2 } from "@realtime/testkit/sse-client";
 
 const CLIENTS = 1000;
 const SESSIONS = 10;

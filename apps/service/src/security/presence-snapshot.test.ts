@@ -13,9 +13,9 @@ import { after, before, describe, it } from "node:test";
 import type { ChannelName } from "@realtime/protocol";
 import { RedisPresenceStore } from "@realtime/redis";
 import { MemoryPresenceStore, type PresenceChange, type PresenceStore } from "@realtime/server";
+import { ofType, openStream, postJson, request, type Stream, tokens } from "@realtime/testkit/http";
+import { type RunningService, startService } from "@realtime/testkit/service";
 import { Redis } from "ioredis";
-import { type RunningService, startService } from "../testing/harness.ts";
-import { ofType, openStream, postJson, request, type Stream, tokens } from "./test-kit.ts";
 
 const ROOM = "channel:stadium" as ChannelName;
 const CROWD = 5000;

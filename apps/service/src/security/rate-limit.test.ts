@@ -4,11 +4,10 @@
  * rooms, reading presence in a loop. Each is refused with 429
  * `RT_ERR_RATE_LIMITED` + `Retry-After` while a well-behaved client on the same pod, at the
  * same time, posts and receives its events. Embedded mode (in-memory counters); the Redis-shared
- * budgets are in redis-limits.int.test.ts.
+ * budgets are in e2e/pods/redis-limits.int.test.ts.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { type RunningService, startService } from "../testing/harness.ts";
 import {
   metricValue,
   ofType,
@@ -20,7 +19,8 @@ import {
   type Stream,
   tokens,
   until,
-} from "./test-kit.ts";
+} from "@realtime/testkit/http";
+import { type RunningService, startService } from "@realtime/testkit/service";
 
 function assertRateLimited(reply: Reply, what: string): void {
   assert.equal(reply.status, 429, `${what}: ${reply.text}`);

@@ -16,11 +16,11 @@ import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import http2 from "node:http2";
 import { after, before, describe, it } from "node:test";
+import { ofType, until } from "@realtime/testkit/http";
+import { liveBytes, mib, startStuckClients } from "@realtime/testkit/memory";
+import { type RunningService, startService } from "@realtime/testkit/service";
+import { openHttp2 } from "@realtime/testkit/sse-client";
 import { Redis } from "ioredis";
-import { type RunningService, startService } from "../testing/harness.ts";
-import { openHttp2 } from "../testing/sse-client.ts";
-import { liveBytes, mib, startStuckClients } from "./memory-kit.ts";
-import { ofType, until } from "./test-kit.ts";
 
 const ROOMS = Array.from({ length: 16 }, (_, i) => `channel:busy${i}`);
 const EVENTS_PER_ROOM = 250;

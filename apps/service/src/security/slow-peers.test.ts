@@ -11,10 +11,10 @@ import http2 from "node:http2";
 import net from "node:net";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
-import { type RunningService, startService } from "../testing/harness.ts";
-import { h2Request, openHttp2 } from "../testing/sse-client.ts";
+import { ofType, openStream, postJson, type Stream } from "@realtime/testkit/http";
+import { type RunningService, startService } from "@realtime/testkit/service";
+import { h2Request, openHttp2 } from "@realtime/testkit/sse-client";
 import { checkingInterval } from "./http.ts";
-import { ofType, openStream, postJson, type Stream } from "./test-kit.ts";
 
 const HEADERS_TIMEOUT = 400;
 const REQUEST_TIMEOUT = 800;

@@ -8,9 +8,9 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { ofType, openStream, postJson, refusal, type Stream, tokens } from "@realtime/testkit/http";
+import { type RunningService, startService, TEST_SECRET } from "@realtime/testkit/service";
 import { SignJWT } from "jose";
-import { type RunningService, startService, TEST_SECRET } from "../testing/harness.ts";
-import { ofType, openStream, postJson, refusal, type Stream, tokens } from "./test-kit.ts";
 
 const HOUR = 3600_000;
 

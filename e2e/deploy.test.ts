@@ -1,0 +1,234 @@
+/**
+ * The reference deployment's files stay in step with the service: the nginx configuration
+ * renders, passes `nginx -t` and keeps the settings SSE needs; run in front of a pod it refuses
+ * the internal endpoints (`/metrics`, `/readyz`) to clients and forwards the rest; the Grafana
+ * dashboard queries only series the service exports. (The whole stack under a rolling restart
+ * is `e2e/pods/rolling-restart.int.test.ts`.)
+ */
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import https from "node:https";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { promisify } from "node:util";
+import { buildApp, loadConfig } from "@realtime/service";
+import { ofType, openStream, request } from "@realtime/testkit/http";
+import { freePort } from "@realtime/testkit/redis";
+import { startService } from "@realtime/testkit/service";
+import {
+  NGINX_TEMPLATE,
+  renderTemplate,
+  selfSignedCertificate,
+  startNginx,
+  stopNginx,
+  upstreamServers,
+  waitThroughProxy,
+} from "@realtime/testkit/stack";
+
+const run = promisify(execFile);
+const DASHBOARD = new URL("../deploy/grafana/realtime-dashboard.json", import.meta.url);
+
+/** Seconds of an nginx time like `60s`, `2m`, `1h`. */
+function seconds(value: string): number {
+  const match = /^(\d+)(ms|s|m|h)?$/.exec(value);
+  assert.ok(match, `an nginx time: ${value}`);
+  const scale = { ms: 0.001, s: 1, m: 60, h: 3600 }[match[2] ?? "s"] ?? 1;
+  return Number(match[1]) * scale;
+}
+
+/** One HTTPS request to the proxy, the path sent exactly as given (no URL normalisation). */
+function viaProxy(
+  port: number,
+  path: string,
+  options: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<{ status: number; type: string; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.request({
+      host: "127.0.0.1",
+      port,
+      path,
+      method: options.method ?? "GET",
+      headers: options.headers,
+      rejectUnauthorized: false,
+      agent: false,
+    });
+    req.once("error", reject);
+    req.once("response", (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => {
+        text += chunk;
+      });
+      res.once("end", () =>
+        resolve({ status: res.statusCode ?? 0, type: String(res.headers["content-type"]), text }),
+      );
+    });
+    req.end(options.body);
+  });
+}
+
+/** The body of the `location = <path>` block. */
+function location(config: string, path: string): string {
+  const start = config.indexOf(`location = ${path} {`);
+  assert.ok(start >= 0, `location ${path}`);
+  return config.slice(start, config.indexOf("}", start));
+}
+
+describe("deploy/", () => {
+  it("nginx.conf renders, passes nginx -t, and keeps what SSE needs", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "realtime-nginx-t-"));
+    try {
+      const prefix = join(dir, "nginx");
+      for (const sub of ["logs", "temp"]) mkdirSync(join(prefix, sub), { recursive: true });
+      const { cert, key } = await selfSignedCertificate(dir);
+      const config = renderTemplate(readFileSync(NGINX_TEMPLATE, "utf8"), {
+        PREFIX: prefix,
+        LISTEN: "127.0.0.1:1",
+        CERT: cert,
+        KEY: key,
+        UPSTREAM_SERVERS: upstreamServers([2, 3], 2),
+      });
+      assert.doesNotMatch(config, /@@/);
+      const file = join(prefix, "nginx.conf");
+      writeFileSync(file, config);
+      const { stderr } = await run(
+        "/usr/sbin/nginx",
+        ["-t", "-q", "-p", `${prefix}/`, "-c", file, "-e", "stderr"],
+        { timeout: 10_000 },
+      );
+      assert.equal(stderr.trim(), "", "nginx -t is silent");
+
+      const heartbeatS = loadConfig({ NODE_ENV: "test" }).sse.heartbeatIntervalMs / 1000;
+      const events = location(config, "/api/events");
+      assert.match(events, /proxy_buffering off;/);
+      for (const directive of ["proxy_read_timeout", "proxy_send_timeout", "send_timeout"]) {
+        const value = new RegExp(`${directive} (\\S+);`).exec(events)?.[1] ?? "0";
+        assert.ok(seconds(value) >= heartbeatS * 2, `${directive} ${value} ≫ heartbeat`);
+      }
+      assert.match(config, /listen 127\.0\.0\.1:1 ssl http2;/);
+      assert.match(config, /proxy_http_version 1\.1;/);
+      assert.match(config, /proxy_set_header Connection "";/);
+      assert.match(config, /keepalive \d+;/);
+      assert.match(config, /proxy_next_upstream error timeout http_502 http_503;/);
+      assert.doesNotMatch(config, /non_idempotent/, "POSTs are never replayed");
+      assert.match(config, /server 127\.0\.0\.1:2 max_fails=1 fail_timeout=2s;/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("nginx refuses /metrics and /readyz to clients, however spelled, and forwards the rest", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "realtime-nginx-deny-"));
+    // METRICS_PORT unset: the pod serves /metrics on its public port, the proxy is the defence.
+    const svc = await startService();
+    let nginx: Awaited<ReturnType<typeof startNginx>> | undefined;
+    try {
+      const prefix = join(dir, "nginx");
+      for (const sub of ["logs", "temp"]) mkdirSync(join(prefix, sub), { recursive: true });
+      const { cert, key } = await selfSignedCertificate(dir);
+      const port = await freePort();
+      const file = join(prefix, "nginx.conf");
+      writeFileSync(
+        file,
+        renderTemplate(readFileSync(NGINX_TEMPLATE, "utf8"), {
+          PREFIX: prefix,
+          LISTEN: `127.0.0.1:${port}`,
+          CERT: cert,
+          KEY: key,
+          UPSTREAM_SERVERS: upstreamServers([svc.port], 2),
+        }),
+      );
+      nginx = await startNginx(prefix, file);
+      await waitThroughProxy(`https://127.0.0.1:${port}`, nginx);
+
+      const internal = [
+        "/metrics",
+        "/metrics?name=sse_connections_total",
+        "/metrics/",
+        "//metrics",
+        "/%6Detrics",
+        "/METRICS",
+        "/api/../metrics",
+        "/./metrics",
+        "/readyz",
+      ];
+      for (const path of internal) {
+        const reply = await viaProxy(port, path);
+        assert.equal(reply.status, 404, `${path}: ${reply.text}`);
+        assert.match(reply.type, /^application\/json/, path);
+        assert.deepEqual(JSON.parse(reply.text), {
+          code: "RT_ERR_NOT_FOUND",
+          message: "Not found",
+        });
+      }
+      // The pod itself still serves them (to whoever reaches it without the proxy).
+      assert.equal((await request(`${svc.url}/metrics`)).status, 200);
+
+      // Everything else passes: health, a login, a chat post received on a stream.
+      assert.equal((await viaProxy(port, "/healthz")).status, 200);
+      const login = await viaProxy(port, "/api/auth/dev-login", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ name: "Proxied" }),
+      });
+      assert.equal(login.status, 200, login.text);
+      const { token } = JSON.parse(login.text) as { token: string };
+      const stream = await openStream(`${svc.url}/api/events?channel=channel:proxied`, {
+        authorization: `Bearer ${token}`,
+      });
+      try {
+        assert.equal(stream.status, 200);
+        const posted = await viaProxy(port, "/api/chat/messages", {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+          body: JSON.stringify({ channel: "proxied", content: "through nginx" }),
+        });
+        assert.equal(posted.status, 204, posted.text);
+        await stream.waitFor(
+          (e) => ofType("chat")(e) && JSON.parse(e.data).content === "through nginx",
+        );
+      } finally {
+        stream.close();
+      }
+    } finally {
+      if (nginx) await stopNginx(nginx.child);
+      await svc.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("the Grafana dashboard queries only series the service exports", async () => {
+    const dashboard = JSON.parse(readFileSync(DASHBOARD, "utf8")) as {
+      panels: { type: string; title: string; targets?: { expr: string }[] }[];
+    };
+    const exprs = dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr));
+    assert.ok(exprs.length >= 15, "panels with queries");
+    const service = await buildApp(
+      loadConfig({
+        NODE_ENV: "test",
+        LOG_LEVEL: "silent",
+        JWT_SECRET: "deploy-test-secret-deploy-test-secret-01",
+      }),
+      { logger: false },
+    );
+    try {
+      const text = (await service.app.inject({ url: "/metrics" })).body;
+      const exported = new Set(
+        [...text.matchAll(/^# TYPE (\S+) (\w+)$/gm)].flatMap(([, name, type]) =>
+          type === "histogram"
+            ? [`${name}_sum`, `${name}_count`, `${name}_bucket`]
+            : [name as string],
+        ),
+      );
+      const used = new Set(
+        exprs.flatMap((e) => [...e.matchAll(/([a-z_][a-z0-9_]*)\{/g)].map((m) => m[1] as string)),
+      );
+      assert.ok(used.has("sse_connections_total"));
+      for (const name of used) assert.ok(exported.has(name), `${name} is exported by /metrics`);
+    } finally {
+      await service.shutdown(0);
+    }
+  });
+});
