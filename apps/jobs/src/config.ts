@@ -5,23 +5,29 @@
  */
 
 export interface JobsConfig {
-  /** Jobs one user may have queued or running at once (`JOBS_MAX_PER_USER`). */
+  /** Jobs one user may have queued or running at once (`JOBS_MAX_PER_USER`). Default 2. */
   readonly maxPerUser: number;
-  /** Renders at once per process (`JOBS_CONCURRENCY`): threads of the pod or of one worker. */
+  /**
+   * Renders at once per process (`JOBS_CONCURRENCY`): worker threads of the embedded pod, or
+   * of one `npm run worker` process. Default: CPUs − 1, at least 1, at most 4.
+   */
   readonly concurrency: number;
-  /** Frames per animation (`JOBS_FRAMES`). */
+  /** Frames per animation (`JOBS_FRAMES`). Default 24. */
   readonly frames: number;
-  /** Long side of the animation in pixels (`JOBS_FRAME_SIZE`). */
+  /** Long side of the animation in pixels (`JOBS_FRAME_SIZE`). Default 320. */
   readonly frameSize: number;
-  /** Least time between two progress events of one job, in ms (`JOBS_PROGRESS_INTERVAL_MS`). */
+  /** Least time between two progress events of one job, in ms (`JOBS_PROGRESS_INTERVAL_MS`). Default 250. */
   readonly progressIntervalMs: number;
-  /** Attempts a job gets when its worker dies (`JOBS_MAX_ATTEMPTS`). */
+  /** Attempts a job gets when its worker dies (`JOBS_MAX_ATTEMPTS`). Default 2. */
   readonly maxAttempts: number;
-  /** Redis mode: the queue lock of a running job, in ms (`JOBS_LOCK_MS`). */
+  /**
+   * Redis mode: the queue lock of a running job, in ms (`JOBS_LOCK_MS`); a job whose worker
+   * stopped renewing it is retried (or failed) after about this long to twice this. Default 30000.
+   */
   readonly lockMs: number;
-  /** How long finished jobs and their GIFs are kept, in seconds (`JOBS_RESULT_TTL_SECONDS`). */
+  /** How long finished jobs and their GIFs are kept, in seconds (`JOBS_RESULT_TTL_SECONDS`). Default 3600. */
   readonly resultTtlSeconds: number;
-  /** Embedded mode: directory for GIFs (`JOBS_MEDIA_DIR`); null: a temp dir removed on close. */
+  /** Embedded mode: directory for GIFs (`JOBS_MEDIA_DIR`). Default null: a temp dir removed on exit. */
   readonly mediaDir: string | null;
 }
 
