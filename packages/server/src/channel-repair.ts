@@ -30,6 +30,8 @@ export interface ChannelRepairOptions {
   readonly channels: LocalChannels;
   /** Delivers a message the sequencer released to the channel's streams. */
   readonly deliver: (state: LocalChannel, message: BrokerMessage) => void;
+  /** See {@link STRANGER_HISTORY_MS} (the default). */
+  readonly strangerHistoryMs?: number;
 }
 
 export class ChannelRepair {
@@ -38,6 +40,7 @@ export class ChannelRepair {
   readonly #metrics: Metrics;
   readonly #channels: LocalChannels;
   readonly #deliver: (state: LocalChannel, message: BrokerMessage) => void;
+  readonly #strangerHistoryMs: number;
 
   constructor(options: ChannelRepairOptions) {
     this.#broker = options.broker;
@@ -45,6 +48,7 @@ export class ChannelRepair {
     this.#metrics = options.metrics;
     this.#channels = options.channels;
     this.#deliver = options.deliver;
+    this.#strangerHistoryMs = options.strangerHistoryMs ?? STRANGER_HISTORY_MS;
   }
 
   /** A live message from the broker. */
@@ -159,22 +163,25 @@ export class ChannelRepair {
   async #backfill(state: LocalChannel, fetch: FetchRequest, generation: number): Promise<void> {
     const history = this.#history;
     let found: BrokerMessage[] = [];
+    let verified = true;
     const current = () => this.#channels.holds(state) && state.sequencer.generation === generation;
     if (history) {
       let strangerSince: number | undefined;
       for (let pause = 50; ; pause = Math.min(pause * 2, 1_000)) {
         try {
           const read = await readRange(history, state.name, fetch);
-          found = read.messages;
-          if (speaksFor(read, fetch)) break;
+          verified = speaksFor(read, fetch);
+          found = verified ? read.messages : [];
+          if (verified) break;
           // A history that cannot speak for the live message that asked: most likely a master
           // that woke after its failover, answering reads it had buffered with its own fork
           // before it hears of the promotion (Cluster seed 9022: it "confirmed" the woken
           // master's event this pod released, the promoted replica's event at that offset
           // was never delivered, and no reset). Asked again, the slot's owner answers.
-          strangerSince ??= Date.now();
-          if (Date.now() - strangerSince >= STRANGER_HISTORY_MS || !current()) break;
+          strangerSince ??= performance.now();
+          if (performance.now() - strangerSince >= this.#strangerHistoryMs || !current()) break;
         } catch {
+          found = [];
           // A failed read says nothing about history: the connection may be being replaced
           // (a partition, a restart). Streams wait (the sequencer holds what came after the
           // hole) and the read is tried again (see BACKFILL_MAX_HELD). Found by `npm run chaos`
@@ -185,7 +192,11 @@ export class ChannelRepair {
       }
     }
     if (this.#channels.holds(state)) {
-      this.apply(state, state.sequencer.filled(found, generation));
+      const sequencer = state.sequencer;
+      this.apply(
+        state,
+        verified ? sequencer.filled(found, generation) : sequencer.unverified(generation),
+      );
     }
   }
 }

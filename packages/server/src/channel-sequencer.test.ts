@@ -305,6 +305,29 @@ describe("ChannelSequencer: two histories in one epoch (a master that woke after
     assert.equal(s.fetching, false);
   });
 
+  it("unverified: a new life at the top is a conflict; a hole is released as a hole", () => {
+    const s = new ChannelSequencer();
+    s.start("e1", 0);
+    for (let i = 1; i <= 3; i++) s.receive(by("aaaaaaaa", i));
+    assert.deepEqual(s.receive(by("cccccccc", 4)).fetch, {
+      after: 3,
+      until: 4,
+      life: "cccccccc",
+    });
+    assert.deepEqual(s.unverified(), {
+      ready: [],
+      rebase: { epoch: "e1", offset: 3, conflict: true },
+    });
+    assert.equal(s.fetching, false);
+
+    const h = new ChannelSequencer();
+    h.start("e1", 0);
+    h.receive(by("aaaaaaaa", 1));
+    assert.deepEqual(h.receive(by("aaaaaaaa", 3)).fetch, { after: 1, until: 2, life: "aaaaaaaa" });
+    assert.deepEqual(offsets(h.unverified().ready), [3], "past the hole: the streams reset it");
+    assert.equal(h.fetching, false);
+  });
+
   it("a fetch's first entry, at the top it asked after, must be what was released there", () => {
     const s = new ChannelSequencer();
     s.start("e1", 0);

@@ -279,6 +279,30 @@ export class ChannelSequencer {
   }
 
   /**
+   * The fetch got no answer from a history that can speak for the live message that asked for
+   * it (the hub asked again for a while; see `speaksFor`): what it read may be another
+   * history's, so it is not used. A new life at the top stays unchecked — this pod may have
+   * released another history's events — so the channel moves to a new epoch (a conflict rebase:
+   * one `reset`, never a silent loss); a hole is released as a hole (a reset in the streams).
+   */
+  unverified(generation = this.#generation): SequencerOutput {
+    if (generation !== this.#generation) return NOTHING;
+    const next = this.#held[0];
+    const topLife = this.#released.topLife;
+    if (
+      this.#epoch !== null &&
+      next?.offset === this.#top + 1 &&
+      next.life !== undefined &&
+      topLife !== undefined &&
+      next.life !== topLife
+    ) {
+      this.#fetching = false;
+      return { ready: [], rebase: { epoch: this.#epoch, offset: this.#top, conflict: true } };
+    }
+    return this.filled([], generation);
+  }
+
+  /**
    * Holds live messages back until {@link resume}: while the hub checks, after the live path
    * came back, that the broker did not go back and get published past where it was (what is
    * live now could belong to offsets it reused).

@@ -12,8 +12,9 @@ const HISTORY_PAGE = 1_000;
 
 /**
  * How long a backfill asks again while history answers from a Redis that cannot speak for the
- * live message that asked (see {@link speaksFor}); then it takes what it read, as before the
- * check. A woken master hears of its failover within a second or two.
+ * live message that asked (see {@link speaksFor}); then it gives up on that answer (the
+ * sequencer's `unverified`: a reset, never a repair from another history). A woken master
+ * hears of its failover within a second or two.
  */
 export const STRANGER_HISTORY_MS = 10_000;
 

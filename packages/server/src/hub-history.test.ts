@@ -467,6 +467,38 @@ describe("two histories in one epoch (a Cluster master that woke after its failo
     await hub.close();
   });
 
+  it("a woken master that answers for longer than the bound: a reset, never a repair from its fork", async () => {
+    // Found by review: after the bound, the backfill used to take the stranger's answer, which
+    // "confirms" the woken master's event at the top — the loss of seed 9022 again.
+    const broker = new ForkedBroker();
+    const hub = new Hub({
+      broker,
+      history: broker,
+      positionCheckIntervalMs: 0,
+      strangerHistoryMs: 200,
+    });
+    const stream = new FakeConnection();
+    await hub.open({ userId: "u", channels: [A], connect: () => stream });
+    for (const life of ["aaaaaaaa", "cccccccc"]) broker.write(life, 1, 1);
+    broker.live(broker.histories.get("aaaaaaaa")?.[0] as BrokerMessage);
+    broker.live(broker.write("aaaaaaaa", 2, 1002)); // the woken master's write
+    broker.write("cccccccc", 2, 2);
+    broker.write("aaaaaaaa", 3, 1003); // its history reaches the replica's next offset, too
+    broker.answering = ["aaaaaaaa"];
+    broker.live(broker.write("cccccccc", 3, 3));
+    await waitFor(() => broker.rebases.length > 0, "a rebase");
+    assert.ok(broker.reads.length > 1, "asked again first");
+    assert.deepEqual(
+      new Set(broker.reads),
+      new Set(["aaaaaaaa"]),
+      "only the woken master answered",
+    );
+    assert.deepEqual(broker.rebases, [{ offset: 2, conflict: true }]);
+    await settle();
+    assert.deepEqual(progress(stream), [1, 1002], "nothing of either history past the fork");
+    await hub.close();
+  });
+
   it("the promoted replica's history speaks for the life it took over from: not asked again", async () => {
     const broker = new ForkedBroker();
     const hub = new Hub({ broker, history: broker, positionCheckIntervalMs: 0 });

@@ -29,6 +29,12 @@ export interface HubOptions {
    * ms, to catch a lost last message. Default 15000; 0 disables.
    */
   positionCheckIntervalMs?: number;
+  /**
+   * How long a backfill asks history again while a Redis that cannot speak for the live message
+   * that asked answers (a master that woke after its failover); then the channel is reset
+   * rather than repaired from that answer. Default 10000.
+   */
+  strangerHistoryMs?: number;
   /** Default: counts nothing. */
   metrics?: Metrics;
   /** Streams this hub holds at most; more are refused with `at_capacity`. Default 10000. */

@@ -106,6 +106,7 @@ export class Hub {
       metrics: this.#metrics,
       channels: this.#channels,
       deliver: (state, message) => this.#fanOut.deliver(state, message),
+      strangerHistoryMs: options.strangerHistoryMs,
     });
     this.#host = {
       now: () => this.now(),

@@ -62,6 +62,11 @@ export class ReleasedEvents {
     return this.#prints[slot] !== fingerprintOf(data);
   }
 
+  /** The life that wrote the last released message, if messages carry lives. */
+  get topLife(): string | undefined {
+    return this.#lives?.at(-1)?.life;
+  }
+
   /**
    * Whether `message`, the next past the top, was written by another life than the top — and
    * has not been checked against history yet (it is asked for once: history that does not
