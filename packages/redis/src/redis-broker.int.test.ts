@@ -522,11 +522,16 @@ describe("RedisBroker with waitReplicas: acknowledged only once a replica holds 
       await teardown();
     }
   });
+
   it("a promoted replica's history speaks for the life it took over from", async () => {
+    // A master of its own: with the other tests' replica also following `master`, WAIT 1 could
+    // be answered by that one while this replica had not the write yet (seen under
+    // `npm run test:stress`: the promoted replica started a new epoch).
+    const own = await startRedis();
     const replica = await startRedis();
-    replicas.push(replica);
-    await follow(replica);
-    const old = await pods({ url: master.url, waitReplicas: 1, waitTimeoutMs: 5_000 });
+    replicas.push(own, replica);
+    await replicate(replica, own);
+    const old = await pods({ url: own.url, waitReplicas: 1, waitTimeoutMs: 5_000 });
     const x: ChannelName = "channel:promoted";
     try {
       await old.a.publish(x, '{"n":1}');
