@@ -19,6 +19,8 @@ import Fastify, {
   type FastifyInstance,
   type FastifyServerOptions,
 } from "fastify";
+import { ChannelAccess } from "./auth/access.ts";
+import { GrantWatch } from "./auth/grant-watch.ts";
 import { type Auth, createAuth, registerAuthRoutes } from "./auth.ts";
 import { clientErrorHandler } from "./client-errors.ts";
 import type { Config } from "./config.ts";
@@ -72,6 +74,10 @@ export interface Service {
   readonly jobs: JobSystem;
   /** Rate limits, connection caps, browser and transport defences (docs/security.md). */
   readonly security: Security;
+  /** The channel access rules every path asks (auth/access.ts). */
+  readonly access: ChannelAccess;
+  /** Re-checks of open streams' backend grants; null without `AUTHZ_URL`. */
+  readonly grantWatch: GrantWatch | null;
   /**
    * Graceful stop: readiness turns false and new streams are refused at once, open streams
    * are closed with jittered `retry:` hints spread over `drainMs`, then the server closes.
@@ -147,6 +153,16 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   });
   // One verification per request, shared by the limits and the route.
   const auth = memoizeAuthentication(createAuth(config.auth));
+  const accessLog = app.log.child({ component: "access" });
+  const access = new ChannelAccess({
+    config: config.access,
+    metrics,
+    warn: (message) => accessLog.warn(message),
+  });
+  const grantWatch =
+    config.access.authzUrl === null
+      ? null
+      : new GrantWatch({ access, hub, intervalMs: config.access.authzCacheMs, metrics });
 
   let closing = false;
   registerErrorHandling(app);
@@ -164,13 +180,14 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(cookie);
   const security = await registerSecurity(app, { config, auth, metrics });
   registerAuthRoutes(app, { auth, config });
-  registerEventsRoute(app, { hub, auth, config, metrics });
-  registerChatRoutes(app, { hub, auth, config });
-  registerPublishRoute(app, { hub, auth, config });
+  registerEventsRoute(app, { hub, auth, access, grantWatch, config, metrics });
+  registerChatRoutes(app, { hub, auth, access, config });
+  registerPublishRoute(app, { hub, auth, access, config });
   registerPresenceRoute(app, {
     presence,
     broker,
     auth,
+    access,
     maxUsers: config.presence.snapshotMaxUsers,
   });
   const jobs = await createJobSystem(config, {
@@ -202,6 +219,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       await liveHub.drain(drainMs);
       await handover;
       await liveHub.close();
+      grantWatch?.close();
       closing = true;
       await app.close();
       // Last of the listeners: the drain stays visible to the scraper until the end.
@@ -222,6 +240,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     presence: livePresence,
     jobs,
     security,
+    access,
+    grantWatch,
     shutdown,
   };
 }

@@ -14,6 +14,7 @@ import type { FastifyInstance, RawServerBase } from "fastify";
 import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
 import { json, type RouteDoc, USER } from "./api-docs.ts";
 import { requireUser } from "./auth/access.ts";
+import { type ChannelGrant, GRANT_CLAIM, parseGrant } from "./auth/grant.ts";
 import type { Identity } from "./auth/identity.ts";
 import type { AuthConfig } from "./config.ts";
 import { appError, Errors } from "./errors.ts";
@@ -36,8 +37,15 @@ export interface TokenSource {
 }
 
 export interface Auth {
-  /** A token for a user: `sub` = id, `name`, `iss`, `aud`, `iat`, `exp` = now + TTL. */
-  issueUserToken(user: { readonly id: string; readonly name: string }): Promise<string>;
+  /**
+   * A token for a user: `sub` = id, `name`, `iss`, `aud`, `iat`, `exp` = now + TTL, and the
+   * `realtime` claim when `grant` is given (its whole channel access, grant.ts).
+   */
+  issueUserToken(user: {
+    readonly id: string;
+    readonly name: string;
+    readonly grant?: ChannelGrant;
+  }): Promise<string>;
   /**
    * A token for a backend service: `sub` = `svc:<service>`, `scope` = the scopes joined by
    * spaces (e.g. `"publish"`). `ttlSeconds` defaults to the configured token TTL.
@@ -46,6 +54,7 @@ export interface Auth {
     readonly service: string;
     readonly scopes: readonly string[];
     readonly ttlSeconds?: number;
+    readonly grant?: ChannelGrant;
   }): Promise<string>;
   /**
    * Verifies a token and returns who it names. Throws an {@link AppError} with
@@ -99,17 +108,23 @@ class JwtAuth implements Auth {
     this.#now = now;
   }
 
-  async issueUserToken(user: { readonly id: string; readonly name: string }): Promise<string> {
+  async issueUserToken(user: {
+    readonly id: string;
+    readonly name: string;
+    readonly grant?: ChannelGrant;
+  }): Promise<string> {
     const problem = validateChannelId(user.id);
     // The id becomes the user's channel `user:<id>`, so it must be a valid channel id.
     if (problem) throw new TypeError(`invalid user id: ${problem}`);
-    return this.#sign({ name: user.name }, user.id, this.#options.tokenTtlSeconds);
+    const claims = { name: user.name, ...grantClaim(user.grant) };
+    return this.#sign(claims, user.id, this.#options.tokenTtlSeconds);
   }
 
   async issueServiceToken(service: {
     readonly service: string;
     readonly scopes: readonly string[];
     readonly ttlSeconds?: number;
+    readonly grant?: ChannelGrant;
   }): Promise<string> {
     if (!SERVICE_NAME_PATTERN.test(service.service)) {
       throw new TypeError(`invalid service name; must match ${SERVICE_NAME_PATTERN.source}`);
@@ -120,7 +135,8 @@ class JwtAuth implements Auth {
       }
     }
     const ttl = service.ttlSeconds ?? this.#options.tokenTtlSeconds;
-    return this.#sign({ scope: service.scopes.join(" ") }, SERVICE_PREFIX + service.service, ttl);
+    const claims = { scope: service.scopes.join(" "), ...grantClaim(service.grant) };
+    return this.#sign(claims, SERVICE_PREFIX + service.service, ttl);
   }
 
   async verify(token: string): Promise<Identity> {
@@ -169,7 +185,7 @@ class JwtAuth implements Auth {
   }
 
   async #sign(
-    claims: Record<string, string>,
+    claims: Record<string, unknown>,
     subject: string,
     ttlSeconds: number,
   ): Promise<string> {
@@ -185,21 +201,31 @@ class JwtAuth implements Auth {
   }
 }
 
+/** The `realtime` claim for `grant`, checked as a verifier would (so we never issue a token we refuse). */
+function grantClaim(grant: ChannelGrant | undefined): Record<string, ChannelGrant> {
+  if (grant === undefined) return {};
+  if (!parseGrant(grant)) throw new TypeError("invalid grant: see auth/grant.ts for its shape");
+  return { [GRANT_CLAIM]: grant };
+}
+
 /** Maps verified claims to an identity, or null when they are not shaped like ours. */
 function toIdentity(payload: Record<string, unknown>): Identity | null {
   const { sub, exp } = payload;
   if (typeof sub !== "string" || typeof exp !== "number") return null;
   const expiresAt = exp * 1000;
+  const grant = parseGrant(payload[GRANT_CLAIM]);
+  if (grant === null) return null;
+  const granted = grant && { grant };
   if (sub.startsWith(SERVICE_PREFIX)) {
     const service = sub.slice(SERVICE_PREFIX.length);
     const scope = payload.scope ?? "";
     if (!SERVICE_NAME_PATTERN.test(service) || typeof scope !== "string") return null;
     const scopes = scope.split(" ").filter((s) => s.length > 0);
-    return { kind: "service", service, scopes, expiresAt };
+    return { kind: "service", service, scopes, expiresAt, ...granted };
   }
   // A user id is used as a channel id; refuse any that is not one (it also can't contain ':').
   if (validateChannelId(sub) !== null || typeof payload.name !== "string") return null;
-  return { kind: "user", userId: sub, userName: payload.name, expiresAt };
+  return { kind: "user", userId: sub, userName: payload.name, expiresAt, ...granted };
 }
 
 /**

@@ -10,6 +10,7 @@
  * reads its variables with the section-agnostic `config/env.ts`. Nothing under `config/`
  * imports this file.
  */
+import { type AccessConfig, readAccess } from "./config/access.ts";
 import type { AuthConfig } from "./config/auth.ts";
 import { readAuth } from "./config/auth.ts";
 import { type ChannelStateConfig, readChannels } from "./config/channels.ts";
@@ -24,6 +25,7 @@ import { readSecurityConfig, type SecurityConfig } from "./config/security.ts";
 import { readShutdown, type ShutdownConfig } from "./config/shutdown.ts";
 import { readSse, type SseConfig } from "./config/sse.ts";
 
+export type { AccessConfig } from "./config/access.ts";
 export type { AuthConfig } from "./config/auth.ts";
 export { MIN_JWT_SECRET_LENGTH } from "./config/auth.ts";
 export type { ChannelStateConfig } from "./config/channels.ts";
@@ -71,6 +73,8 @@ export interface Config {
   readonly logLevel: LogLevel;
   readonly http: HttpConfig;
   readonly auth: AuthConfig;
+  /** Channel access rules: the default, and the product's backend (docs/security.md). */
+  readonly access: AccessConfig;
   readonly redis: RedisConfig;
   readonly limits: LimitsConfig;
   readonly channels: ChannelStateConfig;
@@ -96,6 +100,7 @@ export function loadConfig(env: Env = process.env): Config {
   // In this order, so the problems are listed in it.
   const http = readHttp(r);
   const auth = readAuth(r, { isProduction, tls: http.tls !== null });
+  const access = readAccess(r);
   const redis = readRedis(r);
   const limits = readLimits(r);
   const channels = readChannels(r);
@@ -114,6 +119,7 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel,
     http,
     auth,
+    access,
     redis,
     limits,
     channels,

@@ -118,6 +118,11 @@ export const Errors = {
     status: 503,
     message: "The broker is unavailable; try again",
   },
+  AUTHZ_UNAVAILABLE: {
+    code: "RT_ERR_AUTHZ_UNAVAILABLE",
+    status: 503,
+    message: "Access could not be checked: the authorization backend did not answer; try again",
+  },
   AT_CAPACITY: {
     code: "RT_ERR_AT_CAPACITY",
     status: 503,

@@ -7,6 +7,7 @@
  */
 import type { Metrics, PresenceMetrics, PresenceStatus } from "@realtime/server";
 import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import type { AccessMetrics, AuthzResult } from "./auth/authz.ts";
 
 export interface PrometheusMetricsOptions {
   /** Read at scrape time, so the numbers are never stale and cost nothing between scrapes. */
@@ -47,7 +48,7 @@ export const OTHER_REASON = "other";
 /** Reasons become label values: keep them short and plain. */
 const REASON_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 
-export class PrometheusMetrics implements Metrics, PresenceMetrics {
+export class PrometheusMetrics implements Metrics, PresenceMetrics, AccessMetrics {
   readonly #registry = new Registry();
   readonly #eventsSent: Counter;
   readonly #published: Counter;
@@ -57,6 +58,8 @@ export class PrometheusMetrics implements Metrics, PresenceMetrics {
   readonly #presenceEvents: Counter<"status">;
   readonly #wentBack: Counter;
   readonly #replays: Counter;
+  readonly #authz: Counter<"result">;
+  readonly #revoked: Counter;
   readonly #refusedReasons = new Set<string>();
   readonly #disconnectReasons = new Set<string>();
 
@@ -176,6 +179,18 @@ export class PrometheusMetrics implements Metrics, PresenceMetrics {
       registers,
     });
 
+    this.#authz = new Counter({
+      name: "realtime_authz_requests_total",
+      help: "Decisions asked of AUTHZ_URL, by result: allow, deny, no_rule (404: the default applies), timeout, error (any other answer, or none).",
+      labelNames: ["result"] as const,
+      registers,
+    });
+    this.#revoked = new Counter({
+      name: "realtime_grants_revoked_total",
+      help: "Open SSE streams closed (3503 forbidden) because a channel they carry is no longer granted.",
+      registers,
+    });
+
     if (options.defaultMetrics ?? true) {
       collectDefaultMetrics({ register: this.#registry, prefix: "realtime_" });
     }
@@ -228,6 +243,14 @@ export class PrometheusMetrics implements Metrics, PresenceMetrics {
 
   presenceEvent(status: PresenceStatus): void {
     this.#presenceEvents.inc({ status });
+  }
+
+  authzRequest(result: AuthzResult): void {
+    this.#authz.inc({ result });
+  }
+
+  grantRevoked(): void {
+    this.#revoked.inc();
   }
 }
 

@@ -123,6 +123,8 @@ export interface CloseEvent {
   type: "close";
   code: number;
   reason: string;
+  /** The channels the close is about: with 3503 `forbidden`, those no longer granted. */
+  channels?: ChannelName[];
   timestamp: string;
 }
 

@@ -27,12 +27,21 @@ export function resetBlock(channel: ChannelName, reason: ResetReason, cursor?: s
   return `${encodeEventName(ControlEvent.Reset)}${id}${encodeData(data)}`;
 }
 
-/** The `close` event carrying `code`, with a `retry:` hint of `retryMs`. */
-export function closeBlock(code: CloseCode, retryMs: number, now: number): string {
+/**
+ * The `close` event carrying `code`, with a `retry:` hint of `retryMs`; `channels` names the
+ * channels the close is about (a `forbidden` close: those no longer granted).
+ */
+export function closeBlock(
+  code: CloseCode,
+  retryMs: number,
+  now: number,
+  channels?: readonly ChannelName[],
+): string {
   const data = JSON.stringify({
     type: ControlEvent.Close,
     code,
     reason: CloseReason[code],
+    ...(channels && { channels }),
     timestamp: nowTimestamp(now),
   });
   return `${encodeEventName(ControlEvent.Close)}${encodeRetry(retryMs)}${encodeData(data)}`;

@@ -39,6 +39,7 @@ const CLOSE_REASONS: Partial<Record<CloseCode, string>> = {
   [CloseCode.Shutdown]: "shutdown",
   [CloseCode.TokenExpired]: "token_expired",
   [CloseCode.InsufficientState]: "insufficient_state",
+  [CloseCode.Forbidden]: "forbidden",
 };
 
 /** The longest delay `setTimeout` takes (a longer one fires at once): ~24.8 days. */
@@ -339,6 +340,17 @@ export class Hub {
   }
 
   /**
+   * Ends `stream` because `channels` (some of its own) are no longer granted to its user: a
+   * `close` with code 3503 `forbidden` naming them, so the client drops them and opens a stream
+   * of the rest. Nothing more is delivered on it from this call on. A stream already gone is left
+   * alone.
+   */
+  revoke(stream: SseStream, channels: readonly ChannelName[]): void {
+    if (!this.#streams.has(stream)) return;
+    this.#close(stream, CloseCode.Forbidden, channels);
+  }
+
+  /**
    * Compares every local channel's last delivered position with the broker's and backfills
    * what is missing (see {@link ChannelRepair}). Runs on a timer and after the broker
    * reconnects; public for tests.
@@ -355,8 +367,8 @@ export class Hub {
     if (this.#announced.delete(stream)) for (const hooks of this.#lifecycle) hooks.closed(stream);
   }
 
-  #close(stream: SseStream, code: CloseCode): void {
-    stream.close(code, this.#retryHint());
+  #close(stream: SseStream, code: CloseCode, channels?: readonly ChannelName[]): void {
+    stream.close(code, this.#retryHint(), channels);
     this.#remove(stream, CLOSE_REASONS[code] ?? "closed");
     // A graceful end completes once the peer has read what is queued: a peer that does not
     // read would keep the socket, its queue and whatever waits on it, outside every count.

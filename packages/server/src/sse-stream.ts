@@ -341,8 +341,9 @@ export class SseStream {
   /**
    * Ends the stream with a `close` control event carrying `code`, and a `retry:` hint
    * (jittered by the hub) so that many clients closed at once do not return at once.
+   * `channels` names the channels the close is about (see `closeBlock`).
    */
-  close(code: CloseCode, retryMs: number): void {
+  close(code: CloseCode, retryMs: number, channels?: readonly ChannelName[]): void {
     if (this.#ended) return;
     const connection = this.#connection;
     // Events queued in this tick go out before the goodbye.
@@ -352,7 +353,7 @@ export class SseStream {
       this.#finish();
       return;
     }
-    connection.write(closeBlock(code, retryMs, this.#host.now()));
+    connection.write(closeBlock(code, retryMs, this.#host.now(), channels));
     connection.end();
     this.#finish();
   }

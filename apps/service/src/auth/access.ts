@@ -1,10 +1,15 @@
 /**
- * Who may do what, once verified (`identity.ts`; `../auth.ts` verifies): the access rules the
- * routes enforce and the defences that must agree with them (a channel's broadcast budget is
- * spent only by those allowed to publish to it), in one place.
+ * Who may do what, once verified (`identity.ts`; `../auth.ts` verifies): the one decision point
+ * for channel access ({@link ChannelAccess}), used by every path an event can take — opening a
+ * stream and resuming it (its replay), presence snapshots, history reads, chat posts and the
+ * publish API — and by the defences that must agree with it (a channel's broadcast budget is
+ * spent only by those allowed to publish to it). docs/security.md describes the model.
  */
 import type { ChannelName } from "@realtime/protocol";
-import { appError, Errors } from "../errors.ts";
+import type { AccessConfig } from "../config.ts";
+import { type AppError, appError, Errors } from "../errors.ts";
+import { type AccessMetrics, AuthzClient } from "./authz.ts";
+import { type ChannelAction, grants } from "./grant.ts";
 import type { Identity, UserIdentity } from "./identity.ts";
 
 /** The scope a service token needs to publish through `POST /api/publish`. */
@@ -21,7 +26,7 @@ export function requireUser(identity: Identity, message: string): UserIdentity {
   return identity;
 }
 
-/** Whether `identity` may publish through the publish API: a service token with the scope. */
+/** Whether `identity` may use the publish API at all: a service token with the scope. */
 export function mayPublish(identity: Identity): boolean {
   return identity.kind === "service" && identity.scopes.includes(PUBLISH_SCOPE);
 }
@@ -37,16 +42,129 @@ export function requirePublisher(identity: Identity): void {
 }
 
 /**
- * Who may subscribe: `user:<id>` belongs to that user alone; `channel:<id>` rooms are open to
- * every user. Also guards what is derived from a subscription (presence snapshots).
+ * Where a decision came from: a fixed rule (`user:<id>` is its owner's), the token's
+ * `realtime` claim, the product's backend (`AUTHZ_URL`), or `CHANNEL_DEFAULT_ACCESS`. Only the
+ * backend's decisions can change while a token lives, so only they are checked again on open
+ * streams (`grant-watch.ts`).
  */
-export function authorize(identity: Identity, channels: readonly ChannelName[]): void {
-  if (identity.kind !== "user") {
-    throw appError(Errors.FORBIDDEN, "service tokens publish; they do not subscribe");
+export type DecisionSource = "rule" | "token" | "backend" | "default";
+
+export type Decision =
+  | { readonly allowed: true; readonly source: DecisionSource }
+  | {
+      readonly allowed: false;
+      readonly source: DecisionSource;
+      /** The refusal to answer with (403, or 503 when the backend could not decide). */
+      readonly error: AppError;
+      /** The backend could not be asked in time: a denial now, not a withdrawn grant. */
+      readonly unavailable: boolean;
+    };
+
+/** The subject a backend is asked about: the user id, or `svc:<name>` for a service token. */
+export function subjectOf(identity: Identity): string {
+  return identity.kind === "user" ? identity.userId : `svc:${identity.service}`;
+}
+
+export interface ChannelAccessOptions {
+  readonly config: AccessConfig;
+  readonly metrics?: AccessMetrics;
+  readonly warn?: (message: string) => void;
+}
+
+export class ChannelAccess {
+  readonly #defaultOpen: boolean;
+  readonly #backend: AuthzClient | null;
+
+  constructor({ config, metrics, warn }: ChannelAccessOptions) {
+    this.#defaultOpen = config.defaultAccess === "open";
+    this.#backend =
+      config.authzUrl === null
+        ? null
+        : new AuthzClient({
+            url: config.authzUrl,
+            cacheMs: config.authzCacheMs,
+            timeoutMs: config.authzTimeoutMs,
+            maxConcurrency: config.authzMaxConcurrency,
+            metrics,
+            warn,
+          });
   }
-  for (const channel of channels) {
-    if (channel.startsWith("user:") && channel !== `user:${identity.userId}`) {
-      throw appError(Errors.CHANNEL_FORBIDDEN, `${channel} belongs to another user`);
+
+  /**
+   * Whether `identity` may `action` on `channel`, in this order: the fixed rules (a service
+   * token never subscribes; `user:<id>` is subscribed to by its owner only), then the token's
+   * `realtime` claim when it has one (its whole grant: nothing else is asked), then the backend
+   * when `AUTHZ_URL` is set (404: no rule), then the default: `CHANNEL_DEFAULT_ACCESS` for users;
+   * a service token's `publish` scope for services.
+   */
+  async decide(identity: Identity, channel: ChannelName, action: ChannelAction): Promise<Decision> {
+    if (action === "subscribe") {
+      if (identity.kind !== "user") {
+        return deny("rule", "service tokens publish; they do not subscribe", Errors.FORBIDDEN);
+      }
+      if (channel.startsWith("user:")) {
+        return channel === `user:${identity.userId}`
+          ? ALLOWED.rule
+          : deny("rule", `${channel} belongs to another user`);
+      }
     }
+    if (identity.grant) {
+      return grants(identity.grant, action, channel)
+        ? ALLOWED.token
+        : deny("token", `your token does not grant ${action} on ${channel}`);
+    }
+    if (this.#backend) {
+      const result = await this.#backend.ask({ userId: subjectOf(identity), channel, action });
+      if (result === "allow") return ALLOWED.backend;
+      if (result === "deny") return deny("backend", `${action} on ${channel} is not allowed`);
+      if (result !== "no_rule") {
+        return {
+          allowed: false,
+          source: "backend",
+          unavailable: true,
+          error: appError(
+            Errors.AUTHZ_UNAVAILABLE,
+            `access to ${channel} could not be checked; try again`,
+            { "Retry-After": "1" },
+          ),
+        };
+      }
+    }
+    if (identity.kind === "service" || this.#defaultOpen) return ALLOWED.default;
+    return deny("default", `${channel} is closed: no rule grants you ${action} on it`);
   }
+
+  /**
+   * Refuses (the decision's {@link AppError}) unless `identity` may `action` on every one of
+   * `channels`; resolves with each channel's decision, in order.
+   */
+  async require(
+    identity: Identity,
+    channels: readonly ChannelName[],
+    action: ChannelAction,
+  ): Promise<Decision[]> {
+    const decisions = await Promise.all(channels.map((c) => this.decide(identity, c, action)));
+    for (const decision of decisions) if (!decision.allowed) throw decision.error;
+    return decisions;
+  }
+
+  /** Whether `identity` may `action` on `channel` (never throws). */
+  async allows(identity: Identity, channel: ChannelName, action: ChannelAction): Promise<boolean> {
+    return (await this.decide(identity, channel, action)).allowed;
+  }
+}
+
+const ALLOWED = {
+  rule: { allowed: true, source: "rule" },
+  token: { allowed: true, source: "token" },
+  backend: { allowed: true, source: "backend" },
+  default: { allowed: true, source: "default" },
+} as const satisfies Record<DecisionSource, Decision>;
+
+function deny(
+  source: DecisionSource,
+  message: string,
+  entry: typeof Errors.FORBIDDEN | typeof Errors.CHANNEL_FORBIDDEN = Errors.CHANNEL_FORBIDDEN,
+): Decision {
+  return { allowed: false, source, unavailable: false, error: appError(entry, message) };
 }

@@ -10,7 +10,7 @@ import { EventType, printable, roomChannel } from "@realtime/protocol";
 import type { Hub } from "@realtime/server";
 import type { FastifyInstance } from "fastify";
 import type { RouteDoc } from "../api-docs.ts";
-import { isUser, requireUser } from "../auth/access.ts";
+import { type ChannelAccess, isUser, requireUser } from "../auth/access.ts";
 import type { Auth } from "../auth.ts";
 import type { Config } from "../config.ts";
 import { appError, Errors } from "../errors.ts";
@@ -21,6 +21,7 @@ import { NO_QUERY } from "./no-query.ts";
 export interface ChatRouteDeps {
   hub: Hub;
   auth: Auth;
+  access: ChannelAccess;
   config: Config;
 }
 
@@ -28,12 +29,18 @@ export interface ChatRouteDeps {
 // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting them is the point
 const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/;
 
-/** Per user, and the room's broadcast budget for users (only they may post). */
-const limit: RouteLimit = {
-  name: "chat",
-  by: "identity",
-  channelBudget: { channel: (body) => channelNamed(body, roomChannel), spentBy: isUser },
-};
+/** Per user, and the room's broadcast budget for the users allowed to post there. */
+function chatLimit(access: ChannelAccess): RouteLimit {
+  return {
+    name: "chat",
+    by: "identity",
+    channelBudget: {
+      channel: (body) => channelNamed(body, roomChannel),
+      spentBy: async (identity, channel) =>
+        isUser(identity) && (await access.allows(identity, channel, "publish")),
+    },
+  };
+}
 
 const docs: RouteDoc = {
   tag: "input",
@@ -44,13 +51,13 @@ const docs: RouteDoc = {
     204: "Accepted by the broker (or a replay: `Idempotent-Replayed: true`)",
     400: "Invalid room or content; `RT_ERR_BAD_IDEMPOTENCY_KEY` for a bad `Idempotency-Key`",
     401: "No valid token",
-    403: "A service token",
+    403: "A service token, or a room the access rules do not let you post in",
     503: "The broker did not accept it",
   },
 };
 
 export function registerChatRoutes(app: FastifyInstance, deps: ChatRouteDeps): void {
-  const { hub, auth, config } = deps;
+  const { hub, auth, access, config } = deps;
   const bodySchema = {
     type: "object",
     properties: {
@@ -62,7 +69,7 @@ export function registerChatRoutes(app: FastifyInstance, deps: ChatRouteDeps): v
   } as const;
 
   const schema = { body: bodySchema, headers: IDEMPOTENCY_HEADERS_SCHEMA, querystring: NO_QUERY };
-  const routeConfig = { hubAction: "publish", limit, docs } as const;
+  const routeConfig = { hubAction: "publish", limit: chatLimit(access), docs } as const;
   app.post("/api/chat/messages", { schema, config: routeConfig }, async (request, reply) => {
     const identity = requireUser(await auth.authenticate(request), "chat needs a user token");
     const options = idempotentPublish(
@@ -78,6 +85,7 @@ export function registerChatRoutes(app: FastifyInstance, deps: ChatRouteDeps): v
       throw appError(Errors.BAD_REQUEST, "content has control characters");
     }
     if (body.content.trim().length === 0) throw appError(Errors.BAD_REQUEST, "content is blank");
+    await access.require(identity, [room.channel.name], "publish");
     const position = await hub.publish(
       room.channel.name,
       {

@@ -15,7 +15,8 @@ import {
 } from "@realtime/server";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { RouteDoc } from "../api-docs.ts";
-import { authorize } from "../auth/access.ts";
+import type { ChannelAccess } from "../auth/access.ts";
+import type { GrantWatch } from "../auth/grant-watch.ts";
 import type { Auth } from "../auth.ts";
 import type { Config } from "../config.ts";
 import { appError, Errors, refusalCode } from "../errors.ts";
@@ -25,6 +26,9 @@ import { TOKEN_EXPIRY_MARGIN_MS } from "../security/streams.ts";
 export interface EventsRouteDeps {
   hub: Hub;
   auth: Auth;
+  access: ChannelAccess;
+  /** Watches the backend's grants of open streams; null without `AUTHZ_URL`. */
+  grantWatch: GrantWatch | null;
   config: Config;
   metrics: Metrics;
 }
@@ -57,7 +61,7 @@ const docs: RouteDoc = {
     },
     400: "Bad, too many or no channels",
     401: "No valid token",
-    403: "Another user's channel, or a service token",
+    403: "A channel the access rules do not grant (another user's, or not granted by the token's `realtime` claim, `AUTHZ_URL` or `CHANNEL_DEFAULT_ACCESS`), or a service token",
     503: "At capacity or draining (`Retry-After`); the proxy tries another pod",
   },
 };
@@ -74,13 +78,14 @@ const routeOptions = {
 } as const;
 
 export function registerEventsRoute(app: FastifyInstance, deps: EventsRouteDeps): void {
-  const { hub, auth, config, metrics } = deps;
+  const { hub, auth, access, grantWatch, config, metrics } = deps;
   app.get("/api/events", routeOptions, async (request, reply) => {
     try {
       const query = request.query as { channel: string | string[]; lastEventId?: string };
       const channels = parseChannels(query.channel, config.limits.maxChannelsPerStream);
       const identity = await auth.authenticate(request);
-      authorize(identity, channels);
+      // Before anything is subscribed or replayed: a resume is a new open, checked the same way.
+      const decisions = await access.require(identity, channels, "subscribe");
       const header = request.headers["last-event-id"];
       // An empty Last-Event-ID means "no cursor" (EventSource only sends a non-empty one).
       const cursor = (Array.isArray(header) ? header[0] : header) || query.lastEventId || null;
@@ -91,7 +96,7 @@ export function registerEventsRoute(app: FastifyInstance, deps: EventsRouteDeps)
       // it would hold the controller and its closure for the whole life of the stream.
       const abandoned = () => abort.abort();
       reply.raw.once("close", abandoned);
-      await hub.open({
+      const stream = await hub.open({
         userId: identity.kind === "user" ? identity.userId : identity.service,
         userName: identity.kind === "user" ? identity.userName : identity.service,
         channels,
@@ -104,6 +109,7 @@ export function registerEventsRoute(app: FastifyInstance, deps: EventsRouteDeps)
           return connect(request, reply);
         },
       });
+      grantWatch?.watch(stream, identity, decisions);
     } catch (error) {
       // Answered by the error handler (a hub refusal mapped there, as for every route).
       const code = refusalCode(error);

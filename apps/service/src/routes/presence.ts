@@ -26,7 +26,7 @@ import {
 } from "@realtime/server";
 import type { FastifyInstance } from "fastify";
 import { json, type RouteDoc } from "../api-docs.ts";
-import { authorize } from "../auth/access.ts";
+import type { ChannelAccess } from "../auth/access.ts";
 import type { Auth } from "../auth.ts";
 import { appError, Errors } from "../errors.ts";
 import type { RouteLimit } from "../security/route-options.ts";
@@ -36,6 +36,7 @@ export interface PresenceRouteDeps {
   presence: Presence;
   broker: Broker;
   auth: Auth;
+  access: ChannelAccess;
   /** Most users one snapshot lists; 0 = all. */
   maxUsers: number;
 }
@@ -82,7 +83,7 @@ const docs: RouteDoc = {
 };
 
 export function registerPresenceRoute(app: FastifyInstance, deps: PresenceRouteDeps): void {
-  const { presence, broker, auth, maxUsers } = deps;
+  const { presence, broker, auth, access, maxUsers } = deps;
   app.get(
     "/api/channels/:channel/presence",
     // No HEAD twin: it would cost a full snapshot (and, for a fresh room, a position read) with
@@ -99,7 +100,7 @@ export function registerPresenceRoute(app: FastifyInstance, deps: PresenceRouteD
       if (!parsed.ok) throw appError(Errors.BAD_CHANNEL, `${parsed.reason}: "${printable(raw)}"`);
       const channel = parsed.channel.name;
       const identity = await auth.authenticate(request);
-      authorize(identity, [channel]);
+      await access.require(identity, [channel], "subscribe");
       if (!hasPresence(channel)) {
         throw appError(Errors.BAD_CHANNEL, "presence is tracked for channel:<id> rooms only");
       }

@@ -11,7 +11,7 @@ import { parseChannel, printable, validateEventInput } from "@realtime/protocol"
 import type { EventInput, Hub } from "@realtime/server";
 import type { FastifyInstance } from "fastify";
 import { json, type RouteDoc } from "../api-docs.ts";
-import { mayPublish, requirePublisher } from "../auth/access.ts";
+import { type ChannelAccess, mayPublish, requirePublisher } from "../auth/access.ts";
 import type { Auth } from "../auth.ts";
 import type { Config } from "../config.ts";
 import { appError, Errors } from "../errors.ts";
@@ -22,6 +22,7 @@ import { NO_QUERY } from "./no-query.ts";
 export interface PublishRouteDeps {
   hub: Hub;
   auth: Auth;
+  access: ChannelAccess;
   config: Config;
 }
 
@@ -35,12 +36,18 @@ const bodySchema = {
   additionalProperties: false,
 } as const;
 
-/** Per service token, and the channel's broadcast budget for those allowed to publish. */
-const limit: RouteLimit = {
-  name: "publish",
-  by: "identity",
-  channelBudget: { channel: (body) => channelNamed(body, parseChannel), spentBy: mayPublish },
-};
+/** Per service token, and the channel's broadcast budget for those allowed to publish there. */
+function publishLimit(access: ChannelAccess): RouteLimit {
+  return {
+    name: "publish",
+    by: "identity",
+    channelBudget: {
+      channel: (body) => channelNamed(body, parseChannel),
+      spentBy: async (identity, channel) =>
+        mayPublish(identity) && (await access.allows(identity, channel, "publish")),
+    },
+  };
+}
 
 const docs: RouteDoc = {
   tag: "input",
@@ -57,15 +64,15 @@ const docs: RouteDoc = {
     ),
     400: "Invalid channel or event; `RT_ERR_BAD_IDEMPOTENCY_KEY` for a bad `Idempotency-Key`",
     401: "No valid token",
-    403: "Not a service token with the publish scope",
+    403: "Not a service token with the publish scope, or a channel the access rules do not let it publish on",
     503: "The broker did not accept it",
   },
 };
 
 export function registerPublishRoute(app: FastifyInstance, deps: PublishRouteDeps): void {
-  const { hub, auth, config } = deps;
+  const { hub, auth, access, config } = deps;
   const schema = { body: bodySchema, headers: IDEMPOTENCY_HEADERS_SCHEMA, querystring: NO_QUERY };
-  const routeConfig = { hubAction: "publish", limit, docs } as const;
+  const routeConfig = { hubAction: "publish", limit: publishLimit(access), docs } as const;
   app.post("/api/publish", { schema, config: routeConfig }, async (request, reply) => {
     const identity = await auth.authenticate(request);
     requirePublisher(identity);
@@ -81,6 +88,7 @@ export function registerPublishRoute(app: FastifyInstance, deps: PublishRouteDep
     }
     const problem = validateEventInput(body.event);
     if (problem) throw appError(Errors.BAD_REQUEST, problem);
+    await access.require(identity, [channel.channel.name], "publish");
     const position = await hub.publish(channel.channel.name, body.event as EventInput, options);
     if (position.duplicate) reply.header(REPLAYED_HEADER, "true");
     return reply.code(202).send({ channel: channel.channel.name, offset: position.offset });

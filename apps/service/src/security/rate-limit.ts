@@ -172,7 +172,7 @@ export async function registerRateLimits(
         } catch {
           return; // the route answers 401
         }
-        if (!publisher(identity)) return; // the route answers 403
+        if (!(await publisher(identity, name))) return; // the route answers 403
         channelOfRequest.set(request, name);
         const result = await channelBudget(request);
         if (!result.isAllowed && result.isExceeded) {

@@ -31,7 +31,8 @@ export interface RouteLimit {
    */
   readonly channelBudget?: {
     readonly channel: (body: unknown) => ChannelName | null;
-    readonly spentBy: (identity: Identity) => boolean;
+    /** Whether `identity` may publish on `channel` (the route's own access decision). */
+    readonly spentBy: (identity: Identity, channel: ChannelName) => boolean | Promise<boolean>;
   };
 }
 
