@@ -568,3 +568,41 @@ describe("loadConfig security", () => {
     );
   });
 });
+
+describe("loadConfig access", () => {
+  test("defaults: open, no backend, 30 s cache, 2 s timeout, 32 requests at once", () => {
+    const { access } = loadConfig({});
+    assert.deepEqual(access, {
+      defaultAccess: "open",
+      authzUrl: null,
+      authzCacheMs: 30_000,
+      authzTimeoutMs: 2_000,
+      authzMaxConcurrency: 32,
+    });
+  });
+
+  test("reads CHANNEL_DEFAULT_ACCESS and AUTHZ_*", () => {
+    const { access } = loadConfig({
+      CHANNEL_DEFAULT_ACCESS: "closed",
+      AUTHZ_URL: "http://authz.internal:8080/realtime/authorize",
+      AUTHZ_CACHE_MS: "5000",
+      AUTHZ_TIMEOUT_MS: "250",
+      AUTHZ_MAX_CONCURRENCY: "8",
+    });
+    assert.deepEqual(access, {
+      defaultAccess: "closed",
+      authzUrl: "http://authz.internal:8080/realtime/authorize",
+      authzCacheMs: 5_000,
+      authzTimeoutMs: 250,
+      authzMaxConcurrency: 8,
+    });
+  });
+
+  test("refuses a bad default, a URL that is not http(s), one with credentials, a cache under 1 s", () => {
+    assertRejects({ CHANNEL_DEFAULT_ACCESS: "maybe" }, "CHANNEL_DEFAULT_ACCESS");
+    assertRejects({ AUTHZ_URL: "ftp://authz/x" }, "AUTHZ_URL");
+    assertRejects({ AUTHZ_URL: "not a url" }, "AUTHZ_URL");
+    assertRejects({ AUTHZ_URL: "https://user:pw@authz/x" }, "AUTHZ_URL must not carry credentials");
+    assertRejects({ AUTHZ_CACHE_MS: "10" }, "AUTHZ_CACHE_MS");
+  });
+});
