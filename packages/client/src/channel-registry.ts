@@ -13,6 +13,12 @@ export interface ChannelHandlers<E extends RealtimeEvent = RealtimeEvent> {
    * `trimmed`, `epoch_changed`, `unknown_cursor`, `gap`). Refetch the channel's state.
    */
   onReset?(reason: string): void;
+  /**
+   * The server no longer grants this channel (its access rules changed while the stream was
+   * open). The subscription stays but receives nothing until the app calls `connect()` (e.g.
+   * once access is granted again), or every subscription of the channel ends and a new one starts.
+   */
+  onDenied?(): void;
 }
 
 export class ChannelRegistry<E extends RealtimeEvent> {
@@ -32,6 +38,7 @@ export class ChannelRegistry<E extends RealtimeEvent> {
     const entry: ChannelHandlers<E> = {
       onEvent: (event) => handlers.onEvent?.(event),
       onReset: (reason) => handlers.onReset?.(reason),
+      onDenied: () => handlers.onDenied?.(),
     };
     set.add(entry);
     return () => {
@@ -94,6 +101,13 @@ export class ChannelRegistry<E extends RealtimeEvent> {
     if (!subscriptions) return;
     for (const entry of [...subscriptions]) isolate(() => entry.onReset?.(reason));
     for (const handler of [...this.#resets]) isolate(() => handler(channel, reason));
+  }
+
+  /** Tells `channel`'s subscriptions that the server no longer grants it. */
+  dispatchDenied(channel: ChannelName): void {
+    const subscriptions = this.#channels.get(channel);
+    if (!subscriptions) return;
+    for (const entry of [...subscriptions]) isolate(() => entry.onDenied?.());
   }
 }
 

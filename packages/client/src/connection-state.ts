@@ -29,6 +29,11 @@ export type StateReason =
   | "subscribed"
   /** The channel set changed while a stream was open or opening; it re-opens with the cursor. */
   | "channels_changed"
+  /**
+   * The server withdrew some of the stream's channels (`close` 3503 naming them): their
+   * subscriptions get `onDenied`, and the stream re-opens at once with the rest.
+   */
+  | "channels_denied"
   /** The app called `connect()`. */
   | "connect_called"
   /** The server accepted the stream. */

@@ -203,3 +203,54 @@ describe("listeners that re-enter the client", () => {
     assert.equal(client.state, "closed");
   });
 });
+
+describe("channels the server withdraws (close 3503 naming them)", () => {
+  it("drops them, tells their subscriptions, and re-opens at once with the rest and the cursor", async () => {
+    const { client, sources, transitions } = setup();
+    const denied: string[] = [];
+    client.subscribe("channel:a");
+    client.subscribe("channel:b", { onDenied: () => denied.push("channel:b") });
+    await settle();
+    sources.last.open();
+    sources.last.message(chat("channel:a", "hi"), "1.cursorA");
+    sources.last.serverClose(3503, "forbidden", ["channel:b"]);
+    assert.deepEqual(denied, ["channel:b"]);
+    assert.equal(sources.all.length, 2, "re-opened without a backoff");
+    assert.deepEqual(sources.last.channels, ["channel:a"]);
+    assert.equal(sources.last.cursor, "1.cursorA");
+    assert.deepEqual(transitions().slice(2), ["open→connecting:channels_denied"]);
+    // Another subscription change keeps the withdrawn channel out.
+    client.subscribe("channel:c");
+    await settle();
+    assert.deepEqual(sources.last.channels, ["channel:a", "channel:c"]);
+    // connect() asks for it again (e.g. once the app knows access was granted back).
+    client.close();
+    client.connect();
+    assert.deepEqual(sources.last.channels, ["channel:a", "channel:b", "channel:c"]);
+  });
+
+  it("closes (stop-channels) when every channel was withdrawn; a new subscription starts again", async () => {
+    const { client, sources, transitions } = setup();
+    const only = client.subscribe("channel:only");
+    await settle();
+    sources.last.open();
+    sources.last.serverClose(3503, "forbidden", ["channel:only"]);
+    assert.equal(client.state, "closed");
+    assert.deepEqual(transitions().at(-1), "open→closed:channels_denied");
+    only.unsubscribe();
+    client.subscribe("channel:only");
+    await settle();
+    assert.equal(sources.all.length, 2);
+    assert.deepEqual(sources.last.channels, ["channel:only"]);
+  });
+
+  it("a 3503 that names none of the stream's channels is the plain terminal close", async () => {
+    const { client, sources } = setup();
+    client.subscribe("channel:a");
+    await settle();
+    sources.last.open();
+    sources.last.serverClose(3503, "forbidden", ["channel:zzz"]);
+    assert.equal(client.state, "closed");
+    assert.equal(sources.all.length, 1);
+  });
+});

@@ -114,6 +114,8 @@ class Client<Events extends EventMap> implements RealtimeClient<Events> {
   readonly #getToken: RealtimeClientOptions["getToken"];
   readonly #withCredentials: boolean;
   readonly #registry = new ChannelRegistry<EventOf<Events>>();
+  /** Channels the server withdrew: kept out of the stream until `connect()` or resubscribed. */
+  readonly #denied = new Set<ChannelName>();
   readonly #connection: StreamConnection;
   #syncQueued = false;
 
@@ -142,6 +144,12 @@ class Client<Events extends EventMap> implements RealtimeClient<Events> {
       onReset: ({ channel, reason }) => {
         if (typeof channel !== "string" || !this.#registry.has(channel)) return;
         this.#registry.dispatchReset(channel, String(reason ?? "unknown"));
+      },
+      onDenied: (channels) => {
+        for (const channel of channels) {
+          this.#denied.add(channel);
+          this.#registry.dispatchDenied(channel);
+        }
       },
     });
   }
@@ -180,6 +188,8 @@ class Client<Events extends EventMap> implements RealtimeClient<Events> {
         if (!active) return;
         active = false;
         remove();
+        // A channel nobody subscribes to any more may be asked for afresh by a new subscription.
+        if (!this.#registry.has(parsed.channel.name)) this.#denied.delete(parsed.channel.name);
         this.#queueSync();
       },
     };
@@ -208,11 +218,17 @@ class Client<Events extends EventMap> implements RealtimeClient<Events> {
   }
 
   connect(): void {
+    this.#denied.clear();
     this.#connection.connect(this.#registry.channels());
   }
 
   close(): void {
     this.#connection.close();
+  }
+
+  /** The subscribed channels the server has not withdrawn. */
+  #wanted(): ChannelName[] {
+    return this.#registry.channels().filter((channel) => !this.#denied.has(channel));
   }
 
   /**
@@ -224,7 +240,7 @@ class Client<Events extends EventMap> implements RealtimeClient<Events> {
     this.#syncQueued = true;
     queueMicrotask(() => {
       this.#syncQueued = false;
-      this.#connection.setChannels(this.#registry.channels());
+      this.#connection.setChannels(this.#wanted());
     });
   }
 }

@@ -18,7 +18,13 @@ export type StreamFailure =
       readonly message?: string;
     }
   /** The server ended the stream with a `close` control event. */
-  | { readonly kind: "close"; readonly code: number; readonly reason: string };
+  | {
+      readonly kind: "close";
+      readonly code: number;
+      readonly reason: string;
+      /** The channels the close is about: with 3503 `forbidden`, those no longer granted. */
+      readonly channels?: readonly string[];
+    };
 
 /**
  * - `retry`: reconnect after a backoff delay.

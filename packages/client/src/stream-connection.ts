@@ -5,7 +5,7 @@
  * itself (full-jitter backoff), honours close codes and HTTP statuses, refreshes credentials,
  * and pauses while offline. What the stream carries goes out through two callbacks.
  */
-import type { ChannelName } from "@realtime/protocol";
+import { type ChannelName, CloseCode } from "@realtime/protocol";
 import { type BackoffOptions, backoffDelay } from "./backoff.ts";
 import { isolate } from "./channel-registry.ts";
 import type {
@@ -42,6 +42,8 @@ export interface StreamConnectionOptions {
   readonly onMessage: (data: Record<string, unknown>) => void;
   /** A `reset` control event's JSON. */
   readonly onReset: (data: Record<string, unknown>) => void;
+  /** The server no longer grants these channels of the stream (`close` 3503 naming them). */
+  readonly onDenied: (channels: readonly ChannelName[]) => void;
 }
 
 export class StreamConnection {
@@ -175,13 +177,33 @@ export class StreamConnection {
       onReset: (data) => this.#options.onReset(data),
       onFailure: (failure) => {
         this.#teardown();
-        this.#fail(failure);
+        if (!this.#dropDenied(failure)) this.#fail(failure);
       },
       onRefused: () => {
         this.#teardown();
         void this.#probe();
       },
     });
+  }
+
+  /**
+   * A `forbidden` close that names the stream's channels withdrawn: drops them, tells the client,
+   * and re-opens at once with the rest (closed when none is left). False for any other failure.
+   */
+  #dropDenied(failure: StreamFailure): boolean {
+    if (failure.kind !== "close" || failure.code !== CloseCode.Forbidden) return false;
+    const denied = this.#channels.filter((c) => failure.channels?.includes(c));
+    if (denied.length === 0) return false;
+    const rest = this.#channels.filter((c) => !denied.includes(c));
+    this.#channels = rest;
+    const details = { closeCode: failure.code, message: failure.reason };
+    this.#options.onDenied(denied);
+    if (rest.length === 0) this.#stop("stop-channels", "channels_denied", details);
+    else {
+      this.#attempt = 0;
+      this.#transition("connecting", "channels_denied", details, () => void this.#open());
+    }
+    return true;
   }
 
   /** Browsers do not say why an EventSource was refused: ask once more with fetch. */

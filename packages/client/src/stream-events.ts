@@ -66,7 +66,11 @@ export function listenToStream(source: EventSourceLike, handlers: StreamEventHan
       const parsed = parseJson(data);
       const code = parsed?.code;
       if (typeof code !== "number") return handlers.onFailure({ kind: "transport" });
-      handlers.onFailure({ kind: "close", code, reason: String(parsed?.reason ?? "") });
+      const channels = Array.isArray(parsed?.channels)
+        ? parsed.channels.filter((c): c is string => typeof c === "string")
+        : [];
+      const reason = String(parsed?.reason ?? "");
+      handlers.onFailure({ kind: "close", code, reason, ...(channels.length > 0 && { channels }) });
     }),
   );
   source.addEventListener(

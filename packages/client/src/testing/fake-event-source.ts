@@ -92,8 +92,8 @@ export class FakeEventSource implements EventSourceLike {
   }
 
   /** A `close` control event (the server then ends the response). */
-  serverClose(code: number, reason = "test"): void {
-    const data = JSON.stringify({ type: "close", code, reason, timestamp: "t" });
+  serverClose(code: number, reason = "test", channels?: readonly string[]): void {
+    const data = JSON.stringify({ type: "close", code, reason, channels, timestamp: "t" });
     this.#dispatch(new MessageEvent("close", { data, lastEventId: this.#lastId }));
   }
 
