@@ -162,7 +162,13 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const grantWatch =
     config.access.authzUrl === null
       ? null
-      : new GrantWatch({ access, hub, intervalMs: config.access.authzCacheMs, metrics });
+      : new GrantWatch({
+          access,
+          hub,
+          intervalMs: config.access.authzCacheMs,
+          concurrency: config.access.authzMaxConcurrency,
+          metrics,
+        });
 
   let closing = false;
   registerErrorHandling(app);

@@ -19,6 +19,8 @@ export interface TestAuthz {
   readonly url: string;
   /** Every question asked so far, in order. */
   readonly asked: AuthzQuestion[];
+  /** The most questions that were being answered at once (hanging ones included). */
+  readonly maxInFlight: number;
   /** Answers `answer` to `action` by `userId` on `channel` from now on. */
   set(userId: string, channel: string, action: string, answer: AuthzAnswer): void;
   /** Resolves once a question matching `match` arrives after this call (or rejects after `timeoutMs`). */
@@ -33,7 +35,12 @@ export async function startAuthz(fallback: AuthzAnswer = 404): Promise<TestAuthz
   const waiters = new Set<(q: AuthzQuestion) => void>();
   const hanging = new Set<http.ServerResponse>();
   const key = (q: AuthzQuestion) => `${q.action} ${q.userId} ${q.channel}`;
+  let inFlight = 0;
+  let maxInFlight = 0;
   const server = http.createServer((req, res) => {
+    inFlight++;
+    maxInFlight = Math.max(maxInFlight, inFlight);
+    res.once("close", () => inFlight--);
     let body = "";
     req.setEncoding("utf8");
     req.on("data", (chunk: string) => {
@@ -63,6 +70,9 @@ export async function startAuthz(fallback: AuthzAnswer = 404): Promise<TestAuthz
   return {
     url: `http://127.0.0.1:${port}/authorize`,
     asked,
+    get maxInFlight() {
+      return maxInFlight;
+    },
     set(userId, channel, action, answer) {
       rules.set(key({ userId, channel, action }), answer);
     },

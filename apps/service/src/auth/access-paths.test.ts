@@ -37,6 +37,8 @@ describe("channel access on every path", { timeout: 120_000 }, () => {
       AUTHZ_URL: authz.url,
       AUTHZ_TIMEOUT_MS: "300",
       AUTHZ_CACHE_MS: "1000",
+      AUTHZ_MAX_CONCURRENCY: "4",
+      MAX_CONNECTIONS_PER_USER: "0",
       RATE_LIMIT_CHAT_MAX: "0",
       RATE_LIMIT_STREAMS_MAX: "0",
       RATE_LIMIT_PRESENCE_MAX: "0",
@@ -251,6 +253,26 @@ describe("channel access on every path", { timeout: 120_000 }, () => {
       );
       assert.ok(!stream.events.some((e) => e.event === "close"));
       stream.close();
+    });
+
+    it("one pass re-checks 60 users' streams within the backend's concurrency and closes every withdrawn one", async () => {
+      const users = await Promise.all(Array.from({ length: 60 }, () => subject(false)));
+      for (const { id } of users) authz.set(id, "channel:many", "subscribe", 200);
+      const streams = await Promise.all(
+        users.map(({ token }) =>
+          openStream(`${rt.url}/api/events?channel=channel:many`, bearer(token)),
+        ),
+      );
+      await Promise.all(streams.map((s) => s.waitFor((e) => e.event === "ready")));
+      assert.equal(rt.service.grantWatch?.size, users.length);
+      for (const { id } of users) authz.set(id, "channel:many", "subscribe", 403);
+      const closes = await Promise.all(
+        streams.map((s) => s.waitFor((e) => e.event === "close", 10_000)),
+      );
+      for (const close of closes) assert.equal(JSON.parse(close.data).code, 3503);
+      assert.equal(rt.service.grantWatch?.size, 0);
+      // AUTHZ_MAX_CONCURRENCY (4 here): never more questions at once, whatever the pass holds.
+      assert.ok(authz.maxInFlight <= 4, `max in flight ${authz.maxInFlight}`);
     });
 
     it("a refreshed token that no longer grants the channel: the resume is refused", async () => {

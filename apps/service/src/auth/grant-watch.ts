@@ -25,6 +25,12 @@ export interface GrantWatchOptions {
   readonly hub: Hub;
   /** How often the watched grants are asked about again (`AUTHZ_CACHE_MS`). */
   readonly intervalMs: number;
+  /**
+   * Streams asked about at once (`AUTHZ_MAX_CONCURRENCY`): as many as the backend client lets
+   * through, so a pass over many streams neither crawls one stream at a time nor queues every
+   * question at once (past their deadline, which would read as "unavailable" and keep them).
+   */
+  readonly concurrency: number;
   readonly metrics: AccessMetrics;
 }
 
@@ -74,23 +80,29 @@ export class GrantWatch {
   }
 
   async #run(): Promise<void> {
+    const pending = [...this.#watched];
+    const worker = async () => {
+      for (let next = pending.shift(); next; next = pending.shift()) await this.#recheck(...next);
+    };
+    const workers = Math.max(1, Math.min(this.#options.concurrency, pending.length));
+    await Promise.all(Array.from({ length: workers }, worker));
+  }
+
+  /** Asks again about `stream`'s channels (together: answers are shared by a user's streams). */
+  async #recheck(stream: SseStream, { identity, channels }: Watched): Promise<void> {
     const { access, hub, metrics } = this.#options;
-    // Streams one after another; a stream's channels together (the backend's concurrency is
-    // bounded in AuthzClient, and answers are shared by every stream of one user).
-    for (const [stream, { identity, channels }] of [...this.#watched]) {
-      if (stream.ended) continue;
-      const decisions = await Promise.all(
-        channels.map((channel) => access.decide(identity, channel, "subscribe")),
-      );
-      const withdrawn = channels.filter((_, i) => {
-        const decision = decisions[i];
-        return decision !== undefined && !decision.allowed && !decision.unavailable;
-      });
-      if (withdrawn.length === 0 || stream.ended) continue;
-      this.#watched.delete(stream);
-      hub.revoke(stream, withdrawn);
-      metrics.grantRevoked();
-    }
+    if (stream.ended) return;
+    const decisions = await Promise.all(
+      channels.map((channel) => access.decide(identity, channel, "subscribe")),
+    );
+    const withdrawn = channels.filter((_, i) => {
+      const decision = decisions[i];
+      return decision !== undefined && !decision.allowed && !decision.unavailable;
+    });
+    if (withdrawn.length === 0 || stream.ended) return;
+    this.#watched.delete(stream);
+    hub.revoke(stream, withdrawn);
+    metrics.grantRevoked();
   }
 
   close(): void {
