@@ -205,7 +205,7 @@ describe("JWKS: tokens from an identity provider", () => {
     assert.equal(server.requests, 1, "an HS256 token never touches the JWKS");
   });
 
-  test("the same claim rules: iss, aud, exp, sub required; an expired genuine token is RT_ERR_TOKEN_EXPIRED", async () => {
+  test("the same claim rules: iss, aud, exp, sub required, the realtime grant read; an expired genuine token is RT_ERR_TOKEN_EXPIRED", async () => {
     const server = await serve([rsa.jwk]);
     const auth = createAuth({ ...BASE, jwks: jwksConfig(server) });
     const now = Math.floor(Date.now() / 1000);
@@ -217,11 +217,16 @@ describe("JWKS: tokens from an identity provider", () => {
       { exp: undefined },
       { sub: undefined },
       { name: undefined },
+      { realtime: { subscribe: "channel:*" } },
     ]) {
       const token = await sign(rsa, override);
       await assertAuthError(auth.verify(token), "RT_ERR_UNAUTHORIZED", token);
     }
     assert.equal((await auth.verify(await sign(rsa))).kind, "user", "control");
+    // The `realtime` grant claim is read from a provider's token as from ours.
+    const realtime = { subscribe: ["channel:idp-*"], publish: [] };
+    const granted = await auth.verify(await sign(rsa, { realtime }));
+    assert.deepEqual(granted.grant, realtime);
   });
 
   test("rotation: a new kid in the set verifies without a restart; a known kid fetches nothing", async () => {
