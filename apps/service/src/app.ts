@@ -21,7 +21,7 @@ import Fastify, {
 } from "fastify";
 import { ChannelAccess } from "./auth/access.ts";
 import { GrantWatch } from "./auth/grant-watch.ts";
-import { type Auth, createAuth, registerAuthRoutes } from "./auth.ts";
+import { type Auth, type AuthEvents, createAuth, registerAuthRoutes } from "./auth.ts";
 import { clientErrorHandler } from "./client-errors.ts";
 import type { Config } from "./config.ts";
 import { AJV_OPTIONS, frameworkErrors, registerErrorHandling } from "./error-handler.ts";
@@ -152,7 +152,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     logger: { warn: (message) => presenceLog.warn(message) },
   });
   // One verification per request, shared by the limits and the route.
-  const auth = memoizeAuthentication(createAuth(config.auth));
+  const auth = memoizeAuthentication(
+    createAuth(config.auth, Date.now, jwksEvents(config, metrics, app.log)),
+  );
   const accessLog = app.log.child({ component: "access" });
   const access = new ChannelAccess({
     config: config.access,
@@ -250,6 +252,34 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     grantWatch,
     shutdown,
   };
+}
+
+/** Counts and logs failed JWKS fetches; the log names the set's address and the cause, no token. */
+function jwksEvents(
+  config: Config,
+  metrics: PrometheusMetrics,
+  log: FastifyBaseLogger,
+): AuthEvents {
+  if (config.auth.jwks === null) return {};
+  const { origin, pathname } = new URL(config.auth.jwks.url);
+  const authLog = log.child({ component: "auth" });
+  return {
+    jwksFetchFailed(error) {
+      metrics.jwksFetchFailed();
+      authLog.warn(
+        { jwks: origin + pathname, reason: describeFetchError(error) },
+        "the JWKS could not be fetched: tokens are checked with the keys fetched before, unknown key ids are refused",
+      );
+    },
+  };
+}
+
+/** `fetch failed (ECONNREFUSED)`, `JWKSTimeout: …`: what went wrong, in one line. */
+function describeFetchError(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = error.cause as { code?: unknown } | undefined;
+  const code = typeof cause?.code === "string" ? ` (${cause.code})` : "";
+  return `${error.name}: ${error.message}${code}`;
 }
 
 async function createBroker(config: Config, log: FastifyBaseLogger): Promise<Broker> {

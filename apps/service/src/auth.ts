@@ -1,6 +1,7 @@
 /**
- * Identity from HS256 JWTs: issuing them, verifying them, finding them on a request, and the
- * dev-login routes that hand them out.
+ * Identity from JWTs: issuing them (HS256, the shared secret), verifying them (HS* with the
+ * secret, RS/PS/ES/EdDSA with an identity provider's JWKS: `auth/keys.ts`), finding them on a
+ * request, and the dev-login routes that hand them out.
  *
  * Identity comes only from a verified token, taken from `Authorization: Bearer` (services,
  * tests) or the HttpOnly session cookie (browsers). Never from a query parameter: URLs end up
@@ -16,18 +17,25 @@ import { json, type RouteDoc, USER } from "./api-docs.ts";
 import { requireUser } from "./auth/access.ts";
 import { type ChannelGrant, GRANT_CLAIM, parseGrant } from "./auth/grant.ts";
 import type { Identity } from "./auth/identity.ts";
+import { type KeyEvents, TokenKeys } from "./auth/keys.ts";
+import { ISSUED_ALGORITHM } from "./config/auth.ts";
 import type { AuthConfig } from "./config.ts";
 import { appError, Errors } from "./errors.ts";
 import { NO_QUERY } from "./routes/no-query.ts";
 import type { RouteLimit } from "./security/route-options.ts";
 
 export type { Identity } from "./auth/identity.ts";
+export type { KeyEvents as AuthEvents } from "./auth/keys.ts";
 
-/** The part of {@link AuthConfig} that {@link createAuth} uses; pass `config.auth`. */
+/**
+ * The part of {@link AuthConfig} that {@link createAuth} uses; pass `config.auth`. Without
+ * `algorithms` and `jwks`, only HS256 tokens signed with `secret` verify.
+ */
 export type AuthOptions = Pick<
   AuthConfig,
   "secret" | "issuer" | "audience" | "tokenTtlSeconds" | "cookieName"
->;
+> &
+  Partial<Pick<AuthConfig, "algorithms" | "jwks">>;
 
 /** The request fields a token may come from. */
 export interface TokenSource {
@@ -72,8 +80,6 @@ export interface Auth {
 /** Longest token we try to verify, in characters; bounds the work a hostile header can cause. */
 export const MAX_TOKEN_LENGTH = 8192;
 
-const ALGORITHM = "HS256";
-
 /**
  * Tokens remembered after a successful verification. A browser reconnecting, a tab opening a
  * second stream and a backend publishing in a loop all present the same token again; checking
@@ -87,23 +93,20 @@ const SCOPE_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 
 class JwtAuth implements Auth {
   /**
-   * The HMAC key, imported into WebCrypto once: handing jose the raw bytes would import them
-   * again on every sign and verify, a third of the cost of a publish.
+   * The secret's HMAC keys (imported into WebCrypto once: handing jose the raw bytes would
+   * import them again on every sign and verify, a third of the cost of a publish) and the
+   * identity provider's JWKS; which one checks a token is theirs to say.
    */
-  readonly #key: Promise<CryptoKey>;
+  readonly #keys: TokenKeys;
   readonly #options: AuthOptions;
   readonly #now: () => number;
   /** Token → who it names, for tokens that passed every check (see VERIFIED_CACHE_SIZE). */
   readonly #verified = new Map<string, Identity>();
 
-  constructor(options: AuthOptions, now: () => number) {
-    this.#key = crypto.subtle.importKey(
-      "raw",
-      new TextEncoder().encode(options.secret),
-      { name: "HMAC", hash: "SHA-256" },
-      false,
-      ["sign", "verify"],
-    );
+  constructor(options: AuthOptions, now: () => number, events: KeyEvents) {
+    this.#keys = new TokenKeys(options, events);
+    // Imported now, so the first token issued or checked does not wait for it.
+    void this.#keys.hmacKey(ISSUED_ALGORITHM);
     this.#options = options;
     this.#now = now;
   }
@@ -152,17 +155,19 @@ class JwtAuth implements Auth {
     }
     let payload: Record<string, unknown>;
     try {
-      ({ payload } = await jwtVerify(token, await this.#key, {
-        // Pinned: never let the token's own header choose how it is checked (alg: none,
-        // HS/RS confusion, a different HMAC size).
-        algorithms: [ALGORITHM],
+      // Pinned: the token's own header never chooses how it is checked beyond its family (no
+      // alg: none, no HS/RS confusion, nothing JWT_ALGORITHMS leaves out): see auth/keys.ts.
+      const { key, algorithms } = await this.#keys.forToken(token);
+      ({ payload } = await jwtVerify(token, key, {
+        algorithms,
         issuer: this.#options.issuer,
         audience: this.#options.audience,
         requiredClaims: ["exp", "sub"],
         currentDate: new Date(this.#now()),
       }));
     } catch (err) {
-      // jose checks the signature before the claims, so "expired" means it was ours.
+      // jose checks the signature before the claims, so "expired" means it was genuine. Any
+      // other failure (forged, unknown key, JWKS unreachable) is a 401 that says nothing more.
       if (err instanceof joseErrors.JWTExpired) throw appError(Errors.TOKEN_EXPIRED);
       throw appError(Errors.UNAUTHORIZED, "Invalid token");
     }
@@ -191,13 +196,13 @@ class JwtAuth implements Auth {
   ): Promise<string> {
     const now = Math.floor(this.#now() / 1000);
     return new SignJWT(claims)
-      .setProtectedHeader({ alg: ALGORITHM, typ: "JWT" })
+      .setProtectedHeader({ alg: ISSUED_ALGORITHM, typ: "JWT" })
       .setSubject(subject)
       .setIssuer(this.#options.issuer)
       .setAudience(this.#options.audience)
       .setIssuedAt(now)
       .setExpirationTime(now + ttlSeconds)
-      .sign(await this.#key);
+      .sign(await this.#keys.hmacKey(ISSUED_ALGORITHM));
   }
 }
 
@@ -230,10 +235,14 @@ function toIdentity(payload: Record<string, unknown>): Identity | null {
 
 /**
  * Creates the token service. `now` (ms since the epoch, default `Date.now`) exists so tests
- * can issue tokens in the past.
+ * can issue tokens in the past. `events` hears of JWKS fetches that failed (metrics, logs).
  */
-export function createAuth(options: AuthOptions, now: () => number = Date.now): Auth {
-  return new JwtAuth(options, now);
+export function createAuth(
+  options: AuthOptions,
+  now: () => number = Date.now,
+  events: KeyEvents = {},
+): Auth {
+  return new JwtAuth(options, now, events);
 }
 
 const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";

@@ -70,6 +70,8 @@ describe("loadConfig defaults", () => {
     assert.equal(config.auth.devLogin, true);
     assert.equal(config.auth.cookieName, "rt_session");
     assert.equal(config.auth.cookieSecure, false);
+    assert.deepEqual(config.auth.algorithms, ["HS256"]);
+    assert.equal(config.auth.jwks, null);
   });
 
   test("development generates a random per-process secret and flags it", () => {
@@ -298,6 +300,8 @@ describe("loadConfig validation", () => {
       "CHANNEL_IDLE_TTL_MS",
       "MAX_CHANNELS",
       "HISTORY_MAX_BYTES",
+      "JWT_JWKS_CACHE_MS",
+      "JWT_JWKS_COOLDOWN_MS",
     ];
     const env = Object.fromEntries(names.map((n) => [n, "x"]));
     try {
@@ -440,6 +444,169 @@ describe("loadConfig production rules", () => {
       AUTH_DEV_LOGIN: "true",
     });
     assert.equal(opted.auth.devLogin, true);
+  });
+});
+
+describe("loadConfig identity providers (JWKS)", () => {
+  const JWKS = "https://idp.example.com/.well-known/jwks.json";
+
+  test("JWT_JWKS_URL: the set, its timings, and the asymmetric algorithms by default", () => {
+    const config = loadConfig({ JWT_JWKS_URL: JWKS });
+    assert.deepEqual(config.auth.jwks, {
+      url: JWKS,
+      cacheMaxAgeMs: 600000,
+      cooldownMs: 30000,
+      timeoutMs: 5000,
+    });
+    assert.deepEqual(config.auth.algorithms, ["HS256", "RS256", "ES256", "EdDSA"]);
+    const tuned = loadConfig({
+      JWT_JWKS_URL: JWKS,
+      JWT_JWKS_CACHE_MS: "60000",
+      JWT_JWKS_COOLDOWN_MS: "5000",
+      JWT_ALGORITHMS: " RS256, PS256 ,ES384,EdDSA,RS256,HS256",
+    });
+    assert.equal(tuned.auth.jwks?.cacheMaxAgeMs, 60000);
+    assert.equal(tuned.auth.jwks?.cooldownMs, 5000);
+    assert.deepEqual(tuned.auth.algorithms, ["RS256", "PS256", "ES384", "EdDSA", "HS256"]);
+  });
+
+  test("JWT_ALGORITHMS names only JWS algorithms; none is never one", () => {
+    for (const bad of ["none", "NONE", "HS256,none", "rs256", "RS257", "HS256,", "A256GCM"]) {
+      assertRejects({ JWT_JWKS_URL: JWKS, JWT_ALGORITHMS: bad }, "JWT_ALGORITHMS: ");
+    }
+    assertRejects({ JWT_JWKS_URL: JWKS, JWT_ALGORITHMS: "none" }, '"none" is not one of HS256');
+  });
+
+  test("asymmetric algorithms need JWT_JWKS_URL, and a JWKS needs one of them", () => {
+    assertRejects(
+      { JWT_ALGORITHMS: "HS256,RS256" },
+      "JWT_ALGORITHMS lists RS256, which need JWT_JWKS_URL",
+    );
+    assertRejects(
+      { JWT_JWKS_URL: JWKS, JWT_ALGORITHMS: "HS256" },
+      "JWT_JWKS_URL is set but JWT_ALGORITHMS allows no algorithm it verifies",
+    );
+    assert.deepEqual(loadConfig({ JWT_ALGORITHMS: "HS256,HS512" }).auth.algorithms, [
+      "HS256",
+      "HS512",
+    ]);
+  });
+
+  test("dev login needs HS256 (its tokens are HS256)", () => {
+    assertRejects(
+      { JWT_JWKS_URL: JWKS, JWT_ALGORITHMS: "RS256" },
+      "JWT_ALGORITHMS must include HS256 while AUTH_DEV_LOGIN is on",
+    );
+    const idpOnly = loadConfig({
+      JWT_JWKS_URL: JWKS,
+      JWT_ALGORITHMS: "RS256",
+      AUTH_DEV_LOGIN: "false",
+    });
+    assert.deepEqual(idpOnly.auth.algorithms, ["RS256"]);
+  });
+
+  for (const bad of [
+    "not a url",
+    "ftp://idp.example.com/jwks",
+    "file:///etc/jwks.json",
+    "idp.example.com/jwks",
+  ]) {
+    test(`rejects JWT_JWKS_URL=${bad}`, () => {
+      assertRejects({ JWT_JWKS_URL: bad }, "JWT_JWKS_URL must be an http(s) URL");
+    });
+  }
+
+  test("rejects credentials in JWT_JWKS_URL without echoing them", () => {
+    assert.throws(
+      () => loadConfig({ JWT_JWKS_URL: "https://user:hunter2@idp.example.com/jwks" }),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        assert.match(err.message, /JWT_JWKS_URL must not contain credentials/);
+        assert.doesNotMatch(err.message, /hunter2/);
+        return true;
+      },
+    );
+  });
+
+  test("rejects JWKS timings out of range", () => {
+    assertRejects(
+      { JWT_JWKS_COOLDOWN_MS: "999" },
+      "JWT_JWKS_COOLDOWN_MS must be a decimal integer in 1000..3600000",
+    );
+    assertRejects(
+      { JWT_JWKS_CACHE_MS: "86400001" },
+      "JWT_JWKS_CACHE_MS must be a decimal integer in 1000..86400000",
+    );
+  });
+
+  test("http is fine outside production", () => {
+    const url = "http://idp.internal:8080/jwks";
+    assert.equal(loadConfig({ JWT_JWKS_URL: url }).auth.jwks?.url, url);
+  });
+});
+
+describe("loadConfig production rules with a JWKS", () => {
+  const JWKS = "https://idp.example.com/.well-known/jwks.json";
+
+  test("JWT_SECRET may be left out: a random per-process key signs, no one else has it", () => {
+    const config = loadConfig({ NODE_ENV: "production", JWT_JWKS_URL: JWKS });
+    assert.equal(config.auth.secretGenerated, true);
+    assert.ok(config.auth.secret.length >= 32);
+    assert.equal(config.auth.devLogin, false);
+    assert.deepEqual(config.auth.algorithms, ["HS256", "RS256", "ES256", "EdDSA"]);
+    // With a secret, both kinds of token verify on every pod.
+    const both = loadConfig({ NODE_ENV: "production", JWT_JWKS_URL: JWKS, JWT_SECRET: SECRET });
+    assert.equal(both.auth.secretGenerated, false);
+    assert.equal(both.auth.secret, SECRET);
+  });
+
+  test("without JWT_SECRET: no dev login, and HS* cannot be asked for", () => {
+    assertRejects(
+      { NODE_ENV: "production", JWT_JWKS_URL: JWKS, AUTH_DEV_LOGIN: "true" },
+      "AUTH_DEV_LOGIN=true needs JWT_SECRET in production",
+    );
+    assertRejects(
+      { NODE_ENV: "production", JWT_JWKS_URL: JWKS, JWT_ALGORITHMS: "RS256,HS256" },
+      "JWT_ALGORITHMS lists HS256 but JWT_SECRET is not set",
+    );
+    const config = loadConfig({
+      NODE_ENV: "production",
+      JWT_JWKS_URL: JWKS,
+      JWT_ALGORITHMS: "RS256",
+    });
+    assert.deepEqual(config.auth.algorithms, ["RS256"]);
+  });
+
+  test("the JWKS must come over https, unless from a loopback host", () => {
+    assertRejects(
+      { NODE_ENV: "production", JWT_JWKS_URL: "http://idp.example.com/jwks" },
+      "JWT_JWKS_URL must be https in production",
+    );
+    assertRejects(
+      { NODE_ENV: "production", JWT_JWKS_URL: "http://10.0.0.7/jwks" },
+      "JWT_JWKS_URL must be https in production",
+    );
+    for (const url of [
+      "http://127.0.0.1:9000/jwks",
+      "http://localhost/jwks",
+      "http://[::1]:9000/jwks",
+    ]) {
+      assert.equal(
+        loadConfig({ NODE_ENV: "production", JWT_JWKS_URL: url }).auth.jwks?.url,
+        new URL(url).href,
+      );
+    }
+  });
+
+  test("a bad JWT_JWKS_URL does not also waive JWT_SECRET's own problem", () => {
+    assertRejects(
+      { NODE_ENV: "production", JWT_JWKS_URL: "nope" },
+      "JWT_JWKS_URL must be an http(s) URL",
+    );
+    assertRejects(
+      { NODE_ENV: "production", JWT_JWKS_URL: "nope" },
+      "JWT_SECRET is required in production",
+    );
   });
 });
 

@@ -15,7 +15,11 @@ try {
 
 const service = await buildApp(config);
 const { app } = service;
-if (config.auth.secretGenerated) {
+if (config.auth.secretGenerated && config.auth.jwks !== null) {
+  app.log.info(
+    "JWT_SECRET is not set: tokens are verified with the JWKS; HS256 tokens only with a random key of this process",
+  );
+} else if (config.auth.secretGenerated) {
   app.log.warn("JWT_SECRET is not set: using a random key; tokens end with this process");
 }
 const { metricsApp } = service;

@@ -60,6 +60,7 @@ export class PrometheusMetrics implements Metrics, PresenceMetrics, AccessMetric
   readonly #replays: Counter;
   readonly #authz: Counter<"result">;
   readonly #revoked: Counter;
+  readonly #jwksFetchFailures: Counter;
   readonly #refusedReasons = new Set<string>();
   readonly #disconnectReasons = new Set<string>();
 
@@ -190,6 +191,11 @@ export class PrometheusMetrics implements Metrics, PresenceMetrics, AccessMetric
       help: "Open SSE streams closed (3503 forbidden) because a channel they carry is no longer granted.",
       registers,
     });
+    this.#jwksFetchFailures = new Counter({
+      name: "realtime_jwks_fetch_failures_total",
+      help: "Fetches of the identity provider's key set (JWT_JWKS_URL) that failed: unreachable, timed out, not 200, or not a key set. Tokens are then checked with the keys fetched before.",
+      registers,
+    });
 
     if (options.defaultMetrics ?? true) {
       collectDefaultMetrics({ register: this.#registry, prefix: "realtime_" });
@@ -251,6 +257,11 @@ export class PrometheusMetrics implements Metrics, PresenceMetrics, AccessMetric
 
   grantRevoked(): void {
     this.#revoked.inc();
+  }
+
+  /** A fetch of the JWKS (`JWT_JWKS_URL`) failed. */
+  jwksFetchFailed(): void {
+    this.#jwksFetchFailures.inc();
   }
 }
 
