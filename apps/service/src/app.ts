@@ -36,6 +36,7 @@ import {
   registerMetricsElsewhere,
   registerMetricsRoute,
 } from "./routes/health.ts";
+import { registerHistoryRoute } from "./routes/history.ts";
 import { registerJobRoutes } from "./routes/jobs.ts";
 import { registerPageRoutes } from "./routes/page.ts";
 import { registerPresenceRoute } from "./routes/presence.ts";
@@ -126,9 +127,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       }),
     },
   });
+  const history = "read" in broker ? (broker as Broker & HistoryStore) : undefined;
   hub = new Hub({
     broker,
-    history: "read" in broker ? (broker as Broker & HistoryStore) : undefined,
+    history,
     metrics,
     maxConnections: config.limits.maxConnections,
     heartbeatIntervalMs: config.sse.heartbeatIntervalMs,
@@ -198,6 +200,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     access,
     maxUsers: config.presence.snapshotMaxUsers,
   });
+  registerHistoryRoute(app, { broker, history, auth, access });
   const jobs = await createJobSystem(config, {
     events: hub,
     log: app.log.child({ component: "jobs" }),
@@ -286,7 +289,15 @@ async function createBroker(config: Config, log: FastifyBaseLogger): Promise<Bro
   if (config.redis.mode === "embedded") {
     const { idleTtlMs, maxChannels, historyMaxBytes } = config.channels;
     return new MemoryBroker({
-      busOptions: { idleTtlMs, maxChannels, maxHistoryBytes: historyMaxBytes },
+      busOptions: {
+        idleTtlMs,
+        maxChannels,
+        maxHistoryBytes: historyMaxBytes,
+        retention: {
+          size: config.channels.historyMaxLength,
+          ttlMs: config.channels.historyTtlSeconds * 1000,
+        },
+      },
     });
   }
   const { RedisBroker } = await import("@realtime/redis");
@@ -296,6 +307,8 @@ async function createBroker(config: Config, log: FastifyBaseLogger): Promise<Bro
     clusterNodes: config.redis.mode === "cluster" ? [...config.redis.clusterNodes] : undefined,
     prefix: config.redis.prefix,
     metaTtlSeconds: Math.ceil(config.channels.idleTtlMs / 1000),
+    historySize: config.channels.historyMaxLength,
+    historyTtlSeconds: config.channels.historyTtlSeconds,
     waitReplicas: config.redis.waitReplicas,
     waitTimeoutMs: config.redis.waitTimeoutMs,
     logger: {

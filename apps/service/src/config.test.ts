@@ -56,6 +56,7 @@ describe("loadConfig defaults", () => {
         streamsPerIp: 0,
         streamChannelsPerUser: 120,
         presencePerUser: 60,
+        historyPerUser: 60,
         perChannel: 20000,
       },
       connections: { perUser: 64, perIp: 0, leaseTtlMs: 30000 },
@@ -105,6 +106,8 @@ describe("loadConfig defaults", () => {
       idleTtlMs: 600000,
       maxChannels: 100000,
       historyMaxBytes: 67108864,
+      historyMaxLength: 10000,
+      historyTtlSeconds: 300,
     });
     assert.deepEqual(config.sse, {
       heartbeatIntervalMs: 15000,
@@ -162,6 +165,8 @@ describe("loadConfig reads variables", () => {
       CHANNEL_IDLE_TTL_MS: "60000",
       MAX_CHANNELS: "7",
       HISTORY_MAX_BYTES: "4096",
+      HISTORY_MAX_LENGTH: "500",
+      HISTORY_TTL_SECONDS: "30",
       SHUTDOWN_DRAIN_MS: "250",
       IDEMPOTENCY_WINDOW_MS: "60000",
       HTTP2: "h2c",
@@ -193,7 +198,13 @@ describe("loadConfig reads variables", () => {
       maxReplays: 3,
       maxReplaysPerUser: 1,
     });
-    assert.deepEqual(config.channels, { idleTtlMs: 60000, maxChannels: 7, historyMaxBytes: 4096 });
+    assert.deepEqual(config.channels, {
+      idleTtlMs: 60000,
+      maxChannels: 7,
+      historyMaxBytes: 4096,
+      historyMaxLength: 500,
+      historyTtlSeconds: 30,
+    });
     assert.deepEqual(config.sse, { heartbeatIntervalMs: 1000, retryMs: 100, retryJitterMs: 0 });
     assert.equal(config.shutdown.drainMs, 250);
     assert.equal(config.publish.idempotencyWindowMs, 60000);
@@ -332,6 +343,21 @@ describe("loadConfig validation", () => {
       "PRESENCE_REFRESH_MS (3000) must be under half of PRESENCE_TTL_MS (6000)",
     );
     assertRejects({ PRESENCE_REFRESH_MS: "-1" }, "PRESENCE_REFRESH_MS");
+  });
+
+  test("rejects history retention it cannot keep", () => {
+    assertRejects(
+      { CHANNEL_IDLE_TTL_MS: "60000", HISTORY_TTL_SECONDS: "61" },
+      "HISTORY_TTL_SECONDS (61) must not exceed CHANNEL_IDLE_TTL_MS (60000) in seconds",
+    );
+    assert.equal(
+      loadConfig({ CHANNEL_IDLE_TTL_MS: "60000", HISTORY_TTL_SECONDS: "60" }).channels
+        .historyTtlSeconds,
+      60,
+    );
+    assertRejects({ HISTORY_MAX_LENGTH: "0" }, "HISTORY_MAX_LENGTH");
+    assertRejects({ HISTORY_MAX_LENGTH: "1000001" }, "HISTORY_MAX_LENGTH");
+    assertRejects({ HISTORY_TTL_SECONDS: "0" }, "HISTORY_TTL_SECONDS");
   });
 
   test("rejects an IDEMPOTENCY_WINDOW_MS under a second or over a day", () => {
@@ -680,6 +706,7 @@ describe("loadConfig security", () => {
       RATE_LIMIT_STREAMS_PER_IP_MAX: "9",
       RATE_LIMIT_STREAM_CHANNELS_MAX: "11",
       RATE_LIMIT_PRESENCE_MAX: "10",
+      RATE_LIMIT_HISTORY_MAX: "12",
       CHANNEL_PUBLISH_MAX: "5",
       MAX_CONNECTIONS_PER_USER: "6",
       MAX_CONNECTIONS_PER_IP: "7",
@@ -700,6 +727,7 @@ describe("loadConfig security", () => {
         streamsPerIp: 9,
         streamChannelsPerUser: 11,
         presencePerUser: 10,
+        historyPerUser: 12,
         perChannel: 5,
       },
       connections: { perUser: 6, perIp: 7, leaseTtlMs: 900 },

@@ -23,12 +23,32 @@ export interface ChannelStateConfig {
    * 67108864 (64 MiB).
    */
   readonly historyMaxBytes: number;
+  /**
+   * Most events a channel's history keeps (`HISTORY_MAX_LENGTH`), in Redis and in memory: what
+   * a resuming stream can replay and `GET /api/channels/:channel/messages` can page through.
+   * Redis trims approximately (`MAXLEN ~`), so a few more may be held. Default 10000; 1–1000000.
+   */
+  readonly historyMaxLength: number;
+  /**
+   * Longest an event stays in history, in seconds (`HISTORY_TTL_SECONDS`). At most
+   * `CHANNEL_IDLE_TTL_MS` (history cannot outlive the channel's epoch). Default 300.
+   */
+  readonly historyTtlSeconds: number;
 }
 
 export function readChannels(r: EnvReader): ChannelStateConfig {
-  return {
+  const channels: ChannelStateConfig = {
     idleTtlMs: r.int("CHANNEL_IDLE_TTL_MS", 600_000, 1_000, 86_400_000),
     maxChannels: r.int("MAX_CHANNELS", 100_000, 1),
     historyMaxBytes: r.int("HISTORY_MAX_BYTES", 64 * 1024 * 1024, 1024),
+    historyMaxLength: r.int("HISTORY_MAX_LENGTH", 10_000, 1, 1_000_000),
+    historyTtlSeconds: r.int("HISTORY_TTL_SECONDS", 300, 1, 86_400),
   };
+  if (channels.historyTtlSeconds * 1000 > channels.idleTtlMs) {
+    // The epoch goes with the channel's idle state: history kept longer could not be resumed.
+    r.problems.push(
+      `HISTORY_TTL_SECONDS (${channels.historyTtlSeconds}) must not exceed CHANNEL_IDLE_TTL_MS (${channels.idleTtlMs}) in seconds`,
+    );
+  }
+  return channels;
 }

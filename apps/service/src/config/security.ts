@@ -43,6 +43,8 @@ export interface RateLimitConfig {
   readonly streamChannelsPerUser: number;
   /** `GET /api/channels/:channel/presence` per user (`RATE_LIMIT_PRESENCE_MAX`). Default 60. */
   readonly presencePerUser: number;
+  /** `GET /api/channels/:channel/messages` per user (`RATE_LIMIT_HISTORY_MAX`). Default 60. */
+  readonly historyPerUser: number;
   /**
    * Events accepted per channel over chat and the publish API together
    * (`CHANNEL_PUBLISH_MAX`): the broadcast budget that keeps one room from flooding every
@@ -93,6 +95,7 @@ export function readSecurityConfig(r: EnvReader): SecurityConfig {
     streamsPerIp: r.int("RATE_LIMIT_STREAMS_PER_IP_MAX", 0, 0),
     streamChannelsPerUser: r.int("RATE_LIMIT_STREAM_CHANNELS_MAX", 120, 0),
     presencePerUser: r.int("RATE_LIMIT_PRESENCE_MAX", 60, 0),
+    historyPerUser: r.int("RATE_LIMIT_HISTORY_MAX", 60, 0),
     perChannel: r.int("CHANNEL_PUBLISH_MAX", 20_000, 0),
   };
   const connections: ConnectionLimitsConfig = {

@@ -16,6 +16,7 @@ export const ROUTE_LIMIT_SETTINGS = {
   login: "loginPerIp",
   streams: "streamsPerUser",
   presence: "presencePerUser",
+  history: "historyPerUser",
 } as const satisfies Record<string, keyof RateLimitConfig>;
 
 /** A route's rate limit (`config: { limit }`). */
