@@ -1,6 +1,6 @@
 /**
  * Channel access on every path an event can take — opening a stream, resuming it (the replay),
- * presence snapshots, chat posts, the publish API — from both sources of rules: the token's
+ * presence snapshots, history reads, chat posts, the publish API — from both sources of rules: the token's
  * `realtime` claim and the product's backend (`AUTHZ_URL`, a real HTTP server here), with
  * `CHANNEL_DEFAULT_ACCESS=closed`. Then grants withdrawn from open streams.
  */
@@ -105,6 +105,21 @@ describe("channel access on every path", { timeout: 120_000 }, () => {
           { headers: bearer(token) },
         );
         return { status: reply.status, code: reply.json?.code };
+      },
+    },
+    history: {
+      action: "subscribe",
+      async run(token, channel) {
+        // Something said before: an allowed read shows it, a denied one shows nothing.
+        await rt.service.hub.publish(channel as `channel:${string}`, { type: "said" });
+        const reply = await request(
+          `${rt.url}/api/channels/${encodeURIComponent(channel)}/messages?limit=5`,
+          { headers: bearer(token) },
+        );
+        if (reply.status !== 200) return { status: reply.status, code: reply.json?.code };
+        const events = (reply.json as { events: { event: { type: string } }[] }).events;
+        assert.equal(events.at(-1)?.event.type, "said");
+        return { status: 200 };
       },
     },
     chat: {
