@@ -18,15 +18,20 @@ export type {
   TokenGetter,
 } from "./event-source.ts";
 export { globalEventSource, withBearerToken } from "./event-source.ts";
+export type { HistoryEvent, HistoryOptions, HistoryPage } from "./history-page.ts";
+export { MAX_HISTORY_LIMIT } from "./history-page.ts";
 export type { PresenceEvent, PresenceUser } from "./presence-state.ts";
 export type {
   EventMap,
   EventOf,
+  HistoryHandlers,
   RealtimeClient,
   RealtimeClientOptions,
+  SubscribeOptions,
   Subscription,
 } from "./realtime-client.ts";
 export { createRealtimeClient } from "./realtime-client.ts";
+export { RealtimeHttpError } from "./realtime-http-error.ts";
 export type {
   PresenceSnapshot,
   PresenceStatus,
