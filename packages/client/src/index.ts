@@ -1,5 +1,11 @@
 export type { BackoffOptions } from "./backoff.ts";
 export { backoffDelay, DEFAULT_BACKOFF } from "./backoff.ts";
+export type {
+  ChannelHistoryOptions,
+  ChannelHistorySnapshot,
+  ChannelHistoryStore,
+} from "./channel-history.ts";
+export { createChannelHistory } from "./channel-history.ts";
 export type { ChannelHandlers } from "./channel-registry.ts";
 export type {
   ConnectionSnapshot,
