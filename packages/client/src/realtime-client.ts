@@ -19,6 +19,12 @@ import { type HistoryOptions, type HistoryPage, readHistoryPage } from "./histor
 import { StreamConnection } from "./stream-connection.ts";
 import { realTimers, type Timers } from "./timers.ts";
 
+/**
+ * Longest a stream (re-)open waits for history reads in flight: channels subscribed together
+ * with rooms that start from history open with them, as one stream, unless a read is slower.
+ */
+const HISTORY_HOLD_MS = 1000;
+
 /** Application event types by `type`, for typed handlers. */
 export type EventMap = Record<string, RealtimeEvent>;
 
@@ -163,18 +169,25 @@ class Client<Events extends EventMap> implements RealtimeClient<Events> {
   /** Channels the server withdrew: kept out of the stream until `connect()` or resubscribed. */
   readonly #denied = new Set<ChannelName>();
   readonly #connection: StreamConnection;
+  readonly #timers: Timers;
   #syncQueued = false;
+  /** Subscriptions waiting for their history page: the stream waits for them (bounded). */
+  #reading = 0;
+  /** A sync is owed once the reads are in (or the hold ends). */
+  #held = false;
+  #holdTimer: { handle: unknown } | null = null;
 
   constructor(options: RealtimeClientOptions) {
     this.#base = options.url.replace(/\/+$/, "");
     this.#fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
     this.#getToken = options.getToken;
     this.#withCredentials = options.withCredentials ?? false;
+    this.#timers = options.timers ?? realTimers;
     this.#connection = new StreamConnection({
       eventsUrl: this.#base,
       eventsPath: options.eventsPath ?? "/api/events",
       factory: options.eventSource ?? globalEventSource(),
-      timers: options.timers ?? realTimers,
+      timers: this.#timers,
       random: options.random ?? Math.random,
       connectivity: options.online ?? defaultConnectivity(),
       getToken: options.getToken,
@@ -241,13 +254,22 @@ class Client<Events extends EventMap> implements RealtimeClient<Events> {
     const attach = (start: string | null) => {
       remove = this.#attach(name, handlers, start);
     };
+    let reading = history !== undefined;
+    if (reading) this.#reading++;
+    const settle = () => {
+      if (!reading) return;
+      reading = false;
+      this.#reading--;
+      if (this.#reading === 0 && this.#held) this.#queueSync();
+    };
     if (history === undefined) attach(from ?? null);
-    else void this.#attachAfterHistory(name, history, handlers, abort.signal, attach);
+    else void this.#attachAfterHistory(name, history, handlers, abort.signal, settle, attach);
     return {
       channel: name,
       unsubscribe: () => {
         if (abort.signal.aborted) return;
         abort.abort();
+        settle();
         if (!remove) return;
         remove();
         // A channel nobody subscribes to any more may be asked for afresh by a new subscription.
@@ -330,6 +352,7 @@ class Client<Events extends EventMap> implements RealtimeClient<Events> {
     limit: number,
     handlers: HistoryHandlers<EventOf<Events>>,
     signal: AbortSignal,
+    settle: () => void,
     attach: (start: string | null) => void,
   ): Promise<void> {
     // A tick later: a subscription undone in the same tick (React StrictMode mounts, unmounts
@@ -341,11 +364,13 @@ class Client<Events extends EventMap> implements RealtimeClient<Events> {
       page = await this.history(channel, { limit, signal });
     } catch (error) {
       if (signal.aborted) return;
+      settle();
       isolate(() => handlers.onHistoryError?.(error));
       if (!signal.aborted) attach(null);
       return;
     }
     if (signal.aborted) return;
+    settle();
     isolate(() => handlers.onHistory?.(page));
     if (!signal.aborted) attach(page.cursor);
   }
@@ -364,8 +389,35 @@ class Client<Events extends EventMap> implements RealtimeClient<Events> {
     this.#syncQueued = true;
     queueMicrotask(() => {
       this.#syncQueued = false;
-      this.#connection.setChannels(this.#wanted());
+      this.#sync();
     });
+  }
+
+  /**
+   * Applies the channel set, unless history reads are in flight: then it waits for them (at
+   * most {@link HISTORY_HOLD_MS}), so a page that opens several rooms from history and other
+   * channels besides opens one stream once their pages are in, not one per page.
+   */
+  #sync(): void {
+    if (this.#reading > 0) {
+      this.#held = true;
+      if (this.#holdTimer === null) {
+        const timer: { handle: unknown } = { handle: null };
+        this.#holdTimer = timer;
+        timer.handle = this.#timers.setTimeout(() => {
+          if (this.#holdTimer === timer) this.#flush();
+        }, HISTORY_HOLD_MS);
+      }
+      return;
+    }
+    this.#flush();
+  }
+
+  #flush(): void {
+    this.#held = false;
+    if (this.#holdTimer) this.#timers.clearTimeout(this.#holdTimer.handle);
+    this.#holdTimer = null;
+    this.#connection.setChannels(this.#wanted());
   }
 }
 

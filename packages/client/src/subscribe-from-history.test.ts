@@ -347,3 +347,52 @@ describe("subscribe(channel, handlers, { from })", () => {
     assert.equal(sources.last.cursor, idOf(ROOM, 3));
   });
 });
+
+describe("the stream waits for history reads in flight", () => {
+  it("channels subscribed together with a history start open with it, as one stream", async () => {
+    const service = scriptedFetch();
+    const { client, sources, timers } = setup({ fetch: service.fetch });
+    const release = service.hold();
+    client.subscribe(OTHER);
+    client.subscribe(ROOM, {}, { history: 5 });
+    await until("the history request", () => service.requests.length === 1);
+    assert.equal(sources.all.length, 0, "no stream before the page");
+    assert.deepEqual(timers.pending, [1000], "waiting at most 1 s");
+    release(json(200, pageBody(1, 3)));
+    await until("the stream", () => sources.all.length === 1);
+    await settle();
+    assert.equal(sources.all.length, 1, "one stream");
+    assert.deepEqual(sources.last.channels, [OTHER, ROOM]);
+    assert.equal(offsetIn(sources.last.cursor, ROOM), 3);
+    assert.deepEqual(timers.pending, [], "the hold is over");
+  });
+
+  it("a slow page holds the others at most the hold time; the room joins when its page is in", async () => {
+    const service = scriptedFetch();
+    const { client, sources, timers, transitions } = setup({ fetch: service.fetch });
+    const release = service.hold();
+    client.subscribe(OTHER);
+    client.subscribe(ROOM, {}, { history: 5 });
+    await until("the history request", () => service.requests.length === 1);
+    timers.fireNext();
+    assert.equal(sources.all.length, 1);
+    assert.deepEqual(sources.last.channels, [OTHER]);
+    sources.last.open();
+    release(json(200, pageBody(1, 3)));
+    await until("the re-open", () => sources.all.length === 2);
+    assert.deepEqual(sources.last.channels, [OTHER, ROOM]);
+    assert.equal(offsetIn(sources.last.cursor, ROOM), 3);
+    assert.equal(transitions().at(-1), "open→connecting:channels_changed");
+  });
+
+  it("a history start undone in the same tick holds nothing", async () => {
+    const service = scriptedFetch();
+    const { client, sources, timers } = setup({ fetch: service.fetch });
+    client.subscribe(OTHER);
+    client.subscribe(ROOM, {}, { history: 5 }).unsubscribe();
+    await settle();
+    assert.equal(sources.all.length, 1);
+    assert.deepEqual(timers.requested, []);
+    assert.equal(service.requests.length, 0);
+  });
+});

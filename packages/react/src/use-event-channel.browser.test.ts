@@ -264,8 +264,10 @@ describe("React hooks in Chromium", { timeout: 120_000 }, () => {
         ].sort(),
       );
       assert.deepEqual(problems, []);
-      const last = new URL(eventSources.at(-1) ?? "").searchParams;
-      assert.deepEqual(last.getAll("channel").sort(), ["channel:feed", "channel:log"]);
+      // The stream waited for both first pages: one EventSource, with both channels.
+      assert.equal(eventSources.length, 1);
+      const query = new URL(eventSources[0] ?? "").searchParams;
+      assert.deepEqual(query.getAll("channel").sort(), ["channel:feed", "channel:log"]);
     } finally {
       await context.close();
     }
