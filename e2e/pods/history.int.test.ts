@@ -99,6 +99,67 @@ describe("history on two pods", { timeout: 120_000 }, () => {
     assert.equal(older.previous, null);
   });
 
+  it("with a publisher running throughout, every reader of the last 50 then the stream has each event exactly once", async () => {
+    const [a, b] = pods as [Pod, Pod];
+    const publisher = await auth.issueServiceToken({ service: "feed", scopes: ["publish"] });
+    const accepted: number[] = [];
+    let stop = false;
+    const publishing = (async () => {
+      for (let n = 1; !stop && n <= 2_000; n++) {
+        const pod = n % 2 === 0 ? a : b;
+        const reply = await postJson(`${pod.url}/api/publish`, publisher, {
+          channel: "channel:busy",
+          event: { type: "seq", n },
+        });
+        assert.equal(reply.status, 202, reply.text);
+        accepted.push(n);
+      }
+    })();
+    const seqOf = (e: { event: { type: string; n?: number } }) => e.event.n as number;
+    const readers = await Promise.all(
+      [0, 1, 2, 3].map(async (i) => {
+        // Readers arrive while the publisher runs, each at its own point.
+        await until(
+          () => accepted.length >= 60 + i * 40,
+          `publisher passed ${60 + i * 40}`,
+          20_000,
+          5,
+        );
+        const token = await auth.issueUserToken({ id: `u_reader${i}`, name: `R${i}` });
+        const [readOn, streamOn] = i % 2 === 0 ? [a, b] : [b, a];
+        const reply = await request(`${readOn.url}/api/channels/busy/messages?limit=50`, {
+          headers: bearer(token),
+        });
+        assert.equal(reply.status, 200, reply.text);
+        const page = reply.json as unknown as Page & {
+          events: { event: { type: string; n?: number } }[];
+        };
+        const stream = await open(streamOn, token, "busy", page.cursor);
+        return { page: page.events.filter((e) => e.event.type === "seq").map(seqOf), stream };
+      }),
+    );
+    await until(() => accepted.length >= 260, "publisher passed 260", 30_000, 5);
+    stop = true;
+    await publishing;
+    const last = accepted.at(-1) as number;
+    for (const [i, { page, stream }] of readers.entries()) {
+      await stream.waitFor((e) => ofType("seq")(e) && JSON.parse(e.data).n === last, 20_000);
+      const streamed = stream.events
+        .filter(ofType("seq"))
+        .map((e) => JSON.parse(e.data).n as number);
+      const seen = [...page, ...streamed];
+      const first = page[0] as number;
+      // The page is the last 50 events: the earlier readers' `presence` events take a few.
+      assert.ok(page.length >= 50 - readers.length, `reader ${i}: a full page (${page.length})`);
+      assert.deepEqual(
+        seen,
+        Array.from({ length: last - first + 1 }, (_, k) => first + k),
+        `reader ${i}: every event from the page's first to the last, once, in order`,
+      );
+      assert.equal(stream.events.filter((e) => e.event === "reset").length, 0);
+    }
+  });
+
   it("after Redis restarts empty, old cursors get an explicit reset, and history starts again", async () => {
     const [a, b] = pods as [Pod, Pod];
     const bob = await auth.issueUserToken({ id: "u_bob", name: "Bob" });

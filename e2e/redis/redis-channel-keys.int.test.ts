@@ -1,14 +1,14 @@
 /**
  * Attack (issue 14, finding 2): one signed-in user makes the shared Redis keep keys for rooms
  * nobody uses — opening and closing streams on fresh room names (presence joins, `online` and
- * `offline` events, position reads) and reading the presence of fresh rooms. Every key the
+ * `offline` events, position reads) and reading the presence and history of fresh rooms. Every key the
  * attack leaves lives at most the channel idle TTL (`CHANNEL_IDLE_TTL_MS`; here 2 s), except
  * the presence decisions kept a minute for retries; once the attacker stops, the keys go with
  * nothing reading them again. Meanwhile a well-behaved pair of users on the same pod keep
  * chatting, every message delivered once, in order.
  *
  * Runs on the machine's shared Redis under a prefix of its own (it kills nothing). The rate
- * limits on stream opens and presence reads are off: this is what is left past them (an
+ * limits on stream opens, presence and history reads are off: this is what is left past them (an
  * attacker with many accounts); they are tested in rate-limit.test.ts.
  */
 import assert from "node:assert/strict";
@@ -41,6 +41,7 @@ describe("keys one user can make the shared Redis keep", () => {
       RATE_LIMIT_STREAMS_MAX: "0",
       RATE_LIMIT_STREAM_CHANNELS_MAX: "0",
       RATE_LIMIT_PRESENCE_MAX: "0",
+      RATE_LIMIT_HISTORY_MAX: "0",
       RATE_LIMIT_CHAT_MAX: "0",
       CHANNEL_PUBLISH_MAX: "0",
     });
@@ -74,7 +75,7 @@ describe("keys one user can make the shared Redis keep", () => {
     return ttls;
   }
 
-  it("opens, closes and presence reads on fresh rooms: every key lives one idle TTL, then goes", async () => {
+  it("opens, closes, presence and history reads on fresh rooms: every key lives one idle TTL, then goes", async () => {
     let rooms = 0;
     for (let round = 0; round < 4; round++) {
       const streams = await Promise.all(
@@ -98,9 +99,15 @@ describe("keys one user can make the shared Redis keep", () => {
         });
         assert.equal(reply.status, 200, reply.text);
       }
+      for (let i = 0; i < 25; i++) {
+        const reply = await request(`${svc.url}/api/channels/peek${++rooms}/messages`, {
+          headers: { authorization: `Bearer ${attacker.token}` },
+        });
+        assert.equal(reply.status, 200, reply.text);
+      }
       await bystanders.chat();
     }
-    assert.equal(rooms, 4 * (160 + 75));
+    assert.equal(rooms, 4 * (160 + 75 + 25));
 
     // While the rooms are fresh: no key of theirs outlives the idle TTL (presence decisions
     // kept for retries excepted), none lives for ever.

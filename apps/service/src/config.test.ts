@@ -355,6 +355,11 @@ describe("loadConfig validation", () => {
         .historyTtlSeconds,
       60,
     );
+    assert.equal(
+      loadConfig({ CHANNEL_IDLE_TTL_MS: "2500" }).channels.historyTtlSeconds,
+      2,
+      "unset: the default within a shorter idle TTL",
+    );
     assertRejects({ HISTORY_MAX_LENGTH: "0" }, "HISTORY_MAX_LENGTH");
     assertRejects({ HISTORY_MAX_LENGTH: "1000001" }, "HISTORY_MAX_LENGTH");
     assertRejects({ HISTORY_TTL_SECONDS: "0" }, "HISTORY_TTL_SECONDS");

@@ -31,7 +31,8 @@ export interface ChannelStateConfig {
   readonly historyMaxLength: number;
   /**
    * Longest an event stays in history, in seconds (`HISTORY_TTL_SECONDS`). At most
-   * `CHANNEL_IDLE_TTL_MS` (history cannot outlive the channel's epoch). Default 300.
+   * `CHANNEL_IDLE_TTL_MS` (history cannot outlive the channel's epoch). Default 300, or the
+   * idle TTL when that is shorter.
    */
   readonly historyTtlSeconds: number;
 }
@@ -44,7 +45,12 @@ export function readChannels(r: EnvReader): ChannelStateConfig {
     historyMaxLength: r.int("HISTORY_MAX_LENGTH", 10_000, 1, 1_000_000),
     historyTtlSeconds: r.int("HISTORY_TTL_SECONDS", 300, 1, 86_400),
   };
-  if (channels.historyTtlSeconds * 1000 > channels.idleTtlMs) {
+  const idleSeconds = Math.floor(channels.idleTtlMs / 1000);
+  if (r.raw("HISTORY_TTL_SECONDS") === undefined) {
+    // Unset: the default, within a shorter idle TTL.
+    return { ...channels, historyTtlSeconds: Math.min(channels.historyTtlSeconds, idleSeconds) };
+  }
+  if (channels.historyTtlSeconds > idleSeconds) {
     // The epoch goes with the channel's idle state: history kept longer could not be resumed.
     r.problems.push(
       `HISTORY_TTL_SECONDS (${channels.historyTtlSeconds}) must not exceed CHANNEL_IDLE_TTL_MS (${channels.idleTtlMs}) in seconds`,

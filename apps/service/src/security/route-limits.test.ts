@@ -1,5 +1,5 @@
 /**
- * Every route that publishes, mints credentials, opens a stream or reads presence declares its
+ * Every route that publishes, mints credentials, opens a stream or reads presence or history declares its
  * rate limit on itself (`config: { limit }`), so none can lose it by being renamed or added
  * without one: the limits each route of the real app got, from the limiter's own record. How
  * the limits behave is in rate-limit.test.ts.
@@ -29,7 +29,7 @@ async function limitsOf(env: Record<string, string> = {}) {
 }
 
 describe("routes declare their rate limits", () => {
-  it("every POST but logout, stream opens and presence reads are limited", async () => {
+  it("every POST but logout, stream opens, presence and history reads are limited", async () => {
     const routes = await limitsOf({ RATE_LIMIT_STREAMS_PER_IP_MAX: "5" });
     const limited = Object.fromEntries([...routes].filter(([, limits]) => limits.length > 0));
     assert.deepEqual(limited, {
@@ -38,6 +38,7 @@ describe("routes declare their rate limits", () => {
       "POST /api/chat/messages": ["chat", "channel"],
       "POST /api/publish": ["publish", "channel"],
       "GET /api/channels/:channel/presence": ["presence"],
+      "GET /api/channels/:channel/messages": ["history"],
       "POST /api/generate/video": ["jobs"],
     });
     // A new POST route under /api/ fails here until it declares a limit (or is added above).

@@ -1,0 +1,159 @@
+/**
+ * Builds and packs the packages other projects install: `@realtime/protocol`, `@realtime/client`
+ * and `@realtime/react`.
+ *
+ *   node scripts/packages.ts build            packages/{protocol,client,react}/dist (`npm run build`)
+ *   node scripts/packages.ts pack [out-dir]   build, then one .tgz per package (default `.pack/`)
+ *
+ * Why packing goes through a staging directory: inside the workspace every package's `exports`
+ * point at `src/*.ts`, so `npm start`, the tests, the processes they spawn and the Vite build run
+ * the sources with no build step and no resolution flag to forget. A published package must point
+ * at `dist` instead. `pack` copies each package into a staging directory, writes the publish
+ * manifest there (`exports` on `dist`, no `private`, `scripts` or `devDependencies`) and packs
+ * that; `e2e/packages/install.test.ts` installs exactly these tarballs. Packing a package straight
+ * from the workspace would ship `exports` on `.ts` sources, so its `prepack` refuses.
+ */
+import { spawn } from "node:child_process";
+import { cp, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { join, relative, resolve, sep } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const ROOT = fileURLToPath(new URL("..", import.meta.url));
+
+/** The published packages, dependencies before their dependents (the build order). */
+export const PUBLISHED = ["protocol", "client", "react"] as const;
+
+/** Only the main entry is published; `./testing` entries stay workspace-only. */
+const ENTRY = "./src/index.ts";
+
+type Manifest = Record<string, unknown> & { name: string; exports: Record<string, unknown> };
+
+const TSC = createRequire(import.meta.url).resolve("typescript/bin/tsc");
+
+export function packageDir(name: (typeof PUBLISHED)[number]): string {
+  return join(ROOT, "packages", name);
+}
+
+/**
+ * The environment for an `npm` run outside the workspace: without the `npm_config_*` that an
+ * enclosing `npm run` exports (its prefix and workspace would redirect the inner command), but
+ * with the cache and registry settings so installs stay offline-capable.
+ */
+export function npmEnv(): NodeJS.ProcessEnv {
+  const keep = /^npm_config_(cache|registry|userconfig|offline|prefer_offline)$/i;
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (/^npm_/i.test(key) && !keep.test(key)) continue;
+    env[key] = value;
+  }
+  return env;
+}
+
+/** Runs a command; rejects with its output when it exits non-zero. */
+export function run(
+  command: string,
+  args: readonly string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<string> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(command, args, {
+      cwd: options.cwd ?? ROOT,
+      env: options.env ?? process.env,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    child.stderr.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    child.on("error", reject);
+    child.on("close", (code) => {
+      if (code === 0) resolvePromise(output);
+      else reject(new Error(`${command} ${args.join(" ")} exited ${code}:\n${output}`));
+    });
+  });
+}
+
+/** Compiles each published package to its `dist` (JavaScript, `.d.ts`, declaration maps). */
+export async function buildPackages(): Promise<void> {
+  for (const name of PUBLISHED) {
+    const dir = packageDir(name);
+    // A module deleted from src must not survive in dist and get packed.
+    await rm(join(dir, "dist"), { recursive: true, force: true });
+    await run(process.execPath, [TSC, "-p", join(dir, "tsconfig.build.json")]);
+  }
+}
+
+/** The manifest as published: the workspace manifest with its `exports` moved onto `dist`. */
+export function publishManifest(source: Manifest): Manifest {
+  const { private: _private, scripts: _scripts, devDependencies: _dev, ...manifest } = source;
+  if (source.exports["."] !== ENTRY) {
+    throw new Error(`${source.name}: expected exports["."] to be ${ENTRY}`);
+  }
+  return {
+    ...manifest,
+    name: source.name,
+    exports: {
+      ".": {
+        types: "./dist/index.d.ts",
+        import: "./dist/index.js",
+        default: "./dist/index.js",
+      },
+      "./package.json": "./package.json",
+    },
+  };
+}
+
+/** Builds, stages and packs every published package into `outDir`; returns the tarball paths. */
+export async function packPackages(outDir: string): Promise<string[]> {
+  await buildPackages();
+  const stageRoot = join(outDir, "stage");
+  await rm(stageRoot, { recursive: true, force: true });
+  await mkdir(stageRoot, { recursive: true });
+  const tarballs: string[] = [];
+  for (const name of PUBLISHED) {
+    const dir = packageDir(name);
+    const stage = join(stageRoot, name);
+    await cp(dir, stage, {
+      recursive: true,
+      filter: (path) => !relative(dir, path).split(sep).includes("node_modules"),
+    });
+    const source = JSON.parse(await readFile(join(dir, "package.json"), "utf8")) as Manifest;
+    await writeFile(
+      join(stage, "package.json"),
+      `${JSON.stringify(publishManifest(source), null, 2)}\n`,
+    );
+    const out = await run("npm", ["pack", "--json", "--pack-destination", outDir], {
+      cwd: stage,
+      env: npmEnv(),
+    });
+    const [packed] = JSON.parse(out.slice(out.indexOf("["))) as [{ filename: string }];
+    tarballs.push(join(outDir, packed.filename));
+  }
+  return tarballs;
+}
+
+async function main(argv: readonly string[]): Promise<void> {
+  const [command, outDir] = argv;
+  if (command === "build") {
+    await buildPackages();
+  } else if (command === "pack") {
+    const out = resolve(outDir ?? join(ROOT, ".pack"));
+    await mkdir(out, { recursive: true });
+    for (const tarball of await packPackages(out)) console.log(tarball);
+  } else if (command === "refuse-workspace-pack") {
+    console.error(
+      "This package's workspace manifest points at src/*.ts. Pack it with `npm run pack:packages`, " +
+        "which builds dist and packs a publish manifest.",
+    );
+    process.exitCode = 1;
+  } else {
+    console.error("usage: node scripts/packages.ts build | pack [out-dir]");
+    process.exitCode = 2;
+  }
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) await main(process.argv.slice(2));
