@@ -66,7 +66,7 @@ export async function readHistoryPage<E extends RealtimeEvent>(
     query.set("limit", String(Math.min(options.limit, MAX_HISTORY_LIMIT)));
   }
   if (options.before !== undefined) query.set("before", options.before);
-  const search = query.size > 0 ? `?${query}` : "";
+  const search = query.toString() === "" ? "" : `?${query}`;
   const response = await request(`/api/channels/${encodeURIComponent(channel)}/messages${search}`, {
     headers: { accept: "application/json" },
     ...(options.signal && { signal: options.signal }),
