@@ -26,8 +26,6 @@ import {
   epochTag,
   joinCursor,
   lookupCursor,
-  parseChannel,
-  printable,
   ResetReason,
   type StreamPosition,
 } from "@realtime/protocol";
@@ -38,6 +36,7 @@ import type { ChannelAccess } from "../auth/access.ts";
 import type { Auth } from "../auth.ts";
 import { appError, Errors } from "../errors.ts";
 import type { RouteLimit } from "../security/route-options.ts";
+import { CHANNEL_PARAMS, channelParam } from "./channel-param.ts";
 
 export interface HistoryRouteDeps {
   broker: Broker;
@@ -53,13 +52,6 @@ export const DEFAULT_LIMIT = 50;
 export const MAX_LIMIT = 100;
 /** Reads of position and history that may disagree on the epoch (Redis restarting) before 503. */
 const ATTEMPTS = 3;
-
-const paramsSchema = {
-  type: "object",
-  properties: { channel: { type: "string", minLength: 1, maxLength: 200 } },
-  required: ["channel"],
-  additionalProperties: false,
-} as const;
 
 const querySchema = {
   type: "object",
@@ -121,17 +113,13 @@ export function registerHistoryRoute(app: FastifyInstance, deps: HistoryRouteDep
   app.get(
     "/api/channels/:channel/messages",
     {
-      schema: { params: paramsSchema, querystring: querySchema },
+      schema: { params: CHANNEL_PARAMS, querystring: querySchema },
       exposeHeadRoute: false,
       config: { limit, docs },
     },
     async (request, reply) => {
-      const raw = (request.params as { channel: string }).channel;
       const query = request.query as { limit?: string; before?: string };
-      // A room may be named by its bare id, as in the chat API.
-      const parsed = parseChannel(raw.includes(":") ? raw : `channel:${raw}`);
-      if (!parsed.ok) throw appError(Errors.BAD_CHANNEL, `${parsed.reason}: "${printable(raw)}"`);
-      const channel = parsed.channel.name;
+      const channel = channelParam(request.params);
       const before = query.before === undefined ? null : decodeCursor(query.before);
       if (before === null && query.before !== undefined) {
         throw appError(Errors.BAD_REQUEST, "before must be a cursor from an earlier answer");

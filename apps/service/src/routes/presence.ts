@@ -16,7 +16,7 @@
  * Two pods' events can also arrive in the other order than decided; per user, keep the event
  * with the greatest `version`.
  */
-import { encodeCursor, parseChannel, printable, type StreamPosition } from "@realtime/protocol";
+import { encodeCursor, type StreamPosition } from "@realtime/protocol";
 import {
   type Broker,
   hasPresence,
@@ -30,6 +30,7 @@ import type { ChannelAccess } from "../auth/access.ts";
 import type { Auth } from "../auth.ts";
 import { appError, Errors } from "../errors.ts";
 import type { RouteLimit } from "../security/route-options.ts";
+import { CHANNEL_PARAMS, channelParam } from "./channel-param.ts";
 import { NO_QUERY } from "./no-query.ts";
 
 export interface PresenceRouteDeps {
@@ -40,13 +41,6 @@ export interface PresenceRouteDeps {
   /** Most users one snapshot lists; 0 = all. */
   maxUsers: number;
 }
-
-const paramsSchema = {
-  type: "object",
-  properties: { channel: { type: "string", minLength: 1, maxLength: 200 } },
-  required: ["channel"],
-  additionalProperties: false,
-} as const;
 
 /** Reads per user. */
 const limit: RouteLimit = { name: "presence", by: "identity" };
@@ -89,16 +83,12 @@ export function registerPresenceRoute(app: FastifyInstance, deps: PresenceRouteD
     // No HEAD twin: it would cost a full snapshot (and, for a fresh room, a position read) with
     // nothing to show for it, outside the presence rate limit.
     {
-      schema: { params: paramsSchema, querystring: NO_QUERY },
+      schema: { params: CHANNEL_PARAMS, querystring: NO_QUERY },
       exposeHeadRoute: false,
       config: { limit, docs },
     },
     async (request, reply) => {
-      const raw = (request.params as { channel: string }).channel;
-      // A room may be named by its bare id, as in the chat API.
-      const parsed = parseChannel(raw.includes(":") ? raw : `channel:${raw}`);
-      if (!parsed.ok) throw appError(Errors.BAD_CHANNEL, `${parsed.reason}: "${printable(raw)}"`);
-      const channel = parsed.channel.name;
+      const channel = channelParam(request.params);
       const identity = await auth.authenticate(request);
       await access.require(identity, [channel], "subscribe");
       if (!hasPresence(channel)) {
