@@ -173,6 +173,89 @@ describe("web app in Chromium: chat and presence", { timeout: 60_000 }, () => {
     });
   });
 
+  test("a room opened later shows what was said before, then each live message once, in order", async () => {
+    await withService({ ...FAST_PRESENCE, RATE_LIMIT_CHAT_MAX: "0" }, async (svc, users) => {
+      const ada = await openUser(browser);
+      const bob = await openUser(browser);
+      users.push(ada, bob);
+      await signIn(ada.page, svc.url, "Ada");
+      const earlier = ["Morning all", "Standup moved to 10:30", "Notes are in the doc"];
+      for (const text of earlier) await sendMessage(ada.page, text);
+      await waitForLine(ada.page, `Ada: ${earlier.at(-1)}`);
+
+      // Bob's page opens #general after all that was said: it shows it from history.
+      await signIn(bob.page, svc.url, "Bob");
+      await waitForLine(bob.page, `Ada: ${earlier.at(-1)}`);
+      assert.deepEqual(
+        await logLines(bob.page),
+        earlier.map((text) => `Ada: ${text}`),
+      );
+      await sendMessage(ada.page, "Bob, you made it");
+      await waitForLine(bob.page, "Ada: Bob, you made it");
+      assert.deepEqual(await logLines(bob.page), [
+        ...earlier.map((text) => `Ada: ${text}`),
+        "Ada: Bob, you made it",
+      ]);
+
+      // A room with more than a page of history: the last messages, then "Load older".
+      const carol = await svc.login("Carol");
+      const archive = Array.from({ length: 120 }, (_, i) => `note ${i}`);
+      for (const content of archive) {
+        const { status } = await svc.post("/api/chat/messages", carol.token, {
+          channel: "archive",
+          content,
+        });
+        assert.equal(status, 204);
+      }
+      await joinRoom(bob.page, "archive");
+      await waitForLine(bob.page, "Carol: note 119");
+      const shown = await logLines(bob.page);
+      assert.deepEqual(
+        shown,
+        archive.slice(-shown.length).map((text) => `Carol: ${text}`),
+        "the last messages, in order",
+      );
+      assert.ok(shown.length >= 30 && shown.length < 120, `${shown.length} shown at first`);
+      const older = bob.page.getByRole("button", { name: "Load older messages" });
+      await older.click();
+      await waitForLine(bob.page, "Carol: note 0");
+      await older.waitFor({ state: "detached" });
+      assert.deepEqual(
+        await logLines(bob.page),
+        archive.map((text) => `Carol: ${text}`),
+      );
+      // The reader stays where they were reading (the oldest message shown before), not
+      // thrown to the top or the bottom, also when a message arrives meanwhile.
+      const inView = (text: string) =>
+        bob.page.evaluate((wanted) => {
+          const scroller = document.querySelector(".messages") as HTMLElement;
+          const item = [...document.querySelectorAll(".msg")].find(
+            (msg) => msg.querySelector(".msg-text")?.textContent === wanted,
+          );
+          if (!item) return false;
+          const box = item.getBoundingClientRect();
+          const view = scroller.getBoundingClientRect();
+          return box.bottom > view.top && box.top < view.bottom;
+        }, text);
+      const firstShown = shown[0]?.slice("Carol: ".length) ?? "";
+      assert.ok(await inView(firstShown), `${firstShown} is still in view`);
+      assert.equal(await inView("note 0"), false);
+      assert.equal(await inView("note 119"), false);
+      const { status } = await svc.post("/api/chat/messages", carol.token, {
+        channel: "archive",
+        content: "and one more, live",
+      });
+      assert.equal(status, 204);
+      await waitForLine(bob.page, "Carol: and one more, live");
+      assert.deepEqual(await logLines(bob.page), [
+        ...archive.map((text) => `Carol: ${text}`),
+        "Carol: and one more, live",
+      ]);
+      await screenshot(bob.page, "history.png");
+      for (const user of [ada, bob]) assert.deepEqual(user.problems, []);
+    });
+  });
+
   test("a phone-sized screen shows one section at a time", async () => {
     await withService({}, async (svc, users) => {
       const ada = await openUser(browser, PHONE);

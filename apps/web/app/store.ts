@@ -4,6 +4,7 @@
  * dispatches them, so a snapshot taken at any time matches the client's cursor (which is what
  * makes saving both across a reload exact).
  */
+import type { HistoryEvent } from "@realtime/client";
 import type { RealtimeEvent } from "@realtime/protocol";
 import { validateChannelId } from "@realtime/protocol";
 import { isNumber, type Job, type JobView, jobAfterEvent, TERMINAL } from "./jobs.ts";
@@ -19,6 +20,8 @@ const MAX_JOBS = 8;
 export interface ChatMessage {
   readonly kind: "message";
   readonly key: string;
+  /** The event's id on the room's channel: `before` for the messages older than it. */
+  readonly id?: string;
   readonly userId: string;
   readonly userName: string;
   readonly content: string;
@@ -39,6 +42,13 @@ export interface Room {
   readonly id: string;
   readonly items: readonly LogItem[];
   readonly unread: number;
+  /**
+   * What was said before is in (read from history, or kept across a reload, where the stream's
+   * saved cursor goes on): the room's feed follows it live from where it is.
+   */
+  readonly loaded: boolean;
+  /** `before` for the messages older than the oldest shown; null when history has none. */
+  readonly older: string | null;
 }
 
 /** The server could not replay a channel: shown until dismissed. */
@@ -92,7 +102,28 @@ let keys = 0;
 const nextKey = () => `${PAGE}-${++keys}`;
 
 function emptyRoom(id: string): Room {
-  return { id, items: [], unread: 0 };
+  return { id, items: [], unread: 0, loaded: false, older: null };
+}
+
+/** A chat event as a message, or null when it is not one. */
+function toMessage(event: RealtimeEvent, id: string | null): ChatMessage | null {
+  const { type, userId, userName, content, timestamp } = event;
+  if (type !== "chat" || typeof content !== "string") return null;
+  return {
+    kind: "message",
+    key: nextKey(),
+    ...(id && { id }),
+    userId: typeof userId === "string" ? userId : "",
+    userName: typeof userName === "string" ? userName : "someone",
+    content,
+    timestamp: typeof timestamp === "string" ? timestamp : new Date().toISOString(),
+  };
+}
+
+/** The `before` of a log whose oldest items were dropped: the oldest message kept. */
+function olderThan(items: readonly LogItem[], fallback: string | null): string | null {
+  const first = items.find((item): item is ChatMessage => item.kind === "message");
+  return first?.id ?? fallback;
 }
 
 function initialState(order: readonly string[] = DEFAULT_ROOMS, active = "general"): AppState {
@@ -162,23 +193,36 @@ export class AppStore {
     });
   }
 
-  chat(room: string, event: RealtimeEvent): void {
+  chat(room: string, event: RealtimeEvent, id: string | null = null): void {
+    const current = this.#state.rooms[room];
+    const message = toMessage(event, id);
+    if (!current || !message) return;
+    const unread = room === this.#state.active ? 0 : current.unread + 1;
+    const all = [...current.items, message];
+    const items = all.slice(-MAX_ITEMS);
+    // Messages pushed out can be read again from history: they are older than the first kept.
+    const older = items.length < all.length ? olderThan(items, current.older) : current.older;
+    this.#update({ rooms: this.#withRoom(room, { items, unread, older }) });
+  }
+
+  /**
+   * Messages from the room's history (its last page, or an older one), in front of what is
+   * shown; `older` is where the next older page starts (null: none). Other event types of the
+   * page (presence) are left out. Not unread: they were said before the room was opened.
+   */
+  history(room: string, events: readonly HistoryEvent[], older: string | null): void {
     const current = this.#state.rooms[room];
     if (!current) return;
-    const { userId, userName, content, timestamp } = event;
-    if (typeof content !== "string") return;
-    const message: ChatMessage = {
-      kind: "message",
-      key: nextKey(),
-      userId: typeof userId === "string" ? userId : "",
-      userName: typeof userName === "string" ? userName : "someone",
-      content,
-      timestamp: typeof timestamp === "string" ? timestamp : new Date().toISOString(),
-    };
-    const unread = room === this.#state.active ? 0 : current.unread + 1;
+    const messages = events.flatMap(({ event, id }) => toMessage(event, id) ?? []);
     this.#update({
-      rooms: this.#withRoom(room, { items: [...current.items, message].slice(-MAX_ITEMS), unread }),
+      rooms: this.#withRoom(room, { items: [...messages, ...current.items], loaded: true, older }),
     });
+  }
+
+  /** The room's history could not be read: it is followed live from now on. */
+  historyFailed(room: string): void {
+    if (!this.#state.rooms[room]) return;
+    this.#update({ rooms: this.#withRoom(room, { loaded: true, older: null }) });
   }
 
   /** The stream could not replay the room: mark the spot and tell the person. */
@@ -285,8 +329,16 @@ export class AppStore {
     const rooms: Record<string, Room> = { ...base.rooms };
     for (const id of base.order) {
       const room = saved.rooms[id];
+      // The stream resumes a kept room from the saved cursor, unless its history was still
+      // being read (then its feed reads it again).
       if (room && Array.isArray(room.items))
-        rooms[id] = { id, items: room.items, unread: room.unread };
+        rooms[id] = {
+          id,
+          items: room.items,
+          unread: room.unread,
+          loaded: room.loaded ?? true,
+          older: room.older ?? null,
+        };
     }
     this.#update({ ...base, rooms, jobs: Array.isArray(saved.jobs) ? saved.jobs : [] });
   }

@@ -5,7 +5,7 @@
  * | from           | to             | reasons                                                     |
  * | -------------- | -------------- | ----------------------------------------------------------- |
  * | `closed`       | `connecting`   | `subscribed`, `connect_called`                               |
- * | `open`         | `connecting`   | `channels_changed` (re-opens with the cursor)                |
+ * | `open`         | `connecting`   | `channels_changed` (re-opens with the cursor), `history_handoff` |
  * | `connecting`   | `open`         | `opened` (also `reconnecting` → `open`)                      |
  * | `connecting`, `open` | `reconnecting` | `transport_error`, `http_error`, `server_close`, `token_expired`, `offline` |
  * | `closed`       | `reconnecting` | `offline` (subscribed while offline)                         |
@@ -29,6 +29,12 @@ export type StateReason =
   | "subscribed"
   /** The channel set changed while a stream was open or opening; it re-opens with the cursor. */
   | "channels_changed"
+  /**
+   * A subscription started after a history page on a channel the stream carried from a later
+   * position: it re-opens from the page's end, so the subscription misses nothing (the
+   * channel's other subscriptions skip what they already had).
+   */
+  | "history_handoff"
   /**
    * The server withdrew some of the stream's channels (`close` 3503 naming them): their
    * subscriptions get `onDenied`, and the stream re-opens at once with the rest.

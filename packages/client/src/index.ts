@@ -1,5 +1,11 @@
 export type { BackoffOptions } from "./backoff.ts";
 export { backoffDelay, DEFAULT_BACKOFF } from "./backoff.ts";
+export type {
+  ChannelHistoryOptions,
+  ChannelHistorySnapshot,
+  ChannelHistoryStore,
+} from "./channel-history.ts";
+export { createChannelHistory } from "./channel-history.ts";
 export type { ChannelHandlers } from "./channel-registry.ts";
 export type {
   ConnectionSnapshot,
@@ -18,15 +24,20 @@ export type {
   TokenGetter,
 } from "./event-source.ts";
 export { globalEventSource, withBearerToken } from "./event-source.ts";
+export type { HistoryEvent, HistoryOptions, HistoryPage } from "./history-page.ts";
+export { MAX_HISTORY_LIMIT } from "./history-page.ts";
 export type { PresenceEvent, PresenceUser } from "./presence-state.ts";
 export type {
   EventMap,
   EventOf,
+  HistoryHandlers,
   RealtimeClient,
   RealtimeClientOptions,
+  SubscribeOptions,
   Subscription,
 } from "./realtime-client.ts";
 export { createRealtimeClient } from "./realtime-client.ts";
+export { RealtimeHttpError } from "./realtime-http-error.ts";
 export type {
   PresenceSnapshot,
   PresenceStatus,

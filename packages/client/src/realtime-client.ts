@@ -5,7 +5,8 @@
  */
 import { type ChannelName, parseChannel, printable, type RealtimeEvent } from "@realtime/protocol";
 import type { BackoffOptions } from "./backoff.ts";
-import { type ChannelHandlers, ChannelRegistry } from "./channel-registry.ts";
+import { channelCursor, positionIn } from "./channel-position.ts";
+import { type ChannelHandlers, ChannelRegistry, isolate } from "./channel-registry.ts";
 import type { ConnectionSnapshot, ConnectionState, StateChange } from "./connection-state.ts";
 import { type Connectivity, defaultConnectivity } from "./connectivity.ts";
 import {
@@ -14,8 +15,15 @@ import {
   globalEventSource,
   type TokenGetter,
 } from "./event-source.ts";
+import { type HistoryOptions, type HistoryPage, readHistoryPage } from "./history-page.ts";
 import { StreamConnection } from "./stream-connection.ts";
 import { realTimers, type Timers } from "./timers.ts";
+
+/**
+ * Longest a stream (re-)open waits for history reads in flight: channels subscribed together
+ * with rooms that start from history open with them, as one stream, unless a read is slower.
+ */
+const HISTORY_HOLD_MS = 1000;
 
 /** Application event types by `type`, for typed handlers. */
 export type EventMap = Record<string, RealtimeEvent>;
@@ -63,6 +71,37 @@ export interface RealtimeClientOptions {
   lastEventId?: string;
 }
 
+/** What a subscription that starts from history hears about the page. */
+export interface HistoryHandlers<E extends RealtimeEvent = RealtimeEvent> {
+  /**
+   * The page the subscription starts after (`history` option): called once, before any
+   * `onEvent`; the channel's live events follow from exactly the page's end.
+   */
+  onHistory?(page: HistoryPage<E>): void;
+  /**
+   * The page could not be read (a {@link RealtimeHttpError}, a network error): the subscription
+   * goes on live from now instead, so what came before is missing.
+   */
+  onHistoryError?(error: unknown): void;
+}
+
+/** How a subscription starts. Default: with the channel's next event. */
+export interface SubscribeOptions {
+  /**
+   * Go on from this cursor (a history page's `cursor`) instead of from now: the subscription
+   * gets exactly the channel's events after it, each once, also when the stream is open on
+   * other channels or on this one already. A `reset` (history trimmed or lost meanwhile) comes
+   * to `onReset`.
+   */
+  readonly from?: string;
+  /**
+   * Start with the channel's last `history` events (1–100): `onHistory` gets them as a page,
+   * then `onEvent` every later event, without gap or duplicate. The stream takes the channel
+   * once the page is in. Not together with `from`.
+   */
+  readonly history?: number;
+}
+
 /** A subscription to one channel; the stream carries the channel while any subscription exists. */
 export interface Subscription {
   readonly channel: ChannelName;
@@ -83,10 +122,23 @@ export interface RealtimeClient<Events extends EventMap = EventMap> {
   onStateChange(listener: (change: StateChange) => void): () => void;
   /**
    * Subscribes to `channel` (`user:<id>` or `channel:<id>`). Changes made in one tick re-open
-   * the stream once, with the current cursor.
-   * @throws {TypeError} when `channel` is not a valid channel name.
+   * the stream once, with the current cursor. `options` starts it from a history page.
+   * @throws {TypeError} when `channel` is not a valid channel name, or `from` is not a cursor
+   *   of it.
+   * @throws {RangeError} when `history` is not an integer ≥ 1.
    */
-  subscribe(channel: string, handlers?: ChannelHandlers<EventOf<Events>>): Subscription;
+  subscribe(
+    channel: string,
+    handlers?: ChannelHandlers<EventOf<Events>> & HistoryHandlers<EventOf<Events>>,
+    options?: SubscribeOptions,
+  ): Subscription;
+  /**
+   * A page of `channel`'s recent events, oldest first (`GET /api/channels/:channel/messages`),
+   * with the cursor to go on from live (`subscribe(channel, handlers, { from: page.cursor })`)
+   * and `previous` to page further back (`before`). Rejects with a `TypeError` for a bad
+   * channel name and a {@link RealtimeHttpError} when the service refuses (403, 429, 503 …).
+   */
+  history(channel: string, options?: HistoryOptions): Promise<HistoryPage<EventOf<Events>>>;
   /** Calls `handler` with every event of `type`, on any subscribed channel. */
   on<T extends keyof Events & string>(type: T, handler: (event: Events[T]) => void): () => void;
   /** Calls `handler` with every application event, on any subscribed channel. */
@@ -117,18 +169,25 @@ class Client<Events extends EventMap> implements RealtimeClient<Events> {
   /** Channels the server withdrew: kept out of the stream until `connect()` or resubscribed. */
   readonly #denied = new Set<ChannelName>();
   readonly #connection: StreamConnection;
+  readonly #timers: Timers;
   #syncQueued = false;
+  /** Subscriptions waiting for their history page: the stream waits for them (bounded). */
+  #reading = 0;
+  /** A sync is owed once the reads are in (or the hold ends). */
+  #held = false;
+  #holdTimer: { handle: unknown } | null = null;
 
   constructor(options: RealtimeClientOptions) {
     this.#base = options.url.replace(/\/+$/, "");
     this.#fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
     this.#getToken = options.getToken;
     this.#withCredentials = options.withCredentials ?? false;
+    this.#timers = options.timers ?? realTimers;
     this.#connection = new StreamConnection({
       eventsUrl: this.#base,
       eventsPath: options.eventsPath ?? "/api/events",
       factory: options.eventSource ?? globalEventSource(),
-      timers: options.timers ?? realTimers,
+      timers: this.#timers,
       random: options.random ?? Math.random,
       connectivity: options.online ?? defaultConnectivity(),
       getToken: options.getToken,
@@ -137,9 +196,9 @@ class Client<Events extends EventMap> implements RealtimeClient<Events> {
       backoff: options.backoff,
       cursor: options.lastEventId || null,
       request: (path, init) => this.request(path, init),
-      onMessage: (data) => {
+      onMessage: (data, id) => {
         if (typeof data.type !== "string" || typeof data.channel !== "string") return;
-        this.#registry.dispatchEvent(data as EventOf<Events>);
+        this.#registry.dispatchEvent(data as EventOf<Events>, id);
       },
       onReset: ({ channel, reason }) => {
         if (typeof channel !== "string" || !this.#registry.has(channel)) return;
@@ -174,25 +233,57 @@ class Client<Events extends EventMap> implements RealtimeClient<Events> {
     return this.#connection.onStateChange(listener);
   }
 
-  subscribe(channel: string, handlers: ChannelHandlers<EventOf<Events>> = {}): Subscription {
-    const parsed = parseChannel(channel);
-    if (!parsed.ok) {
-      throw new TypeError(`invalid channel "${printable(String(channel))}": ${parsed.reason}`);
+  subscribe(
+    channel: string,
+    handlers: ChannelHandlers<EventOf<Events>> & HistoryHandlers<EventOf<Events>> = {},
+    options: SubscribeOptions = {},
+  ): Subscription {
+    const name = channelName(channel);
+    const { from, history } = options;
+    if (from !== undefined && history !== undefined) {
+      throw new TypeError("subscribe: `from` or `history`, not both");
     }
-    const remove = this.#registry.add(parsed.channel.name, handlers);
-    this.#queueSync();
-    let active = true;
+    if (from !== undefined && positionIn(from, name) === null) {
+      throw new TypeError(`subscribe: \`from\` is not a cursor of ${name}`);
+    }
+    if (history !== undefined && (!Number.isInteger(history) || history < 1)) {
+      throw new RangeError(`subscribe: \`history\` must be an integer ≥ 1, got ${history}`);
+    }
+    let remove: (() => void) | null = null;
+    const abort = new AbortController();
+    const attach = (start: string | null) => {
+      remove = this.#attach(name, handlers, start);
+    };
+    let reading = history !== undefined;
+    if (reading) this.#reading++;
+    const settle = () => {
+      if (!reading) return;
+      reading = false;
+      this.#reading--;
+      if (this.#reading === 0 && this.#held) this.#queueSync();
+    };
+    if (history === undefined) attach(from ?? null);
+    else void this.#attachAfterHistory(name, history, handlers, abort.signal, settle, attach);
     return {
-      channel: parsed.channel.name,
+      channel: name,
       unsubscribe: () => {
-        if (!active) return;
-        active = false;
+        if (abort.signal.aborted) return;
+        abort.abort();
+        settle();
+        if (!remove) return;
         remove();
         // A channel nobody subscribes to any more may be asked for afresh by a new subscription.
-        if (!this.#registry.has(parsed.channel.name)) this.#denied.delete(parsed.channel.name);
+        if (!this.#registry.has(name)) this.#denied.delete(name);
         this.#queueSync();
       },
     };
+  }
+
+  async history(
+    channel: string,
+    options: HistoryOptions = {},
+  ): Promise<HistoryPage<EventOf<Events>>> {
+    return readHistoryPage((path, init) => this.request(path, init), channelName(channel), options);
   }
 
   on<T extends keyof Events & string>(type: T, handler: (event: Events[T]) => void): () => void {
@@ -226,6 +317,64 @@ class Client<Events extends EventMap> implements RealtimeClient<Events> {
     this.#connection.close();
   }
 
+  /**
+   * Adds a subscription to the registry, starting after `start` (a cursor of the channel) when
+   * given. The stream must then go on from `start` or from before it: from before, the
+   * subscription skips what it already has; from after it, or from a place not known yet (the
+   * channel is new to the stream), the stream is told to start the channel at `start`.
+   */
+  #attach(
+    channel: ChannelName,
+    handlers: ChannelHandlers<EventOf<Events>>,
+    start: string | null,
+  ): () => void {
+    // Without a start, a subscription joining others on a channel begins where they are.
+    const known = this.#registry.has(channel) ? this.#connection.position(channel) : null;
+    let seen = known;
+    if (start !== null) {
+      seen = positionIn(start, channel);
+      if (
+        seen &&
+        (known === null || known.epochTag !== seen.epochTag || known.offset > seen.offset)
+      ) {
+        // This channel's entry only: whatever else the cursor holds is not this subscription's.
+        this.#connection.startFrom(channel, channelCursor(channel, seen));
+      }
+    }
+    const remove = this.#registry.add(channel, handlers, seen);
+    this.#queueSync();
+    return remove;
+  }
+
+  /** Reads the channel's last `limit` events, hands them over, then attaches after them. */
+  async #attachAfterHistory(
+    channel: ChannelName,
+    limit: number,
+    handlers: HistoryHandlers<EventOf<Events>>,
+    signal: AbortSignal,
+    settle: () => void,
+    attach: (start: string | null) => void,
+  ): Promise<void> {
+    // A tick later: a subscription undone in the same tick (React StrictMode mounts, unmounts
+    // and mounts again) asks the service for nothing.
+    await Promise.resolve();
+    if (signal.aborted) return;
+    let page: HistoryPage<EventOf<Events>>;
+    try {
+      page = await this.history(channel, { limit, signal });
+    } catch (error) {
+      if (signal.aborted) return;
+      settle();
+      isolate(() => handlers.onHistoryError?.(error));
+      if (!signal.aborted) attach(null);
+      return;
+    }
+    if (signal.aborted) return;
+    settle();
+    isolate(() => handlers.onHistory?.(page));
+    if (!signal.aborted) attach(page.cursor);
+  }
+
   /** The subscribed channels the server has not withdrawn. */
   #wanted(): ChannelName[] {
     return this.#registry.channels().filter((channel) => !this.#denied.has(channel));
@@ -240,7 +389,43 @@ class Client<Events extends EventMap> implements RealtimeClient<Events> {
     this.#syncQueued = true;
     queueMicrotask(() => {
       this.#syncQueued = false;
-      this.#connection.setChannels(this.#wanted());
+      this.#sync();
     });
   }
+
+  /**
+   * Applies the channel set, unless history reads are in flight: then it waits for them (at
+   * most {@link HISTORY_HOLD_MS}), so a page that opens several rooms from history and other
+   * channels besides opens one stream once their pages are in, not one per page.
+   */
+  #sync(): void {
+    if (this.#reading > 0) {
+      this.#held = true;
+      if (this.#holdTimer === null) {
+        const timer: { handle: unknown } = { handle: null };
+        this.#holdTimer = timer;
+        timer.handle = this.#timers.setTimeout(() => {
+          if (this.#holdTimer === timer) this.#flush();
+        }, HISTORY_HOLD_MS);
+      }
+      return;
+    }
+    this.#flush();
+  }
+
+  #flush(): void {
+    this.#held = false;
+    if (this.#holdTimer) this.#timers.clearTimeout(this.#holdTimer.handle);
+    this.#holdTimer = null;
+    this.#connection.setChannels(this.#wanted());
+  }
+}
+
+/** @throws {TypeError} when `channel` is not a valid channel name. */
+function channelName(channel: string): ChannelName {
+  const parsed = parseChannel(channel);
+  if (!parsed.ok) {
+    throw new TypeError(`invalid channel "${printable(String(channel))}": ${parsed.reason}`);
+  }
+  return parsed.channel.name;
 }

@@ -4,9 +4,15 @@
  * changes or the stream is lost, closes the EventSource on every error and reconnects by
  * itself (full-jitter backoff), honours close codes and HTTP statuses, refreshes credentials,
  * and pauses while offline. What the stream carries goes out through two callbacks.
+ *
+ * A channel may be started from a given position (a history page's end) instead of from now:
+ * that position is merged into the cursor when the stream next opens with the channel, so the
+ * server replays exactly what came after it. A stream that carries the channel already
+ * re-opens for that (`history_handoff`).
  */
-import { type ChannelName, CloseCode } from "@realtime/protocol";
+import { type ChannelName, CloseCode, mergeCursor } from "@realtime/protocol";
 import { type BackoffOptions, backoffDelay } from "./backoff.ts";
+import { type ChannelPosition, positionIn } from "./channel-position.ts";
 import { isolate } from "./channel-registry.ts";
 import type {
   ConnectionSnapshot,
@@ -38,8 +44,8 @@ export interface StreamConnectionOptions {
   readonly cursor: string | null;
   /** An authenticated `fetch` against the service (to learn why a browser stream was refused). */
   readonly request: (path: string, init: RequestInit) => Promise<Response>;
-  /** An application event's JSON (an object, not yet checked further). */
-  readonly onMessage: (data: Record<string, unknown>) => void;
+  /** An application event's JSON (an object, not yet checked further) and its id. */
+  readonly onMessage: (data: Record<string, unknown>, id: string | null) => void;
   /** A `reset` control event's JSON. */
   readonly onReset: (data: Record<string, unknown>) => void;
   /** The server no longer grants these channels of the stream (`close` 3503 naming them). */
@@ -54,6 +60,8 @@ export class StreamConnection {
   #source: EventSourceLike | null = null;
   #timer: { handle: unknown } | null = null;
   #cursor: string | null;
+  /** Channels to start from a cursor of their own: merged into the cursor at the next open. */
+  readonly #starts = new Map<ChannelName, string>();
   #attempt = 0;
   /** Why the machine will not connect by itself (`stop-channels`: until the channels change). */
   #stopped: "client" | "stop" | "stop-channels" | null = null;
@@ -94,8 +102,31 @@ export class StreamConnection {
     return () => this.#stateListeners.delete(wrapper);
   }
 
+  /**
+   * Where the stream goes on from on `channel`: its start, if one is set, else the cursor's
+   * entry while the stream carries the channel. Null when not known (the channel is new to the
+   * stream, or no id has said yet).
+   */
+  position(channel: ChannelName): ChannelPosition | null {
+    const start = this.#starts.get(channel);
+    if (start !== undefined) return positionIn(start, channel);
+    return this.#channels.includes(channel) ? positionIn(this.lastEventId, channel) : null;
+  }
+
+  /**
+   * Starts `channel` from `cursor` (a cursor with an entry for it, e.g. a history page's end)
+   * at the next open: the server replays what came after it. Takes effect with the next
+   * {@link setChannels}, which re-opens a stream that carries the channel already.
+   */
+  startFrom(channel: ChannelName, cursor: string): void {
+    this.#starts.set(channel, cursor);
+  }
+
   /** The channels wanted now; the client calls this once per tick in which they changed. */
   setChannels(wanted: readonly ChannelName[]): void {
+    for (const channel of this.#starts.keys()) {
+      if (!wanted.includes(channel)) this.#starts.delete(channel);
+    }
     if (wanted.length === 0) {
       this.#channels = [];
       if (this.state === "closed") return;
@@ -104,6 +135,8 @@ export class StreamConnection {
       return;
     }
     const changed = !sameSet(wanted, this.#channels);
+    // A start for a channel the stream carries already: only a re-open can move it back there.
+    const handoff = this.#channels.some((channel) => this.#starts.has(channel));
     this.#channels = wanted;
     if (this.#stopped) {
       // A refused channel set may be fixed by changing it; other stops wait for connect().
@@ -113,8 +146,9 @@ export class StreamConnection {
     // Waiting out a backoff or the network: the next attempt takes the new set; opening now
     // would defeat the backoff against a server that is down.
     if (this.state === "reconnecting") return;
-    if (!changed && this.state !== "closed") return;
-    this.#start(this.state === "closed" ? "subscribed" : "channels_changed");
+    if (!changed && !handoff && this.state !== "closed") return;
+    const reason = changed ? "channels_changed" : "history_handoff";
+    this.#start(this.state === "closed" ? "subscribed" : reason);
   }
 
   connect(wanted: readonly ChannelName[]): void {
@@ -160,6 +194,7 @@ export class StreamConnection {
       }
       if (generation !== this.#generation) return;
     }
+    this.#applyStarts();
     const source = factory(`${eventsUrl}${eventsPath}?${this.#query()}`, {
       withCredentials,
       token,
@@ -173,7 +208,7 @@ export class StreamConnection {
         this.#refreshed = false;
         this.#transition("open", "opened");
       },
-      onMessage: (data) => this.#options.onMessage(data),
+      onMessage: (data, id) => this.#options.onMessage(data, id),
       onReset: (data) => this.#options.onReset(data),
       onFailure: (failure) => {
         this.#teardown();
@@ -331,6 +366,15 @@ export class StreamConnection {
       for (const listener of [...this.#stateListeners]) isolate(() => listener(change));
     }
     if (next && generation === this.#generation) next();
+  }
+
+  /** Merges the starts of the channels this stream opens with into the cursor it opens from. */
+  #applyStarts(): void {
+    for (const [channel, start] of this.#starts) {
+      if (!this.#channels.includes(channel)) continue;
+      this.#cursor = mergeCursor(this.#cursor, start);
+      this.#starts.delete(channel);
+    }
   }
 
   #noteCursor(id: unknown): void {

@@ -14,7 +14,8 @@ export interface StreamEventHandlers {
   /** Every event's `lastEventId` (the `ready` event carries the starting cursor). */
   readonly onCursor: (id: unknown) => void;
   readonly onOpen: () => void;
-  readonly onMessage: (data: Record<string, unknown>) => void;
+  /** An application event's JSON and its id (the stream's cursor after it; null if none). */
+  readonly onMessage: (data: Record<string, unknown>, id: string | null) => void;
   readonly onReset: (data: Record<string, unknown>) => void;
   /** The stream ended: a `close` event, an HTTP refusal, or a dropped connection. */
   readonly onFailure: (failure: StreamFailure) => void;
@@ -42,9 +43,10 @@ export function listenToStream(source: EventSourceLike, handlers: StreamEventHan
   source.addEventListener("open", live(handlers.onOpen));
   source.addEventListener(
     "message",
-    live(({ data }) => {
+    live(({ data, lastEventId }) => {
       const parsed = parseJson(data);
-      if (parsed) handlers.onMessage(parsed);
+      const id = typeof lastEventId === "string" && lastEventId !== "" ? lastEventId : null;
+      if (parsed) handlers.onMessage(parsed, id);
     }),
   );
   // The server's first event: `live` has already noted its id, the stream's starting cursor,

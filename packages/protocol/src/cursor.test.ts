@@ -12,6 +12,7 @@ import {
   lookupCursor,
   MAX_CURSOR_ENTRIES,
   MAX_CURSOR_LENGTH,
+  mergeCursor,
   type StreamPosition,
 } from "./cursor.ts";
 
@@ -116,6 +117,116 @@ describe("lookupCursor", () => {
   it("reports a different epoch as epoch_changed", () => {
     assert.deepEqual(lookupCursor(cursor, "channel:a", "e2"), { kind: "epoch_changed" });
     assert.deepEqual(lookupCursor(cursor, "user:u", ""), { kind: "epoch_changed" });
+  });
+});
+
+describe("mergeCursor", () => {
+  const general = (offset: number, epoch = "e1") =>
+    encodeCursor([["channel:general", { epoch, offset }]]);
+  const stream = encodeCursor([
+    ["user:u", { epoch: "e1", offset: 4 }],
+    ["channel:general", { epoch: "e1", offset: 9 }],
+    ["channel:jobs", { epoch: "e2", offset: 1 }],
+  ]);
+
+  it("replaces the entry of the same channel where it stands, keeping the others", () => {
+    assert.equal(
+      mergeCursor(stream, general(3, "e3")),
+      encodeCursor([
+        ["user:u", { epoch: "e1", offset: 4 }],
+        ["channel:general", { epoch: "e3", offset: 3 }],
+        ["channel:jobs", { epoch: "e2", offset: 1 }],
+      ]),
+    );
+  });
+
+  it("appends a channel the cursor does not have", () => {
+    const base = encodeCursor([["user:u", { epoch: "e1", offset: 4 }]]);
+    const merged = decoded(mergeCursor(base, general(7)));
+    assert.deepEqual(lookupCursor(merged, "user:u", "e1"), { kind: "position", offset: 4 });
+    assert.deepEqual(lookupCursor(merged, "channel:general", "e1"), {
+      kind: "position",
+      offset: 7,
+    });
+    assert.equal(merged.entries.size, 2);
+  });
+
+  it("merges every entry of a cursor with several", () => {
+    const from = encodeCursor([
+      ["channel:jobs", { epoch: "e2", offset: 0 }],
+      ["channel:new", { epoch: "e9", offset: 5 }],
+    ]);
+    const merged = decoded(mergeCursor(stream, from));
+    assert.equal(merged.entries.size, 4);
+    assert.deepEqual(lookupCursor(merged, "channel:jobs", "e2"), { kind: "position", offset: 0 });
+    assert.deepEqual(lookupCursor(merged, "channel:new", "e9"), { kind: "position", offset: 5 });
+    assert.deepEqual(lookupCursor(merged, "channel:general", "e1"), {
+      kind: "position",
+      offset: 9,
+    });
+  });
+
+  it("starts from nothing when there is no cursor yet, and leaves a cursor merged with nothing as it was", () => {
+    assert.equal(mergeCursor(null, general(2)), general(2));
+    assert.equal(mergeCursor(CURSOR_VERSION, general(2)), general(2));
+    assert.equal(mergeCursor(stream, CURSOR_VERSION), stream);
+  });
+
+  it("returns a base that is not a cursor unchanged (the server answers it with resets)", () => {
+    for (const garbage of ["", "2.abc", "1.short", `1.${TAG_PAIR}1.${TAG_PAIR}2`]) {
+      assert.equal(mergeCursor(garbage, general(2)), garbage);
+    }
+  });
+
+  it("throws a TypeError when what is merged in is not a cursor", () => {
+    for (const garbage of ["", "nope", "2.AbCdEfGh1", `1.${TAG_PAIR}`]) {
+      assert.throws(() => mergeCursor(stream, garbage), TypeError, garbage);
+      assert.throws(() => mergeCursor(null, garbage), TypeError, garbage);
+    }
+  });
+
+  it("stays within MAX_CURSOR_ENTRIES, dropping the base's oldest entries, never the merged ones", () => {
+    const full = joinCursor(distinctEntries(MAX_CURSOR_ENTRIES));
+    const from = joinCursor([
+      cursorEntry(channelTag("channel:0") + epochTag("x"), 1),
+      cursorEntry(channelTag("channel:extra1") + epochTag("x"), 2),
+      cursorEntry(channelTag("channel:extra2") + epochTag("x"), 3),
+    ]);
+    const merged = decoded(mergeCursor(full, from));
+    assert.equal(merged.entries.size, MAX_CURSOR_ENTRIES);
+    // channel:0 is the base's oldest entry, but it is replaced, so it stays; 1 and 2 make room.
+    assert.deepEqual(lookupCursor(merged, "channel:0", "x"), { kind: "position", offset: 1 });
+    assert.deepEqual(lookupCursor(merged, "channel:extra1", "x"), { kind: "position", offset: 2 });
+    assert.deepEqual(lookupCursor(merged, "channel:extra2", "x"), { kind: "position", offset: 3 });
+    assert.deepEqual(lookupCursor(merged, "channel:1", "e"), { kind: "absent" });
+    assert.deepEqual(lookupCursor(merged, "channel:2", "e"), { kind: "absent" });
+    assert.deepEqual(lookupCursor(merged, "channel:3", "e"), { kind: "position", offset: 3 });
+  });
+
+  it("property: the merged cursor decodes, holds every entry of `from`, and the base's others", () => {
+    const position = fc.record({
+      channel: fc.constantFrom(...Array.from({ length: 20 }, (_, i) => `channel:${i}`)),
+      epoch: fc.constantFrom("a", "b"),
+      offset: fc.nat(10_000),
+    });
+    const list = fc.uniqueArray(position, { selector: (p) => p.channel, maxLength: 20 });
+    const encode = (ps: { channel: string; epoch: string; offset: number }[]) =>
+      encodeCursor(ps.map((p) => [p.channel, p] as const));
+    fc.assert(
+      fc.property(list, list, (base, from) => {
+        const merged = decoded(mergeCursor(encode(base), encode(from)));
+        for (const { channel, epoch, offset } of from) {
+          assert.deepEqual(lookupCursor(merged, channel, epoch), { kind: "position", offset });
+        }
+        for (const { channel, epoch, offset } of base) {
+          if (from.some((p) => p.channel === channel)) continue;
+          assert.deepEqual(lookupCursor(merged, channel, epoch), { kind: "position", offset });
+        }
+        const channels = new Set([...base, ...from].map((p) => p.channel));
+        assert.equal(merged.entries.size, channels.size);
+      }),
+      { numRuns: 300 },
+    );
   });
 });
 

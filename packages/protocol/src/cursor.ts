@@ -126,3 +126,38 @@ export function lookupCursor(cursor: DecodedCursor, channel: string, epoch: stri
   if (entry.epochTag !== epochTag(epoch)) return { kind: "epoch_changed" };
   return { kind: "position", offset: entry.offset };
 }
+
+/**
+ * `base` with the entries of `from` merged in: an entry of `base` for the same channel (by tag)
+ * is replaced where it stands, any other is appended. This is how a client starts a channel
+ * from a position it got elsewhere (the `cursor` of a history page) on a stream whose cursor
+ * already holds other channels: the next open resumes every channel from the merged cursor.
+ *
+ * - `base` null (no cursor yet): `from`'s entries alone.
+ * - `base` not a cursor (garbage kept by an app): returned unchanged. Merging cannot make it
+ *   valid, and the server answers it as before (a `reset` with `unknown_cursor` per channel),
+ *   which tells the subscriber that the handoff did not happen rather than hiding it.
+ * - More than {@link MAX_CURSOR_ENTRIES} entries: `base`'s oldest (leftmost) entries that
+ *   `from` does not replace are dropped first, so the result always decodes. (A stream holds
+ *   far fewer channels than that, so this bounds hostile input, not real use.)
+ *
+ * @throws {TypeError} when `from` is not a cursor: it should come from the server, so anything
+ *   else is a bug to surface, not to paper over.
+ */
+export function mergeCursor(base: string | null, from: string): string {
+  const incoming = decodeCursor(from);
+  if (incoming === null) throw new TypeError(`not a cursor: "${String(from).slice(0, 80)}"`);
+  const current = base === null ? { entries: new Map() } : decodeCursor(base);
+  if (current === null) return base as string;
+  const merged = new Map<string, { readonly epochTag: string; readonly offset: number }>(
+    current.entries,
+  );
+  for (const [tag, entry] of incoming.entries) merged.set(tag, entry);
+  for (const tag of merged.keys()) {
+    if (merged.size <= MAX_CURSOR_ENTRIES) break;
+    if (!incoming.entries.has(tag)) merged.delete(tag);
+  }
+  return joinCursor(
+    [...merged].map(([tag, { epochTag, offset }]) => cursorEntry(tag + epochTag, offset)),
+  );
+}

@@ -27,6 +27,7 @@ export {
   lookupCursor,
   MAX_CURSOR_ENTRIES,
   MAX_CURSOR_LENGTH,
+  mergeCursor,
 } from "./cursor.ts";
 export type {
   CloseEvent,

@@ -9,6 +9,7 @@ import { FakeConnectivity, FakeEventSources, ManualTimers } from "@realtime/clie
 import { createElement } from "react";
 import { renderToString } from "react-dom/server";
 import { RealtimeProvider } from "./realtime-provider.ts";
+import { useChannelHistory } from "./use-channel-history.ts";
 import { useConnectionState } from "./use-connection-state.ts";
 import { useEventChannel } from "./use-event-channel.ts";
 import { usePresence } from "./use-presence.ts";
@@ -16,8 +17,13 @@ import { usePresence } from "./use-presence.ts";
 function Page() {
   const { state } = useConnectionState();
   const presence = usePresence("channel:a");
-  useEventChannel("channel:a", { onEvent: () => {} });
-  return createElement("p", null, `${state}/${presence?.status}/${presence?.users.length}`);
+  useEventChannel("channel:a", { onEvent: () => {}, history: 10 });
+  const log = useChannelHistory("channel:a");
+  return createElement(
+    "p",
+    null,
+    `${state}/${presence?.status}/${presence?.users.length}/${log.loading}/${log.events.length}`,
+  );
 }
 
 describe("RealtimeProvider and the hooks on the server", () => {
@@ -28,9 +34,10 @@ describe("RealtimeProvider and the hooks on the server", () => {
       eventSource: sources.factory,
       timers: new ManualTimers(),
       online: new FakeConnectivity(),
+      fetch: () => Promise.reject(new Error("nothing is fetched on the server")),
     });
     const html = renderToString(createElement(RealtimeProvider, { client }, createElement(Page)));
-    assert.equal(html, "<p>closed/loading/0</p>");
+    assert.equal(html, "<p>closed/loading/0/true/0</p>");
     await new Promise<void>((resolve) => setImmediate(resolve));
     assert.equal(sources.all.length, 0);
     assert.equal(client.state, "closed");

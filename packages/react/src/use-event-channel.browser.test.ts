@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
+import type { ChannelName } from "@realtime/protocol";
 import { type RunningService, startService } from "@realtime/testkit/service";
 import { type Browser, chromium } from "playwright-core";
 import { build } from "vite";
@@ -19,11 +20,12 @@ import { build } from "vite";
 const CHROMIUM = "/usr/bin/chromium";
 const WAIT_MS = 10_000;
 const PAGE_ENTRY = fileURLToPath(new URL("./testing/two-feeds-page.ts", import.meta.url));
+const HISTORY_ENTRY = fileURLToPath(new URL("./testing/history-page.ts", import.meta.url));
 const HTML =
   '<!doctype html><meta charset="utf-8"><div id="root"></div><script type="module" src="page.js"></script>';
 
-/** Bundles the page (React in development mode, so StrictMode double-mounts effects). */
-async function bundlePage(outDir: string): Promise<string> {
+/** Bundles a page (React in development mode, so StrictMode double-mounts effects). */
+async function bundlePage(entry: string, outDir: string): Promise<string> {
   await build({
     configFile: false,
     logLevel: "silent",
@@ -32,7 +34,7 @@ async function bundlePage(outDir: string): Promise<string> {
       outDir,
       emptyOutDir: true,
       minify: false,
-      lib: { entry: PAGE_ENTRY, formats: ["es"], fileName: () => "page.js" },
+      lib: { entry, formats: ["es"], fileName: () => "page.js" },
     },
   });
   return readFile(join(outDir, "page.js"), "utf8");
@@ -64,13 +66,15 @@ describe("React hooks in Chromium", { timeout: 120_000 }, () => {
   let svc: RunningService;
   let outDir: string;
   let script: string;
+  let historyScript: string;
 
   before(async () => {
     if (!existsSync(CHROMIUM)) {
       throw new Error(`Chromium is missing at ${CHROMIUM}; this test never downloads a browser`);
     }
     outDir = await mkdtemp(join(tmpdir(), "realtime-react-"));
-    script = await bundlePage(outDir);
+    script = await bundlePage(PAGE_ENTRY, join(outDir, "two-feeds"));
+    historyScript = await bundlePage(HISTORY_ENTRY, join(outDir, "history"));
     svc = await startService();
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -165,6 +169,105 @@ describe("React hooks in Chromium", { timeout: 120_000 }, () => {
         problems.filter((p) => !p.includes("404")),
         [],
       );
+    } finally {
+      await context.close();
+    }
+  });
+
+  it("hooks that start from history show the last events, then every live one once, with one read per channel under StrictMode", async () => {
+    const publish = (channel: string, content: string) =>
+      svc.service.hub.publish(channel as ChannelName, { type: "chat", content });
+    for (let i = 0; i < 8; i++) await publish("channel:feed", `f${i}`);
+    for (let i = 0; i < 8; i++) await publish("channel:log", `g${i}`);
+    // Presence crowds the log's last page (limit 3) out: the hook reads further back.
+    for (const userId of ["u_x", "u_y", "u_z"]) {
+      await svc.service.hub.publish("channel:log" as ChannelName, {
+        type: "presence",
+        userId,
+        userName: userId,
+        status: "online",
+      });
+    }
+
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const problems: string[] = [];
+    page.on("pageerror", (error) => problems.push(error.message));
+    page.on("console", (message) => {
+      if (message.type() === "error") problems.push(message.text());
+    });
+    const eventSources: string[] = [];
+    page.on("request", (request) => {
+      if (new URL(request.url()).pathname === "/api/events") eventSources.push(request.url());
+    });
+    await page.route(`${svc.url}/__test__/**`, (route) => {
+      const isScript = route.request().url().endsWith("/page.js");
+      return route.fulfill({
+        contentType: isScript ? "text/javascript" : "text/html",
+        body: isScript ? historyScript : HTML,
+      });
+    });
+    // The feed's first read: answered by the service, but handed to the page only after two
+    // more events were published, so the stream has to bring exactly those two.
+    const reads: string[] = [];
+    await page.route(`${svc.url}/api/channels/**`, async (route) => {
+      const url = new URL(route.request().url());
+      reads.push(`${decodeURIComponent(url.pathname)}${url.search}`);
+      const response = await route.fetch();
+      if (url.pathname.includes("channel%3Afeed")) {
+        await publish("channel:feed", "between0");
+        await publish("channel:feed", "between1");
+      }
+      await route.fulfill({ response });
+    });
+    try {
+      const login = await context.request.post(`${svc.url}/api/auth/dev-login`, {
+        data: { name: "Ada" },
+      });
+      assert.equal(login.status(), 200);
+      await page.goto(`${svc.url}/__test__/index.html`);
+      await page.locator("#state", { hasText: /^open$/ }).waitFor({ timeout: WAIT_MS });
+
+      const feed = page.locator("#feed li");
+      await feed.nth(6).waitFor({ timeout: WAIT_MS });
+      await publish("channel:feed", "live0");
+      await feed.nth(7).waitFor({ timeout: WAIT_MS });
+      assert.deepEqual(await feed.allTextContents(), [
+        "h:f3",
+        "h:f4",
+        "h:f5",
+        "h:f6",
+        "h:f7",
+        "l:between0",
+        "l:between1",
+        "l:live0",
+      ]);
+
+      const log = page.locator("#log li");
+      await page.locator("#log-state", { hasText: "older:true" }).waitFor({ timeout: WAIT_MS });
+      assert.deepEqual(await log.allTextContents(), ["g5", "g6", "g7"]);
+      await page.locator("#older").click();
+      await log.nth(5).waitFor({ timeout: WAIT_MS });
+      assert.deepEqual(await log.allTextContents(), ["g2", "g3", "g4", "g5", "g6", "g7"]);
+      await publish("channel:log", "live");
+      await log.nth(6).waitFor({ timeout: WAIT_MS });
+      assert.deepEqual((await log.allTextContents()).slice(5), ["g7", "live"]);
+
+      // StrictMode mounted every effect twice: the first mount was undone before it read.
+      assert.deepEqual(
+        reads.map((read) => read.replace(/before=[^&]+/, "before=…")).sort(),
+        [
+          "/api/channels/channel:feed/messages?limit=5",
+          "/api/channels/channel:log/messages?limit=3",
+          "/api/channels/channel:log/messages?limit=3&before=…",
+          "/api/channels/channel:log/messages?limit=3&before=…",
+        ].sort(),
+      );
+      assert.deepEqual(problems, []);
+      // The stream waited for both first pages: one EventSource, with both channels.
+      assert.equal(eventSources.length, 1);
+      const query = new URL(eventSources[0] ?? "").searchParams;
+      assert.deepEqual(query.getAll("channel").sort(), ["channel:feed", "channel:log"]);
     } finally {
       await context.close();
     }

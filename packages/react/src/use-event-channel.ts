@@ -3,19 +3,36 @@
  * component subscribes on the client's one stream. Unlike the spec's sample, the connection
  * depends only on the channel: a new `onEvent` on every render is read through a ref and never
  * reconnects, and reconnecting is the client's business, not React state.
+ *
+ * With `history`, the subscription starts from the channel's last events: `onHistory` gets
+ * them, then `onEvent` every later one, without gap or duplicate.
  */
+import type { HistoryPage } from "@realtime/client";
 import type { RealtimeEvent } from "@realtime/protocol";
 import { useEffect, useInsertionEffect, useRef } from "react";
 import { useRealtimeClient } from "./realtime-provider.ts";
 
 export interface UseEventChannelOptions<E extends RealtimeEvent = RealtimeEvent> {
-  /** Every application event of the channel, in order. The latest function is always called. */
-  readonly onEvent: (event: E) => void;
+  /**
+   * Every application event of the channel, in order, each once. `id` is the event's id on the
+   * channel (as on a history page). The latest function is always called.
+   */
+  readonly onEvent: (event: E, id: string | null) => void;
   /**
    * The server could not replay what the channel sent while the client was away: refetch the
    * state it feeds (`reason`: `trimmed`, `epoch_changed`, `unknown_cursor`, `gap`). Default: none.
    */
   readonly onReset?: (reason: string) => void;
+  /**
+   * Start from the channel's last `history` events (1–100) instead of from now: `onHistory`
+   * gets them before any `onEvent`. Read when the channel is subscribed (on mount or when
+   * `channel` changes). Default: none.
+   */
+  readonly history?: number;
+  /** The page the subscription starts after (with `history`). */
+  readonly onHistory?: (page: HistoryPage<E>) => void;
+  /** The page could not be read (with `history`): the subscription goes on live from now. */
+  readonly onHistoryError?: (error: unknown) => void;
 }
 
 /**
@@ -36,10 +53,17 @@ export function useEventChannel<E extends RealtimeEvent = RealtimeEvent>(
   });
   useEffect(() => {
     if (!channel) return;
-    const subscription = client.subscribe(channel, {
-      onEvent: (event) => latest.current.onEvent(event as E),
-      onReset: (reason) => latest.current.onReset?.(reason),
-    });
+    const { history } = latest.current;
+    const subscription = client.subscribe(
+      channel,
+      {
+        onEvent: (event, id) => latest.current.onEvent(event as E, id),
+        onReset: (reason) => latest.current.onReset?.(reason),
+        onHistory: (page) => latest.current.onHistory?.(page as HistoryPage<E>),
+        onHistoryError: (error) => latest.current.onHistoryError?.(error),
+      },
+      history === undefined ? {} : { history },
+    );
     return () => subscription.unsubscribe();
   }, [client, channel]);
 }

@@ -1,7 +1,8 @@
 /**
  * A `reset` from the server: it could not replay what a channel sent while this page was
- * away. The page refetched what it could (presence, job states); chat has no history API, so
- * the notice says messages may be missing.
+ * away. The page refetched what it could (presence, job states); the messages the reset
+ * skipped are not read back (the gap is marked in the room), so the notice says they may be
+ * missing.
  */
 import { useServices } from "../context.ts";
 import { resetReason } from "../format.ts";

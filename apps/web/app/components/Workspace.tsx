@@ -25,7 +25,13 @@ export function Workspace({ user }: { user: User }) {
   const state = useAppState();
   const [view, setView] = useState<View>("chat");
   const presence = usePresence(`channel:${state.active}`);
-  const room = state.rooms[state.active] ?? { id: state.active, items: [], unread: 0 };
+  const room = state.rooms[state.active] ?? {
+    id: state.active,
+    items: [],
+    unread: 0,
+    loaded: false,
+    older: null,
+  };
   const online =
     presence && presence.status !== "loading" ? presence.users.length + presence.hidden : null;
   const running = state.jobs.filter((job) => !TERMINAL.has(job.status));
