@@ -164,7 +164,7 @@ describe("GET /api/channels/:channel/messages", () => {
   it("caps limit at 100", async () => {
     const ada = await svc.login("Ada");
     await say(ada.token, "capped", ...lines("c", 105));
-    const page = await get(svc, "capped", ada.token, "?limit=100000");
+    const page = await get(svc, "capped", ada.token, "?limit=1000000000");
     assert.equal(page.status, 200);
     assert.equal(page.body.events.length, 100);
     assert.deepEqual(contents(page.body.events), lines("c", 105).slice(5));

@@ -57,7 +57,7 @@ const querySchema = {
   type: "object",
   properties: {
     // Query values are not coerced (AJV_OPTIONS): a positive decimal, parsed below.
-    limit: { type: "string", pattern: "^[1-9][0-9]{0,5}$" },
+    limit: { type: "string", pattern: "^[1-9][0-9]{0,9}$" },
     before: { type: "string", minLength: 1, maxLength: 4096 },
   },
   additionalProperties: false,
