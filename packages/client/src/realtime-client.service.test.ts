@@ -15,31 +15,13 @@ import type { StateChange } from "./connection-state.ts";
 import { withBearerToken } from "./event-source.ts";
 import { createRealtimeClient, type RealtimeClient } from "./realtime-client.ts";
 import { ManualTimers } from "./testing/manual-timers.ts";
+import { untilClient } from "./testing/until-client.ts";
 
 const ROOM = "channel:room";
 const WAIT_MS = 5000;
 
-/** Resolves when `check` holds, re-checked on every state change and event of `client`. */
-function until(client: RealtimeClient, what: string, check: () => boolean): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const stops: Array<() => void> = [];
-    const done = (error?: Error) => {
-      clearTimeout(timer);
-      for (const stop of stops) stop();
-      if (error) reject(error);
-      else resolve();
-    };
-    const timer = setTimeout(
-      () => done(new Error(`timed out after ${WAIT_MS} ms waiting for ${what}`)),
-      WAIT_MS,
-    );
-    const attempt = () => {
-      if (check()) done();
-    };
-    stops.push(client.onStateChange(attempt), client.onEvent(attempt));
-    attempt();
-  });
-}
+const until = (client: RealtimeClient, what: string, check: () => boolean) =>
+  untilClient(client, what, check, WAIT_MS);
 
 function publish(service: Service, content: string) {
   return service.hub.publish(ROOM, { type: "chat", content });

@@ -13,6 +13,7 @@ import { EventSource } from "eventsource";
 import { withBearerToken } from "./event-source.ts";
 import type { HistoryPage } from "./history-page.ts";
 import { createRealtimeClient, type RealtimeClient } from "./realtime-client.ts";
+import { untilClient } from "./testing/until-client.ts";
 
 const WAIT_MS = 10_000;
 
@@ -75,27 +76,8 @@ describe("history and the handoff to the stream, against the real service", {
 
   const names = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
 
-  /** Resolves when `check` holds, re-checked on every event and state change of `client`. */
-  function until(client: RealtimeClient, what: string, check: () => boolean): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const stops: Array<() => void> = [];
-      const done = (error?: Error) => {
-        clearTimeout(timer);
-        for (const stop of stops) stop();
-        if (error) reject(error);
-        else resolve();
-      };
-      const timer = setTimeout(
-        () => done(new Error(`timed out after ${WAIT_MS} ms waiting for ${what}`)),
-        WAIT_MS,
-      );
-      const attempt = () => {
-        if (check()) done();
-      };
-      stops.push(client.onStateChange(attempt), client.onEvent(attempt));
-      attempt();
-    });
-  }
+  const until = (client: RealtimeClient, what: string, check: () => boolean) =>
+    untilClient(client, what, check, WAIT_MS);
 
   /** Handlers that record the chat events of a subscription, from its page and live. */
   function recorder() {
