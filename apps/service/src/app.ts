@@ -21,7 +21,7 @@ import Fastify, {
 } from "fastify";
 import { ChannelAccess } from "./auth/access.ts";
 import { GrantWatch } from "./auth/grant-watch.ts";
-import { type Auth, type AuthEvents, createAuth, registerAuthRoutes } from "./auth.ts";
+import { type Auth, type AuthEvents, createAuth } from "./auth.ts";
 import { clientErrorHandler } from "./client-errors.ts";
 import type { Config } from "./config.ts";
 import { AJV_OPTIONS, frameworkErrors, registerErrorHandling } from "./error-handler.ts";
@@ -29,6 +29,7 @@ import { appError, Errors } from "./errors.ts";
 import { serializeRequest } from "./log-redaction.ts";
 import { createMetricsServer } from "./metrics-server.ts";
 import { PrometheusMetrics } from "./prometheus-metrics.ts";
+import { registerAuthRoutes } from "./routes/auth.ts";
 import { registerChatRoutes } from "./routes/chat.ts";
 import { registerEventsRoute } from "./routes/events.ts";
 import {

@@ -10,12 +10,12 @@ import {
   credentialsOf,
   MAX_TOKEN_LENGTH,
   newUserId,
-  registerAuthRoutes,
   tokenFromRequest,
 } from "./auth.ts";
 import { type Config, loadConfig } from "./config.ts";
 import { AJV_OPTIONS, registerErrorHandling } from "./error-handler.ts";
 import { AppError } from "./errors.ts";
+import { registerAuthRoutes } from "./routes/auth.ts";
 
 const SECRET = "test-secret-that-is-long-enough-0123456789";
 const OPTIONS: AuthOptions = {

@@ -1,7 +1,7 @@
 /**
  * Identity from JWTs: issuing them (HS256, the shared secret), verifying them (HS* with the
  * secret, RS/PS/ES/EdDSA with an identity provider's JWKS: `auth/keys.ts`), finding them on a
- * request, and the dev-login routes that hand them out.
+ * request. The dev-login routes that hand them out are in routes/auth.ts.
  *
  * Identity comes only from a verified token, taken from `Authorization: Bearer` (services,
  * tests) or the HttpOnly session cookie (browsers). Never from a query parameter: URLs end up
@@ -9,20 +9,14 @@
  * reads them.
  */
 import { getRandomValues } from "node:crypto";
-import type { CookieSerializeOptions } from "@fastify/cookie";
 import { validateChannelId } from "@realtime/protocol";
-import type { FastifyInstance, RawServerBase } from "fastify";
 import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
-import { json, type RouteDoc, USER } from "./api-docs.ts";
-import { requireUser } from "./auth/access.ts";
 import { type ChannelGrant, GRANT_CLAIM, parseGrant } from "./auth/grant.ts";
 import type { Identity } from "./auth/identity.ts";
 import { type KeyEvents, TokenKeys } from "./auth/keys.ts";
 import { ISSUED_ALGORITHM } from "./config/auth.ts";
 import type { AuthConfig } from "./config.ts";
 import { appError, Errors } from "./errors.ts";
-import { NO_QUERY } from "./routes/no-query.ts";
-import type { RouteLimit } from "./security/route-options.ts";
 
 export type { Identity } from "./auth/identity.ts";
 export type { KeyEvents as AuthEvents } from "./auth/keys.ts";
@@ -294,123 +288,4 @@ export function credentialsOf(request: TokenSource, cookieName: string): Credent
 export function tokenFromRequest(request: TokenSource, cookieName: string): string | null {
   const credentials = credentialsOf(request, cookieName);
   return "token" in credentials ? credentials.token : null;
-}
-
-/** Longest display name for dev login, in characters. */
-export const MAX_NAME_LENGTH = 40;
-
-/**
- * Control characters, zero-width and bidi-override characters: a display name shown to other
- * users must not be able to break a line, hide text or reorder it.
- */
-const NAME_PATTERN =
-  "^[^\\u0000-\\u001f\\u007f-\\u009f\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u206f\\ufeff]+$";
-
-const devLoginSchema = {
-  querystring: NO_QUERY,
-  body: {
-    type: "object",
-    required: ["name"],
-    additionalProperties: false,
-    properties: {
-      name: { type: "string", minLength: 1, maxLength: MAX_NAME_LENGTH, pattern: NAME_PATTERN },
-    },
-  },
-} as const;
-
-/** Dev logins per client IP: whoever names themselves gets a token. */
-const devLoginLimit: RouteLimit = { name: "login", by: "ip" };
-
-const DOCS = {
-  devLogin: {
-    tag: "auth",
-    summary: "Sign in by name (development only)",
-    description:
-      "Issues a user token and sets the HttpOnly session cookie. Refused with 403 `RT_ERR_DEV_LOGIN_DISABLED` unless `AUTH_DEV_LOGIN` is on (the default outside production).",
-    auth: false,
-    responses: {
-      200: json("The token and the user", {
-        type: "object",
-        properties: { token: { type: "string" }, user: USER },
-      }),
-      400: "Invalid name",
-      403: "Dev login is disabled",
-    },
-  },
-  logout: {
-    tag: "auth",
-    summary: "Clear the session cookie",
-    auth: false,
-    responses: { 204: "Cleared" },
-  },
-  me: {
-    tag: "auth",
-    summary: "Who the token names",
-    responses: {
-      200: json("The user", { type: "object", properties: { user: USER } }),
-      401: "No valid token",
-      403: "A service token (it has no user)",
-    },
-  },
-} as const satisfies Record<string, RouteDoc>;
-
-/**
- * Adds the auth routes. Register `@fastify/cookie` on `app` first.
- *
- * - `POST /api/auth/dev-login` `{ name }` → 200 `{ token, user: { id, name } }` and the session
- *   cookie; 403 `RT_ERR_DEV_LOGIN_DISABLED` unless `config.auth.devLogin`.
- * - `POST /api/auth/logout` → 204, clears the cookie.
- * - `GET /api/auth/me` → 200 `{ user: { id, name } }`, 401 without a valid token, 403 for a
- *   service token (it has no user).
- */
-export function registerAuthRoutes<S extends RawServerBase>(
-  app: FastifyInstance<S>,
-  { auth, config }: { auth: Auth; config: { readonly auth: AuthConfig } },
-): void {
-  const { cookieName, cookieSecure, tokenTtlSeconds, devLogin } = config.auth;
-  const cookieOptions: CookieSerializeOptions = {
-    path: "/",
-    httpOnly: true,
-    sameSite: "lax",
-    secure: cookieSecure,
-  };
-
-  app.post<{ Body: { name: string } }>(
-    "/api/auth/dev-login",
-    {
-      schema: devLoginSchema,
-      config: { limit: devLoginLimit, docs: DOCS.devLogin },
-      // Refuse before the body is read, so a disabled endpoint says so whatever is sent.
-      onRequest: async () => {
-        if (!devLogin) throw appError(Errors.DEV_LOGIN_DISABLED);
-      },
-    },
-    async (request, reply) => {
-      const name = request.body.name.normalize("NFC").trim();
-      if (name.length === 0) throw appError(Errors.BAD_REQUEST, "body.name must not be blank");
-      const user = { id: newUserId(), name };
-      const token = await auth.issueUserToken(user);
-      reply.setCookie(cookieName, token, { ...cookieOptions, maxAge: tokenTtlSeconds });
-      reply.header("cache-control", "no-store");
-      return { token, user };
-    },
-  );
-
-  const schema = { querystring: NO_QUERY };
-
-  app.post(
-    "/api/auth/logout",
-    { schema, config: { docs: DOCS.logout } },
-    async (_request, reply) => {
-      reply.clearCookie(cookieName, cookieOptions);
-      reply.code(204);
-      return reply.send();
-    },
-  );
-
-  app.get("/api/auth/me", { schema, config: { docs: DOCS.me } }, async (request, reply) => {
-    const identity = requireUser(await auth.authenticate(request), "A service token has no user");
-    reply.header("cache-control", "no-store");
-    return { user: { id: identity.userId, name: identity.userName } };
-  });
 }
