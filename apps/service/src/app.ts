@@ -4,9 +4,12 @@
  */
 import { readFileSync } from "node:fs";
 import cookie from "@fastify/cookie";
+import { AJV_OPTIONS, frameworkErrors, registerErrorHandling } from "@realtime/fastify";
 import { createJobSystem, type JobSystem } from "@realtime/jobs";
 import {
+  appError,
   type Broker,
+  Errors,
   type HistoryStore,
   Hub,
   MemoryBroker,
@@ -24,14 +27,11 @@ import { GrantWatch } from "./auth/grant-watch.ts";
 import { type Auth, type AuthEvents, createAuth } from "./auth.ts";
 import { clientErrorHandler } from "./client-errors.ts";
 import type { Config } from "./config.ts";
-import { AJV_OPTIONS, frameworkErrors, registerErrorHandling } from "./error-handler.ts";
-import { appError, Errors } from "./errors.ts";
 import { serializeRequest } from "./log-redaction.ts";
 import { createMetricsServer } from "./metrics-server.ts";
 import { PrometheusMetrics } from "./prometheus-metrics.ts";
 import { registerAuthRoutes } from "./routes/auth.ts";
 import { registerChatRoutes } from "./routes/chat.ts";
-import { registerEventsRoute } from "./routes/events.ts";
 import {
   registerHealthRoutes,
   registerMetricsElsewhere,
@@ -41,7 +41,7 @@ import { registerHistoryRoute } from "./routes/history.ts";
 import { registerJobRoutes } from "./routes/jobs.ts";
 import { registerPageRoutes } from "./routes/page.ts";
 import { registerPresenceRoute } from "./routes/presence.ts";
-import { registerPublishRoute } from "./routes/publish.ts";
+import { registerRealtimeRoutes } from "./routes/realtime.ts";
 import {
   memoizeAuthentication,
   registerSecurity,
@@ -191,9 +191,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(cookie);
   const security = await registerSecurity(app, { config, auth, metrics });
   registerAuthRoutes(app, { auth, config });
-  registerEventsRoute(app, { hub, auth, access, grantWatch, config, metrics });
+  await registerRealtimeRoutes(app, { hub, broker, auth, access, grantWatch, config, metrics });
   registerChatRoutes(app, { hub, auth, access, config });
-  registerPublishRoute(app, { hub, auth, access, config });
   registerPresenceRoute(app, {
     presence,
     broker,
@@ -207,7 +206,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     log: app.log.child({ component: "jobs" }),
   });
   registerJobRoutes(app, { jobs, auth });
-  registerHealthRoutes(app, { hub, broker });
+  registerHealthRoutes(app);
   const metricsApp =
     config.http.metricsPort === null ? null : createMetricsServer(metrics, app.log);
   if (metricsApp === null) registerMetricsRoute(app, metrics);

@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import fastifyCookie from "@fastify/cookie";
+import { AJV_OPTIONS, registerErrorHandling } from "@realtime/fastify";
 import { validateChannelId } from "@realtime/protocol";
+import { AppError } from "@realtime/server";
 import Fastify, { type FastifyInstance } from "fastify";
 import { SignJWT } from "jose";
 import {
@@ -13,8 +15,6 @@ import {
   tokenFromRequest,
 } from "./auth.ts";
 import { type Config, loadConfig } from "./config.ts";
-import { AJV_OPTIONS, registerErrorHandling } from "./error-handler.ts";
-import { AppError } from "./errors.ts";
 import { registerAuthRoutes } from "./routes/auth.ts";
 
 const SECRET = "test-secret-that-is-long-enough-0123456789";

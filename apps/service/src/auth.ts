@@ -10,13 +10,13 @@
  */
 import { getRandomValues } from "node:crypto";
 import { validateChannelId } from "@realtime/protocol";
+import { appError, Errors } from "@realtime/server";
 import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
 import { type ChannelGrant, GRANT_CLAIM, parseGrant } from "./auth/grant.ts";
 import type { Identity } from "./auth/identity.ts";
 import { type KeyEvents, TokenKeys } from "./auth/keys.ts";
 import { ISSUED_ALGORITHM } from "./config/auth.ts";
 import type { AuthConfig } from "./config.ts";
-import { appError, Errors } from "./errors.ts";
 
 export type { Identity } from "./auth/identity.ts";
 export type { KeyEvents as AuthEvents } from "./auth/keys.ts";

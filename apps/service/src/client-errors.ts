@@ -5,8 +5,8 @@
  * everything else, instead of Fastify's default body (`{ error, message, statusCode }`).
  */
 import type { Socket } from "node:net";
+import { type ErrorEntry, Errors, errorBody } from "@realtime/server";
 import type { FastifyBaseLogger } from "fastify";
-import { type ErrorEntry, Errors, errorBody } from "./errors.ts";
 
 /** The catalogue entry for each of Node's client errors; anything else is a 400. */
 const ENTRIES: Readonly<Record<string, ErrorEntry>> = {

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
+import { AJV_OPTIONS, registerErrorHandling } from "@realtime/fastify";
+import { AppError, appError, Errors, errorBody } from "@realtime/server";
 import Fastify, { type FastifyInstance } from "fastify";
-import { AJV_OPTIONS, registerErrorHandling } from "./error-handler.ts";
-import { AppError, appError, Errors, errorBody } from "./errors.ts";
 
 describe("catalogue and docs/errors.md agree", () => {
   const docs = readFileSync(new URL("../../../docs/errors.md", import.meta.url), "utf8");
@@ -39,10 +39,17 @@ describe("catalogue and docs/errors.md agree", () => {
     // A code in the catalogue and the docs that no code path raises is a promise clients
     // program against in vain (RT_ERR_BAD_CURSOR was one: a cursor the server cannot read is
     // answered with a `reset`, `unknown_cursor`, never with a 400).
-    const root = new URL("./", import.meta.url);
-    const sources = readdirSync(root, { recursive: true, encoding: "utf8" })
-      .filter((file) => file.endsWith(".ts") && !file.endsWith(".test.ts"))
-      .map((file) => readFileSync(new URL(file, root), "utf8"))
+    // The service's sources, and the packages it serves through (the plugin, the catalogue's
+    // own mapping of hub refusals, idempotency keys).
+    const roots = ["./", "../../../packages/server/src/", "../../../packages/fastify/src/"].map(
+      (path) => new URL(path, import.meta.url),
+    );
+    const sources = roots
+      .flatMap((root) =>
+        readdirSync(root, { recursive: true, encoding: "utf8" })
+          .filter((file) => file.endsWith(".ts") && !file.endsWith(".test.ts"))
+          .map((file) => readFileSync(new URL(file, root), "utf8")),
+      )
       .join("\n");
     for (const key of Object.keys(Errors)) {
       assert.match(sources, new RegExp(`\\bErrors\\.${key}\\b`), `nothing raises ${key}`);

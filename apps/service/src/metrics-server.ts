@@ -4,8 +4,9 @@
  * which then answers 404 for them — and reach only whoever can reach this port (the proxy
  * forwards only `PORT`). Plain HTTP/1.1 whatever the public port speaks, as Prometheus scrapes.
  */
+
+import { registerErrorHandling } from "@realtime/fastify";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
-import { registerErrorHandling } from "./error-handler.ts";
 import type { PrometheusMetrics } from "./prometheus-metrics.ts";
 import { registerMetricsRoute } from "./routes/health.ts";
 

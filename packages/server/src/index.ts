@@ -31,6 +31,15 @@ export type {
 export { addCount, MemoryConnectionLedger } from "./connection-ledger.ts";
 export type { HistoryPage, HistoryRetention, HistoryStore } from "./history-store.ts";
 export { DEFAULT_RETENTION } from "./history-store.ts";
+export type { ErrorCode, ErrorEntry, HubAction } from "./http-errors.ts";
+export {
+  AppError,
+  appError,
+  Errors,
+  errorBody,
+  fromHubError,
+  refusalCode,
+} from "./http-errors.ts";
 export type {
   EventInput,
   HubErrorCode,
@@ -39,12 +48,27 @@ export type {
   StreamLifecycle,
 } from "./hub.ts";
 export { Hub, HubError } from "./hub.ts";
+export {
+  IDEMPOTENCY_HEADERS_SCHEMA,
+  IDEMPOTENCY_KEY_HEADER,
+  IDEMPOTENCY_KEY_PATTERN,
+  idempotentPublish,
+  REPLAYED_HEADER,
+  readIdempotencyKey,
+  scopedIdempotencyKey,
+} from "./idempotency-key.ts";
 export type { MemoryBrokerOptions, MemoryBusOptions } from "./memory-broker.ts";
 export { DEFAULT_MAX_IDEMPOTENCY_KEYS, MemoryBroker, MemoryBus } from "./memory-broker.ts";
 export type { MemoryPresenceStoreOptions } from "./memory-presence-store.ts";
 export { MemoryPresenceBackend, MemoryPresenceStore } from "./memory-presence-store.ts";
 export type { Metrics } from "./metrics.ts";
 export { noopMetrics } from "./metrics.ts";
+export type {
+  EventsHandler,
+  EventsHandlerOptions,
+  NodeRequest,
+} from "./node-handler.ts";
+export { createEventsHandler } from "./node-handler.ts";
 export type { PresenceMetrics, PresenceOptions } from "./presence.ts";
 export { Presence } from "./presence.ts";
 export type {
@@ -75,3 +99,20 @@ export {
 } from "./sse-encoder.ts";
 export type { ChannelStart } from "./sse-stream.ts";
 export { SseStream } from "./sse-stream.ts";
+export type {
+  AccessRequest,
+  Authorize,
+  ChannelAction,
+  OpenUserStream,
+  RealtimeUser,
+  StreamResponse,
+} from "./stream-request.ts";
+export {
+  DEFAULT_MAX_CHANNELS_PER_STREAM,
+  defaultAuthorize,
+  openUserStream,
+  parseStreamChannels,
+  requireAccess,
+  streamConnection,
+  streamCursor,
+} from "./stream-request.ts";

@@ -6,8 +6,8 @@
  * spent only by those allowed to publish to it). docs/security.md describes the model.
  */
 import type { ChannelName } from "@realtime/protocol";
+import { type AppError, appError, Errors } from "@realtime/server";
 import type { AccessConfig } from "../config.ts";
-import { type AppError, appError, Errors } from "../errors.ts";
 import { type AccessMetrics, AuthzClient } from "./authz.ts";
 import { type ChannelAction, grants } from "./grant.ts";
 import type { Identity, UserIdentity } from "./identity.ts";

@@ -24,3 +24,11 @@ export type Identity =
 
 /** A verified user (not a backend service). */
 export type UserIdentity = Extract<Identity, { readonly kind: "user" }>;
+
+/**
+ * Who publishes, as the owner parts idempotency keys are scoped by (`idempotency-key.ts` in
+ * `@realtime/server`): a user by id, a backend service by name, never one for the other.
+ */
+export function publisherOf(identity: Identity): readonly string[] {
+  return identity.kind === "user" ? ["user", identity.userId] : ["service", identity.service];
+}

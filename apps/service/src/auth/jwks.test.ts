@@ -11,6 +11,7 @@ import type { AddressInfo } from "node:net";
 import { Writable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
+import { AppError } from "@realtime/server";
 import { openStream, postJson, refusal } from "@realtime/testkit/http";
 import { startService, TEST_SECRET } from "@realtime/testkit/service";
 import {
@@ -27,7 +28,6 @@ import { buildApp } from "../app.ts";
 import { type AuthOptions, createAuth } from "../auth.ts";
 import type { JwksConfig, JwtAlgorithm } from "../config/auth.ts";
 import { loadConfig } from "../config.ts";
-import { AppError } from "../errors.ts";
 
 const SECRET = "test-secret-that-is-long-enough-0123456789";
 const BASE: AuthOptions = {

@@ -4,14 +4,14 @@
  * clears the cookie. Tokens themselves are auth.ts's.
  */
 import type { CookieSerializeOptions } from "@fastify/cookie";
+import { NO_QUERY } from "@realtime/fastify";
+import { appError, Errors } from "@realtime/server";
 import type { FastifyInstance, RawServerBase } from "fastify";
 import { json, type RouteDoc, USER } from "../api-docs.ts";
 import { requireUser } from "../auth/access.ts";
 import { type Auth, newUserId } from "../auth.ts";
 import type { AuthConfig } from "../config.ts";
-import { appError, Errors } from "../errors.ts";
 import type { RouteLimit } from "../security/route-options.ts";
-import { NO_QUERY } from "./no-query.ts";
 
 /** Longest display name for dev login, in characters. */
 export const MAX_NAME_LENGTH = 40;

@@ -4,7 +4,7 @@
  * room's bare id (`general`).
  */
 import { type ChannelName, parseChannel, printable } from "@realtime/protocol";
-import { appError, Errors } from "../errors.ts";
+import { appError, Errors } from "@realtime/server";
 
 export const CHANNEL_PARAMS = {
   type: "object",

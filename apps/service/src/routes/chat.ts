@@ -6,17 +6,24 @@
  * user, same room, within `IDEMPOTENCY_WINDOW_MS`) is not posted again: 204 plus
  * `Idempotent-Replayed: true` (see idempotency.ts).
  */
+
+import { NO_QUERY } from "@realtime/fastify";
 import { EventType, printable, roomChannel } from "@realtime/protocol";
 import type { Hub } from "@realtime/server";
+import {
+  appError,
+  Errors,
+  IDEMPOTENCY_HEADERS_SCHEMA,
+  idempotentPublish,
+  REPLAYED_HEADER,
+} from "@realtime/server";
 import type { FastifyInstance } from "fastify";
 import type { RouteDoc } from "../api-docs.ts";
 import { type ChannelAccess, isUser, requireUser } from "../auth/access.ts";
+import { publisherOf } from "../auth/identity.ts";
 import type { Auth } from "../auth.ts";
 import type { Config } from "../config.ts";
-import { appError, Errors } from "../errors.ts";
-import { IDEMPOTENCY_HEADERS_SCHEMA, idempotentPublish, REPLAYED_HEADER } from "../idempotency.ts";
 import { channelNamed, type RouteLimit } from "../security/route-options.ts";
-import { NO_QUERY } from "./no-query.ts";
 
 export interface ChatRouteDeps {
   hub: Hub;
@@ -73,7 +80,7 @@ export function registerChatRoutes(app: FastifyInstance, deps: ChatRouteDeps): v
   app.post("/api/chat/messages", { schema, config: routeConfig }, async (request, reply) => {
     const identity = requireUser(await auth.authenticate(request), "chat needs a user token");
     const options = idempotentPublish(
-      identity,
+      publisherOf(identity),
       request.headers,
       config.publish.idempotencyWindowMs,
     );

@@ -1,18 +1,7 @@
-/**
- * Liveness (`/healthz`: the process answers), readiness (`/readyz`: this pod should get new
- * streams — false while draining or while the broker is not confirmed live) and `/metrics`
- * (on the public port, or on its own listener when `METRICS_PORT` is set: metrics-server.ts).
- */
-import type { Broker, Hub } from "@realtime/server";
+import { appError, Errors } from "@realtime/server";
 import type { FastifyInstance } from "fastify";
 import { json, type RouteDoc } from "../api-docs.ts";
-import { appError, Errors, errorBody } from "../errors.ts";
 import type { PrometheusMetrics } from "../prometheus-metrics.ts";
-
-export interface HealthRouteDeps {
-  hub: Hub;
-  broker: Broker;
-}
 
 const DOCS = {
   healthz: {
@@ -21,20 +10,6 @@ const DOCS = {
     auth: false,
     responses: {
       200: json("Alive", { type: "object", properties: { status: { type: "string" } } }),
-    },
-  },
-  readyz: {
-    tag: "operations",
-    summary: "Readiness: should this pod get new streams?",
-    description:
-      "503 `RT_ERR_SHUTTING_DOWN` from the moment a drain starts (SIGTERM), 503 `RT_ERR_BROKER_UNAVAILABLE` while the broker is not confirmed live. Point the load balancer's readiness check here.",
-    auth: false,
-    responses: {
-      200: json("Ready", {
-        type: "object",
-        properties: { status: { type: "string" }, connections: { type: "integer" } },
-      }),
-      503: "Draining or the broker is not live",
     },
   },
   metrics: {
@@ -50,22 +25,8 @@ const DOCS = {
   },
 } as const satisfies Record<string, RouteDoc>;
 
-export function registerHealthRoutes(app: FastifyInstance, deps: HealthRouteDeps): void {
-  const { hub, broker } = deps;
+export function registerHealthRoutes(app: FastifyInstance): void {
   app.get("/healthz", { config: { docs: DOCS.healthz } }, async () => ({ status: "ok" }));
-
-  app.get("/readyz", { config: { docs: DOCS.readyz } }, async (_request, reply) => {
-    if (!hub.accepting) {
-      return reply.code(503).send(errorBody(Errors.SHUTTING_DOWN));
-    }
-    if (!broker.ready()) {
-      return reply.code(503).send({
-        code: Errors.BROKER_UNAVAILABLE.code,
-        message: "The broker is not confirmed live (connecting or re-subscribing)",
-      });
-    }
-    return { status: "ready", connections: hub.connectionCount };
-  });
 }
 
 /** `GET /metrics`: Prometheus text, rendered at scrape time. */

@@ -30,11 +30,11 @@ import {
   type StreamPosition,
 } from "@realtime/protocol";
 import type { Broker, BrokerMessage, HistoryPage, HistoryStore } from "@realtime/server";
+import { appError, Errors } from "@realtime/server";
 import type { FastifyInstance } from "fastify";
 import { json, type RouteDoc } from "../api-docs.ts";
 import type { ChannelAccess } from "../auth/access.ts";
 import type { Auth } from "../auth.ts";
-import { appError, Errors } from "../errors.ts";
 import type { RouteLimit } from "../security/route-options.ts";
 import { CHANNEL_PARAMS, channelParam } from "./channel-param.ts";
 

@@ -12,6 +12,7 @@
  * All need a user token; another user's job or media is 404, never 403, so ids leak nothing.
  */
 
+import { NO_QUERY } from "@realtime/fastify";
 import {
   ASPECT_RATIOS,
   JOB_ID_PATTERN,
@@ -20,13 +21,12 @@ import {
   JobsClosedError,
   toView,
 } from "@realtime/jobs";
+import { appError, Errors } from "@realtime/server";
 import type { FastifyInstance } from "fastify";
 import { ERROR, json, type RouteDoc } from "../api-docs.ts";
 import { requireUser } from "../auth/access.ts";
 import type { Auth } from "../auth.ts";
-import { appError, Errors } from "../errors.ts";
 import type { RouteLimit } from "../security/route-options.ts";
-import { NO_QUERY } from "./no-query.ts";
 
 export interface JobRouteDeps {
   jobs: JobSystem;

@@ -5,8 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { brotliDecompressSync, gunzipSync } from "node:zlib";
+import { registerErrorHandling } from "@realtime/fastify";
 import Fastify, { type FastifyInstance } from "fastify";
-import { registerErrorHandling } from "../error-handler.ts";
 import { registerPageRoutes } from "./page.ts";
 
 const INDEX =

@@ -16,9 +16,13 @@
  * Two pods' events can also arrive in the other order than decided; per user, keep the event
  * with the greatest `version`.
  */
+
+import { NO_QUERY } from "@realtime/fastify";
 import { encodeCursor, type StreamPosition } from "@realtime/protocol";
 import {
+  appError,
   type Broker,
+  Errors,
   hasPresence,
   type Presence,
   type PresenceSnapshot,
@@ -28,10 +32,8 @@ import type { FastifyInstance } from "fastify";
 import { json, type RouteDoc } from "../api-docs.ts";
 import type { ChannelAccess } from "../auth/access.ts";
 import type { Auth } from "../auth.ts";
-import { appError, Errors } from "../errors.ts";
 import type { RouteLimit } from "../security/route-options.ts";
 import { CHANNEL_PARAMS, channelParam } from "./channel-param.ts";
-import { NO_QUERY } from "./no-query.ts";
 
 export interface PresenceRouteDeps {
   presence: Presence;

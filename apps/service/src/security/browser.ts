@@ -5,11 +5,11 @@
  * cookie-authenticated reads of the API.
  */
 import cors from "@fastify/cors";
+import { appError, Errors } from "@realtime/server";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import helmet, { type HelmetOptions } from "helmet";
 import { credentialsOf } from "../auth.ts";
 import type { Config } from "../config.ts";
-import { appError, Errors } from "../errors.ts";
 
 /**
  * The Content-Security-Policy of every response (the page route sends the same one with the

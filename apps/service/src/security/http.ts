@@ -15,9 +15,9 @@
  */
 import type { Http2Server, Http2ServerRequest, Http2Session, ServerHttp2Stream } from "node:http2";
 import { constants as h2 } from "node:http2";
+import { appError, Errors } from "@realtime/server";
 import type { FastifyInstance } from "fastify";
 import type { HttpConfig } from "../config.ts";
-import { appError, Errors } from "../errors.ts";
 
 export function registerHttpHardening(app: FastifyInstance, http: HttpConfig): void {
   app.addHook("onRequest", async (request) => {

@@ -27,11 +27,11 @@
  */
 import rateLimit, { normalizeIP } from "@fastify/rate-limit";
 import type { ChannelName } from "@realtime/protocol";
+import { appError, Errors } from "@realtime/server";
 import type { FastifyInstance, FastifyRequest, RouteOptions } from "fastify";
 import { Counter } from "prom-client";
 import type { Auth } from "../auth.ts";
 import type { Config } from "../config.ts";
-import { appError, Errors } from "../errors.ts";
 import type { PrometheusMetrics } from "../prometheus-metrics.ts";
 import type { LimitsRedis } from "./redis.ts";
 import { addHook, ROUTE_LIMIT_SETTINGS } from "./route-options.ts";

@@ -9,9 +9,10 @@
  * a late timer on a busy pod and the close's way to the client. A token with less than the
  * margin left is refused with 401 `RT_ERR_TOKEN_EXPIRED`: the client refreshes first.
  */
+
+import { appError, Errors } from "@realtime/server";
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from "fastify";
 import type { Auth } from "../auth.ts";
-import { appError, Errors } from "../errors.ts";
 import type { PrometheusMetrics } from "../prometheus-metrics.ts";
 import type { ConnectionLimits } from "./connection-limits.ts";
 import { addHook } from "./route-options.ts";

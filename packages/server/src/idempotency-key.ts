@@ -1,5 +1,6 @@
 /**
- * `Idempotency-Key` on the routes that publish (`POST /api/publish`, `POST /api/chat/messages`):
+ * `Idempotency-Key` on the routes that publish (the publish route of `@realtime/fastify`, the
+ * service's `POST /api/publish` and `POST /api/chat/messages`):
  * a client that retries after an ambiguous failure (a timeout, a cut connection, a proxy's 502
  * during a deploy) sends the same key again, and a publish that was already accepted is not
  * published twice — the retry gets the first answer, marked `Idempotent-Replayed: true`.
@@ -11,13 +12,13 @@
  * `abc`, so a client keeps one form.
  *
  * Scope: a key counts per channel (the broker keys it by channel) and per publisher: the broker
- * gets a SHA-256 of the publisher's identity (user id, or service name) and the key, so two
- * users — or two services — never share one, and the client's key never reaches Redis as is.
+ * gets a SHA-256 of the publisher (its owner parts, e.g. `["user", id]` or `["service", name]`)
+ * and the key, so two users — or two services — never share one, and the client's key never
+ * reaches Redis as is.
  */
 import { createHash } from "node:crypto";
-import type { PublishOptions } from "@realtime/server";
-import type { Identity } from "./auth.ts";
-import { appError, Errors } from "./errors.ts";
+import type { PublishOptions } from "./broker.ts";
+import { appError, Errors } from "./http-errors.ts";
 
 /** The request header (lower case, as Node exposes it). */
 export const IDEMPOTENCY_KEY_HEADER = "idempotency-key";
@@ -41,10 +42,11 @@ export function readIdempotencyKey(
   return value;
 }
 
-/** What the broker stores for `key` sent by `identity`: both hashed together (43 characters). */
-export function scopedIdempotencyKey(identity: Identity, key: string): string {
-  const owner =
-    identity.kind === "user" ? ["user", identity.userId] : ["service", identity.service];
+/**
+ * What the broker stores for `key` sent by `owner` (who publishes, as parts such as
+ * `["user", id]`): both hashed together (43 characters).
+ */
+export function scopedIdempotencyKey(owner: readonly string[], key: string): string {
   // JSON keeps the parts apart: no (owner, key) pair can collide with another by concatenation.
   return createHash("sha256")
     .update(JSON.stringify([...owner, key]))
@@ -52,18 +54,18 @@ export function scopedIdempotencyKey(identity: Identity, key: string): string {
 }
 
 /**
- * The publish options of a request by `identity`: its `Idempotency-Key` scoped to the identity
- * and remembered for `windowMs`, or undefined without the header. Throws like
+ * The publish options of a request by `owner`: its `Idempotency-Key` scoped to the owner and
+ * remembered for `windowMs`, or undefined without the header. Throws like
  * {@link readIdempotencyKey}.
  */
 export function idempotentPublish(
-  identity: Identity,
+  owner: readonly string[],
   headers: Readonly<Record<string, string | string[] | undefined>>,
   windowMs: number,
 ): PublishOptions | undefined {
   const key = readIdempotencyKey(headers);
   if (key === undefined) return undefined;
-  return { idempotencyKey: scopedIdempotencyKey(identity, key), idempotencyWindowMs: windowMs };
+  return { idempotencyKey: scopedIdempotencyKey(owner, key), idempotencyWindowMs: windowMs };
 }
 
 /**

@@ -1,9 +1,9 @@
 /**
  * The Fastify handlers that turn every failure into a JSON `{ code, message }` body from the
- * catalogue (`errors.ts`): refusals as they are, hub refusals mapped once (`fromHubError`),
+ * catalogue (`http-errors.ts` in `@realtime/server`): refusals as they are, hub refusals mapped once (`fromHubError`),
  * validation and framework errors described, anything else a 500 whose cause is only logged.
  */
-import type { FastifyInstance, FastifySchemaValidationError, RawServerBase } from "fastify";
+
 import {
   AppError,
   type ErrorEntry,
@@ -11,7 +11,14 @@ import {
   errorBody,
   fromHubError,
   type HubAction,
-} from "./errors.ts";
+} from "@realtime/server";
+import type {
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+  FastifySchemaValidationError,
+  RawServerBase,
+} from "fastify";
 
 declare module "fastify" {
   interface FastifyContextConfig {
@@ -46,18 +53,7 @@ const FASTIFY_CODES: Readonly<Record<string, ErrorEntry>> = {
  * instance with {@link AJV_OPTIONS}.
  */
 export function registerErrorHandling<S extends RawServerBase>(app: FastifyInstance<S>): void {
-  app.setErrorHandler((thrown: unknown, request, reply) => {
-    // A hub refusal is answered, and logged, as the catalogue error it maps to.
-    const error = fromHubError(thrown, request.routeOptions.config?.hubAction) ?? thrown;
-    const { entry, headers } = classify(error);
-    if (entry.status >= 500) {
-      // The real error goes to the log only; the client gets the catalogue message.
-      request.log.error({ err: error }, "request failed");
-    } else {
-      request.log.info({ code: entry.code, msg: entry.message }, "request rejected");
-    }
-    sendError(reply, entry, headers);
-  });
+  app.setErrorHandler(answerError);
 
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split("?", 1)[0] ?? "/";
@@ -69,6 +65,27 @@ export function registerErrorHandling<S extends RawServerBase>(app: FastifyInsta
     }
     sendError(reply, Errors.NOT_FOUND);
   });
+}
+
+/**
+ * The error handler itself (`app.setErrorHandler(answerError)`): the plugin's routes are
+ * answered by it in the plugin's own scope, whatever handler the host app has.
+ */
+export function answerError(
+  thrown: unknown,
+  request: Pick<FastifyRequest, "routeOptions" | "log">,
+  reply: FastifyReply | ErrorReply,
+): void {
+  // A hub refusal is answered, and logged, as the catalogue error it maps to.
+  const error = fromHubError(thrown, request.routeOptions.config?.hubAction) ?? thrown;
+  const { entry, headers } = classify(error);
+  if (entry.status >= 500) {
+    // The real error goes to the log only; the client gets the catalogue message.
+    request.log.error({ err: error }, "request failed");
+  } else {
+    request.log.info({ code: entry.code, msg: entry.message }, "request rejected");
+  }
+  sendError(reply as ErrorReply, entry, headers);
 }
 
 /**

@@ -1,11 +1,14 @@
 /**
- * The one catalogue of errors the service returns, and how the hub's refusals map onto it.
- * `error-handler.ts` turns every failure into a JSON `{ code, message }` body.
+ * The one catalogue of HTTP errors realtime answers with — the service, the Fastify plugin
+ * (`@realtime/fastify`, whose `error-handler.ts` turns every failure into a JSON
+ * `{ code, message }` body) and the `node:http` handler alike — and how the hub's refusals map
+ * onto it.
  *
  * Codes are stable API: clients switch on `code`, never on `message`. Every entry is listed in
- * `docs/errors.md`; `errors.test.ts` fails when the two drift apart.
+ * `docs/errors.md`; the service's `errors.test.ts` fails when the two drift apart.
  */
-import { ChannelCapacityError, HubError } from "@realtime/server";
+import { ChannelCapacityError } from "./broker.ts";
+import { HubError } from "./hub-error.ts";
 
 /** What a route asks the hub for; the message of a broker failure says which failed. */
 export type HubAction = "publish" | "open";

@@ -1,0 +1,9 @@
+export {
+  AJV_OPTIONS,
+  answerError,
+  frameworkErrors,
+  registerErrorHandling,
+} from "./error-handler.ts";
+export { NO_QUERY } from "./no-query.ts";
+export type { HostRouteOptions, Realtime, RealtimePluginOptions } from "./plugin.ts";
+export { realtime, realtime as default } from "./plugin.ts";
