@@ -1,0 +1,221 @@
+/**
+ * The plugin mounted into a fresh Fastify app that has its own authentication (an `x-user`
+ * header standing in for the app's session), over real sockets: HTTP/1.1 and cleartext HTTP/2.
+ */
+import assert from "node:assert/strict";
+import http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import { afterEach, describe, test } from "node:test";
+import { MemoryBroker, type RealtimeUser, type SseStream } from "@realtime/server";
+import { postJson, request } from "@realtime/testkit/http";
+import { openHttp1, openHttp2 } from "@realtime/testkit/sse-client";
+import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
+import { type RealtimePluginOptions, realtime } from "./index.ts";
+
+const apps: FastifyInstance[] = [];
+afterEach(async () => {
+  await Promise.all(apps.splice(0).map((app) => app.close()));
+});
+
+function userOf(request: FastifyRequest): RealtimeUser | null {
+  const id = request.headers["x-user"];
+  return typeof id === "string" ? { id, name: `User ${id}` } : null;
+}
+
+async function mount(
+  options: Partial<RealtimePluginOptions> = {},
+  fastify: Parameters<typeof Fastify>[0] = {},
+): Promise<{ app: FastifyInstance; base: string }> {
+  const app = Fastify(fastify) as unknown as FastifyInstance;
+  apps.push(app);
+  // The host's own error handler: the plugin's routes keep the catalogue's answers anyway.
+  app.setErrorHandler((_error, _request, reply) => reply.code(418).send("host handler"));
+  await app.register(realtime, { authenticate: userOf, ...options });
+  await app.listen({ host: "127.0.0.1", port: 0 });
+  const { port } = app.server.address() as AddressInfo;
+  return { app, base: `http://127.0.0.1:${port}` };
+}
+
+describe("@realtime/fastify in a fresh app", () => {
+  test("a stream receives what the app publishes, on a room and on the user's own channel", async () => {
+    const { app, base } = await mount();
+    const stream = await openHttp1(`${base}/events?channel=channel:lobby&channel=user:alice`, {
+      "x-user": "alice",
+    });
+    assert.equal(stream.status, 200);
+    assert.match(String(stream.headers["content-type"]), /^text\/event-stream/);
+    const room = await app.realtime.publish("channel:lobby", { type: "message.created", id: 7 });
+    await app.realtime.sendToUser("alice", { type: "job.progress", jobId: "j1", percent: 40 });
+    const [first, second] = await stream.waitForCount(2, (event) => event.event === undefined);
+    assert.deepEqual(
+      [JSON.parse(first?.data ?? "{}").type, JSON.parse(second?.data ?? "{}").type],
+      ["message.created", "job.progress"],
+    );
+    assert.equal(JSON.parse(first?.data ?? "{}").channel, "channel:lobby");
+    assert.equal(room.offset, 1);
+    stream.close();
+  });
+
+  test("a reconnect with Last-Event-ID gets what it missed, once", async () => {
+    const { app, base } = await mount();
+    const url = `${base}/events?channel=channel:resume`;
+    const first = await openHttp1(url, { "x-user": "bob" });
+    await app.realtime.publish("channel:resume", { type: "n", n: 1 });
+    await first.waitFor((event) => event.data.includes('"n":1'));
+    const cursor = first.lastEventId();
+    first.close();
+    await first.ended;
+    await app.realtime.publish("channel:resume", { type: "n", n: 2 });
+    await app.realtime.publish("channel:resume", { type: "n", n: 3 });
+    const second = await openHttp1(url, { "x-user": "bob", "last-event-id": cursor });
+    const replayed = await second.waitForCount(2, (event) => event.event === undefined);
+    assert.deepEqual(
+      replayed.map((event) => JSON.parse(event.data).n),
+      [2, 3],
+    );
+    second.close();
+  });
+
+  test("refusals are the catalogue's JSON, whatever the host's error handler", async () => {
+    const { base } = await mount();
+    const cases = [
+      { path: "/events?channel=channel:a", headers: {}, status: 401, code: "RT_ERR_UNAUTHORIZED" },
+      {
+        path: "/events?channel=user:carol",
+        headers: { "x-user": "dave" },
+        status: 403,
+        code: "RT_ERR_CHANNEL_FORBIDDEN",
+      },
+      {
+        path: "/events?channel=nope",
+        headers: { "x-user": "dave" },
+        status: 400,
+        code: "RT_ERR_BAD_CHANNEL",
+      },
+      {
+        path: `/events?${Array.from({ length: 17 }, (_, i) => `channel=channel:c${i}`).join("&")}`,
+        headers: { "x-user": "dave" },
+        status: 400,
+        code: "RT_ERR_TOO_MANY_CHANNELS",
+      },
+      { path: "/events", headers: { "x-user": "dave" }, status: 400, code: "RT_ERR_BAD_REQUEST" },
+    ];
+    for (const { path, headers, status, code } of cases) {
+      const reply = await request(`${base}${path}`, { headers });
+      assert.equal(reply.status, status, path);
+      assert.equal(reply.json?.code, code, path);
+      assert.equal(typeof reply.json?.message, "string");
+    }
+  });
+
+  test("publishing over HTTP is refused by default and allowed by the app's authorize", async () => {
+    const closed = await mount();
+    const refused = await postJson(
+      `${closed.base}/publish`,
+      null,
+      {
+        channel: "channel:lobby",
+        event: { type: "message.created" },
+      },
+      { headers: { "x-user": "erin" } },
+    );
+    assert.equal(refused.status, 403);
+    assert.equal(refused.json?.code, "RT_ERR_CHANNEL_FORBIDDEN");
+
+    const open = await mount({
+      authorize: ({ user, channels, action }) =>
+        action === "subscribe" ||
+        (user.id === "erin" && channels.every((c) => c.startsWith("channel:"))),
+    });
+    const stream = await openHttp1(`${open.base}/events?channel=channel:lobby`, {
+      "x-user": "frank",
+    });
+    const body = { channel: "channel:lobby", event: { type: "message.created", messageId: "m1" } };
+    const headers = { "x-user": "erin", "idempotency-key": "post-1" };
+    const accepted = await postJson(`${open.base}/publish`, null, body, { headers });
+    assert.equal(accepted.status, 202);
+    assert.deepEqual(accepted.json, { channel: "channel:lobby", offset: 1 });
+    const retried = await postJson(`${open.base}/publish`, null, body, { headers });
+    assert.equal(retried.status, 202);
+    assert.equal(retried.headers["idempotent-replayed"], "true");
+    assert.equal(retried.json?.offset, 1);
+    const denied = await postJson(`${open.base}/publish`, null, body, {
+      headers: { "x-user": "frank" },
+    });
+    assert.equal(denied.status, 403);
+    const event = await stream.waitFor((e) => e.data.includes("m1"));
+    assert.equal(JSON.parse(event.data).type, "message.created");
+    const invalid = await postJson(
+      `${open.base}/publish`,
+      null,
+      {
+        channel: "channel:lobby",
+        event: { kind: "no type" },
+      },
+      { headers: { "x-user": "erin" } },
+    );
+    assert.equal(invalid.status, 400);
+    assert.equal(invalid.json?.code, "RT_ERR_BAD_REQUEST");
+    stream.close();
+  });
+
+  test("readiness follows the hub and the broker", async () => {
+    const broker = new MemoryBroker();
+    const { app, base } = await mount({ broker });
+    const ready = await request(`${base}/ready`);
+    assert.equal(ready.status, 200);
+    assert.equal(ready.json?.status, "ready");
+    app.realtime.hub.stopAccepting();
+    const draining = await request(`${base}/ready`);
+    assert.equal(draining.status, 503);
+    assert.equal(draining.json?.code, "RT_ERR_SHUTTING_DOWN");
+    await broker.close();
+  });
+
+  test("prefix and paths place the routes; onStream sees each stream with its user", async () => {
+    const seen: Array<{ stream: SseStream; user: string }> = [];
+    const { app, base } = await mount({
+      prefix: "/realtime",
+      routes: { events: "/stream", publish: false },
+      onStream: (stream, { user }) => seen.push({ stream, user: user.id }),
+    });
+    const stream = await openHttp1(`${base}/realtime/stream?channel=channel:x`, {
+      "x-user": "gil",
+    });
+    assert.equal(stream.status, 200);
+    assert.deepEqual(
+      seen.map((s) => s.user),
+      ["gil"],
+    );
+    assert.equal((await request(`${base}/events?channel=channel:x`)).status, 404);
+    assert.equal((await postJson(`${base}/realtime/publish`, null, {})).status, 404);
+    await app.realtime.publish("channel:x", { type: "ping" });
+    await stream.waitFor((event) => event.data.includes('"ping"'));
+    stream.close();
+  });
+
+  test("closing the app ends its open streams instead of waiting for them", async () => {
+    const { app, base } = await mount();
+    const stream = await openHttp1(`${base}/events?channel=channel:bye`, { "x-user": "hal" });
+    apps.splice(apps.indexOf(app), 1);
+    await app.close();
+    await stream.ended;
+    assert.equal(app.realtime.hub.connectionCount, 0);
+  });
+
+  test("streams over cleartext HTTP/2", async () => {
+    const { app, base } = await mount({}, { http2: true } as Parameters<typeof Fastify>[0]);
+    const session = http2.connect(base);
+    try {
+      const stream = await openHttp2(session, "/events?channel=channel:h2", { "x-user": "ida" });
+      assert.equal(stream.status, 200);
+      await app.realtime.publish("channel:h2", { type: "over.h2" });
+      await stream.waitFor((event) => event.data.includes("over.h2"));
+      stream.close();
+    } finally {
+      // Gone at once, as a browser tab that closes: a graceful close() of a session whose
+      // stream was cut keeps it (and so the server's close) waiting in Node's HTTP/2 client.
+      session.destroy();
+    }
+  });
+});
