@@ -39,7 +39,7 @@ async function mount(
 describe("@realtime/fastify in a fresh app", () => {
   test("a stream receives what the app publishes, on a room and on the user's own channel", async () => {
     const { app, base } = await mount();
-    const stream = await openHttp1(`${base}/events?channel=channel:lobby&channel=user:alice`, {
+    const stream = await openHttp1(`${base}/api/events?channel=channel:lobby&channel=user:alice`, {
       "x-user": "alice",
     });
     assert.equal(stream.status, 200);
@@ -58,7 +58,7 @@ describe("@realtime/fastify in a fresh app", () => {
 
   test("a reconnect with Last-Event-ID gets what it missed, once", async () => {
     const { app, base } = await mount();
-    const url = `${base}/events?channel=channel:resume`;
+    const url = `${base}/api/events?channel=channel:resume`;
     const first = await openHttp1(url, { "x-user": "bob" });
     await app.realtime.publish("channel:resume", { type: "n", n: 1 });
     await first.waitFor((event) => event.data.includes('"n":1'));
@@ -79,26 +79,36 @@ describe("@realtime/fastify in a fresh app", () => {
   test("refusals are the catalogue's JSON, whatever the host's error handler", async () => {
     const { base } = await mount();
     const cases = [
-      { path: "/events?channel=channel:a", headers: {}, status: 401, code: "RT_ERR_UNAUTHORIZED" },
       {
-        path: "/events?channel=user:carol",
+        path: "/api/events?channel=channel:a",
+        headers: {},
+        status: 401,
+        code: "RT_ERR_UNAUTHORIZED",
+      },
+      {
+        path: "/api/events?channel=user:carol",
         headers: { "x-user": "dave" },
         status: 403,
         code: "RT_ERR_CHANNEL_FORBIDDEN",
       },
       {
-        path: "/events?channel=nope",
+        path: "/api/events?channel=nope",
         headers: { "x-user": "dave" },
         status: 400,
         code: "RT_ERR_BAD_CHANNEL",
       },
       {
-        path: `/events?${Array.from({ length: 17 }, (_, i) => `channel=channel:c${i}`).join("&")}`,
+        path: `/api/events?${Array.from({ length: 17 }, (_, i) => `channel=channel:c${i}`).join("&")}`,
         headers: { "x-user": "dave" },
         status: 400,
         code: "RT_ERR_TOO_MANY_CHANNELS",
       },
-      { path: "/events", headers: { "x-user": "dave" }, status: 400, code: "RT_ERR_BAD_REQUEST" },
+      {
+        path: "/api/events",
+        headers: { "x-user": "dave" },
+        status: 400,
+        code: "RT_ERR_BAD_REQUEST",
+      },
     ];
     for (const { path, headers, status, code } of cases) {
       const reply = await request(`${base}${path}`, { headers });
@@ -111,7 +121,7 @@ describe("@realtime/fastify in a fresh app", () => {
   test("publishing over HTTP is refused by default and allowed by the app's authorize", async () => {
     const closed = await mount();
     const refused = await postJson(
-      `${closed.base}/publish`,
+      `${closed.base}/api/publish`,
       null,
       {
         channel: "channel:lobby",
@@ -127,26 +137,26 @@ describe("@realtime/fastify in a fresh app", () => {
         action === "subscribe" ||
         (user.id === "erin" && channels.every((c) => c.startsWith("channel:"))),
     });
-    const stream = await openHttp1(`${open.base}/events?channel=channel:lobby`, {
+    const stream = await openHttp1(`${open.base}/api/events?channel=channel:lobby`, {
       "x-user": "frank",
     });
     const body = { channel: "channel:lobby", event: { type: "message.created", messageId: "m1" } };
     const headers = { "x-user": "erin", "idempotency-key": "post-1" };
-    const accepted = await postJson(`${open.base}/publish`, null, body, { headers });
+    const accepted = await postJson(`${open.base}/api/publish`, null, body, { headers });
     assert.equal(accepted.status, 202);
     assert.deepEqual(accepted.json, { channel: "channel:lobby", offset: 1 });
-    const retried = await postJson(`${open.base}/publish`, null, body, { headers });
+    const retried = await postJson(`${open.base}/api/publish`, null, body, { headers });
     assert.equal(retried.status, 202);
     assert.equal(retried.headers["idempotent-replayed"], "true");
     assert.equal(retried.json?.offset, 1);
-    const denied = await postJson(`${open.base}/publish`, null, body, {
+    const denied = await postJson(`${open.base}/api/publish`, null, body, {
       headers: { "x-user": "frank" },
     });
     assert.equal(denied.status, 403);
     const event = await stream.waitFor((e) => e.data.includes("m1"));
     assert.equal(JSON.parse(event.data).type, "message.created");
     const invalid = await postJson(
-      `${open.base}/publish`,
+      `${open.base}/api/publish`,
       null,
       {
         channel: "channel:lobby",
@@ -162,11 +172,11 @@ describe("@realtime/fastify in a fresh app", () => {
   test("readiness follows the hub and the broker", async () => {
     const broker = new MemoryBroker();
     const { app, base } = await mount({ broker });
-    const ready = await request(`${base}/ready`);
+    const ready = await request(`${base}/readyz`);
     assert.equal(ready.status, 200);
     assert.equal(ready.json?.status, "ready");
     app.realtime.hub.stopAccepting();
-    const draining = await request(`${base}/ready`);
+    const draining = await request(`${base}/readyz`);
     assert.equal(draining.status, 503);
     assert.equal(draining.json?.code, "RT_ERR_SHUTTING_DOWN");
     await broker.close();
@@ -187,8 +197,8 @@ describe("@realtime/fastify in a fresh app", () => {
       seen.map((s) => s.user),
       ["gil"],
     );
-    assert.equal((await request(`${base}/events?channel=channel:x`)).status, 404);
-    assert.equal((await postJson(`${base}/realtime/publish`, null, {})).status, 404);
+    assert.equal((await request(`${base}/api/events?channel=channel:x`)).status, 404);
+    assert.equal((await postJson(`${base}/realtime/api/publish`, null, {})).status, 404);
     await app.realtime.publish("channel:x", { type: "ping" });
     await stream.waitFor((event) => event.data.includes('"ping"'));
     stream.close();
@@ -196,7 +206,7 @@ describe("@realtime/fastify in a fresh app", () => {
 
   test("closing the app ends its open streams instead of waiting for them", async () => {
     const { app, base } = await mount();
-    const stream = await openHttp1(`${base}/events?channel=channel:bye`, { "x-user": "hal" });
+    const stream = await openHttp1(`${base}/api/events?channel=channel:bye`, { "x-user": "hal" });
     apps.splice(apps.indexOf(app), 1);
     await app.close();
     await stream.ended;
@@ -207,7 +217,9 @@ describe("@realtime/fastify in a fresh app", () => {
     const { app, base } = await mount({}, { http2: true } as Parameters<typeof Fastify>[0]);
     const session = http2.connect(base);
     try {
-      const stream = await openHttp2(session, "/events?channel=channel:h2", { "x-user": "ida" });
+      const stream = await openHttp2(session, "/api/events?channel=channel:h2", {
+        "x-user": "ida",
+      });
       assert.equal(stream.status, 200);
       await app.realtime.publish("channel:h2", { type: "over.h2" });
       await stream.waitFor((event) => event.data.includes("over.h2"));

@@ -4,9 +4,9 @@
  *   await app.register(realtime, { authenticate: (request) => userOf(request) });
  *   await app.realtime.publish("channel:lobby", { type: "message.created", messageId });
  *
- * adds the events stream (`GET /events?channel=…`), an HTTP publish path (`POST /publish`, for
- * the users your `authorize` lets publish) and the readiness of the broker (`GET /ready`), all
- * under the `prefix` you give, and decorates the app with `realtime` (the hub, the broker and a
+ * adds the events stream (`GET /api/events?channel=…`, where `@realtime/client` looks by
+ * default), an HTTP publish path (`POST /api/publish`, for the users your `authorize` lets
+ * publish) and the readiness of the broker (`GET /readyz`), all under the `prefix` you give, and decorates the app with `realtime` (the hub, the broker and a
  * `publish` for your own routes). Without a `broker` it runs in one process (`MemoryBroker`);
  * give it a `RedisBroker` (`@realtime/redis`) and every pod's subscribers get every event.
  *
@@ -76,7 +76,10 @@ export interface RealtimePluginOptions<U extends RealtimeUser = RealtimeUser, A 
   readonly broker?: Broker;
   /** Options of the hub the plugin builds (heartbeats, limits, slow clients), without `hub`. */
   readonly hubOptions?: Omit<HubOptions, "broker">;
-  /** Where the routes are, under the plugin's `prefix`; `false` leaves a route out. */
+  /**
+   * Where the routes are, under the plugin's `prefix`; `false` leaves a route out. Default
+   * `/api/events`, `/api/publish`, `/readyz`.
+   */
   readonly routes?: {
     readonly events?: string | false;
     readonly publish?: string | false;
@@ -203,7 +206,12 @@ function registerRoutes<U extends RealtimeUser, A>(
 ): void {
   const authorize = options.authorize ?? (defaultAuthorize as Authorize<U, FastifyRequest, A>);
   const maxChannels = options.maxChannelsPerStream ?? DEFAULT_MAX_CHANNELS_PER_STREAM;
-  const paths = { events: "/events", publish: "/publish", ready: "/ready", ...options.routes };
+  const paths = {
+    events: "/api/events",
+    publish: "/api/publish",
+    ready: "/readyz",
+    ...options.routes,
+  };
   const extra = options.routeOptions ?? {};
 
   const authenticate = async (request: FastifyRequest): Promise<U> => {

@@ -119,7 +119,6 @@ export async function registerRealtimeRoutes(
   await app.register(realtime<TokenUser, Awaited<ReturnType<ChannelAccess["require"]>>>, {
     hub,
     broker,
-    routes: { events: "/api/events", publish: "/api/publish", ready: "/readyz" },
     routeOptions: {
       events: { config: { opensStream: true, limit: STREAM_LIMIT, docs: DOCS.events } },
       publish: { config: { limit: publishLimit(access), docs: DOCS.publish } },
