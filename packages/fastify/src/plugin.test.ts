@@ -24,9 +24,9 @@ function userOf(request: FastifyRequest): RealtimeUser | null {
 
 async function mount(
   options: Partial<RealtimePluginOptions> = {},
-  fastify: Parameters<typeof Fastify>[0] = {},
+  fastify: { http2?: true } = {},
 ): Promise<{ app: FastifyInstance; base: string }> {
-  const app = Fastify(fastify) as unknown as FastifyInstance;
+  const app = Fastify(fastify as object) as unknown as FastifyInstance;
   apps.push(app);
   // The host's own error handler: the plugin's routes keep the catalogue's answers anyway.
   app.setErrorHandler((_error, _request, reply) => reply.code(418).send("host handler"));
@@ -78,7 +78,12 @@ describe("@realtime/fastify in a fresh app", () => {
 
   test("refusals are the catalogue's JSON, whatever the host's error handler", async () => {
     const { base } = await mount();
-    const cases = [
+    const cases: Array<{
+      path: string;
+      headers: Record<string, string>;
+      status: number;
+      code: string;
+    }> = [
       {
         path: "/api/events?channel=channel:a",
         headers: {},
@@ -214,7 +219,7 @@ describe("@realtime/fastify in a fresh app", () => {
   });
 
   test("streams over cleartext HTTP/2", async () => {
-    const { app, base } = await mount({}, { http2: true } as Parameters<typeof Fastify>[0]);
+    const { app, base } = await mount({}, { http2: true });
     const session = http2.connect(base);
     try {
       const stream = await openHttp2(session, "/api/events?channel=channel:h2", {
