@@ -184,7 +184,6 @@ describe("@realtime/fastify in a fresh app", () => {
     const draining = await request(`${base}/readyz`);
     assert.equal(draining.status, 503);
     assert.equal(draining.json?.code, "RT_ERR_SHUTTING_DOWN");
-    await broker.close();
   });
 
   test("prefix and paths place the routes; onStream sees each stream with its user", async () => {

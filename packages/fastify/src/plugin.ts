@@ -66,41 +66,44 @@ export interface RealtimePluginOptions<U extends RealtimeUser = RealtimeUser, A 
    * `RT_ERR_CHANNEL_FORBIDDEN`. Default: their own `user:<id>` and every `channel:<id>` room;
    * no publishing over HTTP.
    */
-  readonly authorize?: Authorize<U, FastifyRequest, A>;
+  readonly authorize?: Authorize<U, FastifyRequest, A> | undefined;
   /**
-   * The hub to serve, when your app runs one already (it then owns its lifecycle); give its
-   * `broker` too, for readiness.
+   * The hub to serve, when your app runs one already; give its `broker` too, for readiness.
+   * Then both stay yours: the plugin neither drains nor closes them.
    */
-  readonly hub?: Hub;
-  /** The event path between pods. Default a `MemoryBroker`: one process, no Redis. */
-  readonly broker?: Broker;
+  readonly hub?: Hub | undefined;
+  /**
+   * The event path between pods. Default a `MemoryBroker`: one process, no Redis. Without
+   * `hub`, the plugin closes it when the app closes.
+   */
+  readonly broker?: Broker | undefined;
   /** Options of the hub the plugin builds (heartbeats, limits, slow clients), without `hub`. */
-  readonly hubOptions?: Omit<HubOptions, "broker">;
+  readonly hubOptions?: Omit<HubOptions, "broker"> | undefined;
   /**
    * Where the routes are, under the plugin's `prefix`; `false` leaves a route out. Default
    * `/api/events`, `/api/publish`, `/readyz`.
    */
   readonly routes?: {
-    readonly events?: string | false;
-    readonly publish?: string | false;
-    readonly ready?: string | false;
+    readonly events?: string | false | undefined;
+    readonly publish?: string | false | undefined;
+    readonly ready?: string | false | undefined;
   };
   /** The plugin's routes prefix, e.g. `/realtime`. Default none. */
-  readonly prefix?: string;
+  readonly prefix?: string | undefined;
   /** Extra route options per route, for your app's hooks (rate limits, docs). */
   readonly routeOptions?: {
-    readonly events?: HostRouteOptions;
-    readonly publish?: HostRouteOptions;
-    readonly ready?: HostRouteOptions;
+    readonly events?: HostRouteOptions | undefined;
+    readonly publish?: HostRouteOptions | undefined;
+    readonly ready?: HostRouteOptions | undefined;
   };
   /** Most channels one stream may carry. Default 16. */
-  readonly maxChannelsPerStream?: number;
+  readonly maxChannelsPerStream?: number | undefined;
   /** How long an `Idempotency-Key` on the publish path is remembered. Default 10 minutes. */
-  readonly idempotencyWindowMs?: number;
+  readonly idempotencyWindowMs?: number | undefined;
   /** Who publishes, for scoping idempotency keys. Default `["user", user.id]`. */
   publisherOf?(user: U): readonly string[];
   /** When the plugin built the hub: how long `app.close()` spreads closing streams. Default 0. */
-  readonly drainMs?: number;
+  readonly drainMs?: number | undefined;
   /** Called with each stream opened, and what `authorize` answered for it. */
   onStream?(
     stream: SseStream,
@@ -180,7 +183,7 @@ async function realtimePlugin<U extends RealtimeUser, A>(
     app.addHook("preClose", async () => {
       await hub.drain(options.drainMs ?? 0);
       await hub.close();
-      if (options.broker === undefined) await broker.close();
+      await broker.close();
     });
   }
   await app.register(
