@@ -78,9 +78,14 @@ export function run(
   });
 }
 
-/** Compiles each published package to its `dist` (JavaScript, `.d.ts`, declaration maps). */
-export async function buildPackages(): Promise<void> {
-  for (const name of PUBLISHED) {
+/**
+ * Compiles each published package (or those of `names`, dependencies first) to its `dist`
+ * (JavaScript, `.d.ts`, declaration maps).
+ */
+export async function buildPackages(
+  names: readonly (typeof PUBLISHED)[number][] = PUBLISHED,
+): Promise<void> {
+  for (const name of names) {
     const dir = packageDir(name);
     // A module deleted from src must not survive in dist and get packed.
     await rm(join(dir, "dist"), { recursive: true, force: true });
