@@ -3,18 +3,19 @@
  * and `@realtime/react`.
  *
  *   node scripts/packages.ts build            packages/{protocol,client,react}/dist (`npm run build`)
- *   node scripts/packages.ts pack [out-dir]   build, then one .tgz per package (default `.pack/`)
+ *   node scripts/packages.ts pack [out-dir]   one .tgz per package (default `.pack/`), built apart
  *
  * Why packing goes through a staging directory: inside the workspace every package's `exports`
  * point at `src/*.ts`, so `npm start`, the tests, the processes they spawn and the Vite build run
  * the sources with no build step and no resolution flag to forget. A published package must point
- * at `dist` instead. `pack` copies each package into a staging directory, writes the publish
- * manifest there (`exports` on `dist`, no `private`, `scripts` or `devDependencies`) and packs
- * that; `e2e/packages/install.test.ts` installs exactly these tarballs. Packing a package straight
- * from the workspace would ship `exports` on `.ts` sources, so its `prepack` refuses.
+ * at `dist` instead. `pack` copies each package into a staging directory, builds its `dist`
+ * there, writes the publish manifest (`exports` on `dist`, no `private`, `scripts` or
+ * `devDependencies`) and packs that; `e2e/packages/install.test.ts` and `ssr.test.ts` install
+ * exactly these tarballs. Packing a package straight from the workspace would ship `exports` on
+ * `.ts` sources, so its `prepack` refuses.
  */
 import { spawn } from "node:child_process";
-import { cp, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -77,9 +78,14 @@ export function run(
   });
 }
 
-/** Compiles each published package to its `dist` (JavaScript, `.d.ts`, declaration maps). */
-export async function buildPackages(): Promise<void> {
-  for (const name of PUBLISHED) {
+/**
+ * Compiles each published package (or those of `names`, dependencies first) to its `dist`
+ * (JavaScript, `.d.ts`, declaration maps).
+ */
+export async function buildPackages(
+  names: readonly (typeof PUBLISHED)[number][] = PUBLISHED,
+): Promise<void> {
+  for (const name of names) {
     const dir = packageDir(name);
     // A module deleted from src must not survive in dist and get packed.
     await rm(join(dir, "dist"), { recursive: true, force: true });
@@ -107,33 +113,51 @@ export function publishManifest(source: Manifest): Manifest {
   };
 }
 
-/** Builds, stages and packs every published package into `outDir`; returns the tarball paths. */
+/**
+ * Stages, builds and packs every published package into `outDir`; returns the tarball paths.
+ *
+ * Each package is copied (without `node_modules` and `dist`) into a private staging tree under
+ * `.pack/` and compiled there, never into `packages/<name>/dist`: the install tests pack at the same
+ * time (`node --test` runs files in parallel) and a build that empties the workspace's `dist`
+ * would pull the files from under the other's copy. The tree mirrors the workspace (root
+ * tsconfigs, `packages/<name>`), so each `tsconfig.build.json` resolves as it does at home —
+ * `extends`, the `paths` onto a sibling's `dist`, `node_modules` up in the workspace.
+ */
 export async function packPackages(outDir: string): Promise<string[]> {
-  await buildPackages();
-  const stageRoot = join(outDir, "stage");
-  await rm(stageRoot, { recursive: true, force: true });
-  await mkdir(stageRoot, { recursive: true });
-  const tarballs: string[] = [];
-  for (const name of PUBLISHED) {
-    const dir = packageDir(name);
-    const stage = join(stageRoot, name);
-    await cp(dir, stage, {
-      recursive: true,
-      filter: (path) => !relative(dir, path).split(sep).includes("node_modules"),
-    });
-    const source = JSON.parse(await readFile(join(dir, "package.json"), "utf8")) as Manifest;
-    await writeFile(
-      join(stage, "package.json"),
-      `${JSON.stringify(publishManifest(source), null, 2)}\n`,
-    );
-    const out = await run("npm", ["pack", "--json", "--pack-destination", outDir], {
-      cwd: stage,
-      env: npmEnv(),
-    });
-    const [packed] = JSON.parse(out.slice(out.indexOf("["))) as [{ filename: string }];
-    tarballs.push(join(outDir, packed.filename));
+  await mkdir(join(ROOT, ".pack"), { recursive: true });
+  const stageRoot = await mkdtemp(join(ROOT, ".pack", "stage-"));
+  try {
+    for (const config of ["tsconfig.json", "tsconfig.build.json"]) {
+      await cp(join(ROOT, config), join(stageRoot, config));
+    }
+    const tarballs: string[] = [];
+    for (const name of PUBLISHED) {
+      const dir = packageDir(name);
+      const stage = join(stageRoot, "packages", name);
+      await cp(dir, stage, {
+        recursive: true,
+        filter: (path) => {
+          const [top] = relative(dir, path).split(sep);
+          return top !== "node_modules" && top !== "dist";
+        },
+      });
+      await run(process.execPath, [TSC, "-p", join(stage, "tsconfig.build.json")]);
+      const source = JSON.parse(await readFile(join(dir, "package.json"), "utf8")) as Manifest;
+      await writeFile(
+        join(stage, "package.json"),
+        `${JSON.stringify(publishManifest(source), null, 2)}\n`,
+      );
+      const out = await run("npm", ["pack", "--json", "--pack-destination", outDir], {
+        cwd: stage,
+        env: npmEnv(),
+      });
+      const [packed] = JSON.parse(out.slice(out.indexOf("["))) as [{ filename: string }];
+      tarballs.push(join(outDir, packed.filename));
+    }
+    return tarballs;
+  } finally {
+    await rm(stageRoot, { recursive: true, force: true });
   }
-  return tarballs;
 }
 
 async function main(argv: readonly string[]): Promise<void> {

@@ -26,7 +26,8 @@ export interface RealtimeClientOptions {
   eventsPath?: string;
   /**
    * Opens the stream. Default: the global `EventSource` (browsers; identity from the session
-   * cookie). Node: `withBearerToken(EventSource)` with the `eventsource` package.
+   * cookie), looked up at the first `subscribe()` or `connect()`, not when the client is
+   * created. Node: `withBearerToken(EventSource)` with the `eventsource` package.
    */
   eventSource?: EventSourceFactory;
   /** Used by {@link RealtimeClient.request} and to read why a browser stream was refused. Default: global `fetch`. */
@@ -111,6 +112,7 @@ export interface RealtimeClient<Events extends EventMap = EventMap> {
    * @throws {TypeError} when `channel` is not a valid channel name, or `from` is not a cursor
    *   of it.
    * @throws {RangeError} when `history` is not an integer ≥ 1.
+   * @throws {TypeError} when there is no `eventSource` option and no global `EventSource`.
    */
   subscribe(
     channel: string,
@@ -132,7 +134,10 @@ export interface RealtimeClient<Events extends EventMap = EventMap> {
   onReset(handler: (channel: ChannelName, reason: string) => void): () => void;
   /** `fetch` against the service with the client's credentials (cookie or bearer token). */
   request(path: string, init?: RequestInit): Promise<Response>;
-  /** Connects again after `close()` or a terminal refusal (e.g. after signing in again). */
+  /**
+   * Connects again after `close()` or a terminal refusal (e.g. after signing in again).
+   * @throws {TypeError} when there is no `eventSource` option and no global `EventSource`.
+   */
   connect(): void;
   /** Closes the stream and stays closed until `connect()`; subscriptions are kept. */
   close(): void;

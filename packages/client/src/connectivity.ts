@@ -18,23 +18,17 @@ export const alwaysOnline: Connectivity = {
 };
 
 /**
- * The browser's `navigator.onLine` and `online`/`offline` window events, or
- * {@link alwaysOnline} where they do not exist.
+ * The browser's `navigator.onLine` and `online`/`offline` window events, or always online where
+ * they do not exist. The globals are looked up when asked (`isOnline`, `subscribe`), not when
+ * this is called, so a client created during server-side rendering touches none of them.
  */
 export function defaultConnectivity(): Connectivity {
-  const target = globalThis as Partial<Pick<Window, "addEventListener" | "removeEventListener">>;
-  const navigator = globalThis.navigator as { onLine?: unknown } | undefined;
-  const { addEventListener, removeEventListener } = target;
-  if (
-    typeof addEventListener !== "function" ||
-    typeof removeEventListener !== "function" ||
-    typeof navigator?.onLine !== "boolean"
-  ) {
-    return alwaysOnline;
-  }
   return {
-    isOnline: () => navigator.onLine !== false,
+    isOnline: () => browserNetwork()?.navigator.onLine !== false,
     subscribe(listener) {
+      const network = browserNetwork();
+      if (!network) return alwaysOnline.subscribe(listener);
+      const { addEventListener, removeEventListener } = network;
       const online = () => listener(true);
       const offline = () => listener(false);
       addEventListener.call(globalThis, "online", online);
@@ -45,4 +39,23 @@ export function defaultConnectivity(): Connectivity {
       };
     },
   };
+}
+
+/** The browser's network globals, or null where there are none (Node, Deno, a worker without them). */
+function browserNetwork(): {
+  navigator: { onLine: boolean };
+  addEventListener: Window["addEventListener"];
+  removeEventListener: Window["removeEventListener"];
+} | null {
+  const target = globalThis as Partial<Pick<Window, "addEventListener" | "removeEventListener">>;
+  const navigator = globalThis.navigator as { onLine?: unknown } | undefined;
+  const { addEventListener, removeEventListener } = target;
+  if (
+    typeof addEventListener !== "function" ||
+    typeof removeEventListener !== "function" ||
+    typeof navigator?.onLine !== "boolean"
+  ) {
+    return null;
+  }
+  return { navigator: navigator as { onLine: boolean }, addEventListener, removeEventListener };
 }

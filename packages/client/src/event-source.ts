@@ -60,7 +60,8 @@ export type FetchingEventSourceClass = new (
 /**
  * Browsers' `EventSource`: no headers, so identity travels in the HttpOnly session cookie
  * (same-origin, or cross-origin with `withCredentials`).
- * @throws {TypeError} when there is no global `EventSource` (Node: pass `eventSource`).
+ * @throws {TypeError} when there is no global `EventSource` (Node: pass `eventSource`). The client
+ *   calls this at its first connection, never when it is created (server-side rendering).
  */
 export function globalEventSource(): EventSourceFactory {
   const Native = globalThis.EventSource;

@@ -17,7 +17,7 @@ import type {
 } from "./client-api.ts";
 import type { ConnectionSnapshot, ConnectionState, StateChange } from "./connection-state.ts";
 import { defaultConnectivity } from "./connectivity.ts";
-import { type FetchLike, globalEventSource } from "./event-source.ts";
+import { type EventSourceFactory, type FetchLike, globalEventSource } from "./event-source.ts";
 import { type HistoryOptions, type HistoryPage, readHistoryPage } from "./history-page.ts";
 import { StreamConnection } from "./stream-connection.ts";
 import { realTimers, type Timers } from "./timers.ts";
@@ -38,7 +38,11 @@ export type {
  */
 const HISTORY_HOLD_MS = 1000;
 
-/** Creates a client. It connects once something subscribes. */
+/**
+ * Creates a client. It connects once something subscribes. Creating it touches no browser global
+ * and starts nothing (no timer, no listener), so it may be created at module scope of code that
+ * also runs on a server (SSR); the `EventSource` is looked up at the first connection.
+ */
 export function createRealtimeClient<Events extends EventMap = EventMap>(
   options: RealtimeClientOptions,
 ): RealtimeClient<Events> {
@@ -50,6 +54,8 @@ class Client<Events extends EventMap> implements RealtimeClient<Events> {
   readonly #fetch: FetchLike;
   readonly #getToken: RealtimeClientOptions["getToken"];
   readonly #withCredentials: boolean;
+  /** The `eventSource` option, else the global `EventSource` once the first connection asks. */
+  #eventSource: EventSourceFactory | undefined;
   readonly #registry = new ChannelRegistry<EventOf<Events>>();
   /** Channels the server withdrew: kept out of the stream until `connect()` or resubscribed. */
   readonly #denied = new Set<ChannelName>();
@@ -68,10 +74,11 @@ class Client<Events extends EventMap> implements RealtimeClient<Events> {
     this.#getToken = options.getToken;
     this.#withCredentials = options.withCredentials ?? false;
     this.#timers = options.timers ?? realTimers;
+    this.#eventSource = options.eventSource;
     this.#connection = new StreamConnection({
       eventsUrl: this.#base,
       eventsPath: options.eventsPath ?? "/api/events",
-      factory: options.eventSource ?? globalEventSource(),
+      factory: (url, init) => this.#transport()(url, init),
       timers: this.#timers,
       random: options.random ?? Math.random,
       connectivity: options.online ?? defaultConnectivity(),
@@ -124,6 +131,7 @@ class Client<Events extends EventMap> implements RealtimeClient<Events> {
     options: SubscribeOptions = {},
   ): Subscription {
     const name = channelName(channel);
+    this.#transport();
     const { from, history } = options;
     if (from !== undefined && history !== undefined) {
       throw new TypeError("subscribe: `from` or `history`, not both");
@@ -194,6 +202,7 @@ class Client<Events extends EventMap> implements RealtimeClient<Events> {
   }
 
   connect(): void {
+    this.#transport();
     this.#denied.clear();
     this.#connection.connect(this.#registry.channels());
   }
@@ -258,6 +267,17 @@ class Client<Events extends EventMap> implements RealtimeClient<Events> {
     settle();
     isolate(() => handlers.onHistory?.(page));
     if (!signal.aborted) attach(page.cursor);
+  }
+
+  /**
+   * The `EventSource` factory, resolved on first use: `subscribe()` and `connect()` ask for it
+   * up front, so a runtime without one fails there, synchronously, with a clear TypeError (not
+   * at construction, which may run during server-side rendering; not later, inside a tick).
+   * @throws {TypeError} when no `eventSource` was passed and there is no global `EventSource`.
+   */
+  #transport(): EventSourceFactory {
+    this.#eventSource ??= globalEventSource();
+    return this.#eventSource;
   }
 
   /** The subscribed channels the server has not withdrawn. */

@@ -76,7 +76,6 @@ export class StreamConnection {
   constructor(options: StreamConnectionOptions) {
     this.#options = options;
     this.#cursor = options.cursor;
-    this.#watchNetwork();
   }
 
   get state(): ConnectionState {
@@ -153,7 +152,6 @@ export class StreamConnection {
 
   connect(wanted: readonly ChannelName[]): void {
     this.#stopped = null;
-    this.#watchNetwork();
     if (this.state !== "closed") return;
     this.#channels = wanted;
     if (wanted.length > 0) this.#start("connect_called");
@@ -162,17 +160,20 @@ export class StreamConnection {
   close(): void {
     this.#stopped = "client";
     this.#teardown();
-    this.#unwatchNetwork?.();
-    this.#unwatchNetwork = null;
     this.#transition("closed", "client_closed");
   }
 
+  /**
+   * Listens to the network from a connection attempt on (never at construction, which may run
+   * during server-side rendering) until the machine is closed, which ignores the network.
+   */
   #watchNetwork(): void {
     this.#unwatchNetwork ??= this.#options.connectivity.subscribe((up) => this.#network(up));
   }
 
   #start(reason: StateReason): void {
     this.#teardown();
+    this.#watchNetwork();
     this.#attempt = 0;
     this.#refreshed = false;
     if (this.#pausedOffline()) return;
@@ -358,6 +359,10 @@ export class StreamConnection {
   ): void {
     const generation = this.#generation;
     const from = this.#snapshot.state;
+    if (to === "closed") {
+      this.#unwatchNetwork?.();
+      this.#unwatchNetwork = null;
+    }
     // Retries, pauses and resumptions inside `reconnecting` are reported too: each has its
     // own reason and delay, which a UI shows ("offline", "retrying in 8 s").
     if (from !== to || to === "reconnecting") {

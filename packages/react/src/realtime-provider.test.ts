@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { createRealtimeClient } from "@realtime/client";
 import { FakeConnectivity, FakeEventSources, ManualTimers } from "@realtime/client/testing";
+import type { RealtimeEvent } from "@realtime/protocol";
 import { createElement } from "react";
 import { renderToString } from "react-dom/server";
 import { RealtimeProvider } from "./realtime-provider.ts";
@@ -13,6 +14,11 @@ import { useChannelHistory } from "./use-channel-history.ts";
 import { useConnectionState } from "./use-connection-state.ts";
 import { useEventChannel } from "./use-event-channel.ts";
 import { usePresence } from "./use-presence.ts";
+
+interface Chat extends RealtimeEvent {
+  type: "chat";
+  content: string;
+}
 
 function Page() {
   const { state } = useConnectionState();
@@ -29,7 +35,8 @@ function Page() {
 describe("RealtimeProvider and the hooks on the server", () => {
   it("render their initial state and open no stream", async () => {
     const sources = new FakeEventSources();
-    const client = createRealtimeClient({
+    // A typed client: the provider takes it as it is (npm run check type-checks this).
+    const client = createRealtimeClient<{ chat: Chat }>({
       url: "http://rt.test",
       eventSource: sources.factory,
       timers: new ManualTimers(),

@@ -10,13 +10,19 @@ export interface RealtimeProviderProps {
   /**
    * The client every hook below uses. Create it once, outside render (module scope or a
    * `useState` initialiser): a new client per render would mean a new stream per render.
+   *
+   * Any client, typed (`createRealtimeClient<{ chat: ChatMessage }>(…)`) or not: a client's event
+   * map is invariant (its handlers take its events, `on` only its types), so no map but `any`
+   * fits them all. The hooks state which events they read (`useRealtimeClient<Events>()`).
    */
-  readonly client: RealtimeClient;
+  // biome-ignore lint/suspicious/noExplicitAny: the one type every client's event map fits (see above)
+  readonly client: RealtimeClient<any>;
   readonly children?: ReactNode;
 }
 
 export function RealtimeProvider({ client, children }: RealtimeProviderProps): ReactNode {
-  return createElement(RealtimeContext.Provider, { value: client }, children);
+  const value: RealtimeClient = client;
+  return createElement(RealtimeContext.Provider, { value }, children);
 }
 
 /**

@@ -155,6 +155,16 @@ describe("React hooks in Chromium", { timeout: 120_000 }, () => {
         .locator("#presence", { hasText: /^(partial|ready):.*Zed/ })
         .waitFor({ timeout: WAIT_MS });
 
+      // StrictMode mounted, unmounted and re-mounted each Feed's effect: subscribe, unsubscribe,
+      // subscribe. One subscription each is left (every event above arrived once) on one stream.
+      const subscribed = await page.evaluate(
+        () => (globalThis as unknown as { subscribed: string[] }).subscribed,
+      );
+      assert.deepEqual(
+        subscribed.filter((channel) => channel === "channel:b"),
+        ["channel:b", "channel:b"],
+        "StrictMode ran the effect twice",
+      );
       assert.equal(eventSourceRequests.length, 1, "one EventSource for both components");
       assert.equal(streams.length, 1, "one stream reached the server");
       const query = new URL(eventSourceRequests[0] ?? "").searchParams;

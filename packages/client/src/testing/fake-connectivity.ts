@@ -9,6 +9,11 @@ export class FakeConnectivity implements Connectivity {
     this.#online = online;
   }
 
+  /** How many listeners are subscribed now. */
+  get listeners(): number {
+    return this.#listeners.size;
+  }
+
   isOnline(): boolean {
     return this.#online;
   }

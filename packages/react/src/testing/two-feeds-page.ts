@@ -61,6 +61,15 @@ function App({ client }: { client: RealtimeClient }) {
 }
 
 const client = createRealtimeClient({ url: "" });
+// Every channel a subscribe() was called for, read by the test: it tells StrictMode did mount
+// and unmount the effects (a second subscribe per Feed) while the stream stayed one.
+const subscribed: string[] = [];
+const subscribe = client.subscribe.bind(client);
+client.subscribe = (channel, ...rest) => {
+  subscribed.push(channel);
+  return subscribe(channel, ...rest);
+};
+Object.assign(globalThis, { subscribed });
 const root = document.getElementById("root");
 if (!root) throw new Error("the page has no #root");
 // StrictMode mounts, unmounts and re-mounts every effect: the client must still open one stream.
