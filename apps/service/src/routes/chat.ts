@@ -4,7 +4,7 @@
  *
  * With an `Idempotency-Key` header, a retry of a message the broker already accepted (same
  * user, same room, within `IDEMPOTENCY_WINDOW_MS`) is not posted again: 204 plus
- * `Idempotent-Replayed: true` (see idempotency.ts).
+ * `Idempotent-Replayed: true` (see `idempotency-key.ts` in `@realtime/server`).
  */
 
 import { NO_QUERY } from "@realtime/fastify";
