@@ -1,8 +1,8 @@
 /**
- * Builds and packs the packages other projects install: `@realtime/protocol`, `@realtime/client`
- * and `@realtime/react`.
+ * Builds and packs the packages other projects install: `@realtime/protocol`, `@realtime/server`,
+ * `@realtime/redis`, `@realtime/client` and `@realtime/react` (the list is {@link PUBLISHED}).
  *
- *   node scripts/packages.ts build            packages/{protocol,client,react}/dist (`npm run build`)
+ *   node scripts/packages.ts build            packages/<each>/dist (`npm run build`)
  *   node scripts/packages.ts pack [out-dir]   build, then one .tgz per package (default `.pack/`)
  *
  * Why packing goes through a staging directory: inside the workspace every package's `exports`
@@ -14,15 +14,28 @@
  * from the workspace would ship `exports` on `.ts` sources, so its `prepack` refuses.
  */
 import { spawn } from "node:child_process";
-import { cp, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { copyFile, cp, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
-import { join, relative, resolve, sep } from "node:path";
+import { dirname, extname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
-/** The published packages, dependencies before their dependents (the build order). */
-export const PUBLISHED = ["protocol", "client", "react"] as const;
+/**
+ * The published packages (directories under `packages/`), dependencies before their dependents:
+ * the build order, since each one compiles against the `dist` types of those before it. A new
+ * package goes here after the ones it imports, with a `tsconfig.build.json` like theirs.
+ */
+export const PUBLISHED = ["protocol", "server", "redis", "client", "react"] as const;
+
+export type PublishedPackage = (typeof PUBLISHED)[number];
+
+/**
+ * Files that `tsc` does not emit but the built modules read at run time, by extension: copied
+ * from `src` to the same place under `dist`. `@realtime/redis` reads its Lua scripts relative to
+ * its module URL (`new URL("./lua/", import.meta.url)`), so they must sit beside `dist/lua.js`.
+ */
+const ASSET_EXTENSIONS = [".lua"];
 
 /** Only the main entry is published; `./testing` entries stay workspace-only. */
 const ENTRY = "./src/index.ts";
@@ -31,7 +44,7 @@ type Manifest = Record<string, unknown> & { name: string; exports: Record<string
 
 const TSC = createRequire(import.meta.url).resolve("typescript/bin/tsc");
 
-export function packageDir(name: (typeof PUBLISHED)[number]): string {
+export function packageDir(name: PublishedPackage): string {
   return join(ROOT, "packages", name);
 }
 
@@ -77,13 +90,58 @@ export function run(
   });
 }
 
-/** Compiles each published package to its `dist` (JavaScript, `.d.ts`, declaration maps). */
+/**
+ * Compiles each published package to its `dist` (JavaScript, `.d.ts`, declaration maps). A
+ * package compiles once the packages it depends on are built; those that wait on nothing more
+ * compile side by side.
+ */
 export async function buildPackages(): Promise<void> {
+  const built = new Map<PublishedPackage, Promise<void>>();
   for (const name of PUBLISHED) {
-    const dir = packageDir(name);
-    // A module deleted from src must not survive in dist and get packed.
-    await rm(join(dir, "dist"), { recursive: true, force: true });
-    await run(process.execPath, [TSC, "-p", join(dir, "tsconfig.build.json")]);
+    const deps = (await realtimeDependencies(name)).map((dep) => {
+      const build = built.get(dep);
+      if (!build) throw new Error(`${name} depends on ${dep}: list ${dep} before it in PUBLISHED`);
+      return build;
+    });
+    built.set(
+      name,
+      Promise.all(deps).then(() => buildPackage(name)),
+    );
+  }
+  await Promise.all(built.values());
+}
+
+async function buildPackage(name: PublishedPackage): Promise<void> {
+  const dir = packageDir(name);
+  // A module deleted from src must not survive in dist and get packed.
+  await rm(join(dir, "dist"), { recursive: true, force: true });
+  await run(process.execPath, [TSC, "-p", join(dir, "tsconfig.build.json")]);
+  await copyAssets(join(dir, "src"), join(dir, "dist"));
+}
+
+/** The published packages `name` depends on (its `@realtime/*` dependencies). */
+async function realtimeDependencies(name: PublishedPackage): Promise<PublishedPackage[]> {
+  const manifest = JSON.parse(await readFile(join(packageDir(name), "package.json"), "utf8")) as {
+    dependencies?: Record<string, string>;
+  };
+  return Object.keys(manifest.dependencies ?? {})
+    .filter((dep) => dep.startsWith("@realtime/"))
+    .map((dep) => {
+      const short = dep.slice("@realtime/".length);
+      const published = PUBLISHED.find((candidate) => candidate === short);
+      if (!published) throw new Error(`${name} depends on ${dep}, which is not published`);
+      return published;
+    });
+}
+
+/** Copies every asset under `src` (not tests, not `testing`) to the same path under `dist`. */
+async function copyAssets(src: string, dist: string): Promise<void> {
+  const files = await readdir(src, { recursive: true });
+  for (const file of files) {
+    if (!ASSET_EXTENSIONS.includes(extname(file))) continue;
+    if (file.split(sep).some((part) => part.startsWith("testing"))) continue;
+    await mkdir(dirname(join(dist, file)), { recursive: true });
+    await copyFile(join(src, file), join(dist, file));
   }
 }
 
@@ -113,27 +171,28 @@ export async function packPackages(outDir: string): Promise<string[]> {
   const stageRoot = join(outDir, "stage");
   await rm(stageRoot, { recursive: true, force: true });
   await mkdir(stageRoot, { recursive: true });
-  const tarballs: string[] = [];
-  for (const name of PUBLISHED) {
-    const dir = packageDir(name);
-    const stage = join(stageRoot, name);
-    await cp(dir, stage, {
-      recursive: true,
-      filter: (path) => !relative(dir, path).split(sep).includes("node_modules"),
-    });
-    const source = JSON.parse(await readFile(join(dir, "package.json"), "utf8")) as Manifest;
-    await writeFile(
-      join(stage, "package.json"),
-      `${JSON.stringify(publishManifest(source), null, 2)}\n`,
-    );
-    const out = await run("npm", ["pack", "--json", "--pack-destination", outDir], {
-      cwd: stage,
-      env: npmEnv(),
-    });
-    const [packed] = JSON.parse(out.slice(out.indexOf("["))) as [{ filename: string }];
-    tarballs.push(join(outDir, packed.filename));
-  }
-  return tarballs;
+  // Packed side by side; the tarballs are returned in PUBLISHED order.
+  return Promise.all(
+    PUBLISHED.map(async (name) => {
+      const dir = packageDir(name);
+      const stage = join(stageRoot, name);
+      await cp(dir, stage, {
+        recursive: true,
+        filter: (path) => !relative(dir, path).split(sep).includes("node_modules"),
+      });
+      const source = JSON.parse(await readFile(join(dir, "package.json"), "utf8")) as Manifest;
+      await writeFile(
+        join(stage, "package.json"),
+        `${JSON.stringify(publishManifest(source), null, 2)}\n`,
+      );
+      const out = await run("npm", ["pack", "--json", "--pack-destination", outDir], {
+        cwd: stage,
+        env: npmEnv(),
+      });
+      const [packed] = JSON.parse(out.slice(out.indexOf("["))) as [{ filename: string }];
+      return join(outDir, packed.filename);
+    }),
+  );
 }
 
 async function main(argv: readonly string[]): Promise<void> {
