@@ -24,7 +24,9 @@ export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 /**
  * The published packages (directories under `packages/`), dependencies before their dependents:
  * the build order, since each one compiles against the `dist` types of those before it. A new
- * package goes here after the ones it imports, with a `tsconfig.build.json` like theirs.
+ * package goes here after the ones it imports, with a `tsconfig.build.json`, README, LICENSE and
+ * CHANGELOG like theirs, and into `fixed` in `.changeset/config.json`
+ * (`e2e/packages/changesets.test.ts` checks that list against this one).
  */
 export const PUBLISHED = ["protocol", "server", "redis", "client", "react"] as const;
 
