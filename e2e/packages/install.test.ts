@@ -465,7 +465,7 @@ test("publint and arethetypeswrong find no problem in the tarballs", async () =>
   await Promise.all(tarballs.map(lint));
 });
 
-test("each installed package carries its README and LICENSE and no tests", async () => {
+test("each installed package carries its README and LICENSE, and no tests or ./testing entry", async () => {
   for (const name of PUBLISHED) {
     const dir = join(app, "node_modules", "@realtime", name);
     assert.ok(existsSync(join(dir, "README.md")), `${name}: README.md`);
@@ -476,5 +476,9 @@ test("each installed package carries its README and LICENSE and no tests", async
       [],
       `${name}: tests or test doubles packed`,
     );
+    const manifest = JSON.parse(await readFile(join(dir, "package.json"), "utf8")) as {
+      exports: Record<string, unknown>;
+    };
+    assert.deepEqual(Object.keys(manifest.exports), [".", "./package.json"], `${name}: exports`);
   }
 });
