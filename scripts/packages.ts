@@ -1,29 +1,44 @@
 /**
- * Builds and packs the packages other projects install: `@realtime/protocol`, `@realtime/client`
- * and `@realtime/react`.
+ * Builds and packs the packages other projects install: `@realtime/protocol`, `@realtime/server`,
+ * `@realtime/redis`, `@realtime/client` and `@realtime/react` (the list is {@link PUBLISHED}).
  *
- *   node scripts/packages.ts build            packages/{protocol,client,react}/dist (`npm run build`)
- *   node scripts/packages.ts pack [out-dir]   one .tgz per package (default `.pack/`), built apart
+ *   node scripts/packages.ts build            packages/<each>/dist (`npm run build`)
+ *   node scripts/packages.ts pack [out-dir]   build, then one .tgz per package (default `.pack/`)
  *
  * Why packing goes through a staging directory: inside the workspace every package's `exports`
  * point at `src/*.ts`, so `npm start`, the tests, the processes they spawn and the Vite build run
  * the sources with no build step and no resolution flag to forget. A published package must point
  * at `dist` instead. `pack` copies each package into a staging directory, builds its `dist`
  * there, writes the publish manifest (`exports` on `dist`, no `private`, `scripts` or
- * `devDependencies`) and packs that; `e2e/packages/install.test.ts` and `ssr.test.ts` install
- * exactly these tarballs. Packing a package straight from the workspace would ship `exports` on
- * `.ts` sources, so its `prepack` refuses.
+ * `devDependencies`) and packs that; the tests in `e2e/packages/` install exactly these tarballs.
+ * Packing a package straight from the workspace would ship `exports` on `.ts` sources, so its
+ * `prepack` refuses.
  */
 import { spawn } from "node:child_process";
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { copyFile, cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
-import { join, relative, resolve, sep } from "node:path";
+import { dirname, extname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
-/** The published packages, dependencies before their dependents (the build order). */
-export const PUBLISHED = ["protocol", "client", "react"] as const;
+/**
+ * The published packages (directories under `packages/`), dependencies before their dependents:
+ * the build order, since each one compiles against the `dist` types of those before it. A new
+ * package goes here after the ones it imports, with a `tsconfig.build.json`, README, LICENSE and
+ * CHANGELOG like theirs, and into `fixed` in `.changeset/config.json`
+ * (`e2e/packages/changesets.test.ts` checks that list against this one).
+ */
+export const PUBLISHED = ["protocol", "server", "redis", "fastify", "client", "react"] as const;
+
+export type PublishedPackage = (typeof PUBLISHED)[number];
+
+/**
+ * Files that `tsc` does not emit but the built modules read at run time, by extension: copied
+ * from `src` to the same place under `dist`. `@realtime/redis` reads its Lua scripts relative to
+ * its module URL (`new URL("./lua/", import.meta.url)`), so they must sit beside `dist/lua.js`.
+ */
+const ASSET_EXTENSIONS = [".lua"];
 
 /** Only the main entry is published; `./testing` entries stay workspace-only. */
 const ENTRY = "./src/index.ts";
@@ -32,7 +47,7 @@ type Manifest = Record<string, unknown> & { name: string; exports: Record<string
 
 const TSC = createRequire(import.meta.url).resolve("typescript/bin/tsc");
 
-export function packageDir(name: (typeof PUBLISHED)[number]): string {
+export function packageDir(name: PublishedPackage): string {
   return join(ROOT, "packages", name);
 }
 
@@ -79,17 +94,59 @@ export function run(
 }
 
 /**
- * Compiles each published package (or those of `names`, dependencies first) to its `dist`
- * (JavaScript, `.d.ts`, declaration maps).
+ * Compiles the published packages of `names` (default all) under `root` (default the workspace;
+ * `packPackages` builds in a staging tree) to their `dist` (JavaScript, `.d.ts`, declaration
+ * maps, assets). A package compiles once those of `names` it depends on are built (one outside
+ * `names` must be built already); those that wait on nothing more compile side by side.
  */
 export async function buildPackages(
-  names: readonly (typeof PUBLISHED)[number][] = PUBLISHED,
+  names: readonly PublishedPackage[] = PUBLISHED,
+  root: string = ROOT,
 ): Promise<void> {
-  for (const name of names) {
-    const dir = packageDir(name);
-    // A module deleted from src must not survive in dist and get packed.
-    await rm(join(dir, "dist"), { recursive: true, force: true });
-    await run(process.execPath, [TSC, "-p", join(dir, "tsconfig.build.json")]);
+  const built = new Map<PublishedPackage, Promise<void>>();
+  for (const name of PUBLISHED.filter((candidate) => names.includes(candidate))) {
+    const deps = (await realtimeDependencies(name)).flatMap((dep) => {
+      const build = built.get(dep);
+      return build === undefined ? [] : [build];
+    });
+    built.set(
+      name,
+      Promise.all(deps).then(() => buildPackage(join(root, "packages", name))),
+    );
+  }
+  await Promise.all(built.values());
+}
+
+async function buildPackage(dir: string): Promise<void> {
+  // A module deleted from src must not survive in dist and get packed.
+  await rm(join(dir, "dist"), { recursive: true, force: true });
+  await run(process.execPath, [TSC, "-p", join(dir, "tsconfig.build.json")]);
+  await copyAssets(join(dir, "src"), join(dir, "dist"));
+}
+
+/** The published packages `name` depends on (its `@realtime/*` dependencies). */
+async function realtimeDependencies(name: PublishedPackage): Promise<PublishedPackage[]> {
+  const manifest = JSON.parse(await readFile(join(packageDir(name), "package.json"), "utf8")) as {
+    dependencies?: Record<string, string>;
+  };
+  return Object.keys(manifest.dependencies ?? {})
+    .filter((dep) => dep.startsWith("@realtime/"))
+    .map((dep) => {
+      const short = dep.slice("@realtime/".length);
+      const published = PUBLISHED.find((candidate) => candidate === short);
+      if (!published) throw new Error(`${name} depends on ${dep}, which is not published`);
+      return published;
+    });
+}
+
+/** Copies every asset under `src` (not tests, not `testing`) to the same path under `dist`. */
+async function copyAssets(src: string, dist: string): Promise<void> {
+  const files = await readdir(src, { recursive: true });
+  for (const file of files) {
+    if (!ASSET_EXTENSIONS.includes(extname(file))) continue;
+    if (file.split(sep).some((part) => part.startsWith("testing"))) continue;
+    await mkdir(dirname(join(dist, file)), { recursive: true });
+    await copyFile(join(src, file), join(dist, file));
   }
 }
 
@@ -114,12 +171,13 @@ export function publishManifest(source: Manifest): Manifest {
 }
 
 /**
- * Stages, builds and packs every published package into `outDir`; returns the tarball paths.
+ * Stages, builds and packs every published package into `outDir`; returns the tarball paths, in
+ * {@link PUBLISHED} order.
  *
  * Each package is copied (without `node_modules` and `dist`) into a private staging tree under
- * `.pack/` and compiled there, never into `packages/<name>/dist`: the install tests pack at the same
- * time (`node --test` runs files in parallel) and a build that empties the workspace's `dist`
- * would pull the files from under the other's copy. The tree mirrors the workspace (root
+ * `.pack/` and compiled there, never into `packages/<name>/dist`: the install tests pack at the
+ * same time (`node --test` runs files in parallel) and a build that empties the workspace's
+ * `dist` would pull the files from under the other's copy. The tree mirrors the workspace (root
  * tsconfigs, `packages/<name>`), so each `tsconfig.build.json` resolves as it does at home —
  * `extends`, the `paths` onto a sibling's `dist`, `node_modules` up in the workspace.
  */
@@ -130,31 +188,36 @@ export async function packPackages(outDir: string): Promise<string[]> {
     for (const config of ["tsconfig.json", "tsconfig.build.json"]) {
       await cp(join(ROOT, config), join(stageRoot, config));
     }
-    const tarballs: string[] = [];
     for (const name of PUBLISHED) {
       const dir = packageDir(name);
-      const stage = join(stageRoot, "packages", name);
-      await cp(dir, stage, {
+      await cp(dir, join(stageRoot, "packages", name), {
         recursive: true,
         filter: (path) => {
           const [top] = relative(dir, path).split(sep);
           return top !== "node_modules" && top !== "dist";
         },
       });
-      await run(process.execPath, [TSC, "-p", join(stage, "tsconfig.build.json")]);
-      const source = JSON.parse(await readFile(join(dir, "package.json"), "utf8")) as Manifest;
-      await writeFile(
-        join(stage, "package.json"),
-        `${JSON.stringify(publishManifest(source), null, 2)}\n`,
-      );
-      const out = await run("npm", ["pack", "--json", "--pack-destination", outDir], {
-        cwd: stage,
-        env: npmEnv(),
-      });
-      const [packed] = JSON.parse(out.slice(out.indexOf("["))) as [{ filename: string }];
-      tarballs.push(join(outDir, packed.filename));
     }
-    return tarballs;
+    await buildPackages(PUBLISHED, stageRoot);
+    // Packed side by side.
+    return await Promise.all(
+      PUBLISHED.map(async (name) => {
+        const stage = join(stageRoot, "packages", name);
+        const source = JSON.parse(
+          await readFile(join(packageDir(name), "package.json"), "utf8"),
+        ) as Manifest;
+        await writeFile(
+          join(stage, "package.json"),
+          `${JSON.stringify(publishManifest(source), null, 2)}\n`,
+        );
+        const out = await run("npm", ["pack", "--json", "--pack-destination", outDir], {
+          cwd: stage,
+          env: npmEnv(),
+        });
+        const [packed] = JSON.parse(out.slice(out.indexOf("["))) as [{ filename: string }];
+        return join(outDir, packed.filename);
+      }),
+    );
   } finally {
     await rm(stageRoot, { recursive: true, force: true });
   }

@@ -62,7 +62,7 @@ before(async () => {
   // What the page tells a user to install next to the packages, at the workspace's versions
   // (in npm's cache: no network needed).
   const extras = await Promise.all(
-    ["fastify", "eventsource", "react", "@types/react", "@types/node"].map(
+    ["fastify", "eventsource", "react", "@types/react", "@types/node", "@types/redis-errors"].map(
       async (name) => `${name}@${await workspaceVersion(name)}`,
     ),
   );

@@ -155,7 +155,16 @@ const PUBLISH_BODY = {
   additionalProperties: false,
 } as const;
 
-async function realtimePlugin<U extends RealtimeUser, A>(
+/** A callback-style plugin (no promise handed back to `register`), as `RealtimePlugin` says. */
+function realtimePlugin<U extends RealtimeUser, A>(
+  app: FastifyInstance,
+  options: RealtimePluginOptions<U, A>,
+  done: (error?: Error) => void,
+): void {
+  install(app, options).then(() => done(), done);
+}
+
+async function install<U extends RealtimeUser, A>(
   app: FastifyInstance,
   options: RealtimePluginOptions<U, A>,
 ): Promise<void> {
@@ -321,7 +330,24 @@ function hookHeaders(reply: FastifyReply): Record<string, string> {
 }
 
 /**
+ * The plugin's type. `app.register(realtime, { authenticate, authorize })` types both for a
+ * plain {@link RealtimeUser} (the last signature: the one TypeScript infers `register`'s options
+ * from); `realtime<MyUser, MyGrant>` (the generic one) types them for a user of your own.
+ */
+export interface RealtimePlugin {
+  <U extends RealtimeUser, A = unknown>(
+    app: FastifyInstance,
+    options: RealtimePluginOptions<U, A>,
+    done: (error?: Error) => void,
+  ): void;
+  (app: FastifyInstance, options: RealtimePluginOptions, done: (error?: Error) => void): void;
+}
+
+/**
  * The plugin: `app.register(realtime, options)`. Wrapped with `fastify-plugin` so that
  * `app.realtime` is visible to the app that registers it; its routes keep a scope of their own.
  */
-export const realtime = fp(realtimePlugin, { fastify: "5.x", name: "@realtime/fastify" });
+export const realtime: RealtimePlugin = fp(realtimePlugin, {
+  fastify: "5.x",
+  name: "@realtime/fastify",
+}) as RealtimePlugin;

@@ -62,11 +62,11 @@ export interface RedisBrokerLogger {
 
 export interface RedisBrokerOptions {
   /** Standalone Redis URL. Default `redis://127.0.0.1:6379`. Ignored with `clusterNodes`. */
-  url?: string;
+  url?: string | undefined;
   /** Seed nodes of a Redis Cluster; when given, the broker uses sharded pub/sub. */
-  clusterNodes?: readonly { host: string; port: number }[];
+  clusterNodes?: readonly { host: string; port: number }[] | undefined;
   /** Prefix of every key and channel. Default `realtime`. */
-  prefix?: string;
+  prefix?: string | undefined;
   /** Events kept per channel (stream MAXLEN, trimmed approximately). Default 10000. */
   historySize?: number;
   /** Seconds a channel's history outlives its last publish (at most `metaTtlSeconds`). Default 300. */

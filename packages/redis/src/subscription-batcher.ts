@@ -22,6 +22,27 @@ export interface SubscriptionBatcherOptions {
 
 const settled = Promise.resolve();
 
+/** A caller's pending promise and how to settle it. */
+interface Waiter {
+  readonly promise: Promise<void>;
+  resolve(): void;
+  reject(error: Error): void;
+}
+
+/**
+ * `Promise.withResolvers()` spelled out: the published package supports Node 20, which does not
+ * have it (Node ≥ 22 does).
+ */
+function newWaiter(): Waiter {
+  let resolve: () => void = () => {};
+  let reject: (error: Error) => void = () => {};
+  const promise = new Promise<void>((onResolve, onReject) => {
+    resolve = onResolve;
+    reject = onReject;
+  });
+  return { promise, resolve, reject };
+}
+
 export class SubscriptionBatcher {
   readonly #options: SubscriptionBatcherOptions;
   /** Channels somebody wants to receive. */
@@ -32,9 +53,9 @@ export class SubscriptionBatcher {
   readonly #inflight = new Map<string, Promise<void>>();
   /** Channels changed since the last flush. */
   readonly #touched = new Set<string>();
-  #waiting = new Map<string, PromiseWithResolvers<void>[]>();
+  #waiting = new Map<string, Waiter[]>();
   /** Every caller not answered yet, flushed or not (close rejects them all). */
-  readonly #unsettled = new Set<PromiseWithResolvers<void>>();
+  readonly #unsettled = new Set<Waiter>();
   #scheduled = false;
   #closed = false;
 
@@ -93,8 +114,8 @@ export class SubscriptionBatcher {
     this.#desired.clear();
   }
 
-  #wait(channel: string): PromiseWithResolvers<void> {
-    const waiter = Promise.withResolvers<void>();
+  #wait(channel: string): Waiter {
+    const waiter = newWaiter();
     this.#unsettled.add(waiter);
     const forget = () => this.#unsettled.delete(waiter);
     waiter.promise.then(forget, forget);
