@@ -18,15 +18,15 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { readdir, readFile, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { after, before, test } from "node:test";
 import { Redis } from "ioredis";
 import { publint } from "publint";
 import { formatMessage } from "publint/utils";
-import { npmEnv, PUBLISHED, packPackages, ROOT, run } from "../../scripts/packages.ts";
+import { PUBLISHED, ROOT, run } from "../../scripts/packages.ts";
+import { type ConsumerProject, installConsumer } from "./consumer-project.ts";
 
 const require = createRequire(import.meta.url);
 const TSC = require.resolve("typescript/bin/tsc");
@@ -39,49 +39,22 @@ const PREFIX = `rt_install_${randomBytes(4).toString("hex")}`;
 /** What every published package claims in `engines`: the Node versions with require(esm). */
 const ENGINES = "^20.19.0 || >=22.12.0";
 
-let work = "";
+let project: ConsumerProject | undefined;
 let app = "";
-let tarballs: string[] = [];
+let tarballs: readonly string[] = [];
 
 before(async () => {
-  work = await mkdtemp(join(tmpdir(), "realtime-install-"));
-  const packs = join(work, "packs");
-  await mkdir(packs);
-  tarballs = await packPackages(packs);
-  app = join(work, "app");
-  await mkdir(app);
-  await writeFile(
-    join(app, "package.json"),
-    JSON.stringify({ name: "realtime-consumer", private: true, type: "module" }),
-  );
-  // react and its types are the versions the workspace installed, so npm finds them in its
-  // cache and the install needs no network.
-  const react = await workspaceVersion("react");
-  const reactTypes = await workspaceVersion("@types/react");
-  const nodeTypes = await workspaceVersion("@types/node");
   // ioredis's declarations import `redis-errors`, whose types ioredis does not depend on: a
   // consumer that checks libraries (skipLibCheck false) installs them, as this one does.
-  const redisErrorsTypes = await workspaceVersion("@types/redis-errors");
-  await run(
-    "npm",
-    [
-      "install",
-      "--prefer-offline",
-      "--no-audit",
-      "--no-fund",
-      "--ignore-scripts",
-      ...tarballs,
-      `react@${react}`,
-      `@types/react@${reactTypes}`,
-      `@types/node@${nodeTypes}`,
-      `@types/redis-errors@${redisErrorsTypes}`,
-    ],
-    { cwd: app, env: npmEnv() },
-  );
+  project = await installConsumer({
+    name: "realtime-consumer",
+    extras: ["react", "@types/react", "@types/node", "@types/redis-errors"],
+  });
+  ({ app, tarballs } = project);
 });
 
 after(async () => {
-  if (work) await rm(work, { recursive: true, force: true });
+  await project?.remove();
   const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
   try {
     await redis.connect();
@@ -116,13 +89,6 @@ function codeBlock(markdown: string, heading: string, lang: string): string {
 /** Runs `check` on Node 24 and on Node 20, side by side. */
 async function onEachNode(check: (node: string, major: string) => Promise<void>): Promise<void> {
   await Promise.all((await nodes()).map(([node, major]) => check(node, major)));
-}
-
-async function workspaceVersion(name: string): Promise<string> {
-  const manifest = JSON.parse(
-    await readFile(join(ROOT, "node_modules", name, "package.json"), "utf8"),
-  ) as { version: string };
-  return manifest.version;
 }
 
 /** The first Node 20 on `PATH` outside the workspace's own `node_modules/.bin`. */

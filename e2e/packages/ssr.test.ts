@@ -11,27 +11,19 @@
  * nor leaves anything running: the process prints the HTML and exits by itself.
  */
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { npmEnv, packPackages, ROOT, run } from "../../scripts/packages.ts";
+import { npmEnv, ROOT, run } from "../../scripts/packages.ts";
+import { type ConsumerProject, installConsumer } from "./consumer-project.ts";
 
 /** The workspace's pinned Node 24 (the `node` dev dependency). */
 const NODE_24 = join(ROOT, "node_modules", ".bin", "node");
 
-let work = "";
+let project: ConsumerProject | undefined;
 let app = "";
 
-async function workspaceVersion(name: string): Promise<string> {
-  const manifest = JSON.parse(
-    await readFile(join(ROOT, "node_modules", name, "package.json"), "utf8"),
-  ) as { version: string };
-  return manifest.version;
-}
-
 const FILES: Record<string, string> = {
-  "package.json": JSON.stringify({ name: "realtime-vite-app", private: true, type: "module" }),
   "vite.config.js": `
 import react from "@vitejs/plugin-react";
 import { defineConfig } from "vite";
@@ -91,38 +83,16 @@ process.stdout.write(render());
 };
 
 before(async () => {
-  work = await mkdtemp(join(tmpdir(), "realtime-ssr-"));
-  const packs = join(work, "packs");
-  await mkdir(packs);
-  const tarballs = await packPackages(packs);
-  app = join(work, "app");
-  for (const [path, text] of Object.entries(FILES)) {
-    await mkdir(join(app, path, ".."), { recursive: true });
-    await writeFile(join(app, path), text);
-  }
-  // The versions the workspace installed, so npm finds them in its cache (no network).
-  const versions = await Promise.all(
-    ["react", "react-dom", "vite", "@vitejs/plugin-react"].map(
-      async (name) => `${name}@${await workspaceVersion(name)}`,
-    ),
-  );
-  await run(
-    "npm",
-    [
-      "install",
-      "--prefer-offline",
-      "--no-audit",
-      "--no-fund",
-      "--ignore-scripts",
-      ...tarballs,
-      ...versions,
-    ],
-    { cwd: app, env: npmEnv() },
-  );
+  project = await installConsumer({
+    name: "realtime-vite-app",
+    extras: ["react", "react-dom", "vite", "@vitejs/plugin-react"],
+    files: FILES,
+  });
+  app = project.app;
 });
 
 after(async () => {
-  if (work) await rm(work, { recursive: true, force: true });
+  await project?.remove();
 });
 
 const vite = (...args: string[]) =>

@@ -10,21 +10,21 @@
  * An example that no longer runs, or no longer says what the packages do, fails here.
  */
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { startChild, type TestChild } from "@realtime/testkit/child-process";
 import { postJson } from "@realtime/testkit/http";
 import { startRedis, type TestRedis } from "@realtime/testkit/redis";
 import { openHttp1 } from "@realtime/testkit/sse-client";
-import { npmEnv, packPackages, ROOT, run } from "../../scripts/packages.ts";
+import { ROOT, run } from "../../scripts/packages.ts";
+import { type ConsumerProject, installConsumer } from "./consumer-project.ts";
 
 const TSC = createRequire(import.meta.url).resolve("typescript/bin/tsc");
 const PAGE = join(ROOT, "docs", "use-in-your-app.md");
 
-let work = "";
+let project: ConsumerProject | undefined;
 let app = "";
 let redis: TestRedis | undefined;
 const children: TestChild[] = [];
@@ -41,44 +41,20 @@ function examplesOf(markdown: string): Map<string, string> {
   return examples;
 }
 
-async function workspaceVersion(name: string): Promise<string> {
-  const manifest = JSON.parse(
-    await readFile(join(ROOT, "node_modules", name, "package.json"), "utf8"),
-  ) as { version: string };
-  return manifest.version;
-}
-
 before(async () => {
-  work = await mkdtemp(join(tmpdir(), "realtime-use-"));
-  const packs = join(work, "packs");
-  await mkdir(packs);
-  const tarballs = await packPackages(packs);
-  app = join(work, "app");
-  await mkdir(app);
-  await writeFile(
-    join(app, "package.json"),
-    JSON.stringify({ name: "realtime-user-app", private: true, type: "module" }),
-  );
-  // What the page tells a user to install next to the packages, at the workspace's versions
-  // (in npm's cache: no network needed).
-  const extras = await Promise.all(
-    ["fastify", "eventsource", "react", "@types/react", "@types/node", "@types/redis-errors"].map(
-      async (name) => `${name}@${await workspaceVersion(name)}`,
-    ),
-  );
-  await run(
-    "npm",
-    [
-      "install",
-      "--prefer-offline",
-      "--no-audit",
-      "--no-fund",
-      "--ignore-scripts",
-      ...tarballs,
-      ...extras,
+  // What the page tells a user to install next to the packages.
+  project = await installConsumer({
+    name: "realtime-user-app",
+    extras: [
+      "fastify",
+      "eventsource",
+      "react",
+      "@types/react",
+      "@types/node",
+      "@types/redis-errors",
     ],
-    { cwd: app, env: npmEnv() },
-  );
+  });
+  app = project.app;
   for (const [name, code] of examplesOf(await readFile(PAGE, "utf8"))) {
     await writeFile(join(app, name), code);
   }
@@ -88,7 +64,7 @@ before(async () => {
 after(async () => {
   await Promise.all(children.map((child) => child.kill()));
   await redis?.stop();
-  if (work) await rm(work, { recursive: true, force: true });
+  await project?.remove();
 });
 
 /** Runs an example with the workspace's Node 24 (which runs `.ts` as it is) in the app. */

@@ -30,6 +30,7 @@ import {
   type HistoryStore,
   Hub,
   type HubOptions,
+  hostHeaders,
   IDEMPOTENCY_HEADERS_SCHEMA,
   idempotentPublish,
   MemoryBroker,
@@ -45,7 +46,7 @@ import {
   streamConnection,
   streamCursor,
 } from "@realtime/server";
-import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
 import { answerError } from "./error-handler.ts";
 import { NO_QUERY } from "./no-query.ts";
@@ -261,7 +262,7 @@ function registerRoutes<U extends RealtimeUser, A>(
           response: reply.raw,
           connect: () => {
             // Headers hooks set (CORS, security headers) go out with the stream's own.
-            const headers = hookHeaders(reply);
+            const headers = hostHeaders(reply.getHeaders());
             reply.hijack();
             return streamConnection(request.raw, reply.raw, headers);
           },
@@ -318,15 +319,6 @@ function registerRoutes<U extends RealtimeUser, A>(
       return { status: "ready", connections: hub.connectionCount };
     });
   }
-}
-
-function hookHeaders(reply: FastifyReply): Record<string, string> {
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(reply.getHeaders())) {
-    if (value === undefined || name === "connection" || name === "set-cookie") continue;
-    headers[name] = Array.isArray(value) ? value.join(", ") : String(value);
-  }
-  return headers;
 }
 
 /**

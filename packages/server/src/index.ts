@@ -110,6 +110,7 @@ export type {
 export {
   DEFAULT_MAX_CHANNELS_PER_STREAM,
   defaultAuthorize,
+  hostHeaders,
   openUserStream,
   parseStreamChannels,
   requireAccess,

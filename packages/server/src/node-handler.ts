@@ -18,6 +18,7 @@ import {
   type Authorize,
   DEFAULT_MAX_CHANNELS_PER_STREAM,
   defaultAuthorize,
+  hostHeaders,
   openUserStream,
   parseStreamChannels,
   type RealtimeUser,
@@ -81,7 +82,7 @@ export function createEventsHandler<U extends RealtimeUser, A = unknown>(
           query.get("lastEventId") ?? undefined,
         ),
         response,
-        connect: () => streamConnection(request, response, hostHeaders(response)),
+        connect: () => streamConnection(request, response, hostHeaders(response.getHeaders())),
       });
       options.onStream?.(stream, { user, authorization });
     } catch (thrown) {
@@ -90,16 +91,6 @@ export function createEventsHandler<U extends RealtimeUser, A = unknown>(
       sendError(response, error instanceof AppError ? error : appError(Errors.INTERNAL));
     }
   };
-}
-
-/** Headers the host set before the handler ran (CORS, say): they go out with the stream's. */
-function hostHeaders(response: StreamResponse): Record<string, string> {
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(response.getHeaders())) {
-    if (value === undefined) continue;
-    headers[name] = Array.isArray(value) ? value.join(", ") : String(value);
-  }
-  return headers;
 }
 
 function sendError(response: StreamResponse, error: AppError): void {

@@ -119,6 +119,22 @@ export function streamCursor(
   return value || query || null;
 }
 
+/**
+ * The headers the host set before the stream opened (CORS, security headers), as the stream
+ * sends them: without `connection` (no HTTP/2 stream may carry it) and `set-cookie` (a stream
+ * is no place to change a session).
+ */
+export function hostHeaders(
+  headers: Readonly<Record<string, number | string | readonly string[] | undefined>>,
+): Record<string, string> {
+  const kept: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || name === "connection" || name === "set-cookie") continue;
+    kept[name] = typeof value === "object" ? value.join(", ") : String(value);
+  }
+  return kept;
+}
+
 /** The response a stream is written to: HTTP/1.1, or HTTP/2 (compatibility API). */
 export type StreamResponse = ServerResponse | Http2ServerResponse;
 
