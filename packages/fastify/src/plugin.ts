@@ -34,17 +34,15 @@ import {
   IDEMPOTENCY_HEADERS_SCHEMA,
   idempotentPublish,
   MemoryBroker,
-  openUserStream,
+  openRequestedStream,
   type PublishOptions,
   type PublishResult,
-  parseStreamChannels,
   REPLAYED_HEADER,
   type RealtimeUser,
   refusalCode,
   requireAccess,
   type SseStream,
   streamConnection,
-  streamCursor,
 } from "@realtime/server";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
@@ -245,21 +243,15 @@ function registerRoutes<U extends RealtimeUser, A>(
     app.get(paths.events, route, async (request, reply) => {
       try {
         const query = request.query as { channel: string | string[]; lastEventId?: string };
-        const channels = parseStreamChannels(query.channel, maxChannels);
-        const user = await authenticate(request);
-        // Before anything is subscribed or replayed: a resume is a new open, checked the same.
-        const authorization = await requireAccess(authorize, {
-          user,
-          channels,
-          action: "subscribe",
-          request,
-        });
-        const stream = await openUserStream({
+        const { stream, user, authorization } = await openRequestedStream({
           hub,
-          user,
-          channels,
-          cursor: streamCursor(request.headers["last-event-id"], query.lastEventId),
+          request,
+          channels: query.channel,
+          maxChannels,
+          lastEventId: { header: request.headers["last-event-id"], query: query.lastEventId },
           response: reply.raw,
+          authenticate: options.authenticate,
+          authorize,
           connect: () => {
             // Headers hooks set (CORS, security headers) go out with the stream's own.
             const headers = hostHeaders(reply.getHeaders());

@@ -105,12 +105,14 @@ export type {
   ChannelAction,
   OpenUserStream,
   RealtimeUser,
+  StreamRequest,
   StreamResponse,
 } from "./stream-request.ts";
 export {
   DEFAULT_MAX_CHANNELS_PER_STREAM,
   defaultAuthorize,
   hostHeaders,
+  openRequestedStream,
   openUserStream,
   parseStreamChannels,
   requireAccess,

@@ -19,13 +19,10 @@ import {
   DEFAULT_MAX_CHANNELS_PER_STREAM,
   defaultAuthorize,
   hostHeaders,
-  openUserStream,
-  parseStreamChannels,
+  openRequestedStream,
   type RealtimeUser,
-  requireAccess,
   type StreamResponse,
   streamConnection,
-  streamCursor,
 } from "./stream-request.ts";
 
 export type NodeRequest = IncomingMessage | Http2ServerRequest;
@@ -64,24 +61,18 @@ export function createEventsHandler<U extends RealtimeUser, A = unknown>(
         );
       }
       const query = new URL(request.url ?? "/", "http://localhost").searchParams;
-      const channels = parseStreamChannels(query.getAll("channel"), max);
-      const user = await options.authenticate(request);
-      if (!user) throw appError(Errors.UNAUTHORIZED);
-      const authorization = await requireAccess(authorize, {
-        user,
-        channels,
-        action: "subscribe",
-        request,
-      });
-      const stream = await openUserStream({
+      const { stream, user, authorization } = await openRequestedStream({
         hub: options.hub,
-        user,
-        channels,
-        cursor: streamCursor(
-          request.headers["last-event-id"],
-          query.get("lastEventId") ?? undefined,
-        ),
+        request,
+        channels: query.getAll("channel"),
+        maxChannels: max,
+        lastEventId: {
+          header: request.headers["last-event-id"],
+          query: query.get("lastEventId") ?? undefined,
+        },
         response,
+        authenticate: options.authenticate,
+        authorize,
         connect: () => streamConnection(request, response, hostHeaders(response.getHeaders())),
       });
       options.onStream?.(stream, { user, authorization });

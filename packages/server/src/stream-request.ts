@@ -186,3 +186,52 @@ export function openUserStream(open: OpenUserStream): Promise<SseStream> {
     },
   });
 }
+
+/** A stream request as a framework hands it over, for {@link openRequestedStream}. */
+export interface StreamRequest<U extends RealtimeUser, R, A> {
+  readonly hub: Hub;
+  /** The framework's request, for `authenticate` and `authorize`. */
+  readonly request: R;
+  /** The `channel` query parameter(s). */
+  readonly channels: string | readonly string[] | undefined;
+  readonly maxChannels: number;
+  /** The `Last-Event-ID` header and the `lastEventId` query parameter. */
+  readonly lastEventId: {
+    header: string | readonly string[] | undefined;
+    query: string | undefined;
+  };
+  readonly response: StreamResponse;
+  authenticate(request: R): U | null | undefined | Promise<U | null | undefined>;
+  readonly authorize: Authorize<U, R, A>;
+  readonly connect: () => Connection;
+}
+
+/**
+ * Serves a stream request, in the one order every way of serving a stream keeps: the channels
+ * parsed (400), the user authenticated (401), access asked for every channel before anything
+ * is subscribed or replayed — a resume is a new open, checked the same (403) — then the stream
+ * opened on the hub (its refusals as `HubError`s). Rejects with the refusal; resolves with the
+ * stream, its user and what `authorize` answered.
+ */
+export async function openRequestedStream<U extends RealtimeUser, R, A>(
+  open: StreamRequest<U, R, A>,
+): Promise<{ stream: SseStream; user: U; authorization: A }> {
+  const channels = parseStreamChannels(open.channels, open.maxChannels);
+  const user = await open.authenticate(open.request);
+  if (!user) throw appError(Errors.UNAUTHORIZED);
+  const authorization = await requireAccess(open.authorize, {
+    user,
+    channels,
+    action: "subscribe",
+    request: open.request,
+  });
+  const stream = await openUserStream({
+    hub: open.hub,
+    user,
+    channels,
+    cursor: streamCursor(open.lastEventId.header, open.lastEventId.query),
+    response: open.response,
+    connect: open.connect,
+  });
+  return { stream, user, authorization };
+}
