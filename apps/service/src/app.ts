@@ -37,7 +37,6 @@ import {
   registerMetricsElsewhere,
   registerMetricsRoute,
 } from "./routes/health.ts";
-import { registerHistoryRoute } from "./routes/history.ts";
 import { registerJobRoutes } from "./routes/jobs.ts";
 import { registerPageRoutes } from "./routes/page.ts";
 import { registerPresenceRoute } from "./routes/presence.ts";
@@ -200,7 +199,6 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     access,
     maxUsers: config.presence.snapshotMaxUsers,
   });
-  registerHistoryRoute(app, { broker, history, auth, access });
   const jobs = await createJobSystem(config, {
     events: hub,
     log: app.log.child({ component: "jobs" }),

@@ -174,6 +174,38 @@ describe("@realtime/fastify in a fresh app", () => {
     stream.close();
   });
 
+  test("history: a room's last events, then the stream continues exactly after them", async () => {
+    const { app, base } = await mount();
+    for (const n of [1, 2, 3]) await app.realtime.publish("channel:past", { type: "n", n });
+    const page = await request(`${base}/api/channels/channel:past/messages?limit=2`, {
+      headers: { "x-user": "joe" },
+    });
+    assert.equal(page.status, 200, page.text);
+    const body = page.json as {
+      events: Array<{ id: string; event: { n: number } }>;
+      cursor: string;
+    };
+    assert.deepEqual(
+      body.events.map((e) => e.event.n),
+      [2, 3],
+    );
+    await app.realtime.publish("channel:past", { type: "n", n: 4 });
+    const stream = await openHttp1(
+      `${base}/api/events?channel=channel:past&lastEventId=${encodeURIComponent(body.cursor)}`,
+      { "x-user": "joe" },
+    );
+    const [next] = await stream.waitForCount(1, (event) => event.event === undefined);
+    assert.equal(JSON.parse(next?.data ?? "{}").n, 4);
+    stream.close();
+    const foreign = await request(`${base}/api/channels/user:ann/messages`, {
+      headers: { "x-user": "joe" },
+    });
+    assert.equal(foreign.status, 403);
+    assert.equal(foreign.json?.code, "RT_ERR_CHANNEL_FORBIDDEN");
+    const anonymous = await request(`${base}/api/channels/channel:past/messages`);
+    assert.equal(anonymous.status, 401);
+  });
+
   test("readiness follows the hub and the broker", async () => {
     const broker = new MemoryBroker();
     const { app, base } = await mount({ broker });

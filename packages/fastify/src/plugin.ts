@@ -47,12 +47,9 @@ import {
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
 import { answerError } from "./error-handler.ts";
+import { registerHistoryRoute } from "./history-route.ts";
+import type { HostRouteOptions } from "./host-route-options.ts";
 import { NO_QUERY } from "./no-query.ts";
-
-/** Route options of the host's own kind (`config` for its hooks, say) merged into a route's. */
-export interface HostRouteOptions {
-  readonly config?: Record<string, unknown>;
-}
 
 export interface RealtimePluginOptions<U extends RealtimeUser = RealtimeUser, A = unknown> {
   /**
@@ -80,11 +77,13 @@ export interface RealtimePluginOptions<U extends RealtimeUser = RealtimeUser, A 
   readonly hubOptions?: Omit<HubOptions, "broker"> | undefined;
   /**
    * Where the routes are, under the plugin's `prefix`; `false` leaves a route out. Default
-   * `/api/events`, `/api/publish`, `/readyz`.
+   * `/api/events`, `/api/publish`, `/api/channels/:channel/messages` (history, where
+   * `client.history()` reads it), `/readyz`.
    */
   readonly routes?: {
     readonly events?: string | false | undefined;
     readonly publish?: string | false | undefined;
+    readonly history?: string | false | undefined;
     readonly ready?: string | false | undefined;
   };
   /** The plugin's routes prefix, e.g. `/realtime`. Default none. */
@@ -93,6 +92,7 @@ export interface RealtimePluginOptions<U extends RealtimeUser = RealtimeUser, A 
   readonly routeOptions?: {
     readonly events?: HostRouteOptions | undefined;
     readonly publish?: HostRouteOptions | undefined;
+    readonly history?: HostRouteOptions | undefined;
     readonly ready?: HostRouteOptions | undefined;
   };
   /** Most channels one stream may carry. Default 16. */
@@ -220,6 +220,7 @@ function registerRoutes<U extends RealtimeUser, A>(
   const paths = {
     events: "/api/events",
     publish: "/api/publish",
+    history: "/api/channels/:channel/messages",
     ready: "/readyz",
     ...options.routes,
   };
@@ -296,6 +297,19 @@ function registerRoutes<U extends RealtimeUser, A>(
       );
       if (position.duplicate) reply.header(REPLAYED_HEADER, "true");
       return reply.code(202).send({ channel: channel.channel.name, offset: position.offset });
+    });
+  }
+
+  if (paths.history !== false) {
+    registerHistoryRoute(app, {
+      path: paths.history,
+      broker,
+      history: historyOf(broker),
+      authenticate,
+      requireSubscriber: async (user, channel, request) => {
+        await requireAccess(authorize, { user, channels: [channel], action: "subscribe", request });
+      },
+      routeOptions: extra.history,
     });
   }
 

@@ -17,7 +17,7 @@
  * with the greatest `version`.
  */
 
-import { NO_QUERY } from "@realtime/fastify";
+import { CHANNEL_PARAMS, channelParam, NO_QUERY } from "@realtime/fastify";
 import { encodeCursor, type StreamPosition } from "@realtime/protocol";
 import {
   appError,
@@ -33,7 +33,6 @@ import { json, type RouteDoc } from "../api-docs.ts";
 import type { ChannelAccess } from "../auth/access.ts";
 import type { Auth } from "../auth.ts";
 import type { RouteLimit } from "../security/route-options.ts";
-import { CHANNEL_PARAMS, channelParam } from "./channel-param.ts";
 
 export interface PresenceRouteDeps {
   presence: Presence;

@@ -9,12 +9,14 @@
  * - `POST /api/publish { channel, event }` → 202 `{ channel, offset }`: for backend services in
  *   any language, with a service token that has the `publish` scope (user tokens get 403);
  *   `Idempotency-Key` makes a retry safe.
+ * - `GET /api/channels/:channel/messages?limit&before`: a channel's recent events, with the
+ *   cursor that continues the stream exactly after them (history-route.ts of the plugin).
  * - `GET /readyz`: should this pod get new streams (false while draining or while the broker is
  *   not confirmed live)?
  */
 
 import { realtime } from "@realtime/fastify";
-import { parseChannel } from "@realtime/protocol";
+import { parseChannel, ResetReason } from "@realtime/protocol";
 import type { Broker, Hub, Metrics, RealtimeUser } from "@realtime/server";
 import type { FastifyInstance } from "fastify";
 import { json, type RouteDoc } from "../api-docs.ts";
@@ -79,6 +81,41 @@ const DOCS = {
       503: "The broker did not accept it",
     },
   },
+  history: {
+    tag: "streams",
+    summary: "A channel's recent events, with the cursor to continue live from",
+    description:
+      "Oldest first. Open `/api/events?channel=<channel>&lastEventId=<cursor>` next: it continues exactly after the page. `before=<previous>` pages further back. `limit` defaults to 50 and is capped at 100.",
+    responses: {
+      200: json("A page of history", {
+        type: "object",
+        required: ["channel", "events", "cursor", "previous"],
+        properties: {
+          channel: { type: "string" },
+          events: {
+            type: "array",
+            items: {
+              type: "object",
+              properties: {
+                id: {
+                  type: "string",
+                  description: "The event's SSE id on a stream of this channel",
+                },
+                event: { type: "object" },
+              },
+            },
+          },
+          cursor: { type: "string" },
+          previous: { type: ["string", "null"] },
+          reset: { type: "string", enum: [ResetReason.EpochChanged] },
+        },
+      }),
+      400: "Bad channel name, `limit` or `before`",
+      401: "No valid token",
+      403: "Not allowed to subscribe to the channel",
+      503: "History is unavailable (`Retry-After`)",
+    },
+  },
   readyz: {
     tag: "operations",
     summary: "Readiness: should this pod get new streams?",
@@ -94,6 +131,9 @@ const DOCS = {
     },
   },
 } as const satisfies Record<string, RouteDoc>;
+
+/** Reads of history per user. */
+const HISTORY_LIMIT: RouteLimit = { name: "history", by: "identity" };
 
 /** Opens per user; as a stream route, also per IP and per channel named (rate-limit.ts). */
 const STREAM_LIMIT: RouteLimit = { name: "streams", by: "identity" };
@@ -122,6 +162,7 @@ export async function registerRealtimeRoutes(
     routeOptions: {
       events: { config: { opensStream: true, limit: STREAM_LIMIT, docs: DOCS.events } },
       publish: { config: { limit: publishLimit(access), docs: DOCS.publish } },
+      history: { config: { limit: HISTORY_LIMIT, docs: DOCS.history } },
       ready: { config: { docs: DOCS.readyz } },
     },
     maxChannelsPerStream: config.limits.maxChannelsPerStream,

@@ -13,9 +13,9 @@
  * or retention trimmed the rest). A `before` from a history that is gone (Redis restarted
  * empty: a new epoch) answers `reset: "epoch_changed"` with no events and the current cursor.
  *
- * Retention is `HISTORY_MAX_LENGTH` events and `HISTORY_TTL_SECONDS` per channel, in Redis and in
- * embedded mode (there also `HISTORY_MAX_BYTES` over all channels). What one read costs is
- * bounded: at most {@link MAX_LIMIT} events, two broker round trips, rate-limited per user.
+ * Retention is the broker's (the service: `HISTORY_MAX_LENGTH` events and `HISTORY_TTL_SECONDS`
+ * per channel, in Redis and in embedded mode). What one read costs is bounded: at most
+ * {@link MAX_LIMIT} events, two broker round trips (the service rate-limits reads per user).
  */
 import {
   type ChannelName,
@@ -29,21 +29,29 @@ import {
   ResetReason,
   type StreamPosition,
 } from "@realtime/protocol";
-import type { Broker, BrokerMessage, HistoryPage, HistoryStore } from "@realtime/server";
-import { appError, Errors } from "@realtime/server";
-import type { FastifyInstance } from "fastify";
-import { json, type RouteDoc } from "../api-docs.ts";
-import type { ChannelAccess } from "../auth/access.ts";
-import type { Auth } from "../auth.ts";
-import type { RouteLimit } from "../security/route-options.ts";
+import {
+  appError,
+  type Broker,
+  type BrokerMessage,
+  Errors,
+  type HistoryPage,
+  type HistoryStore,
+  type RealtimeUser,
+} from "@realtime/server";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import { CHANNEL_PARAMS, channelParam } from "./channel-param.ts";
+import type { HostRouteOptions } from "./host-route-options.ts";
 
-export interface HistoryRouteDeps {
-  broker: Broker;
+export interface HistoryRouteDeps<U extends RealtimeUser> {
+  readonly path: string;
+  readonly broker: Broker;
   /** The broker's history; a broker without one answers 503. */
-  history: HistoryStore | undefined;
-  auth: Auth;
-  access: ChannelAccess;
+  readonly history: HistoryStore | undefined;
+  /** Who is asking (401 when no one); throws the refusal. */
+  authenticate(request: FastifyRequest): Promise<U>;
+  /** May `user` subscribe to `channel`? Throws the refusal (403). */
+  requireSubscriber(user: U, channel: ChannelName, request: FastifyRequest): Promise<void>;
+  readonly routeOptions?: HostRouteOptions | undefined;
 }
 
 /** Events per page when `limit` is not given. */
@@ -63,42 +71,6 @@ const querySchema = {
   additionalProperties: false,
 } as const;
 
-/** Reads per user. */
-const limit: RouteLimit = { name: "history", by: "identity" };
-
-const docs: RouteDoc = {
-  tag: "streams",
-  summary: "A channel's recent events, with the cursor to continue live from",
-  description:
-    "Oldest first. Open `/api/events?channel=<channel>&lastEventId=<cursor>` next: it continues exactly after the page. `before=<previous>` pages further back. `limit` defaults to 50 and is capped at 100.",
-  responses: {
-    200: json("A page of history", {
-      type: "object",
-      required: ["channel", "events", "cursor", "previous"],
-      properties: {
-        channel: { type: "string" },
-        events: {
-          type: "array",
-          items: {
-            type: "object",
-            properties: {
-              id: { type: "string", description: "The event's SSE id on a stream of this channel" },
-              event: { type: "object" },
-            },
-          },
-        },
-        cursor: { type: "string" },
-        previous: { type: ["string", "null"] },
-        reset: { type: "string", enum: [ResetReason.EpochChanged] },
-      },
-    }),
-    400: "Bad channel name, `limit` or `before`",
-    401: "No valid token",
-    403: "Not allowed to subscribe to the channel",
-    503: "History is unavailable (`Retry-After`)",
-  },
-};
-
 interface HistoryAnswer {
   readonly position: StreamPosition;
   readonly messages: readonly BrokerMessage[];
@@ -108,14 +80,17 @@ interface HistoryAnswer {
   readonly first: boolean;
 }
 
-export function registerHistoryRoute(app: FastifyInstance, deps: HistoryRouteDeps): void {
-  const { broker, history, auth, access } = deps;
+export function registerHistoryRoute<U extends RealtimeUser>(
+  app: FastifyInstance,
+  deps: HistoryRouteDeps<U>,
+): void {
+  const { broker, history } = deps;
   app.get(
-    "/api/channels/:channel/messages",
+    deps.path,
     {
+      ...deps.routeOptions,
       schema: { params: CHANNEL_PARAMS, querystring: querySchema },
       exposeHeadRoute: false,
-      config: { limit, docs },
     },
     async (request, reply) => {
       const query = request.query as { limit?: string; before?: string };
@@ -131,8 +106,8 @@ export function registerHistoryRoute(app: FastifyInstance, deps: HistoryRouteDep
         query.limit === undefined ? DEFAULT_LIMIT : Number(query.limit),
         MAX_LIMIT,
       );
-      const identity = await auth.authenticate(request);
-      await access.require(identity, [channel], "subscribe");
+      const user = await deps.authenticate(request);
+      await deps.requireSubscriber(user, channel, request);
       if (history === undefined) {
         throw appError(Errors.BROKER_UNAVAILABLE, "this broker keeps no history");
       }
