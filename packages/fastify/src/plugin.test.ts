@@ -6,8 +6,13 @@ import assert from "node:assert/strict";
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, test } from "node:test";
-import { MemoryBroker, type RealtimeUser, type SseStream } from "@realtime/server";
-import { postJson, request } from "@realtime/testkit/http";
+import {
+  MemoryBroker,
+  MemoryConnectionLedger,
+  type RealtimeUser,
+  type SseStream,
+} from "@realtime/server";
+import { postJson, request, until } from "@realtime/testkit/http";
 import { openHttp1, openHttp2 } from "@realtime/testkit/sse-client";
 import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
 import { type RealtimePluginOptions, realtime } from "./index.ts";
@@ -204,6 +209,27 @@ describe("@realtime/fastify in a fresh app", () => {
     assert.equal(foreign.json?.code, "RT_ERR_CHANNEL_FORBIDDEN");
     const anonymous = await request(`${base}/api/channels/channel:past/messages`);
     assert.equal(anonymous.status, 401);
+  });
+
+  test("one user holds at most maxStreamsPerUser streams; others are unaffected", async () => {
+    const ledger = new MemoryConnectionLedger({ max: 2 });
+    const { base } = await mount({ ledger });
+    const url = `${base}/api/events?channel=channel:busy`;
+    const first = await openHttp1(url, { "x-user": "kim" });
+    const second = await openHttp1(url, { "x-user": "kim" });
+    assert.deepEqual([first.status, second.status], [200, 200]);
+    const refused = await request(url, { headers: { "x-user": "kim" } });
+    assert.equal(refused.status, 429);
+    assert.equal(refused.json?.code, "RT_ERR_TOO_MANY_CONNECTIONS");
+    assert.ok(Number(refused.headers["retry-after"]) >= 1);
+    const other = await openHttp1(url, { "x-user": "lee" });
+    assert.equal(other.status, 200);
+    // A closed stream gives its slot back.
+    first.close();
+    await until(() => ledger.count("kim") === 1, "kim's closed stream released its slot");
+    const again = await openHttp1(url, { "x-user": "kim" });
+    assert.equal(again.status, 200);
+    for (const stream of [second, other, again]) stream.close();
   });
 
   test("readiness follows the hub and the broker", async () => {

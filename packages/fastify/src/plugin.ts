@@ -20,8 +20,10 @@ import {
   type Authorize,
   appError,
   type Broker,
+  type ConnectionLedger,
   DEFAULT_IDEMPOTENCY_WINDOW_MS,
   DEFAULT_MAX_CHANNELS_PER_STREAM,
+  DEFAULT_MAX_STREAMS_PER_USER,
   defaultAuthorize,
   type ErrorCode,
   Errors,
@@ -34,6 +36,7 @@ import {
   IDEMPOTENCY_HEADERS_SCHEMA,
   idempotentPublish,
   MemoryBroker,
+  MemoryConnectionLedger,
   openRequestedStream,
   type PublishOptions,
   type PublishResult,
@@ -97,6 +100,14 @@ export interface RealtimePluginOptions<U extends RealtimeUser = RealtimeUser, A 
   };
   /** Most channels one stream may carry. Default 16. */
   readonly maxChannelsPerStream?: number | undefined;
+  /**
+   * Most streams one user holds open at once on this pod (429 `RT_ERR_TOO_MANY_CONNECTIONS`
+   * past it), so one user cannot take every slot. Default 16; `false` when your app counts
+   * them itself. For a count over every pod pass `ledger` (`RedisConnectionLedger`).
+   */
+  readonly maxStreamsPerUser?: number | false | undefined;
+  /** Where streams are counted per user; default one in memory for `maxStreamsPerUser`. */
+  readonly ledger?: ConnectionLedger | undefined;
   /** How long an `Idempotency-Key` on the publish path is remembered. Default 10 minutes. */
   readonly idempotencyWindowMs?: number | undefined;
   /** Who publishes, for scoping idempotency keys. Default `["user", user.id]`. */
@@ -217,6 +228,9 @@ function registerRoutes<U extends RealtimeUser, A>(
 ): void {
   const authorize = options.authorize ?? (defaultAuthorize as Authorize<U, FastifyRequest, A>);
   const maxChannels = options.maxChannelsPerStream ?? DEFAULT_MAX_CHANNELS_PER_STREAM;
+  const perUser = options.maxStreamsPerUser ?? DEFAULT_MAX_STREAMS_PER_USER;
+  const ledger =
+    options.ledger ?? (perUser === false ? null : new MemoryConnectionLedger({ max: perUser }));
   const paths = {
     events: "/api/events",
     publish: "/api/publish",
@@ -253,6 +267,7 @@ function registerRoutes<U extends RealtimeUser, A>(
           response: reply.raw,
           authenticate: options.authenticate,
           authorize,
+          ledger,
           connect: () => {
             // Headers hooks set (CORS, security headers) go out with the stream's own.
             const headers = hostHeaders(reply.getHeaders());

@@ -110,6 +110,7 @@ export type {
 } from "./stream-request.ts";
 export {
   DEFAULT_MAX_CHANNELS_PER_STREAM,
+  DEFAULT_MAX_STREAMS_PER_USER,
   defaultAuthorize,
   hostHeaders,
   openRequestedStream,

@@ -95,6 +95,29 @@ describe("createEventsHandler on node:http", () => {
     }
   });
 
+  test("a user past maxStreamsPerUser is refused with 429", async () => {
+    const handler = createEventsHandler({
+      hub,
+      authenticate: () => ({ id: "solo" }),
+      maxStreamsPerUser: 1,
+    });
+    const capped = http.createServer((req, res) => void handler(req, res));
+    await new Promise<void>((resolve) => capped.listen(0, "127.0.0.1", resolve));
+    try {
+      const url = `http://127.0.0.1:${(capped.address() as AddressInfo).port}/?channel=channel:solo`;
+      const stream = await openHttp1(url);
+      assert.equal(stream.status, 200);
+      const refused = await request(url);
+      assert.equal(refused.status, 429);
+      assert.equal(refused.json?.code, "RT_ERR_TOO_MANY_CONNECTIONS");
+      stream.close();
+      await stream.ended;
+    } finally {
+      capped.closeAllConnections();
+      await new Promise((resolve) => capped.close(resolve));
+    }
+  });
+
   test("a hub that no longer accepts answers 503 with Retry-After", async () => {
     const local = new Hub({ broker });
     local.stopAccepting();

@@ -11,12 +11,14 @@
  */
 import type { IncomingMessage } from "node:http";
 import type { Http2ServerRequest } from "node:http2";
+import { type ConnectionLedger, MemoryConnectionLedger } from "./connection-ledger.ts";
 import { AppError, appError, Errors, errorBody, fromHubError } from "./http-errors.ts";
 import type { Hub } from "./hub.ts";
 import type { SseStream } from "./sse-stream.ts";
 import {
   type Authorize,
   DEFAULT_MAX_CHANNELS_PER_STREAM,
+  DEFAULT_MAX_STREAMS_PER_USER,
   defaultAuthorize,
   hostHeaders,
   openRequestedStream,
@@ -35,6 +37,13 @@ export interface EventsHandlerOptions<U extends RealtimeUser, A = unknown> {
   readonly authorize?: Authorize<U, NodeRequest, A>;
   /** Default 16. */
   readonly maxChannelsPerStream?: number;
+  /**
+   * Most streams one user holds open at once (429 past it); default 16. For a count over every
+   * pod, pass a shared `ledger` (`RedisConnectionLedger` of `@realtime/redis`) instead.
+   */
+  readonly maxStreamsPerUser?: number;
+  /** Where streams are counted per user; default one in memory for `maxStreamsPerUser`. */
+  readonly ledger?: ConnectionLedger;
   /** Called with each stream opened, and what `authorize` answered for it. */
   onStream?(stream: SseStream, context: { user: U; authorization: A }): void;
   /** Called with an error that is not a refusal (answered 500 `RT_ERR_INTERNAL`). */
@@ -49,6 +58,11 @@ export function createEventsHandler<U extends RealtimeUser, A = unknown>(
 ): EventsHandler {
   const authorize = options.authorize ?? (defaultAuthorize as Authorize<U, NodeRequest, A>);
   const max = options.maxChannelsPerStream ?? DEFAULT_MAX_CHANNELS_PER_STREAM;
+  const ledger =
+    options.ledger ??
+    new MemoryConnectionLedger({
+      max: options.maxStreamsPerUser ?? DEFAULT_MAX_STREAMS_PER_USER,
+    });
   return async (request, response) => {
     try {
       if (request.method !== "GET") {
@@ -73,6 +87,7 @@ export function createEventsHandler<U extends RealtimeUser, A = unknown>(
         response,
         authenticate: options.authenticate,
         authorize,
+        ledger,
         connect: () => streamConnection(request, response, hostHeaders(response.getHeaders())),
       });
       options.onStream?.(stream, { user, authorization });

@@ -15,6 +15,7 @@ import {
   NodeHttpConnection,
   SSE_HEADERS,
 } from "./connection.ts";
+import type { ConnectionLedger } from "./connection-ledger.ts";
 import { appError, Errors } from "./http-errors.ts";
 import type { Hub } from "./hub.ts";
 import type { SseStream } from "./sse-stream.ts";
@@ -203,6 +204,12 @@ export interface StreamRequest<U extends RealtimeUser, R, A> {
   readonly response: StreamResponse;
   authenticate(request: R): U | null | undefined | Promise<U | null | undefined>;
   readonly authorize: Authorize<U, R, A>;
+  /**
+   * Where each user's open streams are counted: past its cap a request is refused with 429
+   * `RT_ERR_TOO_MANY_CONNECTIONS`, so one user cannot take every slot of the pod. Null: no
+   * per-user cap (the host counts them itself).
+   */
+  readonly ledger: ConnectionLedger | null;
   readonly connect: () => Connection;
 }
 
@@ -225,6 +232,7 @@ export async function openRequestedStream<U extends RealtimeUser, R, A>(
     action: "subscribe",
     request: open.request,
   });
+  if (open.ledger !== null) await admit(open.ledger, user, open.response);
   const stream = await openUserStream({
     hub: open.hub,
     user,
@@ -234,4 +242,29 @@ export async function openRequestedStream<U extends RealtimeUser, R, A>(
     connect: open.connect,
   });
   return { stream, user, authorization };
+}
+
+/** Most streams one user holds open at once on the plugin and the handler, unless told. */
+export const DEFAULT_MAX_STREAMS_PER_USER = 16;
+
+/**
+ * Takes one of `user`'s stream slots in `ledger` for as long as `response` is open; refuses
+ * with 429 when the user holds them all.
+ */
+async function admit(
+  ledger: ConnectionLedger,
+  user: RealtimeUser,
+  response: StreamResponse,
+): Promise<void> {
+  const lease = await ledger.acquire(user.id);
+  if (lease === null) {
+    throw appError(Errors.TOO_MANY_CONNECTIONS, "Too many open streams for this user", {
+      "Retry-After": String(1 + Math.floor(Math.random() * 10)),
+    });
+  }
+  // The response's close: when the stream ends, or when a refusal's response is done. `on`,
+  // not `once`: the lease is idempotent, and a `once` wrapper would live as long as the stream.
+  const raw = response as StreamResponse & { closed?: boolean };
+  if (raw.closed === true || raw.destroyed) lease();
+  else response.on("close", lease);
 }

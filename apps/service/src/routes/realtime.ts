@@ -166,6 +166,9 @@ export async function registerRealtimeRoutes(
       ready: { config: { docs: DOCS.readyz } },
     },
     maxChannelsPerStream: config.limits.maxChannelsPerStream,
+    // Counted by the service's own stream admission (security/streams.ts): per user over every
+    // pod (MAX_CONNECTIONS_PER_USER) and per address.
+    maxStreamsPerUser: false,
     idempotencyWindowMs: config.publish.idempotencyWindowMs,
     async authenticate(request) {
       const identity = await auth.authenticate(request);
