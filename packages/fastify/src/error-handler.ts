@@ -11,6 +11,7 @@ import {
   errorBody,
   fromHubError,
   type HubAction,
+  HubError,
 } from "@realtime/server";
 import type {
   FastifyInstance,
@@ -86,6 +87,35 @@ export function answerError(
     request.log.info({ code: entry.code, msg: entry.message }, "request rejected");
   }
   sendError(reply as ErrorReply, entry, headers);
+}
+
+/**
+ * Whether `error` is realtime's to answer: a catalogue error, a hub refusal, a failed schema
+ * validation or a body Fastify could not parse. Anything else (the host's own hooks: its rate
+ * limiter's 429, its auth plugin's 401, a bug in its `authenticate`) is the host's.
+ */
+export function isRealtimeError(error: unknown): boolean {
+  if (error instanceof AppError || error instanceof HubError) return true;
+  if (typeof error !== "object" || error === null) return false;
+  const fields = error as { validation?: unknown; code?: unknown };
+  return (
+    Array.isArray(fields.validation) ||
+    (typeof fields.code === "string" && fields.code in FASTIFY_CODES)
+  );
+}
+
+/**
+ * The plugin's routes' error handler: realtime's errors answered from the catalogue, anything
+ * else handed to `host` — the error handler the host app had there — so its errors keep its
+ * answers, its reporting and its logging.
+ */
+export function scopedErrorHandler(
+  host: FastifyInstance["errorHandler"],
+): (this: FastifyInstance, error: unknown, request: FastifyRequest, reply: FastifyReply) => void {
+  return function handle(this: FastifyInstance, error, request, reply) {
+    if (isRealtimeError(error)) answerError(error, request, reply);
+    else host.call(this, error, request, reply);
+  };
 }
 
 /**

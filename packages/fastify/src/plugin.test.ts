@@ -30,11 +30,13 @@ function userOf(request: FastifyRequest): RealtimeUser | null {
 async function mount(
   options: Partial<RealtimePluginOptions> = {},
   fastify: { http2?: true } = {},
+  setUp: (app: FastifyInstance) => void = () => {},
 ): Promise<{ app: FastifyInstance; base: string }> {
   const app = Fastify(fastify as object) as unknown as FastifyInstance;
   apps.push(app);
-  // The host's own error handler: the plugin's routes keep the catalogue's answers anyway.
+  // The host's own error handler: the plugin's refusals keep the catalogue's answers anyway.
   app.setErrorHandler((_error, _request, reply) => reply.code(418).send("host handler"));
+  setUp(app);
   await app.register(realtime, { authenticate: userOf, ...options });
   await app.listen({ host: "127.0.0.1", port: 0 });
   const { port } = app.server.address() as AddressInfo;
@@ -230,6 +232,74 @@ describe("@realtime/fastify in a fresh app", () => {
     const again = await openHttp1(url, { "x-user": "kim" });
     assert.equal(again.status, 200);
     for (const stream of [second, other, again]) stream.close();
+  });
+
+  test("an HTTP/2 stream cancelled while it is being checked gives its slot back", async () => {
+    const ledger = new MemoryConnectionLedger({ max: 1 });
+    let checked: FastifyRequest | undefined;
+    let arrived = () => {};
+    const arrival = new Promise<void>((resolve) => {
+      arrived = resolve;
+    });
+    let letThrough = () => {};
+    const gate = new Promise<void>((resolve) => {
+      letThrough = resolve;
+    });
+    const { base } = await mount(
+      {
+        ledger,
+        authenticate: async (request) => {
+          checked = request;
+          arrived();
+          await gate; // a slow session store
+          return { id: "mia" };
+        },
+      },
+      { http2: true },
+    );
+    const session = http2.connect(base);
+    try {
+      const cancelled = session.request({ ":path": "/api/events?channel=channel:slow" });
+      cancelled.end();
+      await arrival;
+      assert.ok(checked);
+      const serverSide = (checked.raw as unknown as http2.Http2ServerRequest).stream;
+      const gone = new Promise((resolve) => serverSide.once("close", resolve));
+      cancelled.close(http2.constants.NGHTTP2_CANCEL);
+      await gone; // the response's close is past before the slot is taken
+      letThrough();
+      await until(() => ledger.count("mia") === 0, "the cancelled stream's slot came back");
+      const next = await openHttp2(session, "/api/events?channel=channel:slow");
+      assert.equal(next.status, 200);
+      next.close();
+    } finally {
+      session.destroy();
+    }
+  });
+
+  test("the host's own errors on the plugin's routes go to the host's error handler", async () => {
+    const { app, base } = await mount({}, {}, (host) => {
+      host.addHook("onRequest", async (request) => {
+        if (request.headers["x-slow-down"]) {
+          throw Object.assign(new Error("slow down"), { statusCode: 429 });
+        }
+      });
+    });
+    const limited = await request(`${base}/api/events?channel=channel:x`, {
+      headers: { "x-user": "ned", "x-slow-down": "1" },
+    });
+    assert.equal(limited.status, 418);
+    assert.equal(limited.text, "host handler");
+    assert.ok(app.hasRoute({ method: "GET", url: "/api/events" }));
+  });
+
+  test("credentials that have expired open no stream", async () => {
+    const { base } = await mount({
+      authenticate: () => ({ id: "old", expiresAt: Date.now() - 1000 }),
+    });
+    const refused = await request(`${base}/api/events?channel=channel:x`);
+    assert.equal(refused.status, 401);
+    assert.equal(refused.json?.code, "RT_ERR_TOKEN_EXPIRED");
   });
 
   test("readiness follows the hub and the broker", async () => {

@@ -49,7 +49,7 @@ import {
 } from "@realtime/server";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
-import { answerError } from "./error-handler.ts";
+import { scopedErrorHandler } from "./error-handler.ts";
 import { registerHistoryRoute } from "./history-route.ts";
 import type { HostRouteOptions } from "./host-route-options.ts";
 import { NO_QUERY } from "./no-query.ts";
@@ -83,21 +83,25 @@ export interface RealtimePluginOptions<U extends RealtimeUser = RealtimeUser, A 
    * `/api/events`, `/api/publish`, `/api/channels/:channel/messages` (history, where
    * `client.history()` reads it), `/readyz`.
    */
-  readonly routes?: {
-    readonly events?: string | false | undefined;
-    readonly publish?: string | false | undefined;
-    readonly history?: string | false | undefined;
-    readonly ready?: string | false | undefined;
-  };
+  readonly routes?:
+    | {
+        readonly events?: string | false | undefined;
+        readonly publish?: string | false | undefined;
+        readonly history?: string | false | undefined;
+        readonly ready?: string | false | undefined;
+      }
+    | undefined;
   /** The plugin's routes prefix, e.g. `/realtime`. Default none. */
   readonly prefix?: string | undefined;
   /** Extra route options per route, for your app's hooks (rate limits, docs). */
-  readonly routeOptions?: {
-    readonly events?: HostRouteOptions | undefined;
-    readonly publish?: HostRouteOptions | undefined;
-    readonly history?: HostRouteOptions | undefined;
-    readonly ready?: HostRouteOptions | undefined;
-  };
+  readonly routeOptions?:
+    | {
+        readonly events?: HostRouteOptions | undefined;
+        readonly publish?: HostRouteOptions | undefined;
+        readonly history?: HostRouteOptions | undefined;
+        readonly ready?: HostRouteOptions | undefined;
+      }
+    | undefined;
   /** Most channels one stream may carry. Default 16. */
   readonly maxChannelsPerStream?: number | undefined;
   /**
@@ -183,13 +187,9 @@ async function install<U extends RealtimeUser, A>(
   }
   const broker = options.broker ?? new MemoryBroker();
   const ownsHub = options.hub === undefined;
-  const hub =
-    options.hub ??
-    new Hub({
-      ...options.hubOptions,
-      broker,
-      history: options.hubOptions?.history ?? historyOf(broker),
-    });
+  // Where resumes replay from, and the history route reads.
+  const history = (ownsHub && options.hubOptions?.history) || historyOf(broker);
+  const hub = options.hub ?? new Hub({ ...options.hubOptions, broker, history });
   const realtime: Realtime = {
     hub,
     broker,
@@ -207,8 +207,10 @@ async function install<U extends RealtimeUser, A>(
   }
   await app.register(
     (scope, _options, done) => {
-      scope.setErrorHandler(answerError);
-      registerRoutes(scope, hub, broker, options);
+      // Realtime's errors from the catalogue; the host's own (its hooks, its authenticate) to
+      // the handler it had here.
+      scope.setErrorHandler(scopedErrorHandler(scope.errorHandler));
+      registerRoutes(scope, { hub, broker, history }, options);
       done();
     },
     { prefix: options.prefix ?? "" },
@@ -222,10 +224,10 @@ function historyOf(broker: Broker): HistoryStore | undefined {
 
 function registerRoutes<U extends RealtimeUser, A>(
   app: FastifyInstance,
-  hub: Hub,
-  broker: Broker,
+  parts: { hub: Hub; broker: Broker; history: HistoryStore | undefined },
   options: RealtimePluginOptions<U, A>,
 ): void {
+  const { hub, broker, history } = parts;
   const authorize = options.authorize ?? (defaultAuthorize as Authorize<U, FastifyRequest, A>);
   const maxChannels = options.maxChannelsPerStream ?? DEFAULT_MAX_CHANNELS_PER_STREAM;
   const perUser = options.maxStreamsPerUser ?? DEFAULT_MAX_STREAMS_PER_USER;
@@ -300,11 +302,13 @@ function registerRoutes<U extends RealtimeUser, A>(
       if (!channel.ok) {
         throw appError(Errors.BAD_CHANNEL, `${channel.reason}: "${printable(body.channel)}"`);
       }
-      const channels = [channel.channel.name];
-      await requireAccess(authorize, { user, channels, action: "publish", request });
+      // The cheap checks of the input first (400), then access (403): an invalid request
+      // costs no authorisation call (which may be the host's backend).
       const publishOptions = idempotentPublish(publisherOf(user), request.headers, windowMs);
       const problem = validateEventInput(body.event);
       if (problem) throw appError(Errors.BAD_REQUEST, problem);
+      const channels = [channel.channel.name];
+      await requireAccess(authorize, { user, channels, action: "publish", request });
       const position = await hub.publish(
         channel.channel.name,
         body.event as EventInput,
@@ -319,7 +323,7 @@ function registerRoutes<U extends RealtimeUser, A>(
     registerHistoryRoute(app, {
       path: paths.history,
       broker,
-      history: historyOf(broker),
+      history,
       authenticate,
       requireSubscriber: async (user, channel, request) => {
         await requireAccess(authorize, { user, channels: [channel], action: "subscribe", request });

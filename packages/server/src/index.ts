@@ -116,7 +116,9 @@ export {
   openRequestedStream,
   openUserStream,
   parseStreamChannels,
+  releaseOnClose,
   requireAccess,
+  responseClosed,
   streamConnection,
   streamCursor,
 } from "./stream-request.ts";

@@ -34,16 +34,17 @@ export interface EventsHandlerOptions<U extends RealtimeUser, A = unknown> {
   /** Who is asking; null (or undefined) is answered 401 `RT_ERR_UNAUTHORIZED`. */
   authenticate(request: NodeRequest): U | null | undefined | Promise<U | null | undefined>;
   /** Default {@link defaultAuthorize}: the user's own `user:<id>` and every `channel:<id>`. */
-  readonly authorize?: Authorize<U, NodeRequest, A>;
+  readonly authorize?: Authorize<U, NodeRequest, A> | undefined;
   /** Default 16. */
-  readonly maxChannelsPerStream?: number;
+  readonly maxChannelsPerStream?: number | undefined;
   /**
-   * Most streams one user holds open at once (429 past it); default 16. For a count over every
-   * pod, pass a shared `ledger` (`RedisConnectionLedger` of `@realtime/redis`) instead.
+   * Most streams one user holds open at once (429 past it); default 16; `false` when you count
+   * them yourself. For a count over every pod, pass a shared `ledger` (`RedisConnectionLedger`
+   * of `@realtime/redis`) instead.
    */
-  readonly maxStreamsPerUser?: number;
+  readonly maxStreamsPerUser?: number | false | undefined;
   /** Where streams are counted per user; default one in memory for `maxStreamsPerUser`. */
-  readonly ledger?: ConnectionLedger;
+  readonly ledger?: ConnectionLedger | undefined;
   /** Called with each stream opened, and what `authorize` answered for it. */
   onStream?(stream: SseStream, context: { user: U; authorization: A }): void;
   /** Called with an error that is not a refusal (answered 500 `RT_ERR_INTERNAL`). */
@@ -58,11 +59,9 @@ export function createEventsHandler<U extends RealtimeUser, A = unknown>(
 ): EventsHandler {
   const authorize = options.authorize ?? (defaultAuthorize as Authorize<U, NodeRequest, A>);
   const max = options.maxChannelsPerStream ?? DEFAULT_MAX_CHANNELS_PER_STREAM;
+  const perUser = options.maxStreamsPerUser ?? DEFAULT_MAX_STREAMS_PER_USER;
   const ledger =
-    options.ledger ??
-    new MemoryConnectionLedger({
-      max: options.maxStreamsPerUser ?? DEFAULT_MAX_STREAMS_PER_USER,
-    });
+    options.ledger ?? (perUser === false ? null : new MemoryConnectionLedger({ max: perUser }));
   return async (request, response) => {
     try {
       if (request.method !== "GET") {

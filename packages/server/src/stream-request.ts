@@ -25,12 +25,12 @@ export interface RealtimeUser {
   /** The user's id: `user:<id>` is this user's private channel. */
   readonly id: string;
   /** A display name (presence shows it); default the id. */
-  readonly name?: string;
+  readonly name?: string | undefined;
   /**
    * When the user's credentials expire, in ms since the epoch: the stream is closed then with
    * `close` 3005 (`token_expired`) and the client reconnects with fresh ones. Default never.
    */
-  readonly expiresAt?: number;
+  readonly expiresAt?: number | undefined;
 }
 
 /** What a user asks to do on channels: receive their events, or publish to them. */
@@ -121,9 +121,10 @@ export function streamCursor(
 }
 
 /**
- * The headers the host set before the stream opened (CORS, security headers), as the stream
- * sends them: without `connection` (no HTTP/2 stream may carry it) and `set-cookie` (a stream
- * is no place to change a session).
+ * The headers the host set on its framework's reply before the stream opened (CORS, security
+ * headers), as single lines for the stream's first write: without `connection` (no HTTP/2
+ * stream may carry it) and `set-cookie` (which cannot be one line; set cookies on the login
+ * response, not on a stream).
  */
 export function hostHeaders(
   headers: Readonly<Record<string, number | string | readonly string[] | undefined>>,
@@ -173,7 +174,8 @@ export function openUserStream(open: OpenUserStream): Promise<SseStream> {
   // (the connection reports its close to the hub from then on): left in place, it would hold
   // the controller and its closure for the whole life of the stream.
   const abandoned = () => abort.abort();
-  response.once("close", abandoned);
+  if (responseClosed(response)) abort.abort();
+  else response.once("close", abandoned);
   return hub.open({
     userId: user.id,
     userName: user.name ?? user.id,
@@ -226,6 +228,10 @@ export async function openRequestedStream<U extends RealtimeUser, R, A>(
   const channels = parseStreamChannels(open.channels, open.maxChannels);
   const user = await open.authenticate(open.request);
   if (!user) throw appError(Errors.UNAUTHORIZED);
+  // A stream opened now would be closed at once (3005) and reopened with the same credentials.
+  if (user.expiresAt !== undefined && user.expiresAt <= open.hub.now()) {
+    throw appError(Errors.TOKEN_EXPIRED, "The credentials have expired; refresh them first");
+  }
   const authorization = await requireAccess(open.authorize, {
     user,
     channels,
@@ -262,9 +268,28 @@ async function admit(
       "Retry-After": String(1 + Math.floor(Math.random() * 10)),
     });
   }
-  // The response's close: when the stream ends, or when a refusal's response is done. `on`,
-  // not `once`: the lease is idempotent, and a `once` wrapper would live as long as the stream.
-  const raw = response as StreamResponse & { closed?: boolean };
-  if (raw.closed === true || raw.destroyed) lease();
-  else response.on("close", lease);
+  releaseOnClose(response, lease);
+}
+
+/**
+ * Whether `response` is closed already: its client went away (or it was answered) while the
+ * request was being checked, so its `close` event is past. HTTP/2's compatibility response
+ * has no `closed`/`destroyed` of its own: its stream says.
+ */
+export function responseClosed(response: StreamResponse): boolean {
+  if ("stream" in response && response.stream) {
+    return response.stream.destroyed || response.stream.closed;
+  }
+  const raw = response as ServerResponse;
+  return raw.closed || raw.destroyed;
+}
+
+/**
+ * Calls `release` (idempotent) when `response` closes — when the stream ends, or when a
+ * refusal's response is done — or at once when it is closed already. `on`, not `once`: a
+ * `once` wrapper would live as long as the stream.
+ */
+export function releaseOnClose(response: StreamResponse, release: () => void): void {
+  if (responseClosed(response)) release();
+  else response.on("close", release);
 }

@@ -10,7 +10,7 @@
  * margin left is refused with 401 `RT_ERR_TOKEN_EXPIRED`: the client refreshes first.
  */
 
-import { appError, Errors } from "@realtime/server";
+import { appError, Errors, releaseOnClose } from "@realtime/server";
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from "fastify";
 import type { Auth } from "../auth.ts";
 import type { PrometheusMetrics } from "../prometheus-metrics.ts";
@@ -62,12 +62,9 @@ export function registerStreamAdmission(app: FastifyInstance, deps: StreamAdmiss
           "Retry-After": String(1 + Math.floor(Math.random() * 10)),
         });
       }
-      // The response's close: when the stream ends, or when a refusal's response is done.
-      // `on`, not `once`: the lease is idempotent, and a `once` wrapper would be held for the
-      // whole life of the stream.
-      const raw = reply.raw as FastifyReply["raw"] & { closed?: boolean };
-      if (raw.closed === true || raw.destroyed) lease();
-      else raw.on("close", lease);
+      // Released when the response closes, or at once when its client is gone already (an
+      // HTTP/2 stream cancelled while the request was checked: its close event is past).
+      releaseOnClose(reply.raw, lease);
     });
   });
 }
