@@ -114,6 +114,8 @@ import { createRealtimeClient, withBearerToken } from "@realtime/client";
 import { RealtimeProvider, useEventChannel } from "@realtime/react";
 import { Hub, MemoryBroker } from "@realtime/server";
 import { createRedisPublisher, RedisBroker } from "@realtime/redis";
+import { realtime } from "@realtime/fastify";
+import Fastify from "fastify";
 
 const cursor = encodeCursor([["channel:general", { epoch: "e1", offset: 42 }]]);
 const decoded = decodeCursor(cursor);
@@ -141,6 +143,16 @@ await broker.close();
 for (const fn of [createRedisPublisher, RedisBroker]) {
   if (typeof fn !== "function") throw new Error("not a function: " + String(fn));
 }
+
+// The plugin mounted in a fresh Fastify app, on this Node.
+const app = Fastify();
+await app.register(realtime, { authenticate: () => null });
+const ready = await app.inject({ url: "/readyz" });
+const anonymous = await app.inject({ url: "/api/events?channel=channel:general" });
+if (ready.statusCode !== 200 || anonymous.json().code !== "RT_ERR_UNAUTHORIZED") {
+  throw new Error("plugin: " + ready.body + " " + anonymous.body);
+}
+await app.close();
 console.log(process.version);
 `;
 
@@ -152,11 +164,12 @@ const { createRealtimeClient } = require("@realtime/client");
 const { RealtimeProvider } = require("@realtime/react");
 const { Hub, MemoryBroker, encodeMessage } = require("@realtime/server");
 const { createRedisPublisher, RedisBroker, channelKeys } = require("@realtime/redis");
+const { realtime } = require("@realtime/fastify");
 
 if (!parseChannel("user:u_1").ok) throw new Error("parseChannel");
 if (encodeMessage({ data: "x" }) !== "data: x\\n\\n") throw new Error("encodeMessage");
 if (!channelKeys("p", "channel:a").history.startsWith("p:")) throw new Error("channelKeys");
-for (const fn of [createRealtimeClient, RealtimeProvider, Hub, MemoryBroker, createRedisPublisher, RedisBroker]) {
+for (const fn of [createRealtimeClient, RealtimeProvider, Hub, MemoryBroker, createRedisPublisher, RedisBroker, realtime]) {
   if (typeof fn !== "function") throw new Error("not a function: " + String(fn));
 }
 console.log(process.version);
