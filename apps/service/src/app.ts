@@ -27,7 +27,7 @@ import { GrantWatch } from "./auth/grant-watch.ts";
 import { type Auth, type AuthEvents, createAuth } from "./auth.ts";
 import { clientErrorHandler } from "./client-errors.ts";
 import type { Config } from "./config.ts";
-import { serializeRequest } from "./log-redaction.ts";
+import { loggerOptions } from "./logger-options.ts";
 import { createMetricsServer } from "./metrics-server.ts";
 import { PrometheusMetrics } from "./prometheus-metrics.ts";
 import { registerAuthRoutes } from "./routes/auth.ts";
@@ -361,24 +361,4 @@ function trustProxy(
   if (value === false) return false;
   if (typeof value === "number") return (_address, hop) => hop < value;
   return [...value];
-}
-
-function loggerOptions(config: Config): FastifyServerOptions["logger"] {
-  const redact = {
-    paths: ["req.headers.authorization", "req.headers.cookie", 'res.headers["set-cookie"]'],
-    censor: "[redacted]",
-  };
-  const serializers = { req: serializeRequest };
-  if (config.isProduction || !process.stdout.isTTY) {
-    return { level: config.logLevel, redact, serializers };
-  }
-  return {
-    level: config.logLevel,
-    redact,
-    serializers,
-    transport: {
-      target: "pino-pretty",
-      options: { translateTime: "HH:MM:ss.l", ignore: "pid,hostname" },
-    },
-  };
 }
