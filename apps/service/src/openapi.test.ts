@@ -1,7 +1,7 @@
 /**
- * The OpenAPI document at /docs/json: generated from the route schemas outside production,
- * every API route documented (tag, summary, responses), every `$ref` resolvable, the UI at
- * /docs; nothing of it in production.
+ * The OpenAPI document at /docs/json: generated from the route schemas, every API route
+ * documented (tag, summary, responses), every `$ref` resolvable, the UI at /docs; served in
+ * production only with `OPENAPI_DOCS=true`.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -10,10 +10,11 @@ import { loadConfig } from "./config.ts";
 
 const SECRET = "openapi-secret-openapi-secret-openapi-01";
 
-async function build(nodeEnv: "test" | "production") {
-  return buildApp(loadConfig({ NODE_ENV: nodeEnv, LOG_LEVEL: "silent", JWT_SECRET: SECRET }), {
-    logger: false,
-  });
+async function build(nodeEnv: "test" | "production", env: Record<string, string> = {}) {
+  return buildApp(
+    loadConfig({ NODE_ENV: nodeEnv, LOG_LEVEL: "silent", JWT_SECRET: SECRET, ...env }),
+    { logger: false },
+  );
 }
 
 interface Operation {
@@ -24,17 +25,19 @@ interface Operation {
   responses?: Record<string, unknown>;
 }
 
+interface Spec {
+  openapi: string;
+  paths: Record<string, Record<string, Operation>>;
+  components: { schemas: Record<string, unknown> };
+}
+
 describe("OpenAPI", () => {
   it("documents every API route, from the route schemas, with resolvable references", async () => {
     const service = await build("test");
     try {
       const response = await service.app.inject({ url: "/docs/json" });
       assert.equal(response.statusCode, 200);
-      const spec = JSON.parse(response.body) as {
-        openapi: string;
-        paths: Record<string, Record<string, Operation>>;
-        components: { schemas: Record<string, unknown> };
-      };
+      const spec = JSON.parse(response.body) as Spec;
       assert.match(spec.openapi, /^3\./);
 
       const operations = Object.entries(spec.paths).flatMap(([path, ops]) =>
@@ -99,14 +102,41 @@ describe("OpenAPI", () => {
     }
   });
 
-  it("is not served in production", async () => {
+  it("is not served in production without OPENAPI_DOCS", async () => {
     const service = await build("production");
     try {
-      const response = await service.app.inject({ url: "/docs/json" });
-      assert.doesNotMatch(response.body, /"openapi"/);
+      for (const url of ["/docs", "/docs/json", "/docs/yaml"]) {
+        const response = await service.app.inject({ url });
+        assert.equal(response.statusCode, 404, url);
+        assert.equal(response.json().code, "RT_ERR_NOT_FOUND", `${url}: the catalogue's 404`);
+      }
       assert.equal((service.app as unknown as { swagger?: unknown }).swagger, undefined);
     } finally {
       await service.shutdown(0);
+    }
+  });
+
+  it("is served in production with OPENAPI_DOCS=true, the same document as elsewhere", async () => {
+    const production = await build("production", { OPENAPI_DOCS: "true" });
+    const test = await build("test");
+    try {
+      const response = await production.app.inject({ url: "/docs/json" });
+      assert.equal(response.statusCode, 200);
+      const spec = response.json() as Spec;
+      assert.match(spec.openapi, /^3\./);
+      const elsewhere = (await test.app.inject({ url: "/docs/json" })).json() as Spec;
+      assert.deepEqual(Object.keys(spec.paths), Object.keys(elsewhere.paths));
+
+      const ui = await production.app.inject({ url: "/docs" });
+      assert.equal(ui.statusCode, 200);
+      assert.match(String(ui.headers["content-type"]), /text\/html/);
+      // Under the app's CSP, loosened for inline styles on the UI's own pages only.
+      assert.match(String(ui.headers["content-security-policy"]), /style-src [^;]*'unsafe-inline'/);
+      const app = await production.app.inject({ url: "/healthz" });
+      assert.doesNotMatch(String(app.headers["content-security-policy"]), /'unsafe-inline'/);
+    } finally {
+      await production.shutdown(0);
+      await test.shutdown(0);
     }
   });
 });
