@@ -1,6 +1,6 @@
 /**
  * What a route says about itself in the OpenAPI document (`config: { docs }` on the route,
- * read by `openapi.ts` outside production): its tag, summary, responses and whether it needs a
+ * read by `openapi.ts` when `OPENAPI_DOCS` is on): its tag, summary, responses and whether it needs a
  * token. Kept out of the route's runtime `schema`: a `response` schema there would make
  * Fastify re-serialize (and strip) every answer. Also the schemas several routes' docs share.
  */
@@ -43,6 +43,7 @@ export const ERROR: Schema = {
 
 export const USER: Schema = {
   type: "object",
+  required: ["id", "name"],
   properties: { id: { type: "string", example: "u_4ZkP0q1xYb2m" }, name: { type: "string" } },
 };
 

@@ -181,9 +181,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.addHook("onRequest", async () => {
     if (closing) throw appError(Errors.SHUTTING_DOWN, undefined, { "Retry-After": "1" });
   });
-  // OpenAPI generated from the route schemas, served at /docs, outside production only. First,
-  // so it sees every route registered after it.
-  if (!config.isProduction) {
+  // OpenAPI generated from the route schemas, served at /docs: outside production, and in
+  // production with OPENAPI_DOCS=true. First, so it sees every route registered after it.
+  if (config.http.openapiDocs) {
     const { registerOpenApi } = await import("./openapi.ts");
     await registerOpenApi(app, { cookieName: config.auth.cookieName });
   }

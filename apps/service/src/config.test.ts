@@ -41,6 +41,7 @@ describe("loadConfig defaults", () => {
       headersTimeoutMs: 10000,
       requestTimeoutMs: 30000,
       trustProxy: false,
+      openapiDocs: true,
     });
   });
 
@@ -251,6 +252,16 @@ describe("loadConfig reads variables", () => {
       { host: "b", port: 7001 },
       { host: "::1", port: 7002 },
     ]);
+  });
+
+  test("OPENAPI_DOCS: on outside production, off in production unless turned on", () => {
+    assert.equal(loadConfig({ NODE_ENV: "test" }).http.openapiDocs, true);
+    assert.equal(loadConfig({ OPENAPI_DOCS: "false" }).http.openapiDocs, false);
+    const production = { NODE_ENV: "production", JWT_SECRET: SECRET };
+    assert.equal(loadConfig(production).http.openapiDocs, false);
+    assert.equal(loadConfig({ ...production, OPENAPI_DOCS: "true" }).http.openapiDocs, true);
+    assert.equal(loadConfig({ ...production, OPENAPI_DOCS: "1" }).http.openapiDocs, true);
+    assertRejects({ ...production, OPENAPI_DOCS: "yes" }, 'OPENAPI_DOCS must be "true" or "false"');
   });
 
   test("AUTH_DEV_LOGIN accepts 1/0 as well", () => {

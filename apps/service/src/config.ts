@@ -98,7 +98,7 @@ export function loadConfig(env: Env = process.env): Config {
   const isProduction = nodeEnv === "production";
   const logLevel = r.oneOf("LOG_LEVEL", LOG_LEVELS, "info");
   // In this order, so the problems are listed in it.
-  const http = readHttp(r);
+  const http = readHttp(r, { isProduction });
   const auth = readAuth(r, { isProduction, tls: http.tls !== null });
   const access = readAccess(r);
   const redis = readRedis(r);

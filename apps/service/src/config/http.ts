@@ -55,9 +55,16 @@ export interface HttpConfig {
    * (default: the socket's peer is the client), a hop count, or proxy addresses/CIDRs.
    */
   readonly trustProxy: false | number | readonly string[];
+  /**
+   * Serve the API reference: the OpenAPI document at `/docs/json` (and `/docs/yaml`) and the
+   * Swagger UI at `/docs` (`OPENAPI_DOCS`). Default on outside production, off in production,
+   * where `OPENAPI_DOCS=true` turns it on (then `/docs` answers on the public port: deny it at
+   * the proxy if the API is not meant to be browsed there).
+   */
+  readonly openapiDocs: boolean;
 }
 
-export function readHttp(r: EnvReader): HttpConfig {
+export function readHttp(r: EnvReader, options: { isProduction: boolean }): HttpConfig {
   const tls = readTls(r);
   const http2 = r.raw("HTTP2");
   const h2c = http2 === "h2c";
@@ -87,6 +94,7 @@ export function readHttp(r: EnvReader): HttpConfig {
     headersTimeoutMs: r.int("HEADERS_TIMEOUT_MS", 10000, 100),
     requestTimeoutMs: r.int("REQUEST_TIMEOUT_MS", 30000, 100),
     trustProxy: readTrustProxy(r),
+    openapiDocs: r.bool("OPENAPI_DOCS", !options.isProduction),
   };
   if (http.headersTimeoutMs > http.requestTimeoutMs) {
     // Node refuses a headers timeout above the request timeout.

@@ -48,7 +48,8 @@ const DOCS = {
     responses: {
       200: json("The token and the user", {
         type: "object",
-        properties: { token: { type: "string" }, user: USER },
+        required: ["token", "user"],
+        properties: { token: { type: "string", description: "A user JWT" }, user: USER },
       }),
       400: "Invalid name",
       403: "Dev login is disabled",
@@ -64,7 +65,7 @@ const DOCS = {
     tag: "auth",
     summary: "Who the token names",
     responses: {
-      200: json("The user", { type: "object", properties: { user: USER } }),
+      200: json("The user", { type: "object", required: ["user"], properties: { user: USER } }),
       401: "No valid token",
       403: "A service token (it has no user)",
     },

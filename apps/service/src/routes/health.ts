@@ -9,7 +9,11 @@ const DOCS = {
     summary: "Liveness: 200 while the process runs",
     auth: false,
     responses: {
-      200: json("Alive", { type: "object", properties: { status: { type: "string" } } }),
+      200: json("Alive", {
+        type: "object",
+        required: ["status"],
+        properties: { status: { type: "string", enum: ["ok"] } },
+      }),
     },
   },
   metrics: {

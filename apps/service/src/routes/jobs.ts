@@ -56,6 +56,16 @@ type Schema = Record<string, unknown>;
 
 const JOB: Schema = {
   type: "object",
+  required: [
+    "jobId",
+    "status",
+    "progress",
+    "attempt",
+    "prompt",
+    "aspectRatio",
+    "createdAt",
+    "updatedAt",
+  ],
   properties: {
     jobId: { type: "string" },
     status: { type: "string", enum: ["queued", "running", "completed", "failed", "cancelled"] },
@@ -67,6 +77,7 @@ const JOB: Schema = {
     updatedAt: { type: "string", format: "date-time" },
     result: {
       type: "object",
+      required: ["url", "width", "height", "frames", "bytes"],
       properties: {
         url: { type: "string" },
         width: { type: "integer" },
@@ -95,7 +106,11 @@ const DOCS = {
     description:
       "Progress and the outcome follow as events on the user's channel `user:<id>` (see docs/channels.md).",
     responses: {
-      202: json("The job", { type: "object", properties: { jobId: { type: "string" } } }),
+      202: json("The job", {
+        type: "object",
+        required: ["jobId"],
+        properties: { jobId: { type: "string" } },
+      }),
       400: "Invalid prompt or aspect ratio",
       401: "No valid token",
       429: "Too many jobs queued or running (`Retry-After`)",

@@ -75,13 +75,21 @@ describe("page routes", () => {
   });
 
   it("answers app paths with index.html, and keeps JSON 404s for the API and missing files", async () => {
-    for (const url of ["/r/general", "/r/design-review?x=1", "/anything/else"]) {
+    for (const url of ["/r/general", "/r/design-review?x=1", "/anything/else", "/docsy"]) {
       const res = await app.inject({ url });
       assert.equal(res.statusCode, 200, url);
       assert.equal(res.body, INDEX, url);
     }
     assert.equal((await app.inject({ method: "HEAD", url: "/r/general" })).statusCode, 200);
-    for (const url of ["/api/nope", "/api", "/assets/app-Old1.js", "/robots.txt"]) {
+    // /docs is the API reference's even where it is not served (OPENAPI_DOCS off).
+    for (const url of [
+      "/api/nope",
+      "/api",
+      "/docs",
+      "/docs/json",
+      "/assets/app-Old1.js",
+      "/robots.txt",
+    ]) {
       const res = await app.inject({ url });
       assert.equal(res.statusCode, 404, url);
       assert.equal(res.json().code, "RT_ERR_NOT_FOUND", url);

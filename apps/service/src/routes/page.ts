@@ -81,6 +81,9 @@ export interface PageOptions {
   readonly root?: string;
 }
 
+/** Paths that are never pages of the app: the API's, and the API reference's. */
+const RESERVED = ["/api", "/docs"];
+
 export function registerPageRoutes(app: FastifyInstance, options: PageOptions = {}): void {
   const files = loadFiles(options.root ?? WEB_DIST_DIR);
   const index = files.get("/index.html");
@@ -100,12 +103,13 @@ export function registerPageRoutes(app: FastifyInstance, options: PageOptions = 
     app.get(path, (request, reply) => sendFile(request, reply, file));
   }
 
-  // SPA fallback: a GET that matched no route, outside /api/, and not a file name, is a page
-  // of the app (`/r/general`). Everything else keeps the JSON 404.
+  // SPA fallback: a GET that matched no route, outside /api/ and /docs (the API reference's,
+  // when OPENAPI_DOCS leaves it off), and not a file name, is a page of the app
+  // (`/r/general`). Everything else keeps the JSON 404.
   app.addHook("onRequest", async (request, reply) => {
     if (!request.is404 || (request.method !== "GET" && request.method !== "HEAD")) return;
     const path = pathOf(request);
-    if (path === "/api" || path.startsWith("/api/")) return;
+    if (RESERVED.some((prefix) => path === prefix || path.startsWith(`${prefix}/`))) return;
     if (path.slice(path.lastIndexOf("/") + 1).includes(".")) return;
     return sendIndex(request, reply);
   });

@@ -54,19 +54,30 @@ const docs: RouteDoc = {
   responses: {
     200: json("The snapshot", {
       type: "object",
+      required: ["channel", "users", "total", "truncated", "version", "cursor"],
       properties: {
         channel: { type: "string" },
         users: {
           type: "array",
+          description:
+            "Sorted by user id; at most `PRESENCE_SNAPSHOT_MAX_USERS`, the reader always among them",
           items: {
             type: "object",
+            required: ["userId", "userName", "connections"],
             properties: {
               userId: { type: "string" },
               userName: { type: "string" },
-              connections: { type: "integer" },
+              connections: {
+                type: "integer",
+                minimum: 0,
+                description: "Open streams in the room over every pod; 0 in the grace period",
+              },
             },
           },
         },
+        total: { type: "integer", minimum: 0, description: "Users online, listed or not" },
+        truncated: { type: "boolean", description: "`users` leaves some out" },
+        version: { type: "integer", minimum: 0 },
         cursor: { type: "string" },
       },
     }),

@@ -72,6 +72,7 @@ const DOCS = {
         "The event's position in its channel (a replay: the first publish's, with `Idempotent-Replayed: true`)",
         {
           type: "object",
+          required: ["channel", "offset"],
           properties: { channel: { type: "string" }, offset: { type: "integer", minimum: 1 } },
         },
       ),
@@ -96,6 +97,7 @@ const DOCS = {
             type: "array",
             items: {
               type: "object",
+              required: ["id", "event"],
               properties: {
                 id: {
                   type: "string",
@@ -125,7 +127,11 @@ const DOCS = {
     responses: {
       200: json("Ready", {
         type: "object",
-        properties: { status: { type: "string" }, connections: { type: "integer" } },
+        required: ["status", "connections"],
+        properties: {
+          status: { type: "string", enum: ["ready"] },
+          connections: { type: "integer", minimum: 0, description: "Streams open on this pod" },
+        },
       }),
       503: "Draining or the broker is not live",
     },
