@@ -25,6 +25,7 @@ import Fastify, {
 import { ChannelAccess } from "./auth/access.ts";
 import { GrantWatch } from "./auth/grant-watch.ts";
 import { type Auth, type AuthEvents, createAuth } from "./auth.ts";
+import { redisBrokerOptions } from "./broker-options.ts";
 import { clientErrorHandler } from "./client-errors.ts";
 import type { Config } from "./config.ts";
 import { loggerOptions } from "./logger-options.ts";
@@ -301,14 +302,7 @@ async function createBroker(config: Config, log: FastifyBaseLogger): Promise<Bro
   const { RedisBroker } = await import("@realtime/redis");
   const brokerLog = log.child({ component: "redis-broker" });
   return new RedisBroker({
-    url: config.redis.url ?? undefined,
-    clusterNodes: config.redis.mode === "cluster" ? [...config.redis.clusterNodes] : undefined,
-    prefix: config.redis.prefix,
-    metaTtlSeconds: Math.ceil(config.channels.idleTtlMs / 1000),
-    historySize: config.channels.historyMaxLength,
-    historyTtlSeconds: config.channels.historyTtlSeconds,
-    waitReplicas: config.redis.waitReplicas,
-    waitTimeoutMs: config.redis.waitTimeoutMs,
+    ...redisBrokerOptions(config),
     logger: {
       info: (message) => brokerLog.info(message),
       warn: (message) => brokerLog.warn(message),

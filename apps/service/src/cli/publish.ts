@@ -8,9 +8,11 @@
  * service token (`--token`, `REALTIME_TOKEN`, or one minted from `JWT_SECRET`). `--via` forces
  * either path.
  */
+
 import { parseArgs } from "node:util";
 import { type ChannelName, parseChannel } from "@realtime/protocol";
 import type { EventInput } from "@realtime/server";
+import { redisBrokerOptions } from "../broker-options.ts";
 import type { Config } from "../config.ts";
 import { CliError, type Command, EX_USAGE, serviceConfig } from "./command.ts";
 import { call, serviceUrl } from "./http.ts";
@@ -97,17 +99,8 @@ async function viaRedis(
     throw new CliError("--via redis needs REDIS_URL or REDIS_CLUSTER_NODES", EX_USAGE);
   }
   const { createRedisPublisher } = await import("@realtime/redis");
-  // The pods' settings (app.ts), so the channel's keys live exactly as long as theirs.
-  const publisher = createRedisPublisher({
-    url: config.redis.url ?? undefined,
-    clusterNodes: config.redis.mode === "cluster" ? [...config.redis.clusterNodes] : undefined,
-    prefix: config.redis.prefix,
-    metaTtlSeconds: Math.ceil(config.channels.idleTtlMs / 1000),
-    historySize: config.channels.historyMaxLength,
-    historyTtlSeconds: config.channels.historyTtlSeconds,
-    waitReplicas: config.redis.waitReplicas,
-    waitTimeoutMs: config.redis.waitTimeoutMs,
-  });
+  // The pods' settings, so the channel's keys live exactly as long as theirs.
+  const publisher = createRedisPublisher(redisBrokerOptions(config));
   try {
     const position = await publisher.publish(
       channel,
