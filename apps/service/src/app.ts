@@ -220,23 +220,25 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     // stops sending new streams here first.
     liveHub.stopAccepting();
     stopping ??= (async () => {
+      // Each step past its budget says so (at warn): a pod that takes long to stop names why.
+      const step = shutdownStep(app.log);
       // First, so unfinished embedded jobs announce their end while streams are still open.
-      await jobs.close();
+      await step("jobs", () => jobs.close());
       // Stopped before the drain closes anything (stop() stops recording closes at once): this
       // pod's users are handed over — reaped one grace period later, by another pod — instead
       // of leaving one by one. Not awaited first, so readiness turns false without delay.
       const handover = livePresence.stop();
-      await liveHub.drain(drainMs);
-      await handover;
-      await liveHub.close();
+      await step("drain", () => liveHub.drain(drainMs), drainMs + SLOW_STEP_MS);
+      await step("presence handover", () => handover);
+      await step("hub", () => liveHub.close());
       grantWatch?.close();
       closing = true;
-      await app.close();
+      await step("http server", () => app.close());
       // Last of the listeners: the drain stays visible to the scraper until the end.
-      await metricsApp?.close();
-      await security.close();
-      await presenceStore.close();
-      await broker.close();
+      await step("metrics server", async () => metricsApp?.close());
+      await step("limits", () => security.close());
+      await step("presence store", () => presenceStore.close());
+      await step("broker", () => broker.close());
     })();
     return stopping;
   };
@@ -253,6 +255,19 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     access,
     grantWatch,
     shutdown,
+  };
+}
+
+/** A shutdown step longer than this (beyond the drain's own window) is logged. */
+const SLOW_STEP_MS = 1000;
+
+/** Runs shutdown steps, logging at warn each one that takes longer than its budget. */
+function shutdownStep(log: FastifyBaseLogger) {
+  return async (name: string, run: () => Promise<unknown>, budgetMs = SLOW_STEP_MS) => {
+    const started = performance.now();
+    await run();
+    const tookMs = Math.round(performance.now() - started);
+    if (tookMs > budgetMs) log.warn({ step: name, tookMs }, `shutdown: ${name} took ${tookMs} ms`);
   };
 }
 

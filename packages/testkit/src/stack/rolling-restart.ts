@@ -93,6 +93,8 @@ export async function rollingRestart(
     log(
       `${name}: drained and exited (${killed ? "SIGKILL after the drain budget" : `code ${code}`}) ${drainMs.toFixed(0)} ms after SIGTERM`,
     );
+    // What it said while it did not stop: its slow shutdown steps are logged at warn.
+    if (killed) log(`${name} output before the SIGKILL:\n${pod.output().slice(-4000)}`);
     await pod.restart();
     const startMs = performance.now() - exitedAt;
     log(`${name}: started again (pid ${pod.pid}), /readyz 200 after ${startMs.toFixed(0)} ms`);
