@@ -31,6 +31,7 @@ import type { Config } from "./config.ts";
 import { loggerOptions } from "./logger-options.ts";
 import { createMetricsServer } from "./metrics-server.ts";
 import { PrometheusMetrics } from "./prometheus-metrics.ts";
+import { registerRequestIdEcho, requestIdOf } from "./request-id.ts";
 import { registerAuthRoutes } from "./routes/auth.ts";
 import { registerChatRoutes } from "./routes/chat.ts";
 import {
@@ -96,6 +97,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     requestTimeout: config.http.requestTimeoutMs,
     trustProxy: trustProxy(config.http.trustProxy),
     ajv: AJV_OPTIONS,
+    // X-Request-Id: kept when it is a plain token, else a new UUID; the log's reqId, echoed.
+    genReqId: requestIdOf,
     // The router's refusals (undecodable URL, over-long path parameter) as catalogue JSON.
     frameworkErrors,
     // And Node's HTTP/1.1 parser's (431, 408, 413, 400), before any route runs.
@@ -177,6 +180,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   let closing = false;
   registerErrorHandling(app);
+  registerRequestIdEcho(app);
   // First of the onRequest hooks: every refusal of the ones after it carries the headers.
   registerSecurityHeaders(app, config);
   app.addHook("onRequest", async () => {
