@@ -7,8 +7,8 @@
  * could not be replayed) loads it afresh.
  */
 import { type ChannelName, parseChannel, printable, type RealtimeEvent } from "@realtime/protocol";
+import type { RealtimeClient, Subscription } from "./client-api.ts";
 import type { HistoryEvent, HistoryPage } from "./history-page.ts";
-import type { RealtimeClient, Subscription } from "./realtime-client.ts";
 
 export interface ChannelHistoryOptions {
   /** Events per page, 1–100. Default 50. */

@@ -8,6 +8,15 @@ export type {
 export { createChannelHistory } from "./channel-history.ts";
 export type { ChannelHandlers } from "./channel-registry.ts";
 export type {
+  EventMap,
+  EventOf,
+  HistoryHandlers,
+  RealtimeClient,
+  RealtimeClientOptions,
+  SubscribeOptions,
+  Subscription,
+} from "./client-api.ts";
+export type {
   ConnectionSnapshot,
   ConnectionState,
   StateChange,
@@ -27,15 +36,6 @@ export { globalEventSource, withBearerToken } from "./event-source.ts";
 export type { HistoryEvent, HistoryOptions, HistoryPage } from "./history-page.ts";
 export { MAX_HISTORY_LIMIT } from "./history-page.ts";
 export type { PresenceEvent, PresenceUser } from "./presence-state.ts";
-export type {
-  EventMap,
-  EventOf,
-  HistoryHandlers,
-  RealtimeClient,
-  RealtimeClientOptions,
-  SubscribeOptions,
-  Subscription,
-} from "./realtime-client.ts";
 export { createRealtimeClient } from "./realtime-client.ts";
 export { RealtimeHttpError } from "./realtime-http-error.ts";
 export type {

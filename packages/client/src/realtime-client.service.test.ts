@@ -11,9 +11,10 @@ import { MemoryBroker, MemoryBus } from "@realtime/server";
 import type { Service } from "@realtime/service";
 import { startService } from "@realtime/testkit/service";
 import { EventSource } from "eventsource";
+import type { RealtimeClient } from "./client-api.ts";
 import type { StateChange } from "./connection-state.ts";
 import { withBearerToken } from "./event-source.ts";
-import { createRealtimeClient, type RealtimeClient } from "./realtime-client.ts";
+import { createRealtimeClient } from "./realtime-client.ts";
 import { ManualTimers } from "./testing/manual-timers.ts";
 import { untilClient } from "./testing/until-client.ts";
 

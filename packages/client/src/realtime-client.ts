@@ -22,16 +22,6 @@ import { type HistoryOptions, type HistoryPage, readHistoryPage } from "./histor
 import { StreamConnection } from "./stream-connection.ts";
 import { realTimers, type Timers } from "./timers.ts";
 
-export type {
-  EventMap,
-  EventOf,
-  HistoryHandlers,
-  RealtimeClient,
-  RealtimeClientOptions,
-  SubscribeOptions,
-  Subscription,
-} from "./client-api.ts";
-
 /**
  * Longest a stream (re-)open waits for history reads in flight: channels subscribed together
  * with rooms that start from history open with them, as one stream, unless a read is slower.

@@ -19,6 +19,7 @@
  * they decided) are dropped by their `version`.
  */
 import { type ChannelName, parseChannel, printable } from "@realtime/protocol";
+import type { RealtimeClient, Subscription } from "./client-api.ts";
 import {
   applyPresenceEvent,
   isPresenceEvent,
@@ -30,7 +31,6 @@ import {
   presenceSnapshotHidden,
   presenceSnapshotVersion,
 } from "./presence-state.ts";
-import type { RealtimeClient, Subscription } from "./realtime-client.ts";
 
 /**
  * - `loading`: the snapshot is on its way (live events are held until it arrives).

@@ -25,6 +25,7 @@ import type { EventSourceFactory, EventSourceLike, TokenGetter } from "./event-s
 import { decide, describeFailure, type StreamFailure } from "./reconnect-policy.ts";
 import { probeRefusal } from "./refusal-probe.ts";
 import { listenToStream } from "./stream-events.ts";
+import { sameChannels, streamQuery } from "./stream-query.ts";
 import type { Timers } from "./timers.ts";
 
 type Details = Omit<StateChange, "from" | "to" | "reason">;
@@ -133,7 +134,7 @@ export class StreamConnection {
       this.#transition("closed", "unsubscribed");
       return;
     }
-    const changed = !sameSet(wanted, this.#channels);
+    const changed = !sameChannels(wanted, this.#channels);
     // A start for a channel the stream carries already: only a re-open can move it back there.
     const handoff = this.#channels.some((channel) => this.#starts.has(channel));
     this.#channels = wanted;
@@ -196,10 +197,13 @@ export class StreamConnection {
       if (generation !== this.#generation) return;
     }
     this.#applyStarts();
-    const source = factory(`${eventsUrl}${eventsPath}?${this.#query()}`, {
-      withCredentials,
-      token,
-    });
+    const source = factory(
+      `${eventsUrl}${eventsPath}?${streamQuery(this.#channels, this.#cursor)}`,
+      {
+        withCredentials,
+        token,
+      },
+    );
     this.#source = source;
     listenToStream(source, {
       isLive: () => source === this.#source,
@@ -245,7 +249,7 @@ export class StreamConnection {
   /** Browsers do not say why an EventSource was refused: ask once more with fetch. */
   async #probe(): Promise<void> {
     const generation = this.#generation;
-    const path = `${this.#options.eventsPath}?${this.#query()}`;
+    const path = `${this.#options.eventsPath}?${streamQuery(this.#channels, this.#cursor)}`;
     const failure = await probeRefusal(this.#options.request, path);
     if (generation === this.#generation) this.#fail(failure);
   }
@@ -386,18 +390,6 @@ export class StreamConnection {
     // The server never sends an empty id; "" only means "nothing new" (a fresh EventSource).
     if (typeof id === "string" && id !== "") this.#cursor = id;
   }
-
-  #query(): string {
-    const query = new URLSearchParams();
-    for (const channel of this.#channels) query.append("channel", channel);
-    if (this.#cursor) query.set("lastEventId", this.#cursor);
-    return query.toString();
-  }
-}
-
-/** Channel sets are small (the server allows 16 per stream): a linear scan is fine. */
-function sameSet(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((item) => b.includes(item));
 }
 
 function describe(error: unknown): string {

@@ -10,9 +10,10 @@ import { after, before, describe, it } from "node:test";
 import { type ChannelName, encodeCursor, type RealtimeEvent } from "@realtime/protocol";
 import { type RunningService, startService } from "@realtime/testkit/service";
 import { EventSource } from "eventsource";
+import type { RealtimeClient } from "./client-api.ts";
 import { withBearerToken } from "./event-source.ts";
 import type { HistoryPage } from "./history-page.ts";
-import { createRealtimeClient, type RealtimeClient } from "./realtime-client.ts";
+import { createRealtimeClient } from "./realtime-client.ts";
 import { untilClient } from "./testing/until-client.ts";
 
 const WAIT_MS = 10_000;

@@ -2,8 +2,10 @@
  * What the client tests share: a client wired to a fake EventSource, manual timers, a fixed
  * jitter (0.5, so delays are half the backoff window) and a switchable network.
  */
+
+import type { RealtimeClientOptions } from "../client-api.ts";
 import type { StateChange } from "../connection-state.ts";
-import { createRealtimeClient, type RealtimeClientOptions } from "../realtime-client.ts";
+import { createRealtimeClient } from "../realtime-client.ts";
 import { FakeConnectivity } from "./fake-connectivity.ts";
 import { type FakeEventSourceOptions, FakeEventSources } from "./fake-event-source.ts";
 import { ManualTimers } from "./manual-timers.ts";

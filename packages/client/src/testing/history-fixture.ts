@@ -3,7 +3,7 @@
  * gives them, and a scripted `fetch` that answers from a queue (or when the test releases it).
  */
 import { decodeCursor, encodeCursor, lookupCursor } from "@realtime/protocol";
-import type { RealtimeClientOptions } from "../realtime-client.ts";
+import type { RealtimeClientOptions } from "../client-api.ts";
 import { chat, settle } from "./client-fixture.ts";
 
 export const ROOM = "channel:room";
