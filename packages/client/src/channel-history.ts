@@ -9,6 +9,7 @@
 import { type ChannelName, parseChannel, printable, type RealtimeEvent } from "@realtime/protocol";
 import type { RealtimeClient, Subscription } from "./client-api.ts";
 import type { HistoryEvent, HistoryPage } from "./history-page.ts";
+import { StoreListeners } from "./store-listeners.ts";
 
 export interface ChannelHistoryOptions {
   /** Events per page, 1–100. Default 50. */
@@ -77,7 +78,10 @@ class ChannelHistory<E extends RealtimeEvent> implements ChannelHistoryStore<E> 
   readonly #types: ReadonlySet<string> | null;
   readonly #maxPages: number;
   readonly #maxEvents: number;
-  readonly #listeners = new Set<() => void>();
+  readonly #listeners = new StoreListeners(
+    () => this.#start(),
+    () => this.#stop(),
+  );
   #snapshot: ChannelHistorySnapshot<E>;
   /** `before` for the next older page; null when there is none. */
   #previous: string | null = null;
@@ -97,15 +101,7 @@ class ChannelHistory<E extends RealtimeEvent> implements ChannelHistoryStore<E> 
 
   getSnapshot = (): ChannelHistorySnapshot<E> => this.#snapshot;
 
-  subscribe = (listener: () => void): (() => void) => {
-    const wrapper = () => listener();
-    this.#listeners.add(wrapper);
-    if (this.#listeners.size === 1) this.#start();
-    return () => {
-      if (!this.#listeners.delete(wrapper) || this.#listeners.size > 0) return;
-      this.#stop();
-    };
-  };
+  subscribe = (listener: () => void): (() => void) => this.#listeners.add(listener);
 
   loadOlder = async (): Promise<void> => {
     const run = this.#run;
@@ -223,6 +219,6 @@ class ChannelHistory<E extends RealtimeEvent> implements ChannelHistoryStore<E> 
     );
     if (same && !force) return;
     this.#snapshot = next;
-    for (const listener of [...this.#listeners]) listener();
+    this.#listeners.notify();
   }
 }

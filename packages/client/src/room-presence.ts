@@ -31,6 +31,7 @@ import {
   presenceSnapshotHidden,
   presenceSnapshotVersion,
 } from "./presence-state.ts";
+import { StoreListeners } from "./store-listeners.ts";
 
 /**
  * - `loading`: the snapshot is on its way (live events are held until it arrives).
@@ -84,7 +85,10 @@ class Presence implements PresenceStore {
   readonly #client: RealtimeClient;
   readonly #channel: ChannelName;
   readonly #path: (channel: ChannelName) => string;
-  readonly #listeners = new Set<() => void>();
+  readonly #listeners = new StoreListeners(
+    () => this.#start(),
+    () => this.#stop(),
+  );
   #users: PresenceUsers = new Map();
   /** Online users the snapshot left out and no event has shown leaving. */
   #hidden = 0;
@@ -107,15 +111,7 @@ class Presence implements PresenceStore {
 
   getSnapshot = (): PresenceSnapshot => this.#snapshot;
 
-  subscribe = (listener: () => void): (() => void) => {
-    const wrapper = () => listener();
-    this.#listeners.add(wrapper);
-    if (this.#listeners.size === 1) this.#start();
-    return () => {
-      if (!this.#listeners.delete(wrapper) || this.#listeners.size > 0) return;
-      this.#stop();
-    };
-  };
+  subscribe = (listener: () => void): (() => void) => this.#listeners.add(listener);
 
   #start(): void {
     this.#subscription = this.#client.subscribe(this.#channel, {
@@ -220,6 +216,6 @@ class Presence implements PresenceStore {
       hidden,
       ...(error !== undefined && { error }),
     };
-    for (const listener of [...this.#listeners]) listener();
+    this.#listeners.notify();
   }
 }
