@@ -108,4 +108,24 @@ describe("PrometheusMetrics", () => {
     assert.match(textB, /^realtime_nodejs_eventloop_lag_seconds /m);
     assert.match(a.contentType, /^text\/plain/);
   });
+
+  test("delivery latency is a histogram in seconds; clock skew counts as zero, nonsense not at all", async () => {
+    const metrics = new PrometheusMetrics({
+      gauges: { connections: () => 0, channels: () => 0 },
+      defaultMetrics: false,
+    });
+    metrics.deliveryLatency(0.003);
+    metrics.deliveryLatency(0.2);
+    metrics.deliveryLatency(-0.002);
+    metrics.deliveryLatency(Number.NaN);
+    const text = await metrics.render();
+    assert.equal(sample(text, "realtime_delivery_latency_seconds_count"), 3);
+    assert.equal(sample(text, 'realtime_delivery_latency_seconds_bucket{le="0.001"}'), 1);
+    assert.equal(sample(text, 'realtime_delivery_latency_seconds_bucket{le="0.005"}'), 2);
+    assert.equal(sample(text, 'realtime_delivery_latency_seconds_bucket{le="+Inf"}'), 3);
+    assert.ok(
+      Math.abs((sample(text, "realtime_delivery_latency_seconds_sum") ?? Number.NaN) - 0.203) <
+        1e-9,
+    );
+  });
 });

@@ -6,7 +6,7 @@
  * errors or counts leaking between them.
  */
 import type { Metrics, PresenceMetrics, PresenceStatus } from "@realtime/server";
-import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { AccessMetrics, AuthzResult } from "./auth/authz.ts";
 
 export interface PrometheusMetricsOptions {
@@ -45,6 +45,9 @@ export const MAX_REASONS = 32;
 /** Label value used once {@link MAX_REASONS} distinct reasons have been seen. */
 export const OTHER_REASON = "other";
 
+/** Delivery latency buckets, seconds: loopback deliveries take about a millisecond, a stall seconds. */
+const DELIVERY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
 /** Reasons become label values: keep them short and plain. */
 const REASON_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 
@@ -61,6 +64,7 @@ export class PrometheusMetrics implements Metrics, PresenceMetrics, AccessMetric
   readonly #authz: Counter<"result">;
   readonly #revoked: Counter;
   readonly #jwksFetchFailures: Counter;
+  readonly #deliveryLatency: Histogram;
   readonly #refusedReasons = new Set<string>();
   readonly #disconnectReasons = new Set<string>();
 
@@ -197,6 +201,13 @@ export class PrometheusMetrics implements Metrics, PresenceMetrics, AccessMetric
       registers,
     });
 
+    this.#deliveryLatency = new Histogram({
+      name: "realtime_delivery_latency_seconds",
+      help: "From the broker accepting an event to this pod writing it to its streams, in seconds (one observation per event per pod; across pods it includes their clock skew).",
+      buckets: DELIVERY_BUCKETS,
+      registers,
+    });
+
     if (options.defaultMetrics ?? true) {
       collectDefaultMetrics({ register: this.#registry, prefix: "realtime_" });
     }
@@ -257,6 +268,11 @@ export class PrometheusMetrics implements Metrics, PresenceMetrics, AccessMetric
 
   grantRevoked(): void {
     this.#revoked.inc();
+  }
+
+  deliveryLatency(seconds: number): void {
+    // Clocks of two pods may disagree by a little: a negative figure is skew, not time travel.
+    if (Number.isFinite(seconds)) this.#deliveryLatency.observe(Math.max(0, seconds));
   }
 
   /** A fetch of the JWKS (`JWT_JWKS_URL`) failed. */

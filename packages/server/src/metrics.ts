@@ -21,6 +21,12 @@ export interface Metrics {
   connectionClosed(reason: string): void;
   /** The broker was found below what this pod delivered and the channel got a new epoch. */
   brokerWentBack?(): void;
+  /**
+   * An event was written to this pod's streams `seconds` after the broker accepted it (the
+   * publishing pod's clock at publish, so across pods the figure includes their clock skew).
+   * Called once per event per pod, not per stream.
+   */
+  deliveryLatency?(seconds: number): void;
 }
 
 /** Metrics that count nothing: the default, and what tests use when they don't care. */
