@@ -31,7 +31,7 @@ import type { Config } from "./config.ts";
 import { loggerOptions } from "./logger-options.ts";
 import { createMetricsServer } from "./metrics-server.ts";
 import { PrometheusMetrics } from "./prometheus-metrics.ts";
-import { registerRequestIdEcho, requestIdOf } from "./request-id.ts";
+import { deliveryLog, registerRequestIdEcho, requestIdOf } from "./request-id.ts";
 import { registerAuthRoutes } from "./routes/auth.ts";
 import { registerChatRoutes } from "./routes/chat.ts";
 import {
@@ -147,6 +147,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     positionCheckIntervalMs: Math.min(15_000, Math.floor(config.channels.idleTtlMs / 4)),
     maxConcurrentReplays: config.limits.maxReplays,
     maxReplaysPerUser: config.limits.maxReplaysPerUser,
+    onDelivered: deliveryLog(app.log),
   });
   const presenceStore = options.presenceStore ?? (await createPresenceStore(config, app.log));
   const presenceLog = app.log.child({ component: "presence" });

@@ -7,6 +7,7 @@ import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, test } from "node:test";
 import {
+  type Delivery,
   MemoryBroker,
   MemoryConnectionLedger,
   type RealtimeUser,
@@ -29,7 +30,10 @@ function userOf(request: FastifyRequest): RealtimeUser | null {
 
 async function mount(
   options: Partial<RealtimePluginOptions> = {},
-  fastify: { http2?: true } = {},
+  fastify: {
+    http2?: true;
+    genReqId?: (request: { headers: Record<string, unknown> }) => string;
+  } = {},
   setUp: (app: FastifyInstance) => void = () => {},
 ): Promise<{ app: FastifyInstance; base: string }> {
   const app = Fastify(fastify as object) as unknown as FastifyInstance;
@@ -178,6 +182,33 @@ describe("@realtime/fastify in a fresh app", () => {
     );
     assert.equal(invalid.status, 400);
     assert.equal(invalid.json?.code, "RT_ERR_BAD_REQUEST");
+    stream.close();
+  });
+
+  test("a publish carries the request's id to the pods that deliver it, when it is a plain token", async () => {
+    const deliveries: Delivery[] = [];
+    const { base } = await mount(
+      { authorize: () => true, hubOptions: { onDelivered: (d) => deliveries.push(d) } },
+      { genReqId: (request) => String(request.headers["x-trace"]) },
+    );
+    const stream = await openHttp1(`${base}/api/events?channel=channel:traced`, { "x-user": "a" });
+    for (const [trace, messageId] of [
+      ["t-1:a.b", "m1"],
+      ["a host's own id", "m2"],
+    ]) {
+      const body = { channel: "channel:traced", event: { type: "message.created", messageId } };
+      const headers = { "x-user": "a", "x-trace": trace as string };
+      assert.equal((await postJson(`${base}/api/publish`, null, body, { headers })).status, 202);
+    }
+    await stream.waitFor((e) => e.data.includes("m2"));
+    await until(() => deliveries.length === 2, "both deliveries traced");
+    assert.deepEqual(
+      deliveries.map((d) => [d.offset, d.requestId]),
+      [
+        [1, "t-1:a.b"],
+        [2, undefined],
+      ],
+    );
     stream.close();
   });
 

@@ -34,7 +34,6 @@ import {
   type HubOptions,
   hostHeaders,
   IDEMPOTENCY_HEADERS_SCHEMA,
-  idempotentPublish,
   MemoryBroker,
   MemoryConnectionLedger,
   openRequestedStream,
@@ -43,6 +42,7 @@ import {
   REPLAYED_HEADER,
   type RealtimeUser,
   refusalCode,
+  requestPublishOptions,
   requireAccess,
   type SseStream,
   streamConnection,
@@ -304,7 +304,7 @@ function registerRoutes<U extends RealtimeUser, A>(
       }
       // The cheap checks of the input first (400), then access (403): an invalid request
       // costs no authorisation call (which may be the host's backend).
-      const publishOptions = idempotentPublish(publisherOf(user), request.headers, windowMs);
+      const publishOptions = requestPublishOptions(publisherOf(user), request, windowMs);
       const problem = validateEventInput(body.event);
       if (problem) throw appError(Errors.BAD_REQUEST, problem);
       const channels = [channel.channel.name];

@@ -14,15 +14,16 @@ import { type ReplicaWait, withWait } from "./replication.ts";
  *       4 (optional, `publish` only) the idempotency key of this publish.
  * ARGV: 1 mode (`publish` | `position` | `rebase`), 2 candidate epoch, 3 data (for `rebase`:
  *       `<offset>:<epoch>`, a position a pod saw), 4 history MAXLEN, 5 history TTL s, 6 meta
- *       TTL s, 7 publish command (`PUBLISH` | `SPUBLISH`), 8 idempotency window ms and 9 the
- *       publish's fingerprint (both with KEYS[4]).
+ *       TTL s, 7 publish command (`PUBLISH` | `SPUBLISH`), 8 the live frame's trace (see
+ *       `encodeTrace`; may be empty), 9 idempotency window ms and 10 the publish's fingerprint
+ *       (both with KEYS[4]).
  *
  * The epoch is created when the meta hash is missing (never published, or expired/lost), from
  * the candidate the caller passed — by `position` too, so that the first publish stays in the
  * epoch a reader saw; the meta hash then lives one meta TTL (ARGV 6) from its last use, a
  * publish or a `position`, and a channel only read costs one small hash for that long; a new epoch starts an empty history, so any stale stream is
  * deleted. The stream entry id is `<offset>-0`, so history reads by offset are exact.
- * Frame: `<epoch>:<offset>:<life>:<data>`; the history entry holds `d` (data) and `l` (life):
+ * Frame: `<epoch>:<offset><trace>:<life>:<data>` (`parseFrame`); the history entry holds `d` (data) and `l` (life):
  * `life` is the first 8 hex digits of the writing Redis's `master_replid`. Two messages at one
  * offset with different lives come from two histories: a master frozen past its node timeout
  * wakes, still a master for a moment, and runs what its sockets had buffered at offsets its
@@ -72,6 +73,8 @@ export interface ScriptCall {
     | undefined;
   readonly candidateEpoch: string;
   readonly data: string;
+  /** `publish` only: the live frame's trace (`encodeTrace`), or empty. */
+  readonly trace?: string | undefined;
   readonly historySize: number;
   readonly historyTtlSeconds: number;
   readonly metaTtlSeconds: number;
@@ -110,6 +113,7 @@ export async function runPublishScript(
     call.historyTtlSeconds,
     call.metaTtlSeconds,
     call.sharded ? "SPUBLISH" : "PUBLISH",
+    call.trace ?? "",
   ];
   if (idempotency) args.push(idempotency.windowMs, idempotency.fingerprint);
   const wait = call.mode === "publish" && (call.wait?.replicas ?? 0) > 0 ? call.wait : undefined;

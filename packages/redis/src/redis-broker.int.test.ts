@@ -422,6 +422,8 @@ describe("RedisBroker when its Redis restarts empty", () => {
         offset: 1,
         life: received[1]?.life,
         data: "{}",
+        publishedAt: received[1]?.publishedAt,
+        requestId: undefined,
       });
       assert.notEqual(received[1]?.life, received[0]?.life, "another Redis life wrote it");
     } finally {

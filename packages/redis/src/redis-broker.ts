@@ -42,6 +42,7 @@ import {
   idempotencyOf,
   type PublishOptions,
   type PublishResult,
+  requestIdOf,
 } from "@realtime/server";
 import { BrokerReadiness } from "./broker-readiness.ts";
 import { ClusterTransport } from "./cluster-transport.ts";
@@ -49,7 +50,7 @@ import { readHistory } from "./history-script.ts";
 import { LivenessProbe } from "./liveness-probe.ts";
 import { runPublishScript, type ScriptCall, type ScriptReply } from "./publish-script.ts";
 import type { PubSubTransport } from "./pubsub-transport.ts";
-import { channelKeys, idempotencyKey, parseFrame } from "./redis-keys.ts";
+import { channelKeys, encodeTrace, idempotencyKey, parseFrame } from "./redis-keys.ts";
 import { type ReplicaWait, replicaWait } from "./replication.ts";
 import { StandaloneTransport } from "./standalone-transport.ts";
 import { SubscriptionBatcher } from "./subscription-batcher.ts";
@@ -207,7 +208,14 @@ export class RedisBroker implements Broker, HistoryStore {
           fingerprint: checked.fingerprint,
         }
       : undefined;
-    const { conflict, ...result } = await this.#runScript("publish", channel, data, idempotency);
+    const trace = encodeTrace(Date.now(), requestIdOf(options));
+    const { conflict, ...result } = await this.#runScript(
+      "publish",
+      channel,
+      data,
+      idempotency,
+      trace,
+    );
     if (conflict) throw new IdempotencyConflict();
     return result;
   }
@@ -306,6 +314,7 @@ export class RedisBroker implements Broker, HistoryStore {
     channel: ChannelName,
     data: string,
     idempotency?: ScriptCall["idempotency"],
+    trace?: string,
   ): Promise<ScriptReply> {
     if (this.#closed) throw new Error("broker is closed");
     if (!isChannelName(channel)) throw new TypeError(`invalid channel name: ${channel}`);
@@ -317,6 +326,7 @@ export class RedisBroker implements Broker, HistoryStore {
         idempotency,
         candidateEpoch: newEpoch(),
         data,
+        trace,
         historySize: this.#historySize,
         historyTtlSeconds: this.#historyTtlSeconds,
         metaTtlSeconds: this.#metaTtlSeconds,
@@ -341,8 +351,8 @@ export class RedisBroker implements Broker, HistoryStore {
       return;
     }
     try {
-      const { epoch, offset, life, data } = frame;
-      this.#listener({ channel, epoch, offset, life, data });
+      const { epoch, offset, life, data, publishedAt, requestId } = frame;
+      this.#listener({ channel, epoch, offset, life, data, publishedAt, requestId });
     } catch (error) {
       this.#logger.error(`redis broker: listener threw on ${channel}: ${message(error)}`);
     }

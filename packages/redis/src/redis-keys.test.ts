@@ -28,19 +28,48 @@ test("frames round-trip, also when the data contains colons", () => {
     data: '{"t":"a:b:c","u":"ü"}',
   };
   assert.equal(encodeFrame(frame), 'abc123xyz0:42:0f3a9c21:{"t":"a:b:c","u":"ü"}');
-  assert.deepEqual(parseFrame(encodeFrame(frame)), frame);
+  const none = { publishedAt: undefined, requestId: undefined };
+  assert.deepEqual(parseFrame(encodeFrame(frame)), { ...frame, ...none });
   assert.deepEqual(parseFrame("e:1:00000000:"), {
     epoch: "e",
     offset: 1,
     life: "00000000",
     data: "",
+    ...none,
   });
+});
+
+test("a frame carries when it was published and by which request, colons and all", () => {
+  const frame = {
+    epoch: "abc123xyz0",
+    offset: 7,
+    life: "0f3a9c21",
+    data: '{"type":"a"}',
+    publishedAt: 1_733_333_333_333,
+    requestId: "lb:7f3a-1.x_Y",
+  };
+  const text = encodeFrame(frame);
+  assert.equal(text, 'abc123xyz0:7;1733333333333;lb%3A7f3a-1.x_Y:0f3a9c21:{"type":"a"}');
+  assert.deepEqual(parseFrame(text), frame);
+  const untraced = { ...frame, requestId: undefined };
+  assert.deepEqual(parseFrame(encodeFrame(untraced)), untraced);
+  // What a pod of the version before the trace parsed: the offset field must be a number, so
+  // such a pod refuses a traced frame (and repairs from history) instead of delivering it.
+  const before = /^[1-9][0-9]{0,15}$/;
+  assert.equal(before.test(text.split(":")[1] ?? ""), false);
 });
 
 test("malformed frames are refused", () => {
   const malformed = ["", "abc", "e:1", ":1:x", "e::x", "e:0:x", "e:01:x", "e:-1:x", "e:1.5:x"];
   // The life is 8 lowercase hex digits; a frame without one (the format before lives) is refused.
   malformed.push("e:1:{}", "e:1:0f3a9c2:{}", "e:1:0F3A9C21:{}", "e:1:0f3a9c21{}", "e:1:0f3a9c21");
+  // A trace is a time in ms and a plain token.
+  malformed.push("e:1;:0f3a9c21:{}", "e:1;x:0f3a9c21:{}", "e:1;5;:0f3a9c21:{}");
+  malformed.push(
+    "e:1;5;a b:0f3a9c21:{}",
+    "e:1;5;a;b:0f3a9c21:{}",
+    "e:1;12345678901234567:0f3a9c21:{}",
+  );
   for (const text of malformed) {
     assert.equal(parseFrame(text), null, JSON.stringify(text));
   }

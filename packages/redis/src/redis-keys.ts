@@ -52,22 +52,42 @@ export function probeChannel(prefix: string, podId: string, shard?: number): str
 }
 
 /**
- * A live message as published by the script: `<epoch>:<offset>:<life>:<data>`. `life` is the
- * first 8 hex digits of the `master_replid` of the Redis that wrote it (see
- * `BrokerMessage.life`); the data may contain colons.
+ * A live message as published by the script:
+ * `<epoch>:<offset>[;<publishedAt>[;<requestId>]]:<life>:<data>`. `life` is the first 8 hex
+ * digits of the `master_replid` of the Redis that wrote it (see `BrokerMessage.life`);
+ * `publishedAt` (ms since the Unix epoch, the publisher's clock) and the publish request's id
+ * (its colons written `%3A`) are the live path's trace, absent from history; the data may
+ * contain colons. The trace sits in the offset's field so that a pod of a version before it
+ * refuses the frame (its offset is not a number) and repairs the gap from history, rather
+ * than delivering the trace as part of the data.
  */
 export interface Frame {
   readonly epoch: string;
   readonly offset: number;
   readonly life: string;
   readonly data: string;
+  readonly publishedAt?: number | undefined;
+  readonly requestId?: string | undefined;
+}
+
+/** The frame's trace, as the script inserts it after the offset: `;<publishedAt>[;<requestId>]` or empty. */
+export function encodeTrace(
+  publishedAt: number | undefined,
+  requestId: string | undefined,
+): string {
+  if (publishedAt === undefined) return "";
+  return requestId === undefined
+    ? `;${publishedAt}`
+    : `;${publishedAt};${requestId.replaceAll(":", "%3A")}`;
 }
 
 export function encodeFrame(frame: Frame): string {
-  return `${frame.epoch}:${frame.offset}:${frame.life}:${frame.data}`;
+  const trace = encodeTrace(frame.publishedAt, frame.requestId);
+  return `${frame.epoch}:${frame.offset}${trace}:${frame.life}:${frame.data}`;
 }
 
 const LIFE = /^[0-9a-f]{8}$/;
+const POSITION = /^([1-9][0-9]{0,15})(?:;([0-9]{1,16})(?:;([A-Za-z0-9._%-]{1,384}))?)?$/;
 
 /** Parses a frame, or returns null when `text` is not one. */
 export function parseFrame(text: string): Frame | null {
@@ -75,16 +95,19 @@ export function parseFrame(text: string): Frame | null {
   if (first <= 0) return null;
   const second = text.indexOf(":", first + 1);
   if (second < 0) return null;
-  const offsetText = text.slice(first + 1, second);
-  if (!/^[1-9][0-9]{0,15}$/.test(offsetText)) return null;
+  const position = POSITION.exec(text.slice(first + 1, second));
+  if (position === null) return null;
   const third = second + 9;
   const life = text.slice(second + 1, third);
   if (text[third] !== ":" || !LIFE.test(life)) return null;
+  const [, offset, publishedAt, requestId] = position;
   return {
     epoch: text.slice(0, first),
-    offset: Number(offsetText),
+    offset: Number(offset),
     life,
     data: text.slice(third + 1),
+    publishedAt: publishedAt === undefined ? undefined : Number(publishedAt),
+    requestId: requestId?.replaceAll("%3A", ":"),
   };
 }
 

@@ -36,6 +36,14 @@ export interface BrokerMessage {
    * history cannot fork (the memory broker) or the entry predates lives.
    */
   readonly life?: string | undefined;
+  /**
+   * When the broker was handed the event: ms since the Unix epoch by the publishing process's
+   * clock. Live messages only (history does not keep it); the pods observe publish→delivery
+   * latency from it. Unset where the publisher's broker did not carry it.
+   */
+  readonly publishedAt?: number | undefined;
+  /** The publish request's id ({@link PublishOptions.requestId}); live messages only. */
+  readonly requestId?: string | undefined;
 }
 
 export type BrokerListener = (message: BrokerMessage) => void;
@@ -70,6 +78,36 @@ export interface PublishOptions {
    * characters from `[A-Za-z0-9_-]`; default empty (every repeat is a duplicate).
    */
   readonly idempotencyFingerprint?: string | undefined;
+  /**
+   * The id of the request that asked for this publish (an `X-Request-Id`), carried with the
+   * live message to every pod that delivers it ({@link BrokerMessage.requestId}), so that one
+   * event can be followed across pods' logs. 1–128 characters of `[A-Za-z0-9._:-]`
+   * ({@link isRequestId}); anything else is a `TypeError`.
+   */
+  readonly requestId?: string | undefined;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * Whether `value` may be a request id: a plain token (a UUID, a ULID, nginx's `$request_id`),
+ * safe to carry between pods and to write into a log line.
+ */
+export function isRequestId(value: unknown): value is string {
+  return typeof value === "string" && REQUEST_ID.test(value);
+}
+
+/**
+ * The checked request id of `options`, or undefined when it has none. Throws a `TypeError` for
+ * one that is not {@link isRequestId}. For implementations.
+ */
+export function requestIdOf(options: PublishOptions | undefined): string | undefined {
+  const id = options?.requestId;
+  if (id === undefined) return undefined;
+  if (!isRequestId(id)) {
+    throw new TypeError("a request id must be 1-128 characters of [A-Za-z0-9._:-]");
+  }
+  return id;
 }
 
 /** A publish that reused an idempotency key, within its window, for a different event. */

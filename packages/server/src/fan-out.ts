@@ -16,9 +16,33 @@ import type { Metrics } from "./metrics.ts";
 import { encodeData, encodeId } from "./sse-encoder.ts";
 import type { SseStream } from "./sse-stream.ts";
 
+/** One live event a pod wrote to its streams, for tracing (see `HubOptions.onDelivered`). */
+export interface Delivery {
+  readonly channel: ChannelName;
+  readonly epoch: string;
+  readonly offset: number;
+  /** The publish request's id, when the publisher gave one. */
+  readonly requestId: string | undefined;
+  /** From the broker accepting it to this write, ms (publisher's clock to this pod's). */
+  readonly latencyMs: number;
+  /** This pod's streams on the channel when it was written. */
+  readonly streams: number;
+}
+
+export interface FanOutOptions {
+  readonly metrics: Metrics;
+  readonly tags: CursorTags;
+  readonly now: () => number;
+  readonly onDelivered?: ((delivery: Delivery) => void) | undefined;
+}
+
 export class FanOut {
   readonly #metrics: Metrics;
   readonly #tags: CursorTags;
+  readonly #now: () => number;
+  readonly #onDelivered: ((delivery: Delivery) => void) | undefined;
+  /** Whether anyone wants live messages' latency: skips the clock read when nobody does. */
+  readonly #timed: boolean;
   /** Channels with a batch waiting for this tick's fan-out. */
   #dirtyChannels: LocalChannel[] = [];
   /** Streams with output waiting for this tick's write. */
@@ -26,9 +50,12 @@ export class FanOut {
   #flushScheduled = false;
   readonly #flushNow = () => this.#flush();
 
-  constructor(metrics: Metrics, tags: CursorTags) {
-    this.#metrics = metrics;
-    this.#tags = tags;
+  constructor(options: FanOutOptions) {
+    this.#metrics = options.metrics;
+    this.#tags = options.tags;
+    this.#now = options.now;
+    this.#onDelivered = options.onDelivered;
+    this.#timed = options.metrics.deliveryLatency !== undefined || this.#onDelivered !== undefined;
   }
 
   /** Adds `message` to its channel's batch for the end of this tick. */
@@ -98,7 +125,30 @@ export class FanOut {
         if (stream.deliver(index, m.epoch, m.offset, blocks[i] as string)) sent++;
       }
     }
-    if (sent > 0) this.#metrics.eventsSent(sent);
+    if (sent === 0) return;
+    this.#metrics.eventsSent(sent);
+    if (this.#timed) this.#timeBatch(state, messages);
+  }
+
+  /**
+   * Publish→delivery latency of the batch's live messages (those that carry when they were
+   * published; backfilled ones do not), once per event, not per stream.
+   */
+  #timeBatch(state: LocalChannel, messages: readonly BrokerMessage[]): void {
+    const now = this.#now();
+    for (const m of messages) {
+      if (m.publishedAt === undefined) continue;
+      const latencyMs = now - m.publishedAt;
+      this.#metrics.deliveryLatency?.(latencyMs / 1000);
+      this.#onDelivered?.({
+        channel: state.name,
+        epoch: m.epoch,
+        offset: m.offset,
+        requestId: m.requestId,
+        latencyMs,
+        streams: state.streams.size,
+      });
+    }
   }
 
   /**

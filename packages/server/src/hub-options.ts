@@ -2,6 +2,7 @@
 import type { ChannelName } from "@realtime/protocol";
 import type { Broker } from "./broker.ts";
 import type { Connection } from "./connection.ts";
+import type { Delivery } from "./fan-out.ts";
 import type { HistoryStore } from "./history-store.ts";
 import type { Metrics } from "./metrics.ts";
 import type { SseStream } from "./sse-stream.ts";
@@ -37,6 +38,13 @@ export interface HubOptions {
   strangerHistoryMs?: number;
   /** Default: counts nothing. */
   metrics?: Metrics;
+  /**
+   * Called once per live event this pod wrote to its streams (not per stream), with the
+   * publish request's id and the publish→delivery latency: for following one event across
+   * pods' logs. Runs on the delivery path — keep it cheap; leave it unset unless someone reads
+   * what it records (the service sets it only when its log level is `debug` or lower).
+   */
+  onDelivered?: (delivery: Delivery) => void;
   /** Streams this hub holds at most; more are refused with `at_capacity`. Default 10000. */
   maxConnections?: number;
   /** A heartbeat comment is written after this long without a write, in ms. Default 15000. */

@@ -100,7 +100,12 @@ export class Hub {
     this.now = options.now ?? Date.now;
     this.#random = options.random ?? Math.random;
     this.#channels = new LocalChannels(this.#broker);
-    this.#fanOut = new FanOut(this.#metrics, this.#tags);
+    this.#fanOut = new FanOut({
+      metrics: this.#metrics,
+      tags: this.#tags,
+      now: this.now,
+      onDelivered: options.onDelivered,
+    });
     this.#repair = new ChannelRepair({
       broker: this.#broker,
       history: this.#history,

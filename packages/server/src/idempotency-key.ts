@@ -17,7 +17,7 @@
  * reaches Redis as is.
  */
 import { createHash } from "node:crypto";
-import type { PublishOptions } from "./broker.ts";
+import { isRequestId, type PublishOptions } from "./broker.ts";
 import { appError, Errors } from "./http-errors.ts";
 
 /** The request header (lower case, as Node exposes it). */
@@ -53,19 +53,32 @@ export function scopedIdempotencyKey(owner: readonly string[], key: string): str
     .digest("base64url");
 }
 
+/** What {@link requestPublishOptions} reads of a request (Fastify's request fits). */
+export interface PublishRequest {
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  /** The request's id (Fastify's `request.id`: the service's is its `X-Request-Id`). */
+  readonly id: string;
+}
+
 /**
  * The publish options of a request by `owner`: its `Idempotency-Key` scoped to the owner and
- * remembered for `windowMs`, or undefined without the header. Throws like
- * {@link readIdempotencyKey}.
+ * remembered for `windowMs` (none without the header), and its id, carried with the event to
+ * the pods that deliver it when it is a plain token ({@link isRequestId}; a host's own id
+ * scheme may not be). Throws like {@link readIdempotencyKey}.
  */
-export function idempotentPublish(
+export function requestPublishOptions(
   owner: readonly string[],
-  headers: Readonly<Record<string, string | string[] | undefined>>,
+  request: PublishRequest,
   windowMs: number,
-): PublishOptions | undefined {
-  const key = readIdempotencyKey(headers);
-  if (key === undefined) return undefined;
-  return { idempotencyKey: scopedIdempotencyKey(owner, key), idempotencyWindowMs: windowMs };
+): PublishOptions {
+  const key = readIdempotencyKey(request.headers);
+  const requestId = isRequestId(request.id) ? request.id : undefined;
+  if (key === undefined) return { requestId };
+  return {
+    idempotencyKey: scopedIdempotencyKey(owner, key),
+    idempotencyWindowMs: windowMs,
+    requestId,
+  };
 }
 
 /**

@@ -11,7 +11,9 @@ export {
   DEFAULT_IDEMPOTENCY_WINDOW_MS,
   IdempotencyConflict,
   idempotencyOf,
+  isRequestId,
   MAX_IDEMPOTENCY_KEY_LENGTH,
+  requestIdOf,
 } from "./broker.ts";
 export type { FetchRequest, SequencerOutput } from "./channel-sequencer.ts";
 export { ChannelSequencer } from "./channel-sequencer.ts";
@@ -29,6 +31,7 @@ export type {
   Release,
 } from "./connection-ledger.ts";
 export { addCount, MemoryConnectionLedger } from "./connection-ledger.ts";
+export type { Delivery } from "./fan-out.ts";
 export type { HistoryPage, HistoryRetention, HistoryStore } from "./history-store.ts";
 export { DEFAULT_RETENTION } from "./history-store.ts";
 export type { ErrorCode, ErrorEntry, HubAction } from "./http-errors.ts";
@@ -52,9 +55,9 @@ export {
   IDEMPOTENCY_HEADERS_SCHEMA,
   IDEMPOTENCY_KEY_HEADER,
   IDEMPOTENCY_KEY_PATTERN,
-  idempotentPublish,
   REPLAYED_HEADER,
   readIdempotencyKey,
+  requestPublishOptions,
   scopedIdempotencyKey,
 } from "./idempotency-key.ts";
 export type { MemoryBrokerOptions, MemoryBusOptions } from "./memory-broker.ts";

@@ -12,6 +12,7 @@ import {
   idempotencyOf,
   type PublishOptions,
   type PublishResult,
+  requestIdOf,
 } from "./broker.ts";
 import { ChannelTable, type ChannelTableStats } from "./channel-table.ts";
 import type { HistoryPage, HistoryRetention, HistoryStore } from "./history-store.ts";
@@ -102,10 +103,16 @@ export class MemoryBus {
   /**
    * Publishes `data` on `channel`, or, when `idempotency` names a key already published within
    * its window, returns that publish's position as a duplicate and publishes nothing.
+   * `requestId` travels with the live message ({@link BrokerMessage.requestId}).
    * @throws {ChannelCapacityError} for a new channel past the cap.
    */
-  publish(channel: ChannelName, data: string, idempotency?: Idempotency | null): PublishResult {
-    if (!idempotency) return { ...this.#publish(channel, data), duplicate: false };
+  publish(
+    channel: ChannelName,
+    data: string,
+    idempotency?: Idempotency | null,
+    requestId?: string,
+  ): PublishResult {
+    if (!idempotency) return { ...this.#publish(channel, data, requestId), duplicate: false };
     // Channel names have no spaces, so `<channel> <key>` is unambiguous.
     const id = `${channel} ${idempotency.key}`;
     const now = this.#now();
@@ -115,7 +122,7 @@ export class MemoryBus {
       return { epoch: seen.epoch, offset: seen.offset, duplicate: true };
     }
     if (seen) this.#idempotency.delete(id);
-    const position = this.#publish(channel, data);
+    const position = this.#publish(channel, data, requestId);
     const { fingerprint, windowMs } = idempotency;
     this.#remember(id, { ...position, expiresAt: now + windowMs, fingerprint }, now);
     return { ...position, duplicate: false };
@@ -159,15 +166,17 @@ export class MemoryBus {
     this.#idempotency.set(id, entry);
   }
 
-  #publish(channel: ChannelName, data: string): StreamPosition {
+  #publish(channel: ChannelName, data: string, requestId: string | undefined): StreamPosition {
     const record = this.#channels.use(channel);
     const offset = ++record.offset;
     const message: BrokerMessage = { channel, epoch: record.epoch, offset, data };
     this.#channels.retain(record, message);
     // Deliver after the publisher's call returns, as a networked broker would, so that a
-    // publish made from inside a delivery never re-enters the hub.
+    // publish made from inside a delivery never re-enters the hub. The live message carries
+    // when and by which request it was published; history, as Redis's, does not.
     if (record.subscribers !== null) {
-      for (const broker of record.subscribers) queueMicrotask(() => broker.deliver(message));
+      const live: BrokerMessage = { ...message, publishedAt: this.#now(), requestId };
+      for (const broker of record.subscribers) queueMicrotask(() => broker.deliver(live));
     }
     return { epoch: record.epoch, offset };
   }
@@ -223,7 +232,7 @@ export class MemoryBroker implements Broker, HistoryStore {
     options?: PublishOptions,
   ): Promise<PublishResult> {
     if (this.#closed) throw new Error("broker is closed");
-    return this.bus.publish(channel, data, idempotencyOf(options));
+    return this.bus.publish(channel, data, idempotencyOf(options), requestIdOf(options));
   }
 
   async subscribe(channel: ChannelName): Promise<void> {

@@ -14,8 +14,8 @@ import {
   appError,
   Errors,
   IDEMPOTENCY_HEADERS_SCHEMA,
-  idempotentPublish,
   REPLAYED_HEADER,
+  requestPublishOptions,
 } from "@realtime/server";
 import type { FastifyInstance } from "fastify";
 import type { RouteDoc } from "../api-docs.ts";
@@ -79,9 +79,9 @@ export function registerChatRoutes(app: FastifyInstance, deps: ChatRouteDeps): v
   const routeConfig = { hubAction: "publish", limit: chatLimit(access), docs } as const;
   app.post("/api/chat/messages", { schema, config: routeConfig }, async (request, reply) => {
     const identity = requireUser(await auth.authenticate(request), "chat needs a user token");
-    const options = idempotentPublish(
+    const options = requestPublishOptions(
       publisherOf(identity),
-      request.headers,
+      request,
       config.publish.idempotencyWindowMs,
     );
     const body = request.body as { channel: string; content: string };

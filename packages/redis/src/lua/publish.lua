@@ -7,7 +7,7 @@ if KEYS[4] and ARGV[1] == 'publish' then
     local offset = tonumber(string.sub(seen, 1, first - 1))
     local epoch = string.sub(seen, first + 1, (second or 0) - 1)
     local fingerprint = second and string.sub(seen, second + 1) or ''
-    if fingerprint ~= ARGV[9] then return {epoch, offset, 2} end
+    if fingerprint ~= ARGV[10] then return {epoch, offset, 2} end
     -- A write (the key's own expiry, unchanged), so that a WAIT after this replay counts the
     -- replicas that hold the first publish too, not only this connection's older writes.
     local ttl = redis.call('PTTL', KEYS[4])
@@ -58,8 +58,8 @@ local tag = string.sub(life, 1, 8)
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], offset .. '-0', 'd', ARGV[3], 'l', tag)
 redis.call('EXPIRE', KEYS[2], ARGV[5])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
-redis.call(ARGV[7], KEYS[3], epoch .. ':' .. offset .. ':' .. tag .. ':' .. ARGV[3])
+redis.call(ARGV[7], KEYS[3], epoch .. ':' .. offset .. ARGV[8] .. ':' .. tag .. ':' .. ARGV[3])
 if KEYS[4] then
-  redis.call('SET', KEYS[4], offset .. ':' .. epoch .. ':' .. ARGV[9], 'NX', 'PX', ARGV[8])
+  redis.call('SET', KEYS[4], offset .. ':' .. epoch .. ':' .. ARGV[10], 'NX', 'PX', ARGV[9])
 end
 return {epoch, offset}

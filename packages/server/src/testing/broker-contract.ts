@@ -268,6 +268,34 @@ export function runBrokerContract(name: string, setup: () => Promise<BrokerPair>
       }
     });
 
+    it("a live message carries when it was published and by which request", () =>
+      withPair(async ({ a, b }) => {
+        const x: ChannelName = "channel:traced";
+        const received = collect(b);
+        await b.subscribe(x);
+        const before = Date.now();
+        await a.publish(x, '{"n":1}', { requestId: "lb:7f3a-0042.b_C" });
+        await a.publish(x, '{"n":2}');
+        const after = Date.now();
+        await waitFor(() => received.length >= 2, "2 events delivered");
+        const [traced, plain] = received as [BrokerMessage, BrokerMessage];
+        assert.equal(traced.requestId, "lb:7f3a-0042.b_C");
+        assert.equal(plain.requestId, undefined);
+        for (const m of [traced, plain]) {
+          const at = m.publishedAt ?? Number.NaN;
+          assert.ok(at >= before && at <= after, `published at ${at}, in [${before}, ${after}]`);
+        }
+      }));
+
+    it("refuses a request id that is not a plain token, and publishes nothing", () =>
+      withPair(async ({ a }) => {
+        const x: ChannelName = "channel:bad_request_id";
+        for (const requestId of ["", "a b", "x".repeat(129), 'a"b', "a;b", "a\nb", "ü"]) {
+          await assert.rejects(a.publish(x, "{}", { requestId }), TypeError, requestId);
+        }
+        assert.equal((await a.position(x)).offset, 0);
+      }));
+
     runIdempotencyCases(withPair, flush);
 
     it("rejects publish and subscribe on a closed broker", () =>
