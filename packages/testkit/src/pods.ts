@@ -31,6 +31,11 @@ export type PodEnv = Readonly<Record<string, string>>;
 export interface PodOptions extends ChildOptions {
   /** How long it (and every restart) may take to be ready (default 20 s). */
   readonly readyTimeoutMs?: number;
+  /**
+   * The script and its arguments (default `SERVICE_MAIN`, none): another tree's entry, e.g. the
+   * container image's (`e2e/image/production-tree.test.ts`).
+   */
+  readonly command?: readonly [script: string, ...args: string[]];
 }
 
 export interface Pod {
@@ -92,7 +97,8 @@ export function startPod(env: PodEnv = {}, options: PodOptions = {}): Promise<Po
 
 /** A pod with exactly `env` (plus a free `PORT` unless it has one). */
 export async function launchPod(env: PodEnv, options: PodOptions = {}): Promise<Pod> {
-  const { readyTimeoutMs = START_TIMEOUT_MS, ...childOptions } = options;
+  const { readyTimeoutMs = START_TIMEOUT_MS, command = [SERVICE_MAIN], ...childOptions } = options;
+  const [script, ...args] = command;
   const port = env.PORT ? Number(env.PORT) : await freePort();
   const fullEnv: PodEnv = { ...env, PORT: String(port) };
   const host = !fullEnv.HOST || fullEnv.HOST === "0.0.0.0" ? "127.0.0.1" : fullEnv.HOST;
@@ -101,7 +107,7 @@ export async function launchPod(env: PodEnv, options: PodOptions = {}): Promise<
   let current!: TestChild;
 
   const launch = async () => {
-    current = startChild(SERVICE_MAIN, [], fullEnv, childOptions);
+    current = startChild(script, args, fullEnv, childOptions);
     try {
       // Without its output piped, /readyz is the only signal.
       const level = (childOptions.stdio ?? "pipe") === "pipe" ? (fullEnv.LOG_LEVEL ?? "info") : "";
