@@ -31,7 +31,8 @@ ENV NODE_ENV=production \
     PORT=8080
 WORKDIR /app
 
-# Every workspace's manifest: `npm ci` installs from the lockfile, which names them all.
+# Every workspace's manifest: `npm ci` checks the lockfile, which names them all; it installs
+# only what the service (and the workspaces it uses) needs at run time.
 COPY package.json package-lock.json ./
 COPY packages/protocol/package.json packages/protocol/
 COPY packages/server/package.json packages/server/
@@ -43,7 +44,7 @@ COPY packages/testkit/package.json packages/testkit/
 COPY apps/jobs/package.json apps/jobs/
 COPY apps/service/package.json apps/service/
 COPY bench/package.json bench/
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund --workspace=@realtime/service \
  && npm cache clean --force
 
 # What the pod and the worker load at run time (owned by root: the service only reads them).

@@ -223,6 +223,10 @@ describe("the production tree the image holds", () => {
     for (const name of ["vite", "typescript", "@biomejs/biome", "node", "pino-pretty"]) {
       assert.ok(!existsSync(join(tree, "node_modules", name)), `${name} is a dev dependency`);
     }
+    // Only the service's own: not what the benchmarks or the (prebuilt) web app run on.
+    for (const name of ["better-sse", "react", "react-dom"]) {
+      assert.ok(!existsSync(join(tree, "node_modules", name)), `${name} is not the service's`);
+    }
     for (const name of ["fastify", "ioredis", "bullmq", "pino", "@realtime/server"]) {
       assert.ok(existsSync(join(tree, "node_modules", name)), `${name} is installed`);
     }
