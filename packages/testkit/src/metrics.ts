@@ -1,0 +1,86 @@
+/**
+ * A running service exercised so that its labelled and histogram series have samples, then
+ * scraped: what the dashboard and alert tests read, so that they check the series a real pod
+ * exports, not only the names it declares.
+ */
+import { ofType, openStream, request, until } from "./http.ts";
+import { type RunningService, startService } from "./service.ts";
+
+/** The settings {@link exercisedService} starts with: history reads limited to 1 per window. */
+export const EXERCISE_ENV: Readonly<Record<string, string>> = {
+  RATE_LIMIT_HISTORY_MAX: "1",
+};
+
+/** One sample of a scrape: its metric name, labels (as rendered) and value. */
+export interface Sample {
+  readonly name: string;
+  readonly labels: string;
+  readonly value: number;
+}
+
+/** The samples of Prometheus text. */
+export function parseSamples(text: string): Sample[] {
+  const samples: Sample[] = [];
+  for (const line of text.split("\n")) {
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})? (\S+)$/.exec(line);
+    if (match) {
+      samples.push({ name: match[1] as string, labels: match[2] ?? "", value: Number(match[3]) });
+    }
+  }
+  return samples;
+}
+
+/** The text of `GET /metrics` of `svc` (wherever it serves it). */
+export async function scrape(svc: RunningService): Promise<string> {
+  const reply = await request(`${svc.metricsUrl ?? svc.url}/metrics`);
+  if (reply.status !== 200) throw new Error(`/metrics answered ${reply.status}`);
+  return reply.text;
+}
+
+/**
+ * Does what a pod does in a day, on `svc`: a stream opened, an event published and delivered,
+ * the stream closed by its client, a stream refused (no token), answered and unmatched HTTP
+ * requests, a request refused by a rate limit ({@link EXERCISE_ENV}). Resolves once the
+ * service has counted all of it.
+ */
+export async function exercise(svc: RunningService): Promise<void> {
+  const { token } = await svc.login("Exercise");
+  const auth = { authorization: `Bearer ${token}` };
+  const stream = await openStream(`${svc.url}/api/events?channel=channel:exercise`, auth);
+  try {
+    if (stream.status !== 200) throw new Error(`stream: ${stream.status}`);
+    const posted = await svc.post("/api/chat/messages", token, {
+      channel: "exercise",
+      content: "counted",
+    });
+    if (posted.status !== 204) throw new Error(`chat: ${posted.status}`);
+    await stream.waitFor(ofType("chat"));
+  } finally {
+    stream.close();
+  }
+  const refused = await openStream(`${svc.url}/api/events?channel=channel:exercise`);
+  await refused.ended;
+  if (refused.status !== 401) throw new Error(`refused stream: ${refused.status}`);
+  await request(`${svc.url}/healthz`);
+  await request(`${svc.url}/no/such/path`);
+  const history = `${svc.url}/api/channels/channel:exercise/messages`;
+  await request(history, { headers: auth });
+  const limited = await request(history, { headers: auth });
+  if (limited.status !== 429) throw new Error(`history past its limit: ${limited.status}`);
+  await until(async () => {
+    const text = await scrape(svc);
+    return /^realtime_streams_closed_total\{reason="client"\} 1$/m.test(text);
+  }, "the closed stream counted");
+}
+
+/** A fresh service ({@link EXERCISE_ENV} and `env`), exercised; stop it when done. */
+export async function exercisedService(env: Record<string, string> = {}): Promise<RunningService> {
+  const svc = await startService({ ...EXERCISE_ENV, ...env });
+  try {
+    await exercise(svc);
+    return svc;
+  } catch (error) {
+    await svc.stop();
+    throw error;
+  }
+}
