@@ -165,6 +165,7 @@ describe("prepare-test-machine: installing the missing tools", () => {
       REDIS_CLI_BIN: "/opt/redis/bin/redis-cli",
       NGINX_BIN: "/opt/nginx/sbin/nginx",
       OPENSSL_BIN: "/opt/ssl/bin/openssl",
+      PROMTOOL_BIN: "/opt/prometheus/promtool",
     });
     assert.deepEqual(
       custom.map((r) => r.path),
@@ -174,6 +175,7 @@ describe("prepare-test-machine: installing the missing tools", () => {
         "/usr/bin/chromium",
         "/opt/nginx/sbin/nginx",
         "/opt/ssl/bin/openssl",
+        "/opt/prometheus/promtool",
       ],
     );
     assert.deepEqual(
@@ -184,8 +186,20 @@ describe("prepare-test-machine: installing the missing tools", () => {
         "/usr/bin/chromium",
         "/usr/sbin/nginx",
         "/usr/bin/openssl",
+        "/usr/bin/promtool",
       ],
     );
+  });
+
+  it("installs promtool's package without its recommended services, apart from the others", async () => {
+    const { calls, error } = await prepare({ missing: ["nginx", "promtool"] });
+    assert.equal(error, undefined);
+    assert.deepEqual(calls, [
+      "apt-get update -qq",
+      "apt-get install -y -qq nginx",
+      "apt-get install -y -qq --no-install-recommends prometheus",
+      PING,
+    ]);
   });
 });
 

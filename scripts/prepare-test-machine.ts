@@ -5,7 +5,9 @@
  * It checks the system tools the tests run, at the paths the tests run them from:
  * `redis-server` and `redis-cli` (test Redis servers and the service's Redis), `chromium` (the
  * browser tests drive Debian's Chromium, never a downloaded browser), `nginx` (the deployment
- * tests run the reference topology) and `openssl` (its certificates). When some are missing and
+ * tests run the reference topology), `openssl` (its certificates) and `promtool` (the alert
+ * rules' tests; Debian's `prometheus` package, installed without its recommended node exporter
+ * and collectors, which the tests do not use). When some are missing and
  * this runs as root with `apt-get`, it runs `apt-get update` once and installs the missing
  * packages; otherwise it stops at once with one line naming the command that would. Then it
  * makes sure the machine's shared Redis answers at 127.0.0.1:6379, starting one if not.
@@ -26,6 +28,8 @@ export interface Requirement {
   readonly tool: string;
   readonly path: string;
   readonly aptPackage: string;
+  /** Install the package without its Recommends (they are services the tests do not use). */
+  readonly withoutRecommends?: boolean;
 }
 
 /** The tools, at the paths the tests use (the same environment overrides as the testkit). */
@@ -44,6 +48,12 @@ export function requirements(env: NodeJS.ProcessEnv = process.env): Requirement[
     { tool: "chromium", path: "/usr/bin/chromium", aptPackage: "chromium" },
     { tool: "nginx", path: env.NGINX_BIN || "/usr/sbin/nginx", aptPackage: "nginx" },
     { tool: "openssl", path: env.OPENSSL_BIN || "/usr/bin/openssl", aptPackage: "openssl" },
+    {
+      tool: "promtool",
+      path: env.PROMTOOL_BIN || "/usr/bin/promtool",
+      aptPackage: "prometheus",
+      withoutRecommends: true,
+    },
   ];
 }
 
@@ -116,16 +126,29 @@ export function planInstall(
         `otherwise run: sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive ${install}`,
     };
   }
+  const lean = new Set(missing.filter((r) => r.withoutRecommends).map((r) => r.aptPackage));
+  const installs = [
+    packages.filter((name) => !lean.has(name)),
+    packages.filter((name) => lean.has(name)),
+  ];
   return {
     kind: "install",
     packages,
     commands: [
       { command: "apt-get", args: ["update", "-qq"], env: APT_ENV },
-      {
-        command: "apt-get",
-        args: ["install", "-y", "-qq", ...packages],
-        env: APT_ENV,
-      },
+      ...installs
+        .filter((names) => names.length > 0)
+        .map((names) => ({
+          command: "apt-get",
+          args: [
+            "install",
+            "-y",
+            "-qq",
+            ...(names.some((name) => lean.has(name)) ? ["--no-install-recommends"] : []),
+            ...names,
+          ],
+          env: APT_ENV,
+        })),
     ],
   };
 }

@@ -28,6 +28,7 @@ import { type Auth, type AuthEvents, createAuth } from "./auth.ts";
 import { redisBrokerOptions } from "./broker-options.ts";
 import { clientErrorHandler } from "./client-errors.ts";
 import type { Config } from "./config.ts";
+import { registerHttpMetrics } from "./http-metrics.ts";
 import { loggerOptions } from "./logger-options.ts";
 import { createMetricsServer } from "./metrics-server.ts";
 import { PrometheusMetrics } from "./prometheus-metrics.ts";
@@ -182,6 +183,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   let closing = false;
   registerErrorHandling(app);
   registerRequestIdEcho(app);
+  // Times every answer, refusals by the hooks below included (not the SSE stream route).
+  registerHttpMetrics(app, metrics);
   // First of the onRequest hooks: every refusal of the ones after it carries the headers.
   registerSecurityHeaders(app, config);
   app.addHook("onRequest", async () => {

@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { Metrics } from "@realtime/server";
-import { MAX_REASONS, OTHER_REASON, PrometheusMetrics } from "./prometheus-metrics.ts";
+import {
+  MAX_REASONS,
+  METRIC_ALIASES,
+  OTHER_REASON,
+  PrometheusMetrics,
+  SEED_METRICS,
+  UNMATCHED_ROUTE,
+} from "./prometheus-metrics.ts";
 
 /** The value of the sample line `series` (name plus labels, exactly as rendered). */
 function sample(text: string, series: string): number | undefined {
@@ -9,6 +16,56 @@ function sample(text: string, series: string): number | undefined {
     if (line.startsWith(`${series} `)) return Number(line.slice(series.length + 1));
   }
   return undefined;
+}
+
+/** The sample lines of metric `name` with the name cut off (labels and value), in order. */
+function samplesOf(text: string, name: string): string[] {
+  return text
+    .split("\n")
+    .filter((line) => line.startsWith(`${name} `) || line.startsWith(`${name}{`))
+    .map((line) => line.slice(name.length));
+}
+
+/** `# TYPE` of every metric family in `text`. */
+function types(text: string): Map<string, string> {
+  return new Map(
+    [...text.matchAll(/^# TYPE (\S+) (\w+)$/gm)].map(([, name, type]) => [
+      name as string,
+      type as string,
+    ]),
+  );
+}
+
+/**
+ * prom-client's own gauges that end in `_total` (named before its conforming twins, which it
+ * exports too: `realtime_nodejs_active_handles` beside `realtime_nodejs_active_handles_total`).
+ */
+const PROM_CLIENT_LEGACY = new Set([
+  "realtime_nodejs_active_resources_total",
+  "realtime_nodejs_active_handles_total",
+  "realtime_nodejs_active_requests_total",
+]);
+
+/** An instance with every optional gauge, each reading a distinct number. */
+function everything(): PrometheusMetrics {
+  let n = 0;
+  const read = () => {
+    const value = ++n;
+    return () => value;
+  };
+  return new PrometheusMetrics({
+    gauges: {
+      connections: read(),
+      channels: read(),
+      presenceUsers: read(),
+      queuedBytes: read(),
+      stalledStreams: read(),
+      replaysRunning: read(),
+      replaysWaiting: read(),
+      brokerChannels: read(),
+      historyBytes: read(),
+    },
+  });
 }
 
 describe("PrometheusMetrics", () => {
@@ -126,6 +183,95 @@ describe("PrometheusMetrics", () => {
     assert.ok(
       Math.abs((sample(text, "realtime_delivery_latency_seconds_sum") ?? Number.NaN) - 0.203) <
         1e-9,
+    );
+  });
+
+  test("every series follows the naming rule: realtime_ prefix, counters _total, gauges not", async () => {
+    const metrics = everything();
+    metrics.httpRequest("/healthz", "GET", 200, 0.001);
+    const found = types(await metrics.render());
+    assert.ok(found.size > 40, `${found.size} families`);
+    for (const seed of SEED_METRICS) assert.ok(found.has(seed), `the seed's ${seed} stays`);
+    for (const [name, type] of found) {
+      if ((SEED_METRICS as readonly string[]).includes(name)) continue;
+      if (name in METRIC_ALIASES || PROM_CLIENT_LEGACY.has(name)) continue;
+      assert.match(name, /^realtime_[a-z0-9_]+$/, name);
+      if (type === "counter") assert.match(name, /_total$/, `counter ${name}`);
+      else assert.doesNotMatch(name, /_total$/, `${type} ${name}`);
+    }
+    // Every alias is exported beside a conforming name of the same type.
+    for (const [alias, name] of Object.entries(METRIC_ALIASES)) {
+      assert.equal(found.get(alias), found.get(name), `${alias} → ${name}`);
+      assert.ok(found.has(name), name);
+      assert.match(name, /^realtime_/);
+      assert.equal(found.get(name) === "counter", name.endsWith("_total"), name);
+    }
+    for (const legacy of PROM_CLIENT_LEGACY) {
+      assert.equal(found.get(legacy.replace(/_total$/, "")), "gauge", `${legacy}'s twin`);
+    }
+  });
+
+  test("an alias reads exactly what its conforming name reads", async () => {
+    const metrics = everything();
+    metrics.eventsSent(5);
+    metrics.eventsSent(3);
+    metrics.publishFailed();
+    metrics.publishFailed();
+    metrics.connectionRefused("RT_ERR_AT_CAPACITY");
+    metrics.connectionRefused("RT_ERR_UNAUTHORIZED");
+    metrics.connectionRefused("RT_ERR_UNAUTHORIZED");
+    metrics.connectionClosed("slow");
+    metrics.connectionClosed("client");
+    metrics.rateLimited("publish");
+    metrics.rateLimited("channel");
+    metrics.rateLimited("channel");
+    const text = await metrics.render();
+    for (const [alias, name] of Object.entries(METRIC_ALIASES)) {
+      const values = samplesOf(text, name);
+      assert.ok(values.length > 0, `${name} has samples`);
+      assert.ok(
+        values.every((v) => !v.endsWith(" 0")),
+        `${name} was exercised: ${values.join(", ")}`,
+      );
+      assert.deepEqual(samplesOf(text, alias), values, `${alias} = ${name}`);
+    }
+    assert.equal(sample(text, "realtime_events_sent_total"), 8);
+    assert.equal(sample(text, 'realtime_streams_refused_total{reason="RT_ERR_UNAUTHORIZED"}'), 2);
+    assert.equal(sample(text, 'realtime_http_requests_rate_limited_total{limit="channel"}'), 2);
+  });
+
+  test("stream open time is a histogram in seconds", async () => {
+    const metrics = everything();
+    const core: Metrics = metrics;
+    core.streamOpened?.(0.004);
+    core.streamOpened?.(0.3);
+    core.streamOpened?.(Number.POSITIVE_INFINITY);
+    const text = await metrics.render();
+    assert.equal(sample(text, "realtime_stream_open_seconds_count"), 2);
+    assert.equal(sample(text, 'realtime_stream_open_seconds_bucket{le="0.005"}'), 1);
+    assert.equal(sample(text, 'realtime_stream_open_seconds_bucket{le="0.25"}'), 1);
+    assert.equal(sample(text, 'realtime_stream_open_seconds_bucket{le="0.5"}'), 2);
+  });
+
+  test("HTTP request duration by route template, method and status", async () => {
+    const metrics = everything();
+    metrics.httpRequest("/api/publish", "POST", 204, 0.002);
+    metrics.httpRequest("/api/publish", "POST", 204, 0.02);
+    metrics.httpRequest("/api/publish", "POST", 429, 0.001);
+    metrics.httpRequest(UNMATCHED_ROUTE, "GET", 404, 0.001);
+    metrics.httpRequest("/healthz", "GET", 200, Number.NaN);
+    const text = await metrics.render();
+    const series = (labels: string) => `realtime_http_request_duration_seconds_count{${labels}}`;
+    assert.equal(sample(text, series('route="/api/publish",method="POST",status_code="204"')), 2);
+    assert.equal(sample(text, series('route="/api/publish",method="POST",status_code="429"')), 1);
+    assert.equal(sample(text, series('route="unmatched",method="GET",status_code="404"')), 1);
+    assert.equal(samplesOf(text, "realtime_http_request_duration_seconds_count").length, 3);
+    assert.equal(
+      sample(
+        text,
+        'realtime_http_request_duration_seconds_bucket{le="0.01",route="/api/publish",method="POST",status_code="204"}',
+      ),
+      1,
     );
   });
 });

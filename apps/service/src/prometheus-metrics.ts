@@ -4,6 +4,12 @@
  * Each instance owns its own registry, never prom-client's global one, so that tests (and a
  * process running several apps) can build as many as they like without "already registered"
  * errors or counts leaking between them.
+ *
+ * Names: the seed's four (`sse_connections_total`, `sse_channels_total`, `sse_events_sent`,
+ * `redis_publish_errors`) stay as the spec gives them; every other series starts `realtime_`,
+ * counters end in `_total` and gauges do not. Series named before that rule stay exported,
+ * with the same value, as aliases of their conforming names ({@link METRIC_ALIASES}), so
+ * existing dashboards and alerts keep working; docs/operations.md lists both.
  */
 import type { Metrics, PresenceMetrics, PresenceStatus } from "@realtime/server";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
@@ -48,23 +54,70 @@ export const OTHER_REASON = "other";
 /** Delivery latency buckets, seconds: loopback deliveries take about a millisecond, a stall seconds. */
 const DELIVERY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
+/**
+ * Stream open and HTTP request buckets, seconds: a local open or answer takes a millisecond or
+ * two, one that waits on Redis or `AUTHZ_URL` tens, a stuck dependency its timeout.
+ */
+const REQUEST_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** The spec's names (seed/realtime-specialist.md, Monitoring): kept exactly, whatever the rule. */
+export const SEED_METRICS = [
+  "sse_connections_total",
+  "sse_channels_total",
+  "sse_events_sent",
+  "redis_publish_errors",
+] as const;
+
+/**
+ * Names exported before the naming rule, each with the conforming name it is an alias of (same
+ * type, labels and value). The seed's four have conforming twins too, so that a dashboard can
+ * use one rule throughout.
+ */
+export const METRIC_ALIASES: Readonly<Record<string, string>> = {
+  sse_connections_total: "realtime_streams",
+  sse_channels_total: "realtime_channels",
+  sse_events_sent: "realtime_events_sent_total",
+  redis_publish_errors: "realtime_publish_errors_total",
+  sse_connections_refused_total: "realtime_streams_refused_total",
+  sse_disconnects_total: "realtime_streams_closed_total",
+  sse_queued_bytes: "realtime_queued_bytes",
+  sse_stalled_streams: "realtime_stalled_streams",
+  sse_replays_running: "realtime_replays_running",
+  sse_replays_waiting: "realtime_replays_waiting",
+  http_requests_rate_limited_total: "realtime_http_requests_rate_limited_total",
+};
+
+/**
+ * `route` of `realtime_http_request_duration_seconds` for a request no route matched: one value
+ * for them all, so a scanner's thousand paths add no series.
+ */
+export const UNMATCHED_ROUTE = "unmatched";
+
 /** Reasons become label values: keep them short and plain. */
 const REASON_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 
 export class PrometheusMetrics implements Metrics, PresenceMetrics, AccessMetrics {
   readonly #registry = new Registry();
   readonly #eventsSent: Counter;
+  readonly #eventsSentAlias: Counter;
   readonly #published: Counter;
   readonly #publishErrors: Counter;
+  readonly #publishErrorsAlias: Counter;
   readonly #refused: Counter<"reason">;
+  readonly #refusedAlias: Counter<"reason">;
   readonly #disconnects: Counter<"reason">;
+  readonly #disconnectsAlias: Counter<"reason">;
   readonly #presenceEvents: Counter<"status">;
   readonly #wentBack: Counter;
   readonly #replays: Counter;
   readonly #authz: Counter<"result">;
   readonly #revoked: Counter;
   readonly #jwksFetchFailures: Counter;
+  readonly #rateLimited: Counter<"limit">;
+  readonly #rateLimitedAlias: Counter<"limit">;
   readonly #deliveryLatency: Histogram;
+  readonly #streamOpen: Histogram;
+  readonly #httpDuration: Histogram<"route" | "method" | "status_code">;
   readonly #refusedReasons = new Set<string>();
   readonly #disconnectReasons = new Set<string>();
 
@@ -72,67 +125,81 @@ export class PrometheusMetrics implements Metrics, PresenceMetrics, AccessMetric
     const registers = [this.#registry];
     const { gauges } = options;
 
-    // Names of the first four are the spec's (seed/realtime-specialist.md, Monitoring).
-    new Gauge({
-      name: "sse_connections_total",
-      help: "Open SSE streams on this pod.",
-      registers,
-      collect() {
-        this.set(gauges.connections());
-      },
-    });
-    new Gauge({
-      name: "sse_channels_total",
-      help: "Channels with at least one local subscriber on this pod.",
-      registers,
-      collect() {
-        this.set(gauges.channels());
-      },
-    });
-    this.#eventsSent = new Counter({
-      name: "sse_events_sent",
-      help: "Event deliveries written to SSE streams (one per stream per event).",
-      registers,
-    });
-    this.#publishErrors = new Counter({
-      name: "redis_publish_errors",
-      help: "Publishes that failed at the broker (any broker, embedded or Redis).",
-      registers,
-    });
-    this.#published = new Counter({
-      name: "realtime_events_published_total",
-      help: "Events accepted by the broker.",
-      registers,
-    });
-    this.#replays = new Counter({
-      name: "realtime_publish_replays_total",
-      help: "Publishes that repeated an idempotency key within its window: answered with the first publish's position, nothing published.",
-      registers,
-    });
-    this.#refused = new Counter({
-      name: "sse_connections_refused_total",
-      help: "SSE streams refused before they started, by error code.",
-      labelNames: ["reason"] as const,
-      registers,
-    });
-    this.#disconnects = new Counter({
-      name: "sse_disconnects_total",
-      help: "SSE streams that ended, by reason (client, slow, shutdown, ...).",
-      labelNames: ["reason"] as const,
-      registers,
-    });
+    /** A gauge read at scrape time, under its name and, if it has one, its old name. */
+    const gauge = (name: string, help: string, read: () => number, alias?: string) => {
+      for (const each of alias === undefined ? [name] : [name, alias]) {
+        new Gauge({
+          name: each,
+          help: each === name ? help : `${help} Alias of ${name}.`,
+          registers,
+          collect() {
+            this.set(read());
+          },
+        });
+      }
+    };
+
+    // The seed's first two, and their conforming twins.
+    gauge("realtime_streams", "Open SSE streams on this pod.", () => gauges.connections());
+    gauge("sse_connections_total", "Open SSE streams on this pod (the spec's name).", () =>
+      gauges.connections(),
+    );
+    gauge("realtime_channels", "Channels with at least one local subscriber on this pod.", () =>
+      gauges.channels(),
+    );
+    gauge(
+      "sse_channels_total",
+      "Channels with at least one local subscriber on this pod (the spec's name).",
+      () => gauges.channels(),
+    );
+
+    // Counters with an old name are two counters that every call increments together: the
+    // calls are per stream open or close, per publish, and per fan-out batch (not per
+    // delivery), so the second increment costs nothing that shows.
+    const counter = <L extends string>(
+      name: string,
+      help: string,
+      labelNames: readonly L[] = [],
+    ): Counter<L> => new Counter({ name, help, labelNames, registers });
+    const sentHelp = "Event deliveries written to SSE streams (one per stream per event).";
+    this.#eventsSent = counter("realtime_events_sent_total", sentHelp);
+    this.#eventsSentAlias = counter("sse_events_sent", `${sentHelp} The spec's name.`);
+    const errorsHelp = "Publishes that failed at the broker (any broker, embedded or Redis).";
+    this.#publishErrors = counter("realtime_publish_errors_total", errorsHelp);
+    this.#publishErrorsAlias = counter("redis_publish_errors", `${errorsHelp} The spec's name.`);
+    this.#published = counter("realtime_events_published_total", "Events accepted by the broker.");
+    this.#replays = counter(
+      "realtime_publish_replays_total",
+      "Publishes that repeated an idempotency key within its window: answered with the first publish's position, nothing published.",
+    );
+    const refusedHelp = "SSE streams refused before they started, by error code.";
+    this.#refused = counter("realtime_streams_refused_total", refusedHelp, ["reason"] as const);
+    this.#refusedAlias = counter(
+      "sse_connections_refused_total",
+      `${refusedHelp} Alias of realtime_streams_refused_total.`,
+      ["reason"] as const,
+    );
+    const closedHelp = "SSE streams that ended, by reason (client, slow, shutdown, ...).";
+    this.#disconnects = counter("realtime_streams_closed_total", closedHelp, ["reason"] as const);
+    this.#disconnectsAlias = counter(
+      "sse_disconnects_total",
+      `${closedHelp} Alias of realtime_streams_closed_total.`,
+      ["reason"] as const,
+    );
 
     // Optional gauges, each read at scrape time; absent reads are not exported.
-    const optional: [string, string, (() => number) | undefined][] = [
+    const optional: [string, string, (() => number) | undefined, string?][] = [
       [
-        "sse_queued_bytes",
+        "realtime_queued_bytes",
         "Bytes accepted for this pod's SSE streams and not yet written to the network (the fan-out queue; each stream's share is bounded by SLOW_CLIENT_MAX_BYTES).",
         gauges.queuedBytes,
+        "sse_queued_bytes",
       ],
       [
-        "sse_stalled_streams",
+        "realtime_stalled_streams",
         "SSE streams whose writes report backpressure now (clients not reading fast enough).",
         gauges.stalledStreams,
+        "sse_stalled_streams",
       ],
       [
         "realtime_presence_users_online",
@@ -140,14 +207,16 @@ export class PrometheusMetrics implements Metrics, PresenceMetrics, AccessMetric
         gauges.presenceUsers,
       ],
       [
-        "sse_replays_running",
+        "realtime_replays_running",
         "Resuming SSE streams replaying missed events from history now (at most MAX_REPLAYS).",
         gauges.replaysRunning,
+        "sse_replays_running",
       ],
       [
-        "sse_replays_waiting",
+        "realtime_replays_waiting",
         "Resuming SSE streams waiting for a replay slot (connected, live events buffered).",
         gauges.replaysWaiting,
+        "sse_replays_waiting",
       ],
       [
         "realtime_broker_channels",
@@ -160,16 +229,8 @@ export class PrometheusMetrics implements Metrics, PresenceMetrics, AccessMetric
         gauges.historyBytes,
       ],
     ];
-    for (const [name, help, read] of optional) {
-      if (!read) continue;
-      new Gauge({
-        name,
-        help,
-        registers,
-        collect() {
-          this.set(read());
-        },
-      });
+    for (const [name, help, read, alias] of optional) {
+      if (read) gauge(name, help, read, alias);
     }
 
     this.#wentBack = new Counter({
@@ -201,10 +262,34 @@ export class PrometheusMetrics implements Metrics, PresenceMetrics, AccessMetric
       registers,
     });
 
+    const limitedHelp =
+      "Requests refused with 429 by a rate limit or a channel's broadcast budget, by limit.";
+    this.#rateLimited = counter("realtime_http_requests_rate_limited_total", limitedHelp, [
+      "limit",
+    ] as const);
+    this.#rateLimitedAlias = counter(
+      "http_requests_rate_limited_total",
+      `${limitedHelp} Alias of realtime_http_requests_rate_limited_total.`,
+      ["limit"] as const,
+    );
+
     this.#deliveryLatency = new Histogram({
       name: "realtime_delivery_latency_seconds",
       help: "From the broker accepting an event to this pod writing it to its streams, in seconds (one observation per event per pod; across pods it includes their clock skew).",
       buckets: DELIVERY_BUCKETS,
+      registers,
+    });
+    this.#streamOpen = new Histogram({
+      name: "realtime_stream_open_seconds",
+      help: "From a stream request's arrival to the stream's first bytes written (authentication, access checks, broker subscriptions included; the replay after is not), in seconds.",
+      buckets: REQUEST_BUCKETS,
+      registers,
+    });
+    this.#httpDuration = new Histogram({
+      name: "realtime_http_request_duration_seconds",
+      help: `HTTP requests answered, from arrival to the answer's last byte, in seconds, by route template ("${UNMATCHED_ROUTE}": no route), method and status; the SSE stream route is not counted (realtime_stream_open_seconds).`,
+      labelNames: ["route", "method", "status_code"] as const,
+      buckets: REQUEST_BUCKETS,
       registers,
     });
 
@@ -231,7 +316,10 @@ export class PrometheusMetrics implements Metrics, PresenceMetrics, AccessMetric
   eventsSent(count: number): void {
     // A counter must not go down, and prom-client throws on negative increments; the
     // interface forbids throwing on the hot path, so ignore nonsense instead.
-    if (count > 0 && Number.isFinite(count)) this.#eventsSent.inc(count);
+    if (count > 0 && Number.isFinite(count)) {
+      this.#eventsSent.inc(count);
+      this.#eventsSentAlias.inc(count);
+    }
   }
 
   eventPublished(): void {
@@ -240,6 +328,7 @@ export class PrometheusMetrics implements Metrics, PresenceMetrics, AccessMetric
 
   publishFailed(): void {
     this.#publishErrors.inc();
+    this.#publishErrorsAlias.inc();
   }
 
   publishReplayed(): void {
@@ -247,11 +336,15 @@ export class PrometheusMetrics implements Metrics, PresenceMetrics, AccessMetric
   }
 
   connectionRefused(reason: string): void {
-    this.#refused.inc({ reason: boundedReason(reason, this.#refusedReasons) });
+    const labels = { reason: boundedReason(reason, this.#refusedReasons) };
+    this.#refused.inc(labels);
+    this.#refusedAlias.inc(labels);
   }
 
   connectionClosed(reason: string): void {
-    this.#disconnects.inc({ reason: boundedReason(reason, this.#disconnectReasons) });
+    const labels = { reason: boundedReason(reason, this.#disconnectReasons) };
+    this.#disconnects.inc(labels);
+    this.#disconnectsAlias.inc(labels);
   }
 
   brokerWentBack(): void {
@@ -273,6 +366,28 @@ export class PrometheusMetrics implements Metrics, PresenceMetrics, AccessMetric
   deliveryLatency(seconds: number): void {
     // Clocks of two pods may disagree by a little: a negative figure is skew, not time travel.
     if (Number.isFinite(seconds)) this.#deliveryLatency.observe(Math.max(0, seconds));
+  }
+
+  streamOpened(seconds: number): void {
+    if (Number.isFinite(seconds)) this.#streamOpen.observe(Math.max(0, seconds));
+  }
+
+  /**
+   * An HTTP request was answered after `seconds`. `route` is the route's template (never the
+   * path: one series per route, whatever the ids in it), or {@link UNMATCHED_ROUTE}.
+   */
+  httpRequest(route: string, method: string, statusCode: number, seconds: number): void {
+    if (!Number.isFinite(seconds)) return;
+    this.#httpDuration.observe(
+      { route, method, status_code: String(statusCode) },
+      Math.max(0, seconds),
+    );
+  }
+
+  /** A request was refused with 429 by `limit` (a fixed set of names: the limiter's). */
+  rateLimited(limit: string): void {
+    this.#rateLimited.inc({ limit });
+    this.#rateLimitedAlias.inc({ limit });
   }
 
   /** A fetch of the JWKS (`JWT_JWKS_URL`) failed. */

@@ -270,6 +270,8 @@ function registerRoutes<U extends RealtimeUser, A>(
           authenticate: options.authenticate,
           authorize,
           ledger,
+          // Fastify's clock for this request started when the router took it.
+          receivedAt: performance.now() - reply.elapsedTime,
           connect: () => {
             // Headers hooks set (CORS, security headers) go out with the stream's own.
             const headers = hostHeaders(reply.getHeaders());

@@ -88,4 +88,9 @@ export interface OpenStreamRequest {
   signal?: AbortSignal;
   /** Sends the response headers and returns the connection; called once the stream is ready. */
   connect: () => Connection;
+  /**
+   * When the request arrived, as `performance.now()` (monotonic ms): the hub reports the time
+   * from then to the stream's first write (`Metrics.streamOpened`). Absent: not reported.
+   */
+  receivedAt?: number;
 }

@@ -109,6 +109,36 @@ describe("Hub fan-out", () => {
     await hub.close();
   });
 
+  it("reports the time from a request's arrival to its stream's first write, once per stream", async () => {
+    const opened: { seconds: number; written: string }[] = [];
+    let connection = new FakeConnection();
+    const metrics: Metrics = {
+      eventsSent() {},
+      eventPublished() {},
+      publishFailed() {},
+      connectionRefused() {},
+      connectionClosed() {},
+      streamOpened: (seconds) => opened.push({ seconds, written: connection.text }),
+    };
+    const { hub } = setup({ metrics });
+    const receivedAt = performance.now() - 250;
+    const before = performance.now();
+    await hub.open({ userId: "u_1", channels: [A], receivedAt, connect: () => connection });
+    const after = performance.now();
+    assert.equal(opened.length, 1);
+    const [{ seconds, written } = { seconds: -1, written: "" }] = opened;
+    // Seconds, not milliseconds: at least the 250 ms before the call, at most until it returned.
+    assert.ok(seconds >= (before - receivedAt) / 1000, `${seconds}`);
+    assert.ok(seconds <= (after - receivedAt) / 1000, `${seconds}`);
+    assert.notEqual(written, "", "reported once the stream's first bytes are written");
+
+    // A caller that does not say when its request arrived is not timed.
+    connection = new FakeConnection();
+    await hub.open({ userId: "u_1", channels: [A], connect: () => connection });
+    assert.equal(opened.length, 1);
+    await hub.close();
+  });
+
   it("subscribes the broker on the first stream of a channel and unsubscribes after the last", async () => {
     const { hub, bus, connect } = setup();
     const one = await connect([A]);

@@ -271,6 +271,9 @@ export class Hub {
     connection.onClose(() => this.#remove(stream, "client"));
     this.#closeWhenExpired(stream, connection);
     stream.start(connection, plan.starts, this.#retryHint());
+    if (request.receivedAt !== undefined) {
+      this.#metrics.streamOpened?.((performance.now() - request.receivedAt) / 1000);
+    }
     await this.#replayer.run(stream, plan.replays);
     stream.goLive();
     if (!stream.ended && this.#streams.has(stream)) {

@@ -27,6 +27,13 @@ export interface Metrics {
    * Called once per event per pod, not per stream.
    */
   deliveryLatency?(seconds: number): void;
+  /**
+   * A stream's first bytes (its headers and start positions) were written `seconds` after its
+   * request arrived (authentication, access checks, broker subscriptions and the resume plan
+   * included; the replay that follows is not). Called once per stream, only for opens whose
+   * caller said when the request arrived (`OpenStreamRequest.receivedAt`).
+   */
+  streamOpened?(seconds: number): void;
 }
 
 /** Metrics that count nothing: the default, and what tests use when they don't care. */

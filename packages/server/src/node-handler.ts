@@ -63,6 +63,7 @@ export function createEventsHandler<U extends RealtimeUser, A = unknown>(
   const ledger =
     options.ledger ?? (perUser === false ? null : new MemoryConnectionLedger({ max: perUser }));
   return async (request, response) => {
+    const receivedAt = performance.now();
     try {
       if (request.method !== "GET") {
         throw appError(
@@ -87,6 +88,7 @@ export function createEventsHandler<U extends RealtimeUser, A = unknown>(
         authenticate: options.authenticate,
         authorize,
         ledger,
+        receivedAt,
         connect: () => streamConnection(request, response, hostHeaders(response.getHeaders())),
       });
       options.onStream?.(stream, { user, authorization });

@@ -163,6 +163,8 @@ export interface OpenUserStream {
   readonly response: StreamResponse;
   /** Takes the response over from the framework and wraps it (see {@link streamConnection}). */
   readonly connect: () => Connection;
+  /** When the request arrived (`performance.now()`), for the stream-open time; see `OpenStreamRequest`. */
+  readonly receivedAt?: number | undefined;
 }
 
 /** Opens `user`'s stream on the hub; rejects with a `HubError` when the hub refuses it. */
@@ -183,6 +185,7 @@ export function openUserStream(open: OpenUserStream): Promise<SseStream> {
     cursor: open.cursor,
     expiresAt: user.expiresAt,
     signal: abort.signal,
+    ...(open.receivedAt !== undefined && { receivedAt: open.receivedAt }),
     connect: () => {
       response.off("close", abandoned);
       return open.connect();
@@ -213,6 +216,11 @@ export interface StreamRequest<U extends RealtimeUser, R, A> {
    */
   readonly ledger: ConnectionLedger | null;
   readonly connect: () => Connection;
+  /**
+   * When the request arrived (`performance.now()`): the hub reports the time from then to the
+   * stream's first write (`Metrics.streamOpened`). Absent: not reported.
+   */
+  readonly receivedAt?: number | undefined;
 }
 
 /**
@@ -246,6 +254,7 @@ export async function openRequestedStream<U extends RealtimeUser, R, A>(
     cursor: streamCursor(open.lastEventId.header, open.lastEventId.query),
     response: open.response,
     connect: open.connect,
+    receivedAt: open.receivedAt,
   });
   return { stream, user, authorization };
 }

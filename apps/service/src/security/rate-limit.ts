@@ -29,14 +29,13 @@ import rateLimit, { normalizeIP } from "@fastify/rate-limit";
 import type { ChannelName } from "@realtime/protocol";
 import { appError, Errors } from "@realtime/server";
 import type { FastifyInstance, FastifyRequest, RouteOptions } from "fastify";
-import { Counter } from "prom-client";
 import type { Auth } from "../auth.ts";
 import type { Config } from "../config.ts";
 import type { PrometheusMetrics } from "../prometheus-metrics.ts";
 import type { LimitsRedis } from "./redis.ts";
 import { addHook, ROUTE_LIMIT_SETTINGS } from "./route-options.ts";
 
-/** `http_requests_rate_limited_total{limit}` label values. */
+/** `realtime_http_requests_rate_limited_total{limit}` label values. */
 export type LimitName =
   | keyof typeof ROUTE_LIMIT_SETTINGS
   | "channel"
@@ -68,12 +67,6 @@ export async function registerRateLimits(
 ): Promise<RateLimits> {
   const { config, auth, metrics, redis } = deps;
   const limits = config.security.rateLimit;
-  const limited = new Counter({
-    name: "http_requests_rate_limited_total",
-    help: "Requests refused with 429 by a rate limit or a channel's broadcast budget, by limit.",
-    labelNames: ["limit"] as const,
-    registers: [metrics.registry],
-  });
 
   const ipKey = (request: FastifyRequest) => `ip:${normalizeIP(request.ip)}`;
   const identityKey = async (request: FastifyRequest) => {
@@ -92,7 +85,7 @@ export async function registerRateLimits(
 
   /** A refused stream open is a refused stream too. */
   const countRefusal = (route: RouteOptions, limit: LimitName) => {
-    limited.inc({ limit });
+    metrics.rateLimited(limit);
     if (route.config?.opensStream) metrics.connectionRefused(Errors.RATE_LIMITED.code);
   };
 
@@ -176,7 +169,7 @@ export async function registerRateLimits(
         channelOfRequest.set(request, name);
         const result = await channelBudget(request);
         if (!result.isAllowed && result.isExceeded) {
-          limited.inc({ limit: "channel" });
+          metrics.rateLimited("channel");
           throw appError(
             Errors.RATE_LIMITED,
             `${name} is over its broadcast budget; retry in ${retryAfter(result.ttl)} s`,
