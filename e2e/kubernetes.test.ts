@@ -23,6 +23,7 @@ import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { IServiceMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor";
+import { buildApp, type Config, ConfigError, type Env, loadConfig } from "@realtime/service";
 import type { IDeployment } from "kubernetes-models/apps/v1/Deployment";
 import type { IHorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler";
 import type { IIngress } from "kubernetes-models/networking.k8s.io/v1/Ingress";
@@ -31,8 +32,6 @@ import type { IConfigMap } from "kubernetes-models/v1/ConfigMap";
 import type { IContainer } from "kubernetes-models/v1/Container";
 import type { IService } from "kubernetes-models/v1/Service";
 import { parse as parseYaml } from "yaml";
-import { buildApp } from "../apps/service/src/app.ts";
-import { type Config, ConfigError, type Env, loadConfig } from "../apps/service/src/config.ts";
 import { type KubeObject, KustomizeError, kustomize } from "./kubernetes/kustomize.ts";
 import { SchemaError, validateObject } from "./kubernetes/schemas.ts";
 
