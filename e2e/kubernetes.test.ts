@@ -141,7 +141,7 @@ function containerPort(c: IContainer, port: string | number | undefined): number
   return found.containerPort;
 }
 
-/** Seconds of an nginx time (`60s`, `2m`) or size-less number. */
+/** Seconds of an nginx time: `60s`, `2m`, or a bare number of seconds. */
 function nginxSeconds(value: string): number {
   const match = /^(\d+)(s|m)?$/.exec(value);
   assert.ok(match, `an nginx time: ${value}`);
