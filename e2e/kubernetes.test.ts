@@ -9,15 +9,7 @@
  * the validator (`kubernetes/schemas.ts`) refuses unknown kinds and fields: both proven below.
  */
 import assert from "node:assert/strict";
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -32,6 +24,7 @@ import type { IConfigMap } from "kubernetes-models/v1/ConfigMap";
 import type { IContainer } from "kubernetes-models/v1/Container";
 import type { IService } from "kubernetes-models/v1/Service";
 import { parse as parseYaml } from "yaml";
+import { execForm, instructions, parseDockerfile } from "./image/dockerfile.ts";
 import { type KubeObject, KustomizeError, kustomize } from "./kubernetes/kustomize.ts";
 import { SchemaError, validateObject } from "./kubernetes/schemas.ts";
 
@@ -41,7 +34,7 @@ const NGINX_CONF = readFileSync(join(ROOT, "deploy/nginx/nginx.conf"), "utf8");
 const ADAPTER_RULES = join(KUBE, "prometheus-adapter/rules.yaml");
 
 /** The gauge of open streams per pod (the spec's name): what the autoscaler scales on. */
-const STREAMS_GAUGE = "sse_connections_total";
+const STREAMS_GAUGE = "realtime_streams";
 /**
  * Seconds a stopping pod may need past its drain window (the rest of the shutdown, with the
  * slow-step budget): operations.md's recipe, `terminationGracePeriodSeconds` ≥
@@ -489,19 +482,36 @@ for (const rendering of RENDERINGS) {
       }
     });
 
-    it("the pods run the image's default command; the workers run the service's worker entry", () => {
+    it("the pods run the image's default command; the workers the image's `worker` command", () => {
       assert.equal(pod.command, undefined);
       assert.equal(pod.args, undefined);
-      const manifest = JSON.parse(
-        readFileSync(join(ROOT, "apps/service/package.json"), "utf8"),
-      ) as {
-        exports: Record<string, string>;
-      };
-      const entry = join("apps/service", manifest.exports["./worker"] ?? "");
       const workerContainer = container(worker, "worker");
       assert.equal(workerContainer.command, undefined, "the image's entrypoint (init) stays");
-      assert.deepEqual(workerContainer.args, ["node", entry]);
-      assert.ok(existsSync(join(ROOT, entry)));
+      assert.deepEqual(workerContainer.args, ["worker"]);
+      // What the image does with them: its entrypoint runs container.ts under tini, CMD `pod`.
+      const runtime = parseDockerfile(readFileSync(join(ROOT, "Dockerfile"), "utf8")).at(-1);
+      assert.ok(runtime);
+      const [entrypoint] = instructions(runtime, "ENTRYPOINT");
+      const [cmd] = instructions(runtime, "CMD");
+      assert.deepEqual(execForm(entrypoint?.args ?? ""), [
+        "tini",
+        "--",
+        "node",
+        "/app/apps/service/src/container.ts",
+      ]);
+      assert.deepEqual(execForm(cmd?.args ?? ""), ["pod"]);
+      const entry = readFileSync(join(ROOT, "apps/service/src/container.ts"), "utf8");
+      for (const command of ["pod", "worker"])
+        assert.match(entry, new RegExp(`case "${command}":`));
+      // The image's user (node:24-slim's `node`) is the uid the pods run as.
+      assert.deepEqual(
+        instructions(runtime, "USER").map((u) => u.args),
+        ["node"],
+      );
+      for (const deployment of [pods, worker]) {
+        const { securityContext } = deployment.spec?.template.spec ?? {};
+        assert.equal(securityContext?.runAsUser, 1000, deployment.metadata?.name);
+      }
     });
 
     const monitors = ofKind<IServiceMonitor>(objects, "ServiceMonitor");
