@@ -140,6 +140,17 @@ describe("prepare-test-machine: installing the missing tools", () => {
     assert.deepEqual(calls, []);
   });
 
+  it("not root: the suggested command installs promtool's package without Recommends, as root would", async () => {
+    const { error } = await prepare({ missing: ["chromium", "promtool"], isRoot: false });
+    assert.ok(error instanceof MachineNotReady);
+    assert.ok(
+      error.message.endsWith(
+        "run: sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y chromium && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus",
+      ),
+      error.message,
+    );
+  });
+
   it("no apt-get: stops at once naming the Debian packages to install, runs nothing", async () => {
     const { calls, error } = await prepare({ missing: ["openssl"], hasAptGet: false });
     assert.ok(error instanceof MachineNotReady);

@@ -109,46 +109,43 @@ export function planInstall(
   if (missing.length === 0) return { kind: "ready" };
   const packages = [...new Set(missing.map((requirement) => requirement.aptPackage))];
   const what = missing.map((r) => `${r.tool} (${r.path})`).join(", ");
-  const install = `apt-get install -y ${packages.join(" ")}`;
+  // Packages installed without their Recommends (promtool's `prometheus`) get an install of
+  // their own, so the rest keep theirs.
+  const lean = new Set(missing.filter((r) => r.withoutRecommends).map((r) => r.aptPackage));
+  const installs = [
+    { names: packages.filter((name) => !lean.has(name)), flags: [] },
+    { names: packages.filter((name) => lean.has(name)), flags: ["--no-install-recommends"] },
+  ].filter(({ names }) => names.length > 0);
+  const installLines = installs.map(({ names, flags }) =>
+    ["apt-get install -y", ...flags, ...names].join(" "),
+  );
   if (!machine.hasAptGet) {
     return {
       kind: "cannot",
       message:
         `npm test needs ${what}, which this machine lacks, and it has no apt-get to install them: ` +
-        `install the equivalent of the Debian packages (\`${install}\`), then run npm test again.`,
+        `install the equivalent of the Debian packages (\`${installLines.join(" && ")}\`), then run npm test again.`,
     };
   }
   if (!machine.isRoot) {
+    const sudo = installLines.map((line) => `sudo DEBIAN_FRONTEND=noninteractive ${line}`);
     return {
       kind: "cannot",
       message:
         `npm test needs ${what}, which this machine lacks; as root it installs them itself, ` +
-        `otherwise run: sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive ${install}`,
+        `otherwise run: sudo apt-get update && ${sudo.join(" && ")}`,
     };
   }
-  const lean = new Set(missing.filter((r) => r.withoutRecommends).map((r) => r.aptPackage));
-  const installs = [
-    packages.filter((name) => !lean.has(name)),
-    packages.filter((name) => lean.has(name)),
-  ];
   return {
     kind: "install",
     packages,
     commands: [
       { command: "apt-get", args: ["update", "-qq"], env: APT_ENV },
-      ...installs
-        .filter((names) => names.length > 0)
-        .map((names) => ({
-          command: "apt-get",
-          args: [
-            "install",
-            "-y",
-            "-qq",
-            ...(names.some((name) => lean.has(name)) ? ["--no-install-recommends"] : []),
-            ...names,
-          ],
-          env: APT_ENV,
-        })),
+      ...installs.map(({ names, flags }) => ({
+        command: "apt-get",
+        args: ["install", "-y", "-qq", ...flags, ...names],
+        env: APT_ENV,
+      })),
     ],
   };
 }
