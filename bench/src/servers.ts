@@ -45,6 +45,8 @@ export interface Target {
   /** The POST that publishes event `seq` (marker time `timeUs`) on channel number `channel`. */
   publish(channel: number, seq: number, timeUs: number): Request;
   stop(): Promise<void>;
+  /** SIGKILL of the whole server (its process group), resolved once it exited. */
+  kill(): Promise<void>;
 }
 
 export interface StartOptions {
@@ -167,6 +169,9 @@ export async function startRealtime(options: StartOptions = {}): Promise<Target>
     RATE_LIMIT_STREAM_CHANNELS_MAX: "0",
     RATE_LIMIT_PUBLISH_MAX: "0",
     CHANNEL_PUBLISH_MAX: "0",
+    // The per-user share of replay slots cannot be 0: as high as the pod's own bound, so the
+    // one bench user's resumes are bounded by MAX_REPLAYS only, as 10k users' would be.
+    MAX_REPLAYS_PER_USER: "1000000",
     ...(options.redisUrl ? { REDIS_URL: options.redisUrl } : {}),
     ...(options.h2 ? { HTTP2: "h2c" } : {}),
     ...options.env,
@@ -202,6 +207,9 @@ export async function startRealtime(options: StartOptions = {}): Promise<Target>
       const timer = setTimeout(() => void pod.kill("SIGKILL"), 10_000);
       await pod.kill("SIGTERM");
       clearTimeout(timer);
+    },
+    kill: async () => {
+      await pod.kill("SIGKILL");
     },
   };
 }
@@ -249,6 +257,7 @@ export async function startNchan(options: StartOptions = {}): Promise<Target> {
     }),
     // SIGQUIT: graceful; TERM is a fast shutdown, either is fine for a bench.
     stop: () => stopChild(child, "SIGTERM"),
+    kill: () => stopChild(child, "SIGKILL"),
   };
 }
 
@@ -274,6 +283,7 @@ export async function startPeer(kind: "node" | "better-sse"): Promise<Target> {
       body: peerBody(channel, seq, timeUs),
     }),
     stop: () => stopChild(child, "SIGTERM"),
+    kill: () => stopChild(child, "SIGKILL"),
   };
 }
 
