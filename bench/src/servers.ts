@@ -5,7 +5,7 @@
  * JSON event (ours wraps it in its envelope; the peers get an envelope of the same shape and
  * size), so every stream carries comparable bytes.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { chmodSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
@@ -298,10 +298,16 @@ export async function startServer(kind: ServerKind, options: StartOptions = {}):
   }
 }
 
-/** A private redis-server on a free port, pinned to the server core (via test-redis.ts). */
+/**
+ * A private redis-server on a free port, pinned to the server core. Pinned by pid once it
+ * answers: test-redis.ts reads `REDIS_SERVER_BIN` (the `taskset` wrapper) when it is first
+ * imported, which `@realtime/testkit/pods` does before any scenario runs, so the wrapper alone
+ * left Redis on the generator's core (the affinity it inherits from this process).
+ */
 export async function startPinnedRedis(): Promise<{
   url: string;
   port: number;
+  pid: number | undefined;
   stop(): Promise<void>;
 }> {
   const dir = runDir("redis-wrapper");
@@ -312,5 +318,23 @@ export async function startPinnedRedis(): Promise<{
   process.env.REDIS_SERVER_BIN = wrapper;
   const { startRedis } = await import("@realtime/testkit/redis");
   const redis = await startRedis();
-  return { url: redis.url, port: redis.port, stop: () => redis.stop() };
+  const pid = redisPid(redis.port);
+  if (PIN && pid !== undefined) {
+    execFileSync("/usr/bin/taskset", ["-a", "-pc", SERVER_CPU, String(pid)], { stdio: "ignore" });
+  }
+  return { url: redis.url, port: redis.port, pid, stop: () => redis.stop() };
+}
+
+/** The pid of the redis-server on `port` (its `INFO server`), if it answers. */
+function redisPid(port: number): number | undefined {
+  try {
+    const info = execFileSync("/usr/bin/redis-cli", ["-p", String(port), "INFO", "server"], {
+      encoding: "utf8",
+      timeout: 5_000,
+    });
+    const pid = /process_id:(\d+)/.exec(info)?.[1];
+    return pid === undefined ? undefined : Number(pid);
+  } catch {
+    return undefined;
+  }
 }
