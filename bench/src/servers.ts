@@ -59,6 +59,8 @@ export interface StartOptions {
   nodeFlags?: string[];
   /** Extra environment for our service. */
   env?: Record<string, string>;
+  /** Nchan only: messages kept per channel, and the listen backlog. */
+  nchan?: { bufferLength?: number; backlog?: number };
 }
 
 const runDirs = new Set<string>();
@@ -237,7 +239,13 @@ async function waitListening(child: ChildProcess, port: number, dir: string) {
 export async function startNchan(options: StartOptions = {}): Promise<Target> {
   const dir = runDir("nchan");
   const port = await freePort();
-  const conf = writeNchanConfig({ dir, port, redisUrl: options.redisUrl, h2: options.h2 });
+  const conf = writeNchanConfig({
+    dir,
+    port,
+    redisUrl: options.redisUrl,
+    h2: options.h2,
+    ...options.nchan,
+  });
   testNchanConfig(dir, conf);
   const child = spawnPinned(NGINX, ["-p", dir, "-c", conf], dir, {});
   await waitListening(child, port, dir);

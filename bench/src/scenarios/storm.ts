@@ -7,10 +7,11 @@
  * published during the storm, loss and resets. Ours, and two… three Nchan nodes on Redis
  * (Nchan resumes from `Last-Event-ID` out of its Redis-stored message buffer).
  */
-import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { type Ctx, label, latencyValues, sleep, warm, withTargets } from "../context.ts";
 import { clientFor } from "../http-client.ts";
 import { cpuNs, processTree } from "../proc.ts";
+import { summarise, summaryText } from "../profile.ts";
 import { waitFor } from "../publish.ts";
 import { type ServerKind, startPinnedRedis, startServer, type Target } from "../servers.ts";
 import { nowUs } from "../sse-parser.ts";
@@ -102,17 +103,36 @@ class RatePublisher {
   }
 }
 
-/** The pid of the redis-server listening on `port` (its `INFO server`), if it answers. */
-function redisPid(port: number): number | undefined {
+/**
+ * TcpExt counters of /proc/net/netstat (the network namespace's, so every process on the
+ * machine counts, not only the pods): `ListenOverflows` (a connection completed but the accept
+ * queue was full: its SYN or ACK dropped, the client retransmits after 1 s, 3 s, …) and
+ * `ListenDrops`.
+ */
+export function tcpExt(text: string, names: readonly string[]): Record<string, number> {
+  const lines = text.split("\n");
+  const out: Record<string, number> = {};
+  for (let i = 0; i + 1 < lines.length; i++) {
+    const keys = (lines[i] as string).split(" ");
+    if (keys[0] !== "TcpExt:") continue;
+    const values = (lines[i + 1] as string).split(" ");
+    if (values[0] !== "TcpExt:") continue;
+    for (const name of names) {
+      const at = keys.indexOf(name);
+      if (at > 0) out[name] = Number(values[at]);
+    }
+  }
+  return out;
+}
+
+function listenOverflows(): number | null {
   try {
-    const info = execFileSync("redis-cli", ["-p", String(port), "INFO", "server"], {
-      encoding: "utf8",
-      timeout: 5_000,
-    });
-    const pid = /process_id:(\d+)/.exec(info)?.[1];
-    return pid === undefined ? undefined : Number(pid);
+    return (
+      tcpExt(readFileSync("/proc/net/netstat", "latin1"), ["ListenOverflows"]).ListenOverflows ??
+      null
+    );
   } catch {
-    return undefined;
+    return null;
   }
 }
 
@@ -132,16 +152,22 @@ interface Sample {
   waiting: number | null;
 }
 
-/** Samples CPU and the replay gauges every `everyMs` until stopped. */
-function sampler(pods: Target[], redis: number | undefined, everyMs: number) {
+/**
+ * Samples CPU every `everyMs` and the replay gauges every `scrapeEvery`-th sample until
+ * stopped. A scrape of /metrics is not free on a pod holding 5k streams (prom-client's process
+ * metrics list /proc/self/fd and every active handle, the hub sums every stream's queue): ~15 ms
+ * each, so it is done once a second, not at the CPU sampling rate.
+ */
+function sampler(pods: Target[], redis: number | undefined, everyMs: number, scrapeEvery: number) {
   const podPids = pods.flatMap((p) => processTree(p.pid));
   const redisPids = redis === undefined ? [] : [redis];
   const samples: Sample[] = [];
   let stopped = false;
-  const take = async () => {
+  let n = 0;
+  const take = async (scrape: boolean) => {
     let running: number | null = null;
     let waiting: number | null = null;
-    if (pods[0]?.kind === "realtime") {
+    if (scrape && pods[0]?.kind === "realtime") {
       const texts = await Promise.all(
         pods.map((p) =>
           fetch(`http://${p.host}:${p.port}/metrics`, { signal: AbortSignal.timeout(2_000) })
@@ -166,7 +192,7 @@ function sampler(pods: Target[], redis: number | undefined, everyMs: number) {
   };
   const loop = (async () => {
     for (let guard = 0; !stopped && guard < 10_000; guard++) {
-      await take();
+      await take(n++ % scrapeEvery === 0);
       await sleep(everyMs);
     }
   })();
@@ -175,7 +201,7 @@ function sampler(pods: Target[], redis: number | undefined, everyMs: number) {
     async stop() {
       stopped = true;
       await loop;
-      await take();
+      await take(false);
     },
   };
 }
@@ -206,13 +232,35 @@ async function stormRun(
   env: Record<string, string>,
 ): Promise<Record<string, number | null> | undefined> {
   const redis = await startPinnedRedis();
+  // BENCH_STORM_PROFILE=<dir>: the surviving pods run under --cpu-prof; their self time from
+  // the kill to the last catch-up is printed once they exited.
+  const profileDir = kind === "realtime" ? process.env.BENCH_STORM_PROFILE : undefined;
+  const tag = honourRetry ? "retry" : "at-once";
+  let window: { fromUs: number; toUs: number } | undefined;
   try {
-    return await withTargets(
+    const values = await withTargets(
       ctx,
       async () => {
         const started: Target[] = [];
         for (let i = 0; i < 3; i++) {
-          started.push(await startServer(kind, { redisUrl: redis.url, env }));
+          const nodeFlags =
+            profileDir && i < 2
+              ? [
+                  "--cpu-prof",
+                  `--cpu-prof-dir=${profileDir}`,
+                  `--cpu-prof-name=storm-${tag}-${"ab"[i]}.cpuprofile`,
+                ]
+              : undefined;
+          started.push(
+            await startServer(kind, {
+              redisUrl: redis.url,
+              env,
+              nodeFlags,
+              // Nchan with what ours has: history enough for the storm (ours keeps 10,000
+              // events per channel; Nchan's default is 10) and our listen backlog.
+              nchan: { bufferLength: 1_000, backlog: 4_096 },
+            }),
+          );
         }
         return started;
       },
@@ -239,8 +287,9 @@ async function stormRun(
         publisher.start(90);
         await sleep(o.beforeSeconds * 1000);
 
-        const watch = sampler([podA, podB], redisPid(redis.port), 100);
+        const watch = sampler([podA, podB], redis.pid, 100, 10);
         await sleep(150);
+        const overflowsBefore = listenOverflows();
         const killUs = nowUs();
         await ctx.gen.stormArm(killUs);
         await podX.kill();
@@ -253,6 +302,7 @@ async function stormRun(
           { idleMs: 15_000, maxMs: 60_000, pollMs: 100 },
         );
         const headersDoneUs = nowUs();
+        const overflowsAfter = listenOverflows();
         await sleep(o.afterSeconds * 1000);
         await publisher.stop();
         await watch.stop();
@@ -273,6 +323,7 @@ async function stormRun(
         }));
         const fig = stormFigures(outcomes, killUs);
         const windowEnd = fig.endUs ?? headersDoneUs;
+        window = { fromUs: killUs, toUs: windowEnd };
         const latency = await ctx.gen.stormLatency(killUs, windowEnd);
         const curve = resumeCurve(outcomes, killUs, 250, 24);
         ctx.log(
@@ -303,9 +354,26 @@ async function stormRun(
           redisCpuPct: cpuPct(watch.samples, killUs, windowEnd, "redisNs"),
           replaysRunningMax: maxOf(watch.samples, killUs, windowEnd, "running"),
           replaysWaitingMax: maxOf(watch.samples, killUs, windowEnd, "waiting"),
+          listenOverflows:
+            overflowsBefore === null || overflowsAfter === null
+              ? null
+              : overflowsAfter - overflowsBefore,
         };
       },
     );
+    if (profileDir && window) {
+      for (const pod of "ab") {
+        const path = `${profileDir}/storm-${tag}-${pod}.cpuprofile`;
+        try {
+          ctx.log(
+            `  pod ${pod.toUpperCase()} profile, kill → last caught up:\n${summaryText(summarise(path, window, 25))}`,
+          );
+        } catch (error) {
+          ctx.log(`  no profile ${path}: ${(error as Error).message}`);
+        }
+      }
+    }
+    return values;
   } finally {
     await redis.stop();
   }
@@ -328,7 +396,10 @@ export async function reconnectStorm(ctx: Ctx): Promise<void> {
     `reconnect storm: ${o.subs} streams on ${o.channels} channels on pod X of 3 on one Redis, ${o.rate} events/s into pod A; SIGKILL X; resume on A and B with Last-Event-ID${Object.keys(env).length > 0 ? ` (pod env ${JSON.stringify(env)})` : ""}`,
   );
   const kinds = ctx.servers.filter((k): k is ServerKind => k === "realtime" || k === "nchan");
+  // BENCH_STORM_ONLY=at-once or =retry: one of the two runs (ad-hoc comparisons).
+  const only = process.env.BENCH_STORM_ONLY;
   for (const honourRetry of [false, true]) {
+    if (only && only !== (honourRetry ? "retry" : "at-once")) continue;
     const scenario = honourRetry ? "reconnect storm, retry: honoured" : "reconnect storm";
     for (const kind of kinds) {
       // Nchan sends no `retry:` hint: its clients would wait the browser's default (~3 s).
