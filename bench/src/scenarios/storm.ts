@@ -147,6 +147,8 @@ interface Sample {
   /** CPU ns of the surviving pods' process trees, and of Redis. */
   podsNs: number;
   redisNs: number;
+  /** CPU ns of the load generator's workers (the other core). */
+  genNs: number;
   /** Replays running / waiting for a slot, summed over the surviving pods (ours only). */
   running: number | null;
   waiting: number | null;
@@ -158,7 +160,13 @@ interface Sample {
  * metrics list /proc/self/fd and every active handle, the hub sums every stream's queue): ~15 ms
  * each, so it is done once a second, not at the CPU sampling rate.
  */
-function sampler(pods: Target[], redis: number | undefined, everyMs: number, scrapeEvery: number) {
+function sampler(
+  pods: Target[],
+  redis: number | undefined,
+  generator: readonly number[],
+  everyMs: number,
+  scrapeEvery: number,
+) {
   const podPids = pods.flatMap((p) => processTree(p.pid));
   const redisPids = redis === undefined ? [] : [redis];
   const samples: Sample[] = [];
@@ -186,6 +194,7 @@ function sampler(pods: Target[], redis: number | undefined, everyMs: number, scr
       us: nowUs(),
       podsNs: cpuNs(podPids),
       redisNs: cpuNs(redisPids),
+      genNs: cpuNs(generator),
       running,
       waiting,
     });
@@ -207,7 +216,12 @@ function sampler(pods: Target[], redis: number | undefined, everyMs: number, scr
 }
 
 /** CPU % of one core over [fromUs, toUs] from the samples (nearest samples at both ends). */
-function cpuPct(samples: Sample[], fromUs: number, toUs: number, key: "podsNs" | "redisNs") {
+function cpuPct(
+  samples: Sample[],
+  fromUs: number,
+  toUs: number,
+  key: "podsNs" | "redisNs" | "genNs",
+) {
   const first = samples.find((s) => s.us >= fromUs) ?? samples[0];
   const last = samples.find((s) => s.us >= toUs) ?? samples[samples.length - 1];
   if (!first || !last || last.us <= first.us) return null;
@@ -287,7 +301,7 @@ async function stormRun(
         publisher.start(90);
         await sleep(o.beforeSeconds * 1000);
 
-        const watch = sampler([podA, podB], redis.pid, 100, 10);
+        const watch = sampler([podA, podB], redis.pid, ctx.gen.pids, 100, 10);
         await sleep(150);
         const overflowsBefore = listenOverflows();
         const killUs = nowUs();
@@ -352,6 +366,7 @@ async function stormRun(
           publishFailed: publisher.failed,
           podsCpuPct: cpuPct(watch.samples, killUs, windowEnd, "podsNs"),
           redisCpuPct: cpuPct(watch.samples, killUs, windowEnd, "redisNs"),
+          generatorCpuPct: cpuPct(watch.samples, killUs, windowEnd, "genNs"),
           replaysRunningMax: maxOf(watch.samples, killUs, windowEnd, "running"),
           replaysWaitingMax: maxOf(watch.samples, killUs, windowEnd, "waiting"),
           listenOverflows:
