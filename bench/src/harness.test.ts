@@ -19,7 +19,14 @@ import {
   readField,
   readMarker,
 } from "./sse-parser.ts";
-import { caughtUpAt, requiredSeq, resumeCurve, type SubOutcome, stormFigures } from "./storm.ts";
+import {
+  caughtUpAt,
+  requiredSeq,
+  resumeCurve,
+  type SubOutcome,
+  stormFigures,
+  tcpExt,
+} from "./storm.ts";
 
 class Collector extends ResponseReader {
   status = 0;
@@ -222,6 +229,23 @@ describe("reconnect storm: caught up, and the figures", () => {
     assert.equal(missing.allHeadersMs, null, "one never resumed");
     assert.equal(missing.endUs, null);
     assert.equal(stormFigures([], kill).allCaughtUpMs, null);
+  });
+});
+
+describe("reconnect storm: the kernel's accept-queue counters", () => {
+  it("reads TcpExt fields of /proc/net/netstat by name", () => {
+    const text = [
+      "TcpExt: SyncookiesSent ListenOverflows ListenDrops",
+      "TcpExt: 7 130474 130480",
+      "IpExt: InNoRoutes ListenOverflows",
+      "IpExt: 1 99",
+      "",
+    ].join("\n");
+    assert.deepEqual(tcpExt(text, ["ListenOverflows", "ListenDrops", "Nope"]), {
+      ListenOverflows: 130474,
+      ListenDrops: 130480,
+    });
+    assert.deepEqual(tcpExt("", ["ListenOverflows"]), {});
   });
 });
 

@@ -132,3 +132,25 @@ export function resumeCurve(
   for (let i = 1; i < steps; i++) counts[i] = (counts[i] as number) + (counts[i - 1] as number);
   return counts;
 }
+
+/**
+ * TcpExt counters of /proc/net/netstat (the network namespace's, so every process on the
+ * machine counts, not only the pods): `ListenOverflows` (a connection completed but the accept
+ * queue was full: its SYN or ACK dropped, the client retransmits after 1 s, 3 s, …) and
+ * `ListenDrops`.
+ */
+export function tcpExt(text: string, names: readonly string[]): Record<string, number> {
+  const lines = text.split("\n");
+  const out: Record<string, number> = {};
+  for (let i = 0; i + 1 < lines.length; i++) {
+    const keys = (lines[i] as string).split(" ");
+    if (keys[0] !== "TcpExt:") continue;
+    const values = (lines[i + 1] as string).split(" ");
+    if (values[0] !== "TcpExt:") continue;
+    for (const name of names) {
+      const at = keys.indexOf(name);
+      if (at > 0) out[name] = Number(values[at]);
+    }
+  }
+  return out;
+}
