@@ -232,6 +232,27 @@ describe("reconnect storm: caught up, and the figures", () => {
   });
 });
 
+describe("reconnect storm: the report's verdict on the 3 s goal", () => {
+  it("says met, missed by how much, or missed when a stream never caught up", async () => {
+    const { table } = await import("./report.ts");
+    const row = (allResumedMs: number | null) =>
+      table([
+        { scenario: "reconnect storm", server: "realtime", values: { allResumedMs }, notes: [] },
+        {
+          scenario: "reconnect storm",
+          server: "Nchan",
+          values: { allResumedMs: 1_000 },
+          notes: [],
+        },
+      ])
+        .split("\n")
+        .find((line) => line.includes("100 % resumed")) as string;
+    assert.match(row(2_500), /\| 2,500 \| 1,000 \| – \| – \| 2\.50× .*met \(≤ 3 s\)/);
+    assert.match(row(7_457.8), /missed: 4,458 ms over 3 s/);
+    assert.match(row(null), /missed: not every stream caught up/);
+  });
+});
+
 describe("reconnect storm: the kernel's accept-queue counters", () => {
   it("reads TcpExt fields of /proc/net/netstat by name", () => {
     const text = [

@@ -13,6 +13,9 @@
  * - **time to 100 % resumed** = from the SIGKILL to the last subscriber caught up.
  */
 
+/** The goal of issue 20: every stream resumed (caught up) within 3 s of the kill. */
+export const STORM_GOAL_MS = 3_000;
+
 /**
  * The highest sequence number `s` such that every event 1 … s was acknowledged at or before
  * `atUs`. `acks[s]` is the acknowledgement time of event `s` of the channel (0: not
