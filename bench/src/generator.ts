@@ -9,7 +9,7 @@ import { existsSync } from "node:fs";
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 import { Histogram } from "./histogram.ts";
-import type { OpenCommand, OpenResult, StatsResult } from "./worker.ts";
+import type { OpenCommand, OpenResult, StatsResult, StormStatsResult } from "./worker.ts";
 
 /** The core the load generator (this process and its workers) runs on. */
 export const GENERATOR_CPU = "1";
@@ -135,6 +135,18 @@ export interface OpenOptions {
   timeoutMs?: number;
   /** HTTP/2: sessions in total (spread over the workers). */
   h2Sessions?: number;
+  /**
+   * Reconnect storm: track cursors and resume every stream that ends on `targets` (round
+   * robin, each worker starting at its own) with `Last-Event-ID`.
+   */
+  storm?: { targets: { host: string; port: number }[]; honourRetry: boolean };
+}
+
+export interface StormProgress {
+  tracked: number;
+  dropped: number;
+  resumed: number;
+  gaveUp: number;
 }
 
 export interface Stats extends Omit<StatsResult, "latency"> {
@@ -181,6 +193,15 @@ export class Generator {
         concurrency: Math.max(1, Math.ceil((options.concurrency ?? 256) / n)),
         timeoutMs: options.timeoutMs ?? 15_000,
         h2Sessions: sessions,
+        storm: options.storm && {
+          // Each worker starts the round robin at its own target.
+          targets: options.storm.targets.map(
+            (_, i, all) => all[(i + w) % all.length] as { host: string; port: number },
+          ),
+          // Fresh addresses for the resumes (and a retry each): never a port in TIME_WAIT.
+          addresses: takeAddresses(count * 2),
+          honourRetry: options.storm.honourRetry,
+        },
       };
       first += count;
       const worker = this.#workers[(this.#next + w) % n] as WorkerHandle;
@@ -252,6 +273,61 @@ export class Generator {
       latency.merge(p.latency);
     }
     return out;
+  }
+
+  /** Reconnect storm: events published from `fromUs` on are kept with their publish time. */
+  async stormArm(fromUs: number): Promise<void> {
+    await Promise.all(this.#workers.map((w) => w.call({ op: "stormArm", fromUs })));
+  }
+
+  async stormProgress(): Promise<StormProgress> {
+    const parts = await Promise.all(
+      this.#workers.map((w) => w.call<StormProgress>({ op: "stormProgress" })),
+    );
+    const out: StormProgress = { tracked: 0, dropped: 0, resumed: 0, gaveUp: 0 };
+    for (const p of parts) {
+      out.tracked += p.tracked;
+      out.dropped += p.dropped;
+      out.resumed += p.resumed;
+      out.gaveUp += p.gaveUp;
+    }
+    return out;
+  }
+
+  /** Per-subscriber outcomes; `acks[channel][seq]` = when the publish of `seq` was acknowledged. */
+  async stormStats(acks: number[][]): Promise<StormStatsResult> {
+    const parts = await Promise.all(
+      this.#workers.map((w) => w.call<StormStatsResult>({ op: "stormStats", acks })),
+    );
+    const out: StormStatsResult = {
+      outcomes: [],
+      resets: 0,
+      attempts: 0,
+      failedAttempts: 0,
+      gaveUp: 0,
+      firstFailure: null,
+    };
+    for (const p of parts) {
+      for (const o of p.outcomes) out.outcomes.push(o);
+      out.resets += p.resets;
+      out.attempts += p.attempts;
+      out.failedAttempts += p.failedAttempts;
+      out.gaveUp += p.gaveUp;
+      out.firstFailure ??= p.firstFailure;
+    }
+    return out;
+  }
+
+  /** Latency of the events published in [fromUs, toUs] (kept since {@link stormArm}). */
+  async stormLatency(fromUs: number, toUs: number): Promise<Histogram> {
+    const parts = await Promise.all(
+      this.#workers.map((w) =>
+        w.call<ReturnType<Histogram["toSparse"]>>({ op: "stormLatency", fromUs, toUs }),
+      ),
+    );
+    const h = new Histogram();
+    for (const p of parts) h.merge(p);
+    return h;
   }
 
   async closeAll(): Promise<void> {

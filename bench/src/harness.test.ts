@@ -16,8 +16,17 @@ import {
   type ParsedBlock,
   parseBlock,
   ResponseReader,
+  readField,
   readMarker,
 } from "./sse-parser.ts";
+import {
+  caughtUpAt,
+  requiredSeq,
+  resumeCurve,
+  type SubOutcome,
+  stormFigures,
+  tcpExt,
+} from "./storm.ts";
 
 class Collector extends ResponseReader {
   status = 0;
@@ -122,12 +131,142 @@ describe("incremental parsers", () => {
     ]);
   });
 
+  it("reads a new response after restart() (a resume on a new socket)", () => {
+    const c = new Collector();
+    c.feed(Buffer.from(wire.subarray(0, 100)));
+    c.restart();
+    c.blocks = [];
+    c.feed(wire);
+    assert.equal(c.error, null);
+    assert.deepEqual(c.blocks, events);
+  });
+
+  it("reads the id:, retry: and event: fields of a block (the storm's cursor tracking)", () => {
+    const field = (block: string, name: string) => {
+      // Surrounded by other bytes, as in a read buffer.
+      const buf = Buffer.from(`xx${block}\n\nyy`);
+      return readField(buf, 2, 2 + Buffer.byteLength(block), name);
+    };
+    const ready = "retry: 3512\nevent: ready\nid: 1.3fKq9aZx0\ndata: {}";
+    assert.equal(field(ready, "id"), "1.3fKq9aZx0");
+    assert.equal(field(ready, "retry"), "3512");
+    assert.equal(field(ready, "event"), "ready");
+    assert.equal(field(`id: 1.abd\ndata: {"m":"${marker(1, 123)}","t":"é✓"}`, "id"), "1.abd");
+    assert.equal(field(`event: reset\ndata: {"type":"reset"}`, "event"), "reset");
+    assert.equal(field(`event: reset\ndata: {"type":"reset"}`, "id"), null);
+    assert.equal(field(": hb", "id"), null);
+    assert.equal(field("data: id: no\nid:1.x", "id"), "1.x", "no space after the colon");
+    assert.equal(field("identity: 1\nid", "id"), null, "a longer name, a bare name");
+    assert.equal(field("id: 1.a\nid: 1.b", "id"), "1.b", "the last one wins");
+  });
+
   it("parses fields by the WHATWG rules", () => {
     const b: ParsedBlock = parseBlock("id: 1.x\r\ndata:a\ndata:  b\nevent: reset\n: hi");
     assert.equal(b.id, "1.x");
     assert.equal(b.data, "a\n b");
     assert.equal(b.event, "reset");
     assert.deepEqual(b.comments, ["hi"]);
+  });
+});
+
+describe("reconnect storm: caught up, and the figures", () => {
+  // Channel acks: event s acknowledged at 1000 × s µs; event 4 not (yet).
+  const acks = [0, 1000, 2000, 3000, 0, 5000];
+
+  it("needs every event acknowledged by the resume point, up to the first gap", () => {
+    assert.equal(requiredSeq(acks, 0), 0);
+    assert.equal(requiredSeq(acks, 999), 0);
+    assert.equal(requiredSeq(acks, 1000), 1);
+    assert.equal(requiredSeq(acks, 2500), 2);
+    assert.equal(requiredSeq(acks, 9999), 3, "stops at the unacknowledged event 4");
+    assert.equal(requiredSeq([0], 9999), 0);
+  });
+
+  it("is caught up at the later of the resume head and the last needed arrival", () => {
+    const recv = [0, 1100, 2100, 0, 0];
+    assert.equal(caughtUpAt(recv, 2, 1500), 2100, "event 2 came by replay after the head");
+    assert.equal(caughtUpAt(recv, 2, 2500), 2500, "nothing was missing: the head");
+    assert.equal(caughtUpAt(recv, 0, 700), 700);
+    assert.equal(caughtUpAt(recv, 3, 2500), -1, "event 3 never arrived");
+    assert.equal(caughtUpAt(recv, 9, 2500), -1, "beyond what was tracked");
+    assert.equal(caughtUpAt(recv, 1, 0), -1, "never resumed");
+    // Wired together: resumed at 2500 needs 1…2 (3 was acknowledged at 3000).
+    assert.equal(caughtUpAt([0, 1100, 2600, 3100], requiredSeq(acks, 2500), 2500), 2600);
+  });
+
+  it("makes the figures from the kill time", () => {
+    const kill = 1_000_000;
+    const o = (drop: number, head: number, caught: number): SubOutcome => ({
+      dropUs: kill + drop,
+      headUs: head > 0 ? kill + head : 0,
+      caughtUpUs: caught > 0 ? kill + caught : -1,
+    });
+    const all = [o(100, 200_000, 300_000), o(150, 400_000, 400_000), o(900, 1_000_000, 2_500_000)];
+    const f = stormFigures(all, kill);
+    assert.deepEqual(
+      { ...f },
+      {
+        subscribers: 3,
+        resumed: 3,
+        caughtUp: 3,
+        allHeadersMs: 1000,
+        allCaughtUpMs: 2500,
+        p50CaughtUpMs: 400,
+        p99CaughtUpMs: 2500,
+        lastDropMs: 0.9,
+        endUs: kill + 2_500_000,
+      },
+    );
+    assert.deepEqual(
+      resumeCurve(all, kill, 500, 6),
+      [2, 2, 2, 2, 2, 3],
+      "2 within 0.5 s, the third in [2.5, 3) s",
+    );
+    const missing = stormFigures([...all, o(100, 300_000, 0), o(100, 0, 0)], kill);
+    assert.equal(missing.caughtUp, 3);
+    assert.equal(missing.resumed, 4);
+    assert.equal(missing.allCaughtUpMs, null, "one never caught up: no 100 %");
+    assert.equal(missing.allHeadersMs, null, "one never resumed");
+    assert.equal(missing.endUs, null);
+    assert.equal(stormFigures([], kill).allCaughtUpMs, null);
+  });
+});
+
+describe("reconnect storm: the report's verdict on the 3 s goal", () => {
+  it("says met, missed by how much, or missed when a stream never caught up", async () => {
+    const { table } = await import("./report.ts");
+    const row = (allResumedMs: number | null) =>
+      table([
+        { scenario: "reconnect storm", server: "realtime", values: { allResumedMs }, notes: [] },
+        {
+          scenario: "reconnect storm",
+          server: "Nchan",
+          values: { allResumedMs: 1_000 },
+          notes: [],
+        },
+      ])
+        .split("\n")
+        .find((line) => line.includes("100 % resumed")) as string;
+    assert.match(row(2_500), /\| 2,500 \| 1,000 \| – \| – \| 2\.50× .*met \(≤ 3 s\)/);
+    assert.match(row(7_457.8), /missed: 4,458 ms over 3 s/);
+    assert.match(row(null), /missed: not every stream caught up/);
+  });
+});
+
+describe("reconnect storm: the kernel's accept-queue counters", () => {
+  it("reads TcpExt fields of /proc/net/netstat by name", () => {
+    const text = [
+      "TcpExt: SyncookiesSent ListenOverflows ListenDrops",
+      "TcpExt: 7 130474 130480",
+      "IpExt: InNoRoutes ListenOverflows",
+      "IpExt: 1 99",
+      "",
+    ].join("\n");
+    assert.deepEqual(tcpExt(text, ["ListenOverflows", "ListenDrops", "Nope"]), {
+      ListenOverflows: 130474,
+      ListenDrops: 130480,
+    });
+    assert.deepEqual(tcpExt("", ["ListenOverflows"]), {});
   });
 });
 

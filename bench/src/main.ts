@@ -5,7 +5,7 @@
  *
  *   npm run bench                         everything (< 15 min on 2 cores)
  *   npm run bench -- --quick              small sizes, to check the harness (~2 min)
- *   npm run bench -- --only=steady,idle   some scenarios
+ *   npm run bench -- --only=steady,idle   some scenarios (reconnect-storm: see scenarios/storm.ts)
  *   npm run bench -- --servers=realtime,nchan
  *   npm run bench -- --runs=3             repeat, report medians
  *   npm run bench -- --no-profile         skip the --cpu-prof run of our fan-out
@@ -24,6 +24,7 @@ import { crossPodBurst, fanout, h2Fanout, profileFanout } from "./scenarios/fano
 import { idle } from "./scenarios/idle.ts";
 import { historyCost, publishThroughput } from "./scenarios/publish.ts";
 import { crossPod, h2Steady, steady } from "./scenarios/steady.ts";
+import { reconnectStorm } from "./scenarios/storm.ts";
 import type { ServerKind } from "./servers.ts";
 
 const RESULTS = fileURLToPath(new URL("../results/", import.meta.url));
@@ -42,6 +43,7 @@ const SCENARIOS: Record<string, (ctx: Ctx) => Promise<unknown>> = {
   },
   "cross-pod-burst": crossPodBurst,
   capacity,
+  "reconnect-storm": reconnectStorm,
   profile: async (ctx) => {
     const run = await profileFanout(ctx);
     if (run) profileText = summaryText(summarise(run.path, run.window, 30));

@@ -41,6 +41,10 @@ export interface NchanConfig {
   port: number;
   redisUrl?: string;
   h2?: boolean;
+  /** `nchan_message_buffer_length` (Nchan's default: 10 messages per channel). */
+  bufferLength?: number;
+  /** The listen backlog (nginx's default on Linux: 511). */
+  backlog?: number;
 }
 
 /** Writes `nginx.conf` for one Nchan node into `dir` and returns its path. */
@@ -76,7 +80,8 @@ http {
   keepalive_timeout 600s;
   ${redis ? `upstream bench_redis { nchan_redis_server "${config.redisUrl}"; }` : ""}
   server {
-    listen 127.0.0.1:${config.port}${config.h2 ? " http2" : ""};
+    listen 127.0.0.1:${config.port}${config.h2 ? " http2" : ""}${config.backlog ? ` backlog=${config.backlog}` : ""};
+    ${config.bufferLength ? `nchan_message_buffer_length ${config.bufferLength};` : ""}
     location ~ ^/sub/(\\w+)$ {
       nchan_subscriber eventsource;
       nchan_channel_id $1;

@@ -1,5 +1,6 @@
 /** The table: medians per scenario × server × metric, ratios against the peers, targets. */
 import type { Measurement } from "./context.ts";
+import { STORM_GOAL_MS } from "./storm.ts";
 
 type Better = "lower" | "higher" | "none";
 
@@ -176,6 +177,66 @@ function specsFor(scenario: string): RowSpec[] {
       },
       { scenario: s, metric: "resets", label: "resets/errors", better: "lower" },
       { scenario: s, metric: "hung", label: "hung (no answer in 10 s)", better: "lower" },
+    ];
+  }
+  if (s.startsWith("reconnect storm")) {
+    const goal = s === "reconnect storm";
+    return [
+      {
+        scenario: s,
+        metric: "allResumedMs",
+        label: "ms to 100 % resumed (kill → last caught up)",
+        better: "lower",
+        target: goal
+          ? (v) =>
+              v.realtime == null
+                ? "missed: not every stream caught up"
+                : v.realtime <= STORM_GOAL_MS
+                  ? "met (≤ 3 s)"
+                  : `missed: ${fmt(v.realtime - STORM_GOAL_MS)} ms over 3 s`
+          : undefined,
+      },
+      {
+        scenario: s,
+        metric: "allHeadersMs",
+        label: "ms to 100 % reconnected (200 head)",
+        better: "lower",
+      },
+      {
+        scenario: s,
+        metric: "p99ResumedMs",
+        label: "p99 ms kill → caught up, per stream",
+        better: "lower",
+      },
+      {
+        scenario: s,
+        metric: "p99Ms",
+        label: "p99 ms of events published in the storm",
+        better: "lower",
+      },
+      { scenario: s, metric: "maxMs", label: "max ms of those", better: "lower" },
+      {
+        scenario: s,
+        metric: "loss",
+        label: "loss",
+        better: "lower",
+        target: goal
+          ? (v) => (v.realtime === 0 ? "met (0)" : v.realtime == null ? "n/a" : "missed")
+          : undefined,
+      },
+      { scenario: s, metric: "resets", label: "resets", better: "none" },
+      {
+        scenario: s,
+        metric: "replaysWaitingMax",
+        label: "replays waiting for a slot, max",
+        better: "none",
+      },
+      {
+        scenario: s,
+        metric: "podsCpuPct",
+        label: "surviving pods CPU % of one core",
+        better: "none",
+      },
     ];
   }
   return [];

@@ -5,7 +5,7 @@
  * JSON event (ours wraps it in its envelope; the peers get an envelope of the same shape and
  * size), so every stream carries comparable bytes.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { chmodSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
@@ -45,6 +45,8 @@ export interface Target {
   /** The POST that publishes event `seq` (marker time `timeUs`) on channel number `channel`. */
   publish(channel: number, seq: number, timeUs: number): Request;
   stop(): Promise<void>;
+  /** SIGKILL of the whole server (its process group), resolved once it exited. */
+  kill(): Promise<void>;
 }
 
 export interface StartOptions {
@@ -57,6 +59,8 @@ export interface StartOptions {
   nodeFlags?: string[];
   /** Extra environment for our service. */
   env?: Record<string, string>;
+  /** Nchan only: messages kept per channel, and the listen backlog. */
+  nchan?: { bufferLength?: number; backlog?: number };
 }
 
 const runDirs = new Set<string>();
@@ -167,6 +171,9 @@ export async function startRealtime(options: StartOptions = {}): Promise<Target>
     RATE_LIMIT_STREAM_CHANNELS_MAX: "0",
     RATE_LIMIT_PUBLISH_MAX: "0",
     CHANNEL_PUBLISH_MAX: "0",
+    // The per-user share of replay slots cannot be 0: as high as the pod's own bound, so the
+    // one bench user's resumes are bounded by MAX_REPLAYS only, as 10k users' would be.
+    MAX_REPLAYS_PER_USER: "1000000",
     ...(options.redisUrl ? { REDIS_URL: options.redisUrl } : {}),
     ...(options.h2 ? { HTTP2: "h2c" } : {}),
     ...options.env,
@@ -203,6 +210,9 @@ export async function startRealtime(options: StartOptions = {}): Promise<Target>
       await pod.kill("SIGTERM");
       clearTimeout(timer);
     },
+    kill: async () => {
+      await pod.kill("SIGKILL");
+    },
   };
 }
 
@@ -229,7 +239,13 @@ async function waitListening(child: ChildProcess, port: number, dir: string) {
 export async function startNchan(options: StartOptions = {}): Promise<Target> {
   const dir = runDir("nchan");
   const port = await freePort();
-  const conf = writeNchanConfig({ dir, port, redisUrl: options.redisUrl, h2: options.h2 });
+  const conf = writeNchanConfig({
+    dir,
+    port,
+    redisUrl: options.redisUrl,
+    h2: options.h2,
+    ...options.nchan,
+  });
   testNchanConfig(dir, conf);
   const child = spawnPinned(NGINX, ["-p", dir, "-c", conf], dir, {});
   await waitListening(child, port, dir);
@@ -249,6 +265,7 @@ export async function startNchan(options: StartOptions = {}): Promise<Target> {
     }),
     // SIGQUIT: graceful; TERM is a fast shutdown, either is fine for a bench.
     stop: () => stopChild(child, "SIGTERM"),
+    kill: () => stopChild(child, "SIGKILL"),
   };
 }
 
@@ -274,6 +291,7 @@ export async function startPeer(kind: "node" | "better-sse"): Promise<Target> {
       body: peerBody(channel, seq, timeUs),
     }),
     stop: () => stopChild(child, "SIGTERM"),
+    kill: () => stopChild(child, "SIGKILL"),
   };
 }
 
@@ -288,10 +306,16 @@ export async function startServer(kind: ServerKind, options: StartOptions = {}):
   }
 }
 
-/** A private redis-server on a free port, pinned to the server core (via test-redis.ts). */
+/**
+ * A private redis-server on a free port, pinned to the server core. Pinned by pid once it
+ * answers: test-redis.ts reads `REDIS_SERVER_BIN` (the `taskset` wrapper) when it is first
+ * imported, which `@realtime/testkit/pods` does before any scenario runs, so the wrapper alone
+ * left Redis on the generator's core (the affinity it inherits from this process).
+ */
 export async function startPinnedRedis(): Promise<{
   url: string;
   port: number;
+  pid: number | undefined;
   stop(): Promise<void>;
 }> {
   const dir = runDir("redis-wrapper");
@@ -302,5 +326,23 @@ export async function startPinnedRedis(): Promise<{
   process.env.REDIS_SERVER_BIN = wrapper;
   const { startRedis } = await import("@realtime/testkit/redis");
   const redis = await startRedis();
-  return { url: redis.url, port: redis.port, stop: () => redis.stop() };
+  const pid = redisPid(redis.port);
+  if (PIN && pid !== undefined) {
+    execFileSync("/usr/bin/taskset", ["-a", "-pc", SERVER_CPU, String(pid)], { stdio: "ignore" });
+  }
+  return { url: redis.url, port: redis.port, pid, stop: () => redis.stop() };
+}
+
+/** The pid of the redis-server on `port` (its `INFO server`), if it answers. */
+function redisPid(port: number): number | undefined {
+  try {
+    const info = execFileSync("/usr/bin/redis-cli", ["-p", String(port), "INFO", "server"], {
+      encoding: "utf8",
+      timeout: 5_000,
+    });
+    const pid = /process_id:(\d+)/.exec(info)?.[1];
+    return pid === undefined ? undefined : Number(pid);
+  } catch {
+    return undefined;
+  }
 }

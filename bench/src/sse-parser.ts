@@ -47,6 +47,16 @@ export abstract class ResponseReader {
   /** Set when the stream broke a rule; the reader then ignores further input. */
   error: string | null = null;
 
+  /** Forgets the response read so far, to read a new one (a reconnect on a new socket). */
+  restart(): void {
+    this.#state = State.Head;
+    this.#head = null;
+    this.#chunkLeft = 0;
+    this.#bodyLeft = -1;
+    this.#pending = null;
+    this.error = null;
+  }
+
   /** The response head arrived. Header names are lower case; repeated headers are joined. */
   protected abstract onHead(status: number, headers: Record<string, string>): void;
   /** One complete event block: `buf[start, end)`, without its terminating blank line. */
@@ -234,6 +244,32 @@ export function readMarker(buf: Buffer, start: number, end: number): number {
   if (digits === 0 || buf[i] !== AT) return -1;
   markerTimeUs = t;
   return seq;
+}
+
+/**
+ * The value of field `name` in the event block `buf[start, end)` (the last such line, one
+ * leading space dropped), or null when the block has none. For the reconnect storm's cursor
+ * tracking (`id`, `retry`, `event`): lines end in LF, as every server in the bench writes them.
+ */
+export function readField(buf: Buffer, start: number, end: number, name: string): string | null {
+  let found: string | null = null;
+  let line = start;
+  const n = name.length;
+  while (line < end) {
+    let eol = buf.indexOf(LF, line);
+    if (eol < 0 || eol > end) eol = end;
+    if (
+      eol - line > n &&
+      buf[line + n] === 58 /* : */ &&
+      buf.toString("latin1", line, line + n) === name
+    ) {
+      let from = line + n + 1;
+      if (buf[from] === 32) from++;
+      found = buf.toString("utf8", from, eol);
+    }
+    line = eol + 1;
+  }
+  return found;
 }
 
 /** The marker text for event `seq` published at `timeUs`. */

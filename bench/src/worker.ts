@@ -9,7 +9,8 @@
 import http2 from "node:http2";
 import net from "node:net";
 import { Histogram } from "./histogram.ts";
-import { markerTimeUs, nowUs, ResponseReader, readMarker } from "./sse-parser.ts";
+import { markerTimeUs, nowUs, ResponseReader, readField, readMarker } from "./sse-parser.ts";
+import { caughtUpAt, requiredSeq } from "./storm.ts";
 
 export interface OpenCommand {
   op: "open";
@@ -28,6 +29,33 @@ export interface OpenCommand {
   timeoutMs: number;
   /** HTTP/2: this many sessions, streams spread evenly over them. */
   h2Sessions?: number;
+  /**
+   * Reconnect storm (HTTP/1.1 only): track each stream's cursor (`id:`), `retry:` hint, resets
+   * and event arrival times, and when a stream ends, resume it on `targets` (round robin) with
+   * `Last-Event-ID`: at once, or after the server's `retry:` hint when `honourRetry`.
+   */
+  storm?: StormConfig;
+}
+
+export interface StormConfig {
+  targets: { host: string; port: number }[];
+  /** Source addresses for the resumes. */
+  addresses: { ip: string; n: number }[];
+  honourRetry: boolean;
+}
+
+export interface StormStatsResult {
+  /** Per tracked subscriber: [dropUs, headUs, caughtUpUs] (see storm.ts). */
+  outcomes: [number, number, number][];
+  resets: number;
+  /** Resume attempts in all (one per resume, more when an attempt failed). */
+  attempts: number;
+  /** Attempts that failed (error, non-200, timeout). */
+  failedAttempts: number;
+  /** Subscribers that gave up after {@link MAX_RESUME_ATTEMPTS}. */
+  gaveUp: number;
+  /** Status of the first failed attempt, or its error. */
+  firstFailure: string | null;
 }
 
 export interface OpenResult {
@@ -58,6 +86,10 @@ export interface StatsResult {
 
 type Command =
   | OpenCommand
+  | { op: "stormArm"; fromUs: number }
+  | { op: "stormProgress" }
+  | { op: "stormStats"; acks: number[][] }
+  | { op: "stormLatency"; fromUs: number; toUs: number }
   | { op: "arm"; minSeq: number }
   | { op: "stats"; expected: number[] }
   | { op: "closeAll" }
@@ -73,6 +105,38 @@ let closedEarly = 0;
 const subs: Sub[] = [];
 const sessions: http2.ClientHttp2Session[] = [];
 const shared = Buffer.allocUnsafe(256 * 1024);
+
+/** Resume attempts per dropped stream before it gives up (each on the next target). */
+const MAX_RESUME_ATTEMPTS = 5;
+const RESUME_TIMEOUT_MS = 20_000;
+let storm: (StormConfig & { headers: string; next: number }) | null = null;
+/** Events published at or after this (µs) are recorded with their publish time (0: off). */
+let stormFromUs = 0;
+/** [publish µs, latency µs] pairs of the events published since {@link stormFromUs}. */
+let stormPairs = new Float64Array(0);
+let stormPairCount = 0;
+/** Most pairs kept (2 × 8 B each): a bound, far above what a storm delivers to one worker. */
+const STORM_PAIRS_MAX = 2_000_000;
+let stormFailedAttempts = 0;
+let stormFirstFailure: string | null = null;
+
+/** What a tracked (storm) subscriber keeps. */
+class StormSub {
+  cursor: string | null = null;
+  retryMs = 0;
+  /** Arrival time (µs) of event `seq`, 0 if not (yet) received. */
+  recvUs = new Float64Array(64);
+  resets = 0;
+  dropUs = 0;
+  headUs = 0;
+  attempts = 0;
+  gaveUp = false;
+  readonly path: string;
+
+  constructor(path: string) {
+    this.path = path;
+  }
+}
 
 const SubState = { Pending: 0, Open: 1, Failed: 2, Closing: 3 } as const;
 type SubState = (typeof SubState)[keyof typeof SubState];
@@ -92,6 +156,8 @@ class Sub extends ResponseReader {
   socket: net.Socket | null = null;
   stream: http2.ClientHttp2Stream | null = null;
   settle: ((outcome: string, retryAfter: boolean) => void) | null = null;
+  /** Set for the streams of a reconnect storm. */
+  storm: StormSub | null = null;
 
   constructor(channel: number) {
     super();
@@ -116,6 +182,14 @@ class Sub extends ResponseReader {
   }
 
   protected onEvent(buf: Buffer, start: number, end: number): void {
+    const tracked = this.storm;
+    if (tracked !== null) {
+      const id = readField(buf, start, end, "id");
+      if (id !== null) tracked.cursor = id;
+      const retry = readField(buf, start, end, "retry");
+      if (retry !== null) tracked.retryMs = Number(retry) || 0;
+      if (readField(buf, start, end, "event") === "reset") tracked.resets++;
+    }
     const seq = readMarker(buf, start, end);
     if (seq < 0) return;
     if (seq >= this.seen.length * 8) {
@@ -137,6 +211,15 @@ class Sub extends ResponseReader {
     lastEventUs = readAtUs;
     if (firstEventUs === 0) firstEventUs = readAtUs;
     if (seq >= minSeq) histogram.record(readAtUs - markerTimeUs);
+    if (tracked !== null) {
+      if (seq >= tracked.recvUs.length) {
+        const grown = new Float64Array(Math.max(tracked.recvUs.length * 2, seq + 1));
+        grown.set(tracked.recvUs);
+        tracked.recvUs = grown;
+      }
+      tracked.recvUs[seq] = readAtUs;
+      if (stormFromUs > 0 && markerTimeUs >= stormFromUs) recordStormPair(markerTimeUs, readAtUs);
+    }
   }
 
   destroy(): void {
@@ -205,6 +288,7 @@ function open(cmd: OpenCommand): Promise<OpenResult> {
       const channel = g % cmd.paths.length;
       const path = cmd.paths[channel] as string;
       const sub = new Sub(channel);
+      if (cmd.storm) sub.storm = new StormSub(path);
       subs.push(sub);
       inflight++;
       let done = false;
@@ -284,9 +368,13 @@ function open(cmd: OpenCommand): Promise<OpenResult> {
         for (const [name, value] of Object.entries(cmd.headers)) head += `${name}: ${value}\r\n`;
         socket.write(`${head}\r\n`);
       });
-      socket.on("error", (err) => fail(err));
+      socket.on("error", (err) => {
+        // A storm stream that ends is resumed on its "close", which follows.
+        if (!(sub.storm && sub.state === SubState.Open)) fail(err);
+      });
       socket.on("close", () => {
         if (sub.state === SubState.Open) {
+          if (sub.storm) return dropped(sub);
           closedEarly++;
           sub.state = SubState.Failed;
         } else if (!done) fail("closed before its response");
@@ -295,6 +383,16 @@ function open(cmd: OpenCommand): Promise<OpenResult> {
     const pump = () => {
       while (inflight < cmd.concurrency && next < cmd.count) startOne(cmd.first + next++);
     };
+    if (cmd.storm) {
+      let headers = "";
+      for (const [name, value] of Object.entries(cmd.headers)) headers += `${name}: ${value}\r\n`;
+      storm = {
+        ...cmd.storm,
+        addresses: cmd.storm.addresses.map((a) => ({ ...a })),
+        headers,
+        next: 0,
+      };
+    }
     if (cmd.count === 0) {
       finishAll(null);
       return;
@@ -315,6 +413,154 @@ function open(cmd: OpenCommand): Promise<OpenResult> {
     }
     pump();
   });
+}
+
+function recordStormPair(publishUs: number, receivedUs: number): void {
+  if (stormPairCount >= STORM_PAIRS_MAX) return;
+  if (stormPairCount * 2 + 2 > stormPairs.length) {
+    const grown = new Float64Array(Math.max(stormPairs.length * 2, 1 << 16));
+    grown.set(stormPairs);
+    stormPairs = grown;
+  }
+  stormPairs[stormPairCount * 2] = publishUs;
+  stormPairs[stormPairCount * 2 + 1] = receivedUs - publishUs;
+  stormPairCount++;
+}
+
+/** A storm stream ended: note when, and resume it (at once, or after its `retry:` hint). */
+function dropped(sub: Sub): void {
+  const tracked = sub.storm as StormSub;
+  sub.state = SubState.Failed;
+  if (tracked.dropUs === 0) tracked.dropUs = nowUs();
+  const delay = storm?.honourRetry ? tracked.retryMs : 0;
+  if (delay > 0) setTimeout(() => resume(sub), delay);
+  else resume(sub);
+}
+
+/** One resume attempt of `sub` on the next target, with its last cursor as `Last-Event-ID`. */
+function resume(sub: Sub): void {
+  const tracked = sub.storm as StormSub;
+  const config = storm;
+  if (config === null || sub.state === SubState.Closing) return;
+  if (tracked.attempts >= MAX_RESUME_ATTEMPTS) {
+    tracked.gaveUp = true;
+    return;
+  }
+  tracked.attempts++;
+  const target = config.targets[config.next++ % config.targets.length] as {
+    host: string;
+    port: number;
+  };
+  let localAddress: string | undefined;
+  for (const a of config.addresses) {
+    if (a.n > 0) {
+      a.n--;
+      localAddress = a.ip;
+      break;
+    }
+  }
+  sub.restart();
+  sub.state = SubState.Pending;
+  let settled = false;
+  const again = (why: string) => {
+    if (settled) return;
+    settled = true;
+    clearTimeout(timer);
+    stormFailedAttempts++;
+    stormFirstFailure ??= why;
+    if (sub.state !== SubState.Closing) {
+      sub.state = SubState.Failed;
+      sub.destroy();
+      setImmediate(() => resume(sub));
+    }
+  };
+  const timer = setTimeout(() => again("resume timed out"), RESUME_TIMEOUT_MS);
+  sub.settle = (outcome) => {
+    if (outcome !== "ok") return again(`resume answered ${outcome}`);
+    settled = true;
+    clearTimeout(timer);
+    tracked.headUs = readAtUs;
+  };
+  const socket = net.connect({
+    host: target.host,
+    port: target.port,
+    localAddress,
+    onread: {
+      buffer: shared,
+      callback: (n: number, buf: Uint8Array) => {
+        readAtUs = nowUs();
+        bytes += n;
+        sub.feed((buf as Buffer).subarray(0, n));
+        if (sub.error !== null && sub.state === SubState.Open) sub.destroy();
+        return true;
+      },
+    },
+  });
+  sub.socket = socket;
+  socket.setNoDelay(true);
+  socket.on("connect", () => {
+    const cursor = tracked.cursor === null ? "" : `Last-Event-ID: ${tracked.cursor}\r\n`;
+    socket.write(
+      `GET ${tracked.path} HTTP/1.1\r\nHost: ${target.host}:${target.port}\r\nAccept: text/event-stream\r\n${config.headers}${cursor}\r\n`,
+    );
+  });
+  socket.on("error", (err) => {
+    if (!settled) again(`${(err as NodeJS.ErrnoException).code ?? ""} ${err.message}`);
+  });
+  socket.on("close", () => {
+    if (sub.socket !== socket) return;
+    if (sub.state === SubState.Open) dropped(sub);
+    else if (!settled) again("closed before its response");
+  });
+}
+
+function stormProgress(): { tracked: number; dropped: number; resumed: number; gaveUp: number } {
+  let tracked = 0;
+  let droppedCount = 0;
+  let resumed = 0;
+  let gaveUp = 0;
+  for (const sub of subs) {
+    const t = sub.storm;
+    if (t === null || !sub.opened) continue;
+    tracked++;
+    if (t.dropUs > 0) droppedCount++;
+    if (t.headUs > 0 && sub.state === SubState.Open) resumed++;
+    if (t.gaveUp) gaveUp++;
+  }
+  return { tracked, dropped: droppedCount, resumed, gaveUp };
+}
+
+function stormStats(acks: number[][]): StormStatsResult {
+  const outcomes: [number, number, number][] = [];
+  let resets = 0;
+  let attempts = 0;
+  let gaveUp = 0;
+  for (const sub of subs) {
+    const t = sub.storm;
+    if (t === null || !sub.opened) continue;
+    resets += t.resets;
+    attempts += t.attempts;
+    if (t.gaveUp) gaveUp++;
+    const required = requiredSeq(acks[sub.channel] ?? [], t.headUs);
+    outcomes.push([t.dropUs, t.headUs, caughtUpAt(t.recvUs, required, t.headUs)]);
+  }
+  return {
+    outcomes,
+    resets,
+    attempts,
+    failedAttempts: stormFailedAttempts,
+    gaveUp,
+    firstFailure: stormFirstFailure,
+  };
+}
+
+function stormLatency(fromUs: number, toUs: number): ReturnType<Histogram["toSparse"]> {
+  const h = new Histogram();
+  for (let i = 0; i < stormPairCount; i++) {
+    const at = stormPairs[i * 2] as number;
+    if (at >= fromUs && at <= toUs) h.record(stormPairs[i * 2 + 1] as number);
+  }
+  return h.toSparse();
 }
 
 function stats(expected: number[]): StatsResult {
@@ -360,6 +606,12 @@ async function closeAll(): Promise<void> {
   subs.length = 0;
   sessions.length = 0;
   histogram.reset();
+  storm = null;
+  stormFromUs = 0;
+  stormPairs = new Float64Array(0);
+  stormPairCount = 0;
+  stormFailedAttempts = 0;
+  stormFirstFailure = null;
   bytes = 0;
   lastEventUs = 0;
   firstEventUs = 0;
@@ -384,6 +636,20 @@ process.on("message", (message: { id: number; cmd: Command }) => {
       break;
     case "stats":
       reply(stats(cmd.expected));
+      break;
+    case "stormArm":
+      stormFromUs = cmd.fromUs;
+      stormPairCount = 0;
+      reply(null);
+      break;
+    case "stormProgress":
+      reply(stormProgress());
+      break;
+    case "stormStats":
+      reply(stormStats(cmd.acks));
+      break;
+    case "stormLatency":
+      reply(stormLatency(cmd.fromUs, cmd.toUs));
       break;
     case "closeAll":
       void closeAll().then(() => reply(null));

@@ -1,6 +1,8 @@
 /** The real entry point as a process: starts, serves, drains on SIGTERM, refuses bad config. */
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { once } from "node:events";
+import { existsSync, readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { CloseCode } from "@realtime/protocol";
 import { startChild } from "@realtime/testkit/child-process";
@@ -53,6 +55,36 @@ describe("main.ts", () => {
       assert.equal(code, 0);
     } finally {
       if (child.exitCode === null) child.kill("SIGKILL");
+    }
+  });
+
+  it("listens with LISTEN_BACKLOG (default 4096), as the kernel reports it, capped by somaxconn", {
+    skip: !existsSync("/usr/bin/ss") && "no ss(8) to read the listening socket's backlog",
+  }, async () => {
+    const somaxconn = Number(readFileSync("/proc/sys/net/core/somaxconn", "utf8"));
+    for (const [env, want] of [
+      [{}, 4096],
+      [{ LISTEN_BACKLOG: "1234" }, 1234],
+    ] as const) {
+      const port = await freePort();
+      const { child, waitForOutput } = start({
+        PORT: String(port),
+        HOST: "127.0.0.1",
+        NODE_ENV: "development",
+        ...env,
+      });
+      try {
+        await waitForOutput("realtime is ready");
+        // For a listening socket, ss's Send-Q column is the backlog it was given.
+        const line = execFileSync("/usr/bin/ss", ["-Hltn", `sport = :${port}`], {
+          encoding: "utf8",
+        }).trim();
+        const backlog = Number(line.split(/\s+/)[2]);
+        assert.equal(backlog, Math.min(want, somaxconn), line);
+      } finally {
+        child.kill("SIGKILL");
+        if (child.exitCode === null) await once(child, "exit");
+      }
     }
   });
 

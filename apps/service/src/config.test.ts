@@ -37,6 +37,7 @@ describe("loadConfig defaults", () => {
       tls: null,
       h2c: false,
       h2MaxConcurrentStreams: 128,
+      listenBacklog: 4096,
       bodyLimitBytes: 65536,
       headersTimeoutMs: 10000,
       requestTimeoutMs: 30000,
@@ -160,6 +161,7 @@ describe("loadConfig reads variables", () => {
       SLOW_CLIENT_MAX_BYTES: "2048",
       SLOW_CLIENT_MAX_STALL_MS: "500",
       BODY_LIMIT_BYTES: "1024",
+      LISTEN_BACKLOG: "1024",
       MAX_CHAT_CONTENT_LENGTH: "10",
       MAX_REPLAYS: "3",
       MAX_REPLAYS_PER_USER: "1",
@@ -178,6 +180,7 @@ describe("loadConfig reads variables", () => {
     assert.equal(config.http.metricsHost, "127.0.0.1", "defaults to HOST");
     assert.equal(config.http.h2c, true);
     assert.equal(config.http.bodyLimitBytes, 1024);
+    assert.equal(config.http.listenBacklog, 1024);
     assert.equal(config.nodeEnv, "test");
     assert.equal(config.logLevel, "debug");
     assert.equal(config.auth.secret, SECRET);
@@ -286,6 +289,7 @@ describe("loadConfig validation", () => {
       "PORT",
       "METRICS_PORT",
       "HTTP2_MAX_CONCURRENT_STREAMS",
+      "LISTEN_BACKLOG",
       "TOKEN_TTL_SECONDS",
       "MAX_CONNECTIONS",
       "MAX_CHANNELS_PER_STREAM",

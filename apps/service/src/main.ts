@@ -31,7 +31,11 @@ if (metricsApp) {
     "METRICS_PORT is not set: /metrics is served on the public port; deny it at the proxy or set METRICS_PORT",
   );
 }
-await app.listen({ port: config.http.port, host: config.http.host });
+await app.listen({
+  port: config.http.port,
+  host: config.http.host,
+  backlog: config.http.listenBacklog,
+});
 app.log.info(
   {
     mode: config.redis.mode,

@@ -40,6 +40,14 @@ export interface HttpConfig {
    * for as long as it is open). Node's own default would be 2^32 − 1.
    */
   readonly h2MaxConcurrentStreams: number;
+  /**
+   * Connections the kernel may hold completed but not yet accepted (`LISTEN_BACKLOG`, the
+   * `listen(2)` backlog; Linux caps it at `net.core.somaxconn`, 4096 by default since 5.4).
+   * Default 4096. Node's own 511 overflows when a pod dies and its clients reconnect to the
+   * others at once: the kernel drops what does not fit and each dropped client retries its SYN
+   * after 1 s, 3 s, 7 s… (the reconnect storm of bench/README.md).
+   */
+  readonly listenBacklog: number;
   /** Largest accepted request body, in bytes (`BODY_LIMIT_BYTES`). Default 65536. */
   readonly bodyLimitBytes: number;
   /**
@@ -90,6 +98,7 @@ export function readHttp(r: EnvReader, options: { isProduction: boolean }): Http
     tls,
     h2c,
     h2MaxConcurrentStreams: r.int("HTTP2_MAX_CONCURRENT_STREAMS", 128, 1, 2 ** 31 - 1),
+    listenBacklog: r.int("LISTEN_BACKLOG", 4096, 1, 65535),
     bodyLimitBytes: r.int("BODY_LIMIT_BYTES", 65536),
     headersTimeoutMs: r.int("HEADERS_TIMEOUT_MS", 10000, 100),
     requestTimeoutMs: r.int("REQUEST_TIMEOUT_MS", 30000, 100),
