@@ -6,6 +6,8 @@ import assert from "node:assert/strict";
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, test } from "node:test";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import {
   MemoryBroker,
   MemoryConnectionLedger,
@@ -16,6 +18,10 @@ import { postJson, request, until } from "@realtime/testkit/http";
 import { openHttp1, openHttp2 } from "@realtime/testkit/sse-client";
 import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
 import { type RealtimePluginOptions, realtime } from "./index.ts";
+
+// `gc()` without running the whole test process with --expose-gc.
+setFlagsFromString("--expose-gc");
+const gc = runInNewContext("gc") as () => void;
 
 const apps: FastifyInstance[] = [];
 afterEach(async () => {
@@ -334,6 +340,33 @@ describe("@realtime/fastify in a fresh app", () => {
     await app.realtime.publish("channel:x", { type: "ping" });
     await stream.waitFor((event) => event.data.includes('"ping"'));
     stream.close();
+  });
+
+  test("once an HTTP/1.1 stream is open, Fastify's request and reply and Node's are collectable", async () => {
+    const refs: WeakRef<object>[] = [];
+    const { app, base } = await mount({}, {}, (host) => {
+      host.addHook("onRequest", async (request, reply) => {
+        refs.push(new WeakRef(request), new WeakRef(reply));
+        refs.push(new WeakRef(request.raw), new WeakRef(reply.raw));
+      });
+    });
+    const stream = await openHttp1(`${base}/api/events?channel=channel:lean`, { "x-user": "ivy" });
+    assert.equal(stream.status, 200);
+    assert.equal(refs.length, 4);
+    for (let i = 0; i < 3 && refs.some((ref) => ref.deref() !== undefined); i++) {
+      await new Promise((resolve) => setImmediate(resolve));
+      gc();
+    }
+    assert.deepEqual(
+      refs.map((ref) => ref.deref() === undefined),
+      [true, true, true, true],
+      "request, reply, IncomingMessage, ServerResponse collected",
+    );
+    // The stream goes on without them.
+    await app.realtime.publish("channel:lean", { type: "still.here" });
+    await stream.waitFor((event) => event.data.includes("still.here"));
+    stream.close();
+    await until(() => app.realtime.hub.connectionCount === 0, "the stream closed");
   });
 
   test("closing the app ends its open streams instead of waiting for them", async () => {

@@ -287,7 +287,9 @@ export function responseClosed(response: StreamResponse): boolean {
 /**
  * Calls `release` (idempotent) when `response` closes — when the stream ends, or when a
  * refusal's response is done — or at once when it is closed already. `on`, not `once`: a
- * `once` wrapper would live as long as the stream.
+ * `once` wrapper would live as long as the stream. Register it before the stream connects:
+ * an HTTP/1.1 stream's socket is then taken from its response (`NodeHttpConnection`), which
+ * calls the response's `close` listeners when the socket closes.
  */
 export function releaseOnClose(response: StreamResponse, release: () => void): void {
   if (responseClosed(response)) release();
