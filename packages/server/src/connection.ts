@@ -3,9 +3,10 @@
  * knows nothing else about the transport; node:http and node:http2 are two small adapters.
  */
 import type { ServerResponse } from "node:http";
-import type { OutgoingHttpHeaders, ServerHttp2Stream } from "node:http2";
+import type { Http2ServerResponse, OutgoingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import type { Socket } from "node:net";
 import { detachable, detachSocket } from "./http1-detach.ts";
+import { detachCompat } from "./http2-detach.ts";
 
 export interface Connection {
   /**
@@ -204,15 +205,27 @@ function destroyThis(this: Socket): void {
   this.destroy();
 }
 
-/** Adapter for an HTTP/2 stream (node:http2 core API). Sends the headers immediately. */
+/**
+ * Adapter for an HTTP/2 stream (node:http2 core API). Sends the headers immediately.
+ *
+ * Given the compatibility response the stream came with (a framework's, as Fastify's), it
+ * lets go of it and its request once the headers are out (`http2-detach.ts`): the response's
+ * `close` listeners (the leases taken for the stream) are called when the stream closes.
+ */
 export class Http2StreamConnection implements Connection {
   readonly #stream: ServerHttp2Stream;
   #closeListeners: CloseListeners = null;
 
-  constructor(stream: ServerHttp2Stream, headers: Readonly<Record<string, string>> = SSE_HEADERS) {
+  constructor(
+    stream: ServerHttp2Stream,
+    headers: Readonly<Record<string, string>> = SSE_HEADERS,
+    response?: Http2ServerResponse,
+  ) {
     this.#stream = stream;
     const h2headers: OutgoingHttpHeaders = { ":status": 200, ...headers };
     stream.respond(h2headers);
+    const moved = response === undefined ? null : detachCompat(stream, response);
+    if (moved !== null && moved.length > 0) this.#closeListeners = moved;
     stream.on("close", () => {
       const listeners = this.#closeListeners;
       this.#closeListeners = null;

@@ -150,7 +150,9 @@ export function streamConnection(
   headers: Readonly<Record<string, string>> = {},
 ): Connection {
   const all = { ...headers, ...SSE_HEADERS };
-  if ("stream" in request && request.stream) return new Http2StreamConnection(request.stream, all);
+  if ("stream" in request && request.stream) {
+    return new Http2StreamConnection(request.stream, all, response as Http2ServerResponse);
+  }
   return new NodeHttpConnection(response as ServerResponse, all);
 }
 
