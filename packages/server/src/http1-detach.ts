@@ -100,8 +100,12 @@ export function detachable(res: ServerResponse): boolean {
 export function detachSocket(
   res: ServerResponse,
 ): { socket: Socket; closeListeners: (() => void)[] } | null {
-  if (!detachable(res) || !res.headersSent || res.writableLength !== 0) return null;
+  if (!detachable(res) || !res.headersSent) return null;
   const socket = res.socket as ServerSocket;
+  // The head must have been handed to the socket, not held by the response (its
+  // `writableLength` counts its own buffers plus the socket's queue, which on TLS still
+  // holds the head: later writes to the same socket go after it).
+  if (res.writableLength !== socket.writableLength) return null;
   const parser = socket.parser as ServerParser;
   for (const event of Object.keys(SERVER_SOCKET_LISTENERS)) {
     socket.removeListener(event, serverListener(socket, event) as Listener);
