@@ -7,22 +7,25 @@
  * exactly as they arrived) next to Fastify's, without changing how it is handled.
  */
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 
 export interface EventStreamRequest {
   readonly url: string;
   /** The `Last-Event-ID` header as the server received it (null when absent). */
   readonly lastEventId: string | null;
   readonly response: ServerResponse;
+  /** The HTTP/1.1 connection it came on (an HTTP/2 stream has none of its own: null). */
+  readonly socket: Socket | null;
 }
 
 export interface EventStreamWatch {
   /** Every `GET /api/events` so far, oldest first. */
   readonly requests: readonly EventStreamRequest[];
   /**
-   * Ends every open stream from the server: destroys its response, which closes the TCP
-   * connection under it — the same call the hub makes when it drops a slow client
-   * (`NodeHttpConnection.destroy()`), and what a client sees when a pod dies or a proxy cuts
-   * an idle connection. The service keeps accepting new streams. Returns how many it cut.
+   * Ends every open stream from the server: destroys its TCP connection (on HTTP/2, its
+   * response) — what the hub does when it drops a slow client (`NodeHttpConnection.destroy()`:
+   * once the head is out, the socket is the stream's, no longer the response's), and what a
+   * client sees when a pod dies or a proxy cuts an idle connection. The service keeps accepting new streams. Returns how many it cut.
    */
   cutOpenStreams(): number;
   stop(): void;
@@ -37,6 +40,7 @@ export function watchEventStreams(server: Server): EventStreamWatch {
       url: request.url,
       lastEventId: (Array.isArray(header) ? header[0] : header) ?? null,
       response,
+      socket: "stream" in request ? null : request.socket,
     });
   };
   server.on("request", onRequest);
@@ -44,9 +48,14 @@ export function watchEventStreams(server: Server): EventStreamWatch {
     requests,
     cutOpenStreams() {
       let cut = 0;
-      for (const { response } of requests) {
-        if (response.destroyed || response.writableEnded) continue;
-        response.destroy();
+      for (const { response, socket } of requests) {
+        if (socket !== null) {
+          if (socket.destroyed) continue;
+          socket.destroy();
+        } else {
+          if (response.destroyed || response.writableEnded) continue;
+          response.destroy();
+        }
         cut++;
       }
       return cut;

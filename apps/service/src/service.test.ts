@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { CloseCode } from "@realtime/protocol";
+import { until } from "@realtime/testkit/http";
 import { type RunningService, startService } from "@realtime/testkit/service";
 import { h2Request, openHttp1, openHttp2 } from "@realtime/testkit/sse-client";
 
@@ -273,9 +274,31 @@ describe("HTTP/2", () => {
           .on("error", reject);
       });
       assert.equal(fallbackStatus, 200);
+      // A stream over the HTTP/1.1 fallback: its socket (TLS) is detached from node:http too.
+      let h1Socket: { parser?: unknown } | null = null;
+      svc.service.app.server.once("request", (request: { socket: { parser?: unknown } }) => {
+        h1Socket = request.socket;
+      });
+      const h1 = https.get(`${svc.url}/api/events?channel=channel:tls`, {
+        rejectUnauthorized: false,
+        headers,
+      });
+      const h1Response = await new Promise<import("node:http").IncomingMessage>((resolve) =>
+        h1.once("response", resolve),
+      );
+      assert.equal(h1Response.statusCode, 200);
+      assert.equal(h1Response.headers.connection, "close");
+      let h1Body = "";
+      h1Response.setEncoding("utf8");
+      h1Response.on("data", (chunk: string) => {
+        h1Body += chunk;
+      });
       await svc.post("/api/chat/messages", token, { channel: "tls", content: "secure" });
       const event = await stream.waitFor(isChat);
       assert.equal(JSON.parse(event.data).content, "secure");
+      await until(() => h1Body.includes("secure"), "the event on the HTTP/1.1 stream");
+      assert.equal((h1Socket as { parser?: unknown } | null)?.parser, null, "parser freed");
+      h1.destroy();
       session.close();
       await svc.stop();
     } finally {

@@ -6,6 +6,8 @@ import assert from "node:assert/strict";
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, test } from "node:test";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import {
   type Delivery,
   MemoryBroker,
@@ -17,6 +19,10 @@ import { postJson, request, until } from "@realtime/testkit/http";
 import { openHttp1, openHttp2 } from "@realtime/testkit/sse-client";
 import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
 import { type RealtimePluginOptions, realtime } from "./index.ts";
+
+// `gc()` without running the whole test process with --expose-gc.
+setFlagsFromString("--expose-gc");
+const gc = runInNewContext("gc") as () => void;
 
 const apps: FastifyInstance[] = [];
 afterEach(async () => {
@@ -366,6 +372,40 @@ describe("@realtime/fastify in a fresh app", () => {
     await stream.waitFor((event) => event.data.includes('"ping"'));
     stream.close();
   });
+
+  for (const h2 of [false, true]) {
+    test(`once an ${h2 ? "HTTP/2" : "HTTP/1.1"} stream is open, Fastify's request and reply and Node's are collectable`, async () => {
+      const refs: WeakRef<object>[] = [];
+      const { app, base } = await mount({}, h2 ? { http2: true } : {}, (host) => {
+        host.addHook("onRequest", async (request, reply) => {
+          refs.push(new WeakRef(request), new WeakRef(reply));
+          refs.push(new WeakRef(request.raw), new WeakRef(reply.raw));
+        });
+      });
+      const session = h2 ? http2.connect(base) : null;
+      const path = "/api/events?channel=channel:lean";
+      const stream = session
+        ? await openHttp2(session, path, { "x-user": "ivy" })
+        : await openHttp1(`${base}${path}`, { "x-user": "ivy" });
+      assert.equal(stream.status, 200);
+      assert.equal(refs.length, 4);
+      for (let i = 0; i < 3 && refs.some((ref) => ref.deref() !== undefined); i++) {
+        await new Promise((resolve) => setImmediate(resolve));
+        gc();
+      }
+      assert.deepEqual(
+        refs.map((ref) => ref.deref() === undefined),
+        [true, true, true, true],
+        "request, reply, IncomingMessage, ServerResponse collected",
+      );
+      // The stream goes on without them.
+      await app.realtime.publish("channel:lean", { type: "still.here" });
+      await stream.waitFor((event) => event.data.includes("still.here"));
+      stream.close();
+      await until(() => app.realtime.hub.connectionCount === 0, "the stream closed");
+      session?.destroy();
+    });
+  }
 
   test("closing the app ends its open streams instead of waiting for them", async () => {
     const { app, base } = await mount();

@@ -3,8 +3,10 @@
  * knows nothing else about the transport; node:http and node:http2 are two small adapters.
  */
 import type { ServerResponse } from "node:http";
-import type { OutgoingHttpHeaders, ServerHttp2Stream } from "node:http2";
+import type { Http2ServerResponse, OutgoingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import type { Socket } from "node:net";
+import { detachable, detachSocket } from "./http1-detach.ts";
+import { detachCompat } from "./http2-detach.ts";
 
 export interface Connection {
   /**
@@ -79,10 +81,20 @@ export const SSE_HEADERS: Readonly<Record<string, string>> = {
  * After the headers, the body is written straight to the socket, framed here (one chunk per
  * write when the response is chunked, as it is for HTTP/1.1): the response object's own write
  * path costs a cork, a nextTick and four queued buffers per write, and cannot take bytes that
- * are already framed. `end()` still goes through the response, which writes the last chunk.
+ * are already framed.
+ *
+ * When it can (`http1-detach.ts`: nearly always), the socket is then taken from node:http
+ * altogether, as an upgrade's is: the parser, the request and the response are freed, and
+ * the stream costs its socket alone. The head says `Connection: close` and the socket is
+ * closed when the stream ends (an SSE connection is not reused); the response's `close`
+ * listeners (the leases taken for the stream) are called when the socket closes; input from
+ * the client after its request, which an SSE client never sends, drops the stream; the
+ * client's end (FIN) closes it. Otherwise (a request pipelined behind this one, say) the
+ * response stays with node:http and `end()` goes through it.
  */
 export class NodeHttpConnection implements Connection {
-  readonly #res: ServerResponse;
+  /** The response while node:http keeps the socket (null once the socket is detached). */
+  readonly #res: ServerResponse | null;
   /** The socket, once the headers went out on it (null: write through the response). */
   readonly #socket: Socket | null;
   readonly #chunked: boolean;
@@ -90,28 +102,44 @@ export class NodeHttpConnection implements Connection {
   #closeListeners: CloseListeners = null;
 
   constructor(res: ServerResponse, headers: Readonly<Record<string, string>> = SSE_HEADERS) {
-    this.#res = res;
-    res.writeHead(200, headers);
+    const detach = detachable(res);
+    res.writeHead(200, detach ? { ...headers, connection: "close" } : headers);
     res.flushHeaders();
     res.socket?.setNoDelay(true);
+    this.#chunked = res.chunkedEncoding === true;
+    const detached = detach ? detachSocket(res) : null;
+    if (detached !== null) {
+      const socket = detached.socket;
+      this.#res = null;
+      this.#socket = socket;
+      if (detached.closeListeners.length > 0) this.#closeListeners = detached.closeListeners;
+      socket.on("close", () => this.#onClose());
+      socket.on("error", ignore);
+      socket.on("end", destroyThis);
+      socket.on("data", destroyThis);
+      socket.resume();
+      return;
+    }
+    this.#res = res;
     // One listener of ours on the response, whoever asks to hear of its close (see onClose).
-    res.on("close", () => {
-      this.#closed = true;
-      const listeners = this.#closeListeners;
-      this.#closeListeners = null;
-      fire(listeners);
-    });
+    res.on("close", () => this.#onClose());
     // Direct writes only when the headers were handed to this socket (not queued behind an
     // earlier pipelined response).
     const socket = res.socket;
     this.#socket = socket && res.headersSent && res.writableLength === 0 ? socket : null;
-    this.#chunked = res.chunkedEncoding === true;
+  }
+
+  #onClose(): void {
+    this.#closed = true;
+    const listeners = this.#closeListeners;
+    this.#closeListeners = null;
+    fire(listeners);
   }
 
   write(chunk: string): boolean {
     if (this.#closed) return false;
     const socket = this.#socket;
-    if (socket === null) return this.#res.write(chunk);
+    if (socket === null) return (this.#res as ServerResponse).write(chunk);
     if (chunk.length === 0) return socket.writableLength < socket.writableHighWaterMark;
     if (!this.#chunked) return socket.write(chunk);
     return socket.write(`${Buffer.byteLength(chunk).toString(16)}\r\n${chunk}\r\n`);
@@ -120,7 +148,7 @@ export class NodeHttpConnection implements Connection {
   writeShared(chunk: SharedChunk): boolean {
     if (this.#closed) return false;
     const socket = this.#socket;
-    if (socket === null) return this.#res.write(chunk.bytes);
+    if (socket === null) return (this.#res as ServerResponse).write(chunk.bytes);
     return socket.write(this.#chunked ? chunk.framed : chunk.bytes);
   }
 
@@ -128,20 +156,32 @@ export class NodeHttpConnection implements Connection {
     // `res.writableLength` already includes its socket's queue: adding the socket's again
     // counted every queued byte twice (the bound acted at half its size).
     const socket = this.#socket;
-    return socket !== null ? socket.writableLength : this.#res.writableLength;
+    return socket !== null ? socket.writableLength : (this.#res as ServerResponse).writableLength;
   }
 
   end(): void {
-    if (!this.#closed) this.#res.end();
+    if (this.closed) return;
+    const res = this.#res;
+    if (res !== null) {
+      res.end();
+      return;
+    }
+    // Detached: the last chunk, then the socket goes once it is flushed.
+    const socket = this.#socket as Socket;
+    if (!socket.writable) return;
+    const destroy = () => socket.destroy();
+    if (this.#chunked) socket.end(LAST_CHUNK, destroy);
+    else socket.end(destroy);
   }
 
   destroy(): void {
     this.#closed = true;
-    this.#res.destroy();
+    if (this.#res !== null) this.#res.destroy();
+    else this.#socket?.destroy();
   }
 
   get closed(): boolean {
-    return this.#closed || this.#res.destroyed;
+    return this.#closed || (this.#res ?? (this.#socket as Socket)).destroyed;
   }
 
   onClose(listener: () => void): void {
@@ -151,19 +191,41 @@ export class NodeHttpConnection implements Connection {
 
   onDrain(listener: () => void): void {
     if (this.#socket) this.#socket.on("drain", listener);
-    else this.#res.on("drain", listener);
+    else this.#res?.on("drain", listener);
   }
 }
 
-/** Adapter for an HTTP/2 stream (node:http2 core API). Sends the headers immediately. */
+/** The end of a chunked body. */
+const LAST_CHUNK = "0\r\n\r\n";
+
+function ignore(): void {}
+
+/** A detached socket's input or end: the client is gone, or is not an SSE client. */
+function destroyThis(this: Socket): void {
+  this.destroy();
+}
+
+/**
+ * Adapter for an HTTP/2 stream (node:http2 core API). Sends the headers immediately.
+ *
+ * Given the compatibility response the stream came with (a framework's, as Fastify's), it
+ * lets go of it and its request once the headers are out (`http2-detach.ts`): the response's
+ * `close` listeners (the leases taken for the stream) are called when the stream closes.
+ */
 export class Http2StreamConnection implements Connection {
   readonly #stream: ServerHttp2Stream;
   #closeListeners: CloseListeners = null;
 
-  constructor(stream: ServerHttp2Stream, headers: Readonly<Record<string, string>> = SSE_HEADERS) {
+  constructor(
+    stream: ServerHttp2Stream,
+    headers: Readonly<Record<string, string>> = SSE_HEADERS,
+    response?: Http2ServerResponse,
+  ) {
     this.#stream = stream;
     const h2headers: OutgoingHttpHeaders = { ":status": 200, ...headers };
     stream.respond(h2headers);
+    const moved = response === undefined ? null : detachCompat(stream, response);
+    if (moved !== null && moved.length > 0) this.#closeListeners = moved;
     stream.on("close", () => {
       const listeners = this.#closeListeners;
       this.#closeListeners = null;

@@ -150,7 +150,9 @@ export function streamConnection(
   headers: Readonly<Record<string, string>> = {},
 ): Connection {
   const all = { ...headers, ...SSE_HEADERS };
-  if ("stream" in request && request.stream) return new Http2StreamConnection(request.stream, all);
+  if ("stream" in request && request.stream) {
+    return new Http2StreamConnection(request.stream, all, response as Http2ServerResponse);
+  }
   return new NodeHttpConnection(response as ServerResponse, all);
 }
 
@@ -296,7 +298,9 @@ export function responseClosed(response: StreamResponse): boolean {
 /**
  * Calls `release` (idempotent) when `response` closes — when the stream ends, or when a
  * refusal's response is done — or at once when it is closed already. `on`, not `once`: a
- * `once` wrapper would live as long as the stream.
+ * `once` wrapper would live as long as the stream. Register it before the stream connects:
+ * an HTTP/1.1 stream's socket is then taken from its response (`NodeHttpConnection`), which
+ * calls the response's `close` listeners when the socket closes.
  */
 export function releaseOnClose(response: StreamResponse, release: () => void): void {
   if (responseClosed(response)) release();
