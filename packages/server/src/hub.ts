@@ -28,6 +28,7 @@ import { type Metrics, noopMetrics } from "./metrics.ts";
 import { Publisher } from "./publisher.ts";
 import { Replayer } from "./replayer.ts";
 import { planResume, type ResumePlan } from "./resume.ts";
+import { SharedHistory, SharedPositions } from "./shared-reads.ts";
 import { SseStream, type StreamHost } from "./sse-stream.ts";
 
 export type { EventInput, HubErrorCode } from "./hub-error.ts";
@@ -49,6 +50,8 @@ export class Hub {
   readonly #broker: Broker;
   readonly #publisher: Publisher;
   readonly #history: HistoryStore | undefined;
+  /** Position reads of streams opening at once, shared per channel. */
+  readonly #positions: SharedPositions;
   readonly #maxReplay: number;
   readonly #replayer: Replayer;
   readonly #positionTimer: NodeJS.Timeout | undefined;
@@ -81,10 +84,12 @@ export class Hub {
       metrics: options.metrics,
       now: options.now,
     });
-    this.#history = options.history;
+    // Streams opening or resuming at once share their position and history reads.
+    this.#history = options.history && new SharedHistory(options.history);
+    this.#positions = new SharedPositions(options.broker);
     this.#maxReplay = options.maxReplay ?? 10_000;
     this.#replayer = new Replayer({
-      history: options.history,
+      history: this.#history,
       pageSize: options.replayPageSize ?? 64,
       maxConcurrent: options.maxConcurrentReplays ?? 32,
       maxPerUser: options.maxReplaysPerUser ?? 2,
@@ -108,7 +113,7 @@ export class Hub {
     });
     this.#repair = new ChannelRepair({
       broker: this.#broker,
-      history: this.#history,
+      history: options.history,
       metrics: this.#metrics,
       channels: this.#channels,
       deliver: (state, message) => this.#fanOut.deliver(state, message),
@@ -242,7 +247,7 @@ export class Hub {
       const states = channels.map((channel, index) => this.#channels.join(channel, stream, index));
       await Promise.all(states.map((s) => s.subscribed));
       const asked = states.map((state) => state.sequencer.epoch);
-      const positions = await Promise.all(channels.map((c) => this.#broker.position(c)));
+      const positions = await Promise.all(channels.map((c) => this.#positions.position(c)));
       states.forEach((state, i) => {
         const top = positions[i] as StreamPosition;
         this.#repair.apply(state, state.sequencer.start(top.epoch, top.offset, asked[i] ?? null));
