@@ -134,6 +134,31 @@ describe("replay is streamed a page at a time", () => {
   });
 });
 
+describe("a replay is written a page at a time", () => {
+  it("small events: one write per page of history, then one for what arrived live meanwhile", async () => {
+    const { hub, history, cursorNow } = setup();
+    const cursor = await cursorNow();
+    for (let n = 1; n <= 25; n++) await hub.publish(A, { type: "n", progress: n });
+    const connection = new FakeConnection();
+    const live = hub.open({
+      userId: "u_1",
+      channels: [A],
+      cursor,
+      connect: () => connection,
+    });
+    // Three events published while the replay runs: held, then written together at its end.
+    while (pages(history).length === 0) await Promise.resolve();
+    for (let n = 26; n <= 28; n++) void hub.publish(A, { type: "n", progress: n });
+    await live;
+    await settle();
+    assert.deepEqual(progress(connection), range(1, 28), "every event once, in order");
+    assert.equal(pages(history).length, 3);
+    // The head (retry, ready), three pages of replay, the events held while replaying.
+    assert.equal(connection.chunks.length, 5, `${connection.chunks.length} writes`);
+    await hub.close();
+  });
+});
+
 describe("replays are bounded per pod and per user", () => {
   it("past the pod's slots, resuming streams wait without reading; each starts as a slot frees", async () => {
     const { hub, publish, cursorNow, resume } = setup({ maxConcurrentReplays: 2 });

@@ -110,11 +110,15 @@ export class Replayer {
         if (message.offset !== cursor + 1 || message.offset > range.until) break;
         stream.replay(index, message);
         cursor = message.offset;
-        // Event by event, not page by page: a page of large events written at once could pass
-        // the slow-client bound of a peer that reads.
-        if (stream.backedUp) await stream.drained();
+        // In one write up to the replay's high-water mark, not the whole page at once: a page
+        // of large events could pass the slow-client bound of a peer that reads.
+        if (stream.backedUp) {
+          stream.flushReplay();
+          if (stream.backedUp) await stream.drained();
+        }
         if (stream.gone) return false;
       }
+      stream.flushReplay();
     }
     return true;
   }

@@ -94,6 +94,10 @@ export class SseStream {
   #bufferedBytes = 0;
   /** Live events of this tick not yet written: written together by {@link flush}. */
   #pending = "";
+  /** Replayed events not yet written: written together by {@link flushReplay}. */
+  #replayText = "";
+  /** UTF-8 bytes of {@link #replayText}. */
+  #replayBytes = 0;
   #ended = false;
   readonly #waiters: Array<() => void> = [];
   readonly #endListeners: Array<() => void> = [];
@@ -161,9 +165,25 @@ export class SseStream {
     return this.#ended || this.#connection === null || this.#connection.closed;
   }
 
-  /** One replayed event of channel `index` (in order, in the channel's start epoch). */
+  /**
+   * One replayed event of channel `index` (in order, in the channel's start epoch). It is
+   * written with the events replayed after it, by {@link flushReplay}, which the replayer
+   * calls once {@link backedUp} says so and before it waits for anything.
+   */
   replay(index: number, message: BrokerMessage): void {
-    this.#send(index, message.epoch, message.offset, encodeData(message.data));
+    const text = this.#advance(index, message.epoch, message.offset, encodeData(message.data));
+    if (text === null) return;
+    this.#replayText += text;
+    this.#replayBytes += Buffer.byteLength(text);
+  }
+
+  /** Writes the events {@link replay} collected, in one write. */
+  flushReplay(): void {
+    const text = this.#replayText;
+    if (text.length === 0) return;
+    this.#replayText = "";
+    this.#replayBytes = 0;
+    this.#write(text);
   }
 
   /**
@@ -173,6 +193,7 @@ export class SseStream {
    */
   abandonReplay(index: number, reason: ResetReason, epoch: string, offset: number): void {
     if (this.#ended) return;
+    this.flushReplay();
     const channel = this.channels[index] as ChannelName;
     this.#epochs[index] = epoch;
     this.#offsets[index] = offset;
@@ -180,9 +201,15 @@ export class SseStream {
     this.#write(resetBlock(channel, reason, this.cursor));
   }
 
-  /** The peer has a replay page's worth queued: wait for {@link drained} before the next. */
+  /**
+   * The peer has a replay page's worth queued, counting the replayed events not yet written:
+   * time to {@link flushReplay}, then (if still so) wait for {@link drained}. Also once the
+   * queue is past the slow-client bound, so that the write that crosses it is the one an
+   * event-by-event replay would have made (and drops the stream just the same).
+   */
   get backedUp(): boolean {
-    return (this.#connection?.bufferedBytes ?? 0) >= REPLAY_HIGH_WATER;
+    const queued = (this.#connection?.bufferedBytes ?? 0) + this.#replayBytes;
+    return queued >= REPLAY_HIGH_WATER || queued > this.#maxQueuedBytes;
   }
 
   /** Resolves when the connection drained below its high-water mark, or closed. */
@@ -193,15 +220,22 @@ export class SseStream {
     });
   }
 
-  /** Ends the start: writes what arrived live meanwhile, then delivers as it comes. */
+  /**
+   * Ends the start: writes what arrived live meanwhile (in one write: it is bounded by the
+   * slow-client bound already), then delivers as it comes.
+   */
   goLive(): void {
+    this.flushReplay();
     const buffer = this.#buffer ?? [];
     this.#buffer = null;
     this.#bufferedBytes = 0;
-    for (let i = 0; i < buffer.length && !this.#ended; i++) {
+    let text = "";
+    for (let i = 0; i < buffer.length; i++) {
       const b = buffer[i] as Buffered;
-      this.#send(b.index, b.epoch, b.offset, b.block);
+      const next = this.#advance(b.index, b.epoch, b.offset, b.block);
+      if (next !== null) text += next;
     }
+    if (text.length > 0) this.#write(text);
   }
 
   /**
@@ -277,13 +311,6 @@ export class SseStream {
     if (text.length === 0) return;
     this.#pending = "";
     this.#write(text);
-  }
-
-  #send(index: number, epoch: string, offset: number, block: string): boolean {
-    const text = this.#advance(index, epoch, offset, block);
-    if (text === null) return false;
-    this.#write(text);
-    return true;
   }
 
   /**
