@@ -106,6 +106,40 @@ describe("a detached HTTP/1.1 stream", () => {
     ledger.close();
   });
 
+  test("the head and the ready event leave in one write", async () => {
+    const writes: string[] = [];
+    const count = (socket: Socket) => {
+      const counted = socket as Socket & {
+        _write: (...args: unknown[]) => unknown;
+        _writev: (...args: unknown[]) => unknown;
+      };
+      const write = counted._write;
+      const writev = counted._writev;
+      counted._write = function (this: Socket, ...args: unknown[]) {
+        writes.push("write");
+        return write.apply(this, args);
+      };
+      counted._writev = function (this: Socket, ...args: unknown[]) {
+        writes.push("writev");
+        return writev.apply(this, args);
+      };
+    };
+    server.once("connection", count);
+    const socket = net.connect(port, "127.0.0.1");
+    socket.on("error", () => {});
+    socket.write(get("one-write"));
+    let text = "";
+    socket.on("data", (chunk: Buffer) => {
+      text += chunk.toString("latin1");
+    });
+    try {
+      await until("the ready event", () => text.includes("event: ready"));
+      assert.deepEqual(writes, ["writev"], "one write to the socket, head and ready together");
+    } finally {
+      socket.destroy();
+    }
+  });
+
   test("frees the parser, the request and the response; delivers and heartbeats; a client gone releases its slot", async () => {
     const client = await openHttp1(`http://127.0.0.1:${port}/events?channel=channel:room`, {
       "x-user": "ann",
