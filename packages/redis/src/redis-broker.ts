@@ -119,10 +119,26 @@ export type ResubscribedListener = (channels: ChannelName[]) => void;
 const silent: RedisBrokerLogger = { info() {}, warn() {}, error() {} };
 const EPOCH_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz";
 
-/** A fresh random epoch (10 base-36 characters); the script uses it only for a new channel. */
+/** Bytes of randomness drawn at once for candidate epochs (409 epochs per draw). */
+const EPOCH_POOL_BYTES = 4096;
+let epochPool: Buffer = Buffer.alloc(0);
+let epochPoolAt = 0;
+
+/**
+ * A fresh random epoch (10 base-36 characters); the script uses it only for a new channel.
+ * Every publish and position read carries one: the bytes come from a pool filled by the CSPRNG
+ * a few KB at a time, not one call (a syscall) per script.
+ */
 function newEpoch(): string {
+  if (epochPoolAt + 10 > epochPool.length) {
+    epochPool = randomBytes(EPOCH_POOL_BYTES);
+    epochPoolAt = 0;
+  }
   let epoch = "";
-  for (const byte of randomBytes(10)) epoch += EPOCH_ALPHABET[byte % 36];
+  for (let i = epochPoolAt; i < epochPoolAt + 10; i++) {
+    epoch += EPOCH_ALPHABET[(epochPool[i] as number) % 36];
+  }
+  epochPoolAt += 10;
   return epoch;
 }
 
