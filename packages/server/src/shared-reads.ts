@@ -21,10 +21,9 @@ interface Waiter<T> {
   readonly reject: (reason: unknown) => void;
 }
 
-/** One key's reads: whether one is under way, and who waits for the next. */
+/** A key with a read under way, and who waits for the next. */
 interface Slot<T, A> {
-  busy: boolean;
-  /** Requests made while busy: served by the next read (null when none). */
+  /** Requests made while that read is under way: served by the next read (null when none). */
   next: { arg: A; waiters: Waiter<T>[] } | null;
 }
 
@@ -46,9 +45,9 @@ class Coalescer<T, A> {
   request(key: string, arg: A): Promise<T> {
     const slot = this.#slots.get(key);
     if (slot === undefined) {
-      const fresh: Slot<T, A> = { busy: true, next: null };
+      const fresh: Slot<T, A> = { next: null };
       this.#slots.set(key, fresh);
-      const read = this.#read(arg);
+      const read = this.#start(arg);
       void read.then(
         () => this.#settled(key, fresh),
         () => this.#settled(key, fresh),
@@ -64,6 +63,15 @@ class Coalescer<T, A> {
     });
   }
 
+  /** A read, as a promise even when the reader throws. */
+  #start(arg: A): Promise<T> {
+    try {
+      return this.#read(arg);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
   #settled(key: string, slot: Slot<T, A>): void {
     const next = slot.next;
     if (next === null) {
@@ -71,13 +79,7 @@ class Coalescer<T, A> {
       return;
     }
     slot.next = null;
-    let read: Promise<T>;
-    try {
-      read = this.#read(next.arg);
-    } catch (error) {
-      read = Promise.reject(error);
-    }
-    void read.then(
+    void this.#start(next.arg).then(
       (value) => {
         this.#settled(key, slot);
         for (const w of next.waiters) w.resolve(value);
