@@ -61,7 +61,8 @@ export interface StartOptions {
   env?: Record<string, string>;
   /**
    * Ours only: `NODE_ENV=development` with the service's default log level (`info`), as a
-   * developer or an outside harness runs it, instead of production at `warn`.
+   * developer or an outside harness runs it, instead of production at `warn`. Default: the
+   * environment's `BENCH_DEVELOPMENT=1` (any scenario, e.g. idle memory in development).
    */
   development?: boolean;
   /**
@@ -167,7 +168,7 @@ export async function startRealtime(options: StartOptions = {}): Promise<Target>
   const dir = runDir("realtime");
   const port = await freePort();
   const env: Record<string, string> = {
-    ...(options.development
+    ...((options.development ?? process.env.BENCH_DEVELOPMENT === "1")
       ? { NODE_ENV: "development", LOG_LEVEL: "info" }
       : { NODE_ENV: "production", LOG_LEVEL: "warn" }),
     HOST,
