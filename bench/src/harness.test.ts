@@ -374,3 +374,47 @@ describe("a tiny run against the real service", { timeout: 120_000 }, async () =
     assert.equal(more.retryAfter, more.status503);
   });
 });
+
+describe("the steady-chat variant: development mode, the chat route", {
+  timeout: 120_000,
+}, async () => {
+  const { Generator } = await import("./generator.ts");
+  const { publishBurst, waitFor } = await import("./publish.ts");
+  const { startServer } = await import("./servers.ts");
+  type Target = Awaited<ReturnType<typeof startServer>>;
+  let target: Target;
+  let gen: ReturnType<typeof Generator.start>;
+  before(async () => {
+    target = await startServer("realtime", { development: true, chat: true });
+    gen = Generator.start(1);
+  });
+  after(async () => {
+    await gen?.stop();
+    await target?.stop();
+  });
+
+  it("5 subscribers × 10 chat messages: every one is accepted and arrives once", async () => {
+    const request = target.publish(0, 1, 1);
+    assert.equal(request.path, "/api/chat/messages");
+    const opened = await gen.open({
+      host: target.host,
+      port: target.port,
+      paths: [target.subPath(0)],
+      headers: target.subHeaders,
+      count: 5,
+    });
+    assert.equal(opened.ok, 5, String(opened.firstError));
+    await gen.arm(1);
+    const published = await publishBurst(target, 1, 10);
+    assert.deepEqual([published.sent, published.statuses], [10, {}]);
+    await waitFor(
+      async () => {
+        const s = await gen.stats([10]);
+        return { done: s.events >= 50, value: s.events };
+      },
+      { idleMs: 10_000, maxMs: 60_000 },
+    );
+    const stats = await gen.stats([10]);
+    assert.deepEqual([stats.events, stats.missing, stats.dups], [50, 0, 0]);
+  });
+});

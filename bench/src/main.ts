@@ -22,8 +22,8 @@ import { historyTable, table } from "./report.ts";
 import { capacity } from "./scenarios/capacity.ts";
 import { crossPodBurst, fanout, h2Fanout, profileFanout } from "./scenarios/fanout.ts";
 import { idle } from "./scenarios/idle.ts";
-import { historyCost, publishThroughput } from "./scenarios/publish.ts";
-import { crossPod, h2Steady, steady } from "./scenarios/steady.ts";
+import { historyCost, profilePublish, publishThroughput } from "./scenarios/publish.ts";
+import { crossPod, h2Steady, steady, steadyChat } from "./scenarios/steady.ts";
 import { reconnectStorm } from "./scenarios/storm.ts";
 import type { ServerKind } from "./servers.ts";
 
@@ -33,6 +33,7 @@ const ALL_SERVERS: ServerKind[] = ["realtime", "nchan", "node", "better-sse"];
 const SCENARIOS: Record<string, (ctx: Ctx) => Promise<unknown>> = {
   idle,
   steady,
+  "steady-chat": steadyChat,
   "cross-pod": crossPod,
   fanout: (ctx) => fanout(ctx),
   publish: publishThroughput,
@@ -46,11 +47,20 @@ const SCENARIOS: Record<string, (ctx: Ctx) => Promise<unknown>> = {
   "reconnect-storm": reconnectStorm,
   profile: async (ctx) => {
     const run = await profileFanout(ctx);
+    profileTitle = "fan-out";
     if (run) profileText = summaryText(summarise(run.path, run.window, 30));
+  },
+  // Not part of the default set: our publish path under --cpu-prof.
+  "profile-publish": async (ctx) => {
+    profileTitle = "publish (memory)";
+    profileText = await profilePublish(ctx, RESULTS);
   },
 };
 
 let profileText = "";
+let profileTitle = "fan-out";
+/** Scenarios run only when named in `--only`. */
+const OPT_IN = new Set(["profile-publish", "steady-chat"]);
 
 function arg(name: string): string | undefined {
   const prefix = `--${name}=`;
@@ -62,7 +72,9 @@ async function main(): Promise<void> {
   const runs = Math.max(1, Math.min(5, Number(arg("runs") ?? 1)));
   const only =
     arg("only")?.split(",") ??
-    Object.keys(SCENARIOS).filter((s) => s !== "profile" || !process.argv.includes("--no-profile"));
+    Object.keys(SCENARIOS).filter(
+      (s) => !OPT_IN.has(s) && (s !== "profile" || !process.argv.includes("--no-profile")),
+    );
   const profile = only.includes("profile");
   let servers = (arg("servers")?.split(",") as ServerKind[] | undefined) ?? ALL_SERVERS;
   const started = Date.now();
@@ -102,7 +114,7 @@ async function main(): Promise<void> {
     for (let run = 1; run <= runs; run++) {
       if (runs > 1) log(`— run ${run} of ${runs}`);
       for (const name of only) {
-        if (name === "profile" && run > 1) continue;
+        if ((name === "profile" || name === "profile-publish") && run > 1) continue;
         const scenario = SCENARIOS[name];
         if (!scenario)
           throw new Error(`unknown scenario ${name}; known: ${Object.keys(SCENARIOS).join(", ")}`);
@@ -134,7 +146,7 @@ async function main(): Promise<void> {
     "",
     historyTable(measurements),
     "",
-    profileText ? `## CPU profile: realtime fan-out\n\n${profileText}` : "",
+    profileText ? `## CPU profile: realtime ${profileTitle}\n\n${profileText}` : "",
   ].join("\n");
   console.log(`\n${text}`);
   const stamp = date.replace(/[:.]/g, "-");

@@ -92,7 +92,7 @@ function specsFor(scenario: string): RowSpec[] {
       { scenario: s, metric: "refused", label: "refused", better: "lower" },
     ];
   }
-  if (s === "steady" || s === "h2 steady") {
+  if (s === "steady" || s === "h2 steady" || s.startsWith("steady (")) {
     const peer: Column = "Nchan";
     return [
       {

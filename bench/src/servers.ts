@@ -59,6 +59,17 @@ export interface StartOptions {
   nodeFlags?: string[];
   /** Extra environment for our service. */
   env?: Record<string, string>;
+  /**
+   * Ours only: `NODE_ENV=development` with the service's default log level (`info`), as a
+   * developer or an outside harness runs it, instead of production at `warn`. Default: the
+   * environment's `BENCH_DEVELOPMENT=1` (any scenario, e.g. idle memory in development).
+   */
+  development?: boolean;
+  /**
+   * Ours only: publish through the chat route (`POST /api/chat/messages`, the subscribers'
+   * user token) instead of `POST /api/publish` with a service token.
+   */
+  chat?: boolean;
   /** Nchan only: messages kept per channel, and the listen backlog. */
   nchan?: { bufferLength?: number; backlog?: number };
 }
@@ -157,8 +168,9 @@ export async function startRealtime(options: StartOptions = {}): Promise<Target>
   const dir = runDir("realtime");
   const port = await freePort();
   const env: Record<string, string> = {
-    NODE_ENV: "production",
-    LOG_LEVEL: "warn",
+    ...((options.development ?? process.env.BENCH_DEVELOPMENT === "1")
+      ? { NODE_ENV: "development", LOG_LEVEL: "info" }
+      : { NODE_ENV: "production", LOG_LEVEL: "warn" }),
     HOST,
     PORT: String(port),
     JWT_SECRET: BENCH_SECRET,
@@ -170,6 +182,7 @@ export async function startRealtime(options: StartOptions = {}): Promise<Target>
     RATE_LIMIT_STREAMS_MAX: "0",
     RATE_LIMIT_STREAM_CHANNELS_MAX: "0",
     RATE_LIMIT_PUBLISH_MAX: "0",
+    RATE_LIMIT_CHAT_MAX: "0",
     CHANNEL_PUBLISH_MAX: "0",
     // The per-user share of replay slots cannot be 0: as high as the pod's own bound, so the
     // one bench user's resumes are bounded by MAX_REPLAYS only, as 10k users' would be.
@@ -199,12 +212,19 @@ export async function startRealtime(options: StartOptions = {}): Promise<Target>
     h2,
     subPath: (channel) => `/api/events?channel=channel:b${channel}`,
     subHeaders: { authorization: `Bearer ${subToken}` },
-    publish: (channel, seq, timeUs) => ({
-      method: "POST",
-      path: "/api/publish",
-      headers: { authorization: `Bearer ${pubToken}`, "content-type": "application/json" },
-      body: `{"channel":"channel:b${channel}","event":{"type":"bench","m":"${marker(seq, timeUs)}"}}`,
-    }),
+    publish: options.chat
+      ? (channel, seq, timeUs) => ({
+          method: "POST",
+          path: "/api/chat/messages",
+          headers: { authorization: `Bearer ${subToken}`, "content-type": "application/json" },
+          body: `{"channel":"b${channel}","content":"${marker(seq, timeUs)}"}`,
+        })
+      : (channel, seq, timeUs) => ({
+          method: "POST",
+          path: "/api/publish",
+          headers: { authorization: `Bearer ${pubToken}`, "content-type": "application/json" },
+          body: `{"channel":"channel:b${channel}","event":{"type":"bench","m":"${marker(seq, timeUs)}"}}`,
+        }),
     stop: async () => {
       const timer = setTimeout(() => void pod.kill("SIGKILL"), 10_000);
       await pod.kill("SIGTERM");

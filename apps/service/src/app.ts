@@ -33,6 +33,7 @@ import { loggerOptions } from "./logger-options.ts";
 import { createMetricsServer } from "./metrics-server.ts";
 import { PrometheusMetrics } from "./prometheus-metrics.ts";
 import { deliveryLog, registerRequestIdEcho, requestIdOf } from "./request-id.ts";
+import { requestLoggerFactory } from "./request-logger.ts";
 import { registerAuthRoutes } from "./routes/auth.ts";
 import { registerChatRoutes } from "./routes/chat.ts";
 import {
@@ -100,6 +101,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     ajv: AJV_OPTIONS,
     // X-Request-Id: kept when it is a plain token, else a new UUID; the log's reqId, echoed.
     genReqId: requestIdOf,
+    // Each request's logger (with that id) is built when the request first logs, not before.
+    childLoggerFactory: requestLoggerFactory,
     // The router's refusals (undecodable URL, over-long path parameter) as catalogue JSON.
     frameworkErrors,
     // And Node's HTTP/1.1 parser's (431, 408, 413, 400), before any route runs.
@@ -187,8 +190,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   registerHttpMetrics(app, metrics);
   // First of the onRequest hooks: every refusal of the ones after it carries the headers.
   registerSecurityHeaders(app, config);
-  app.addHook("onRequest", async () => {
-    if (closing) throw appError(Errors.SHUTTING_DOWN, undefined, { "Retry-After": "1" });
+  app.addHook("onRequest", (_request, _reply, done) => {
+    done(closing ? appError(Errors.SHUTTING_DOWN, undefined, { "Retry-After": "1" }) : undefined);
   });
   // OpenAPI generated from the route schemas, served at /docs: outside production, and in
   // production with OPENAPI_DOCS=true. First, so it sees every route registered after it.

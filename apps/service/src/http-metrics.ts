@@ -17,14 +17,16 @@ import { type PrometheusMetrics, UNMATCHED_ROUTE } from "./prometheus-metrics.ts
 
 /** Hooks the timing into every route of `app`. Call before the routes are registered. */
 export function registerHttpMetrics(app: FastifyInstance, metrics: PrometheusMetrics): void {
-  app.addHook("onResponse", async (request, reply) => {
+  app.addHook("onResponse", (request, reply, done) => {
     const route = request.routeOptions;
-    if ((route.config as { opensStream?: boolean } | undefined)?.opensStream === true) return;
-    metrics.httpRequest(
-      route.url ?? UNMATCHED_ROUTE,
-      request.method,
-      reply.statusCode,
-      reply.elapsedTime / 1000,
-    );
+    if ((route.config as { opensStream?: boolean } | undefined)?.opensStream !== true) {
+      metrics.httpRequest(
+        route.url ?? UNMATCHED_ROUTE,
+        request.method,
+        reply.statusCode,
+        reply.elapsedTime / 1000,
+      );
+    }
+    done();
   });
 }

@@ -24,8 +24,9 @@ export function requestIdOf(request: Pick<IncomingMessage, "headers">): string {
 
 /** Echoes the request's id on every response, before any hook can refuse it. */
 export function registerRequestIdEcho(app: FastifyInstance): void {
-  app.addHook("onRequest", async (request, reply) => {
+  app.addHook("onRequest", (request, reply, done) => {
     reply.header(REQUEST_ID_HEADER, request.id);
+    done();
   });
 }
 

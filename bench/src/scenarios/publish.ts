@@ -3,9 +3,10 @@
  * the cost of history on the publish path (issue 4): the broker's atomic script with and
  * without the history append, and a bare PUBLISH.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { type Ctx, label, sleep, warm, withTargets } from "../context.ts";
 import { CpuMeter, processTree } from "../proc.ts";
+import { summarise, summaryText } from "../profile.ts";
 import { publishFor, waitFor } from "../publish.ts";
 import { type ServerKind, startPinnedRedis, startServer, type Target } from "../servers.ts";
 
@@ -33,6 +34,8 @@ async function publishRun(ctx: Ctx, t: Target, seconds: number) {
   );
   const s = await ctx.gen.stats([p.sent]);
   return {
+    /** The publishing, on the monotonic clock (µs): the profile's window. */
+    window: { fromUs: p.startUs, toUs: p.endUs },
     streams: r.ok,
     publishesPerSec: Math.round(p.sent / ((p.endUs - p.startUs) / 1e6)),
     usPerPublish: p.sent > 0 ? Math.round(used.cpuNs / 1000 / p.sent) : null,
@@ -52,7 +55,7 @@ export async function publishThroughput(ctx: Ctx): Promise<void> {
       async () => [await startServer(kind)],
       async ([t]) => {
         await warm(ctx, t!, 10, 200);
-        const values = await publishRun(ctx, t!, seconds);
+        const { window: _, ...values } = await publishRun(ctx, t!, seconds);
         ctx.log(`  ${label(kind)}: ${JSON.stringify(values)}`);
         ctx.record({ scenario: "publish (memory)", server: label(kind), values, notes: [] });
       },
@@ -68,7 +71,7 @@ export async function publishThroughput(ctx: Ctx): Promise<void> {
         async () => [await startServer(kind, { redisUrl: redis.url })],
         async ([t]) => {
           await warm(ctx, t!, 10, 200);
-          const values = await publishRun(ctx, t!, seconds);
+          const { window: _, ...values } = await publishRun(ctx, t!, seconds);
           ctx.log(`  ${label(kind)} (Redis): ${JSON.stringify(values)}`);
           ctx.record({ scenario: "publish (Redis)", server: label(kind), values, notes: [] });
         },
@@ -77,6 +80,39 @@ export async function publishThroughput(ctx: Ctx): Promise<void> {
       await redis.stop();
     }
   }
+}
+
+/**
+ * `--only=profile-publish`: our memory-mode publish run under `--cpu-prof`, summarised over
+ * the measured window (self time by category and function). Returns the summary's text.
+ */
+export async function profilePublish(ctx: Ctx, dir: string): Promise<string> {
+  const seconds = ctx.quick ? 2 : 5;
+  const name = "publish.cpuprofile";
+  ctx.log(`profile: realtime publish (memory), ${seconds} s under --cpu-prof`);
+  let window: { fromUs: number; toUs: number } | undefined;
+  await withTargets(
+    ctx,
+    async () => [
+      await startServer("realtime", {
+        nodeFlags: [
+          "--cpu-prof",
+          "--cpu-prof-interval=250",
+          `--cpu-prof-dir=${dir}`,
+          `--cpu-prof-name=${name}`,
+        ],
+      }),
+    ],
+    async ([t]) => {
+      await warm(ctx, t!, 10, 200);
+      const { window: measured, ...values } = await publishRun(ctx, t!, seconds);
+      window = measured;
+      ctx.log(`  profiled run: ${JSON.stringify(values)}`);
+    },
+  );
+  // The window next to the profile, for a closer look at it than the summary.
+  writeFileSync(`${dir}/publish.window.json`, JSON.stringify(window ?? null));
+  return summaryText(summarise(`${dir}/${name}`, window, 30));
 }
 
 /** Issue 4: events/s through the broker's publish script with and without history. */

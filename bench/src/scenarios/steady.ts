@@ -176,3 +176,46 @@ export async function h2Steady(ctx: Ctx): Promise<void> {
     );
   }
 }
+
+/**
+ * `--only=steady-chat`: the steady load with our service as an outside harness drives it —
+ * `NODE_ENV=development` (log level `info`), events posted through the chat route as the
+ * subscribers' user — next to the bench's production `/api/publish`, and the two crossed
+ * (development + publish, production + chat) to tell the mode's share from the route's. Nchan
+ * is measured once per run and recorded against each variant, so every row has its ratio.
+ */
+export async function steadyChat(ctx: Ctx): Promise<void> {
+  const o = options(ctx);
+  const variants: { name: string; development: boolean; chat: boolean }[] = [
+    { name: "steady (publish, production)", development: false, chat: false },
+    { name: "steady (chat, development)", development: true, chat: true },
+    { name: "steady (chat, production)", development: false, chat: true },
+    { name: "steady (publish, development)", development: true, chat: false },
+  ];
+  ctx.log(
+    `steady-chat: ${o.subs} subscribers × ${o.rate} events/s, production /api/publish vs development chat route`,
+  );
+  if (ctx.servers.includes("realtime")) {
+    for (const v of variants) {
+      await withTargets(
+        ctx,
+        async () => [await startServer("realtime", { development: v.development, chat: v.chat })],
+        async ([t]) => {
+          await warm(ctx, t!);
+          record(ctx, v.name, label("realtime"), await steadyRun(ctx, t!, t!, t!.pid, o));
+        },
+      );
+    }
+  }
+  for (const kind of ctx.servers.filter((k) => k !== "realtime")) {
+    await withTargets(
+      ctx,
+      async () => [await startServer(kind)],
+      async ([t]) => {
+        await warm(ctx, t!);
+        const values = await steadyRun(ctx, t!, t!, t!.pid, o);
+        for (const v of variants) record(ctx, v.name, label(kind), values);
+      },
+    );
+  }
+}

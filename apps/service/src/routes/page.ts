@@ -106,12 +106,15 @@ export function registerPageRoutes(app: FastifyInstance, options: PageOptions = 
   // SPA fallback: a GET that matched no route, outside /api/ and /docs (the API reference's,
   // when OPENAPI_DOCS leaves it off), and not a file name, is a page of the app
   // (`/r/general`). Everything else keeps the JSON 404.
-  app.addHook("onRequest", async (request, reply) => {
-    if (!request.is404 || (request.method !== "GET" && request.method !== "HEAD")) return;
+  // A plain callback, not an async function: every request of every route passes here, and
+  // an async hook costs each a promise and a turn of the microtask queue.
+  app.addHook("onRequest", (request, reply, done) => {
+    if (!request.is404 || (request.method !== "GET" && request.method !== "HEAD")) return done();
     const path = pathOf(request);
-    if (RESERVED.some((prefix) => path === prefix || path.startsWith(`${prefix}/`))) return;
-    if (path.slice(path.lastIndexOf("/") + 1).includes(".")) return;
-    return sendIndex(request, reply);
+    if (RESERVED.some((prefix) => path === prefix || path.startsWith(`${prefix}/`))) return done();
+    if (path.slice(path.lastIndexOf("/") + 1).includes(".")) return done();
+    // Answered here: the request goes no further (`done` is not called).
+    sendIndex(request, reply);
   });
 }
 

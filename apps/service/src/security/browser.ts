@@ -54,8 +54,9 @@ export function registerSecurityHeaders(app: FastifyInstance, config: Config): v
     // The API is not meant to be embedded by other sites' documents.
     crossOriginResourcePolicy: { policy: "same-origin" },
   });
-  app.addHook("onRequest", async (_request, reply) => {
+  app.addHook("onRequest", (_request, reply, done) => {
     reply.headers(securityHeaders);
+    done();
   });
 }
 
@@ -78,12 +79,12 @@ export async function registerBrowserSecurity(app: FastifyInstance, config: Conf
 
   const allowed = new Set(origins);
   const cookieName = config.auth.cookieName;
-  app.addHook("onRequest", async (request) => {
-    if (!cookieAuthenticated(request, cookieName)) return;
+  app.addHook("onRequest", (request, _reply, done) => {
+    if (!cookieAuthenticated(request, cookieName)) return done();
     const refusal = SAFE_METHODS.has(request.method)
       ? crossSiteReadRefusal(request, allowed)
       : crossSiteRefusal(request, allowed);
-    if (refusal !== null) throw appError(Errors.FORBIDDEN, refusal);
+    done(refusal === null ? undefined : appError(Errors.FORBIDDEN, refusal));
   });
 }
 

@@ -20,14 +20,16 @@ import type { FastifyInstance } from "fastify";
 import type { HttpConfig } from "../config.ts";
 
 export function registerHttpHardening(app: FastifyInstance, http: HttpConfig): void {
-  app.addHook("onRequest", async (request) => {
+  app.addHook("onRequest", (request, _reply, done) => {
     const encoding = request.headers["content-encoding"];
-    if (encoding === undefined) return;
+    if (encoding === undefined) return done();
     const value = String(encoding).trim().toLowerCase();
-    if (value === "" || value === "identity") return;
-    throw appError(
-      Errors.UNSUPPORTED_MEDIA_TYPE,
-      "Compressed request bodies are not accepted; send the body without Content-Encoding",
+    if (value === "" || value === "identity") return done();
+    done(
+      appError(
+        Errors.UNSUPPORTED_MEDIA_TYPE,
+        "Compressed request bodies are not accepted; send the body without Content-Encoding",
+      ),
     );
   });
 
