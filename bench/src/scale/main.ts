@@ -17,7 +17,7 @@ import { cpus, loadavg, release } from "node:os";
 import { fileURLToPath } from "node:url";
 import type { Ctx } from "../context.ts";
 import { GENERATOR_CPU, Generator, PIN } from "../generator.ts";
-import { FULL, QUICK } from "./plan.ts";
+import { FULL, fleetFor, QUICK } from "./plan.ts";
 import { scaleRun, type Topology } from "./run.ts";
 
 const RESULTS = fileURLToPath(new URL("../../results/", import.meta.url));
@@ -82,6 +82,30 @@ async function main(): Promise<void> {
     }
   } finally {
     await gen.stop();
+  }
+  // On paper: the fleet for 1M and 10M streams from this run's per-pod figures (medians).
+  const median = (key: string) => {
+    const v = out
+      .map((r) => r[key])
+      .filter((x): x is number => typeof x === "number")
+      .sort((x, y) => x - y);
+    return v.length > 0 ? (v[Math.floor(v.length / 2)] as number) : null;
+  };
+  const rssKb = median("rssKbPerStream");
+  const baseMb = median("fleetRssBeforeMb");
+  const usPerDelivery = median("burstPodsUsPerDelivery");
+  const wire = median("burstBytesPerDelivery");
+  if (rssKb !== null && baseMb !== null && usPerDelivery !== null && wire !== null) {
+    for (const streams of [1_000_000, 10_000_000]) {
+      const fleet = fleetFor(streams, {
+        streamsPerPod: size.maxConnections,
+        rssPerStreamBytes: rssKb * 1024,
+        podBaseBytes: (baseMb * 1e6) / size.pods,
+        eventWireBytes: wire,
+        deliveriesPerCoreSecond: 1e6 / usPerDelivery,
+      });
+      log(`  on paper, ${streams} streams: ${JSON.stringify(fleet)}`);
+    }
   }
   const date = new Date().toISOString();
   mkdirSync(RESULTS, { recursive: true });

@@ -19,6 +19,7 @@ import { type Ctx, latencyValues, sleep, warm } from "../context.ts";
 import { freshAddress } from "../generator.ts";
 import { clientFor } from "../http-client.ts";
 import { cpuNs, processTree, rssBytes } from "../proc.ts";
+import { summarise, summaryText } from "../profile.ts";
 import { waitFor } from "../publish.ts";
 import {
   redisUsedMemory,
@@ -182,13 +183,25 @@ export async function scaleRun(
 ): Promise<Record<string, number | string | null> | undefined> {
   const broker = await startBroker(topology);
   const pods: Target[] = [];
+  let profileWindows: { tag: string; fromUs: number; toUs: number }[] = [];
   try {
     const redisBefore = usedMemory(broker.ports);
+    // BENCH_SCALE_PROFILE=<dir>: pod 0 runs under --cpu-prof; its self time over each room
+    // phase is printed once it exited.
+    const profileDir = process.env.BENCH_SCALE_PROFILE;
     const starting = await Promise.allSettled(
-      Array.from({ length: size.pods }, () =>
+      Array.from({ length: size.pods }, (_, i) =>
         startRealtime({
           maxConnections: size.maxConnections,
           env: { ...broker.env, LISTEN_BACKLOG: "4096" },
+          nodeFlags:
+            profileDir && i === 0
+              ? [
+                  "--cpu-prof",
+                  `--cpu-prof-dir=${profileDir}`,
+                  `--cpu-prof-name=scale-${topology}.cpuprofile`,
+                ]
+              : undefined,
         }),
       ),
     );
@@ -252,6 +265,7 @@ export async function scaleRun(
 
     // (a) The burst on the broadcast channel, to every stream.
     await ctx.gen.arm(1);
+    const bytesBefore = (await ctx.gen.stats([])).bytes;
     const podsCpuA = cpuNs(podPids());
     const redisCpuA = cpuNs(broker.pids);
     const burstStart = nowUs();
@@ -293,9 +307,15 @@ export async function scaleRun(
       burstPodsUsPerDelivery:
         a.latency.count > 0 ? round((podsCpuAEnd - podsCpuA) / 1000 / a.latency.count, 2) : null,
       burstRedisCpuMs: round((redisCpuAEnd - redisCpuA) / 1e6),
+      // What one event costs on the wire to one stream (SSE frame and chunk framing).
+      burstBytesPerDelivery:
+        a.latency.count > 0 ? Math.round((a.bytes - bytesBefore) / a.latency.count) : null,
     };
 
     // (b) The room phases, each bounded; the last is the goal's rate (1 message/s per room).
+    const windows: { tag: string; fromUs: number; toUs: number }[] = [
+      { tag: "burst", fromUs: burstStart, toUs: a.lastEventUs },
+    ];
     let goalRooms: { p99Ms: number | null; loss: number } = { p99Ms: null, loss: 0 };
     for (let phase = 0; phase < size.roomPhases.length; phase++) {
       const spec = size.roomPhases[phase] as { rate: number; seconds: number };
@@ -321,6 +341,7 @@ export async function scaleRun(
       const lat = latencyValues(st.latency);
       const acked = rooms.acked.reduce((x, y) => x + y, 0);
       const tag = `rooms${spec.rate}`;
+      windows.push({ tag, fromUs: t0, toUs: t1 });
       ctx.log(
         `  (b) ${spec.rate}/s per room for ${spec.seconds} s: ${acked}/${rooms.sent} messages acknowledged, ${deliveries} deliveries, p50 ${lat.p50Ms} ms, p99 ${lat.p99Ms} ms, max ${lat.maxMs} ms, loss ${st.missing}`,
       );
@@ -374,6 +395,7 @@ export async function scaleRun(
       redisUsedMbOpen: mb(redisOpen),
       redisUsedMbEnd: mb(redisEnd),
     });
+    profileWindows = windows;
     return values;
   } catch (error) {
     ctx.log(`  ${topology} failed: ${(error as Error).stack ?? error}`);
@@ -383,5 +405,14 @@ export async function scaleRun(
     freshAddress();
     await Promise.all(pods.map((p) => p.stop().catch(() => {})));
     await broker.stop().catch(() => {});
+    const dir = process.env.BENCH_SCALE_PROFILE;
+    for (const w of dir ? profileWindows : []) {
+      try {
+        const text = summaryText(summarise(`${dir}/scale-${topology}.cpuprofile`, w, 25));
+        ctx.log(`  pod 0 profile, ${w.tag}:\n${text}`);
+      } catch (error) {
+        ctx.log(`  no profile: ${(error as Error).message}`);
+      }
+    }
   }
 }
