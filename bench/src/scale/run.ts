@@ -234,7 +234,9 @@ export async function scaleRun(
           count: split[p]?.count ?? 0,
           first: split[p]?.first ?? 0,
           concurrency: 256,
-          timeoutMs: 30_000,
+          // A stream may wait this long for its answer; the open phase is bounded at 4× this
+          // (+ 5 ms per stream): 127 s at 30 s was too short for a shared core (277 opened late).
+          timeoutMs: 45_000,
         }),
       ),
     );
