@@ -90,25 +90,36 @@ const round = (v: number, digits = 1) => Math.round(v * 10 ** digits) / 10 ** di
 
 /**
  * Publishes `n` events on channel number `channel` into `target` on one pipelined connection
- * (in order), sequence numbers 1 … n; resolves with how many were acknowledged (2xx).
+ * (in order), sequence numbers 1 … n; resolves with how many were acknowledged (2xx) and what
+ * the others got ("503×2, error×1").
  */
-async function burstInto(target: Target, channel: number, n: number): Promise<number> {
+async function burstInto(
+  target: Target,
+  channel: number,
+  n: number,
+): Promise<{ acked: number; failures: string }> {
   const client = clientFor(target, 1);
   let acked = 0;
+  const failures = new Map<string, number>();
+  const failed = (why: string) => {
+    failures.set(why, (failures.get(why) ?? 0) + 1);
+  };
   const sends: Promise<void>[] = [];
   for (let seq = 1; seq <= n; seq++) {
     sends.push(
       client.send(target.publish(channel, seq, nowUs())).then(
         (status) => {
           if (status >= 200 && status < 300) acked++;
+          else failed(String(status));
         },
-        () => {},
+        (error: Error) => failed(`error ${error.message}`),
       ),
     );
   }
   await within(Promise.all(sends), 30_000);
   client.close();
-  return acked;
+  await within(Promise.all(sends), 1_000);
+  return { acked, failures: [...failures].map(([why, k]) => `${why}×${k}`).join(", ") };
 }
 
 /**
@@ -271,7 +282,9 @@ export async function scaleRun(
     const podsCpuA = cpuNs(podPids());
     const redisCpuA = cpuNs(broker.pids);
     const burstStart = nowUs();
-    const burstAcked = await burstInto(first, bc, size.burst);
+    const burst = await burstInto(first, bc, size.burst);
+    const burstAcked = burst.acked;
+    if (burst.failures) ctx.log(`  (a) burst publishes not acknowledged: ${burst.failures}`);
     const wantA = new Array<number>(size.rooms).fill(burstAcked);
     await waitFor(
       async () => {
@@ -299,6 +312,7 @@ export async function scaleRun(
       openFailed,
       idlePodsCpuPct,
       burstAcked,
+      burstPublishFailures: burst.failures,
       burstDeliveries: a.latency.count,
       burstSeconds: round(aSeconds, 2),
       burstDeliveriesPerSecond: Math.round(a.latency.count / aSeconds),
