@@ -131,6 +131,11 @@ export interface OpenOptions {
   paths: string[];
   headers?: Record<string, string>;
   count: number;
+  /**
+   * Global index of the first subscriber (default 0): subscriber `g` listens to
+   * `paths[g % paths.length]`, so opens on several servers can split one numbering.
+   */
+  first?: number;
   concurrency?: number;
   timeoutMs?: number;
   /** HTTP/2: sessions in total (spread over the workers). */
@@ -173,7 +178,7 @@ export class Generator {
   async open(options: OpenOptions): Promise<OpenResult> {
     const n = this.#workers.length;
     const parts: Promise<OpenResult>[] = [];
-    let first = 0;
+    let first = options.first ?? 0;
     for (let w = 0; w < n; w++) {
       const count = Math.floor(options.count / n) + (w < options.count % n ? 1 : 0);
       if (count > PER_WORKER) throw new Error(`${count} sockets exceed one worker's budget`);
@@ -237,10 +242,13 @@ export class Generator {
     await Promise.all(this.#workers.map((w) => w.call({ op: "arm", minSeq })));
   }
 
-  /** Merged counts; `expected[channel]` is how many events each subscriber of it should have. */
-  async stats(expected: number[]): Promise<Stats> {
+  /**
+   * Merged counts; `expected[channel]` is how many events each subscriber of it should have
+   * (with `fromSeq`: it should have sequence numbers `fromSeq … expected[channel]`).
+   */
+  async stats(expected: number[], fromSeq?: number): Promise<Stats> {
     const parts = await Promise.all(
-      this.#workers.map((w) => w.call<StatsResult>({ op: "stats", expected })),
+      this.#workers.map((w) => w.call<StatsResult>({ op: "stats", expected, fromSeq })),
     );
     const latency = new Histogram();
     const out: Stats = {

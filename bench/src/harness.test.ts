@@ -338,6 +338,11 @@ describe("a tiny run against the real service", { timeout: 120_000 }, async () =
     assert.equal(stats.missing, 0);
     assert.equal(stats.dups, 0);
     assert.equal(stats.latency.count, 200);
+    // Loss over a sequence range: 15 … 20 all held; 21 … 25 never published, 5 per stream.
+    assert.equal((await gen.stats([20], 15)).missing, 0);
+    const beyond = await gen.stats([25], 15);
+    assert.equal(beyond.missing, 50);
+    assert.equal(beyond.incomplete, 10);
 
     await waitFor(
       async () => {

@@ -353,6 +353,53 @@ export async function startPinnedRedis(): Promise<{
   return { url: redis.url, port: redis.port, pid, stop: () => redis.stop() };
 }
 
+/**
+ * A private 3-master (or `masters`) Redis Cluster on free ports, every node pinned to the
+ * server core by pid (as {@link startPinnedRedis} does). Pods reach it with
+ * `REDIS_CLUSTER_NODES`.
+ */
+export async function startPinnedRedisCluster(masters = 3): Promise<{
+  nodes: string;
+  ports: number[];
+  pids: number[];
+  stop(): Promise<void>;
+}> {
+  const { startRedisCluster } = await import("@realtime/testkit/redis");
+  const cluster = await startRedisCluster(masters);
+  const ports = cluster.nodes.map((n) => n.port);
+  const pids: number[] = [];
+  for (const port of ports) {
+    const pid = redisPid(port);
+    if (pid === undefined) continue;
+    pids.push(pid);
+    if (PIN) {
+      execFileSync("/usr/bin/taskset", ["-a", "-pc", SERVER_CPU, String(pid)], {
+        stdio: "ignore",
+      });
+    }
+  }
+  return {
+    nodes: cluster.nodes.map((n) => `${n.host}:${n.port}`).join(","),
+    ports,
+    pids,
+    stop: () => cluster.stop(),
+  };
+}
+
+/** `used_memory` of the redis-server on `port` (its `INFO memory`), in bytes, or null. */
+export function redisUsedMemory(port: number): number | null {
+  try {
+    const info = execFileSync("/usr/bin/redis-cli", ["-p", String(port), "INFO", "memory"], {
+      encoding: "utf8",
+      timeout: 5_000,
+    });
+    const used = /^used_memory:(\d+)/m.exec(info)?.[1];
+    return used === undefined ? null : Number(used);
+  } catch {
+    return null;
+  }
+}
+
 /** The pid of the redis-server on `port` (its `INFO server`), if it answers. */
 function redisPid(port: number): number | undefined {
   try {

@@ -91,7 +91,7 @@ type Command =
   | { op: "stormStats"; acks: number[][] }
   | { op: "stormLatency"; fromUs: number; toUs: number }
   | { op: "arm"; minSeq: number }
-  | { op: "stats"; expected: number[] }
+  | { op: "stats"; expected: number[]; fromSeq?: number }
   | { op: "closeAll" }
   | { op: "exit" };
 
@@ -563,7 +563,12 @@ function stormLatency(fromUs: number, toUs: number): ReturnType<Histogram["toSpa
   return h.toSparse();
 }
 
-function stats(expected: number[]): StatsResult {
+/**
+ * Counts and loss. `expected[channel]`: how many events each subscriber of the channel should
+ * hold; with `fromSeq`, the sequence numbers `fromSeq … expected[channel]` it should hold, and
+ * missing counts those it lacks (events of other sequence ranges do not make up for them).
+ */
+function stats(expected: number[], fromSeq?: number): StatsResult {
   let events = 0;
   let missing = 0;
   let incomplete = 0;
@@ -577,7 +582,14 @@ function stats(expected: number[]): StatsResult {
     reordered += sub.reordered;
     dups += sub.dups;
     const want = expected[sub.channel] ?? 0;
-    if (sub.count < want) {
+    if (fromSeq !== undefined) {
+      let lacking = 0;
+      for (let seq = Math.max(1, fromSeq); seq <= want; seq++) {
+        if (((sub.seen[seq >> 3] ?? 0) & (1 << (seq & 7))) === 0) lacking++;
+      }
+      missing += lacking;
+      if (lacking > 0) incomplete++;
+    } else if (sub.count < want) {
       missing += want - sub.count;
       incomplete++;
     }
@@ -635,7 +647,7 @@ process.on("message", (message: { id: number; cmd: Command }) => {
       reply(null);
       break;
     case "stats":
-      reply(stats(cmd.expected));
+      reply(stats(cmd.expected, cmd.fromSeq));
       break;
     case "stormArm":
       stormFromUs = cmd.fromUs;
