@@ -4,7 +4,7 @@
  * address has ~28k ephemeral ports; the bench never puts more than {@link PER_ADDRESS} on one,
  * and never reuses an address within a run, so ports left in TIME_WAIT never collide).
  */
-import { type ChildProcess, fork } from "node:child_process";
+import { type ChildProcess, execFileSync, fork } from "node:child_process";
 import { existsSync } from "node:fs";
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
@@ -19,6 +19,25 @@ export const GENERATOR_CPU = "1";
  */
 export const PIN =
   process.env.BENCH_NO_PIN !== "1" && cpus().length >= 2 && existsSync("/usr/bin/taskset");
+/** A log line prefixed with the seconds since `started` (each bench command's progress). */
+export function elapsedLog(started = Date.now()): (line: string) => void {
+  return (line) =>
+    console.log(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s] ${line}`);
+}
+
+/**
+ * Moves this process, and so everything it forks (the generator's workers), to the generator
+ * core when {@link PIN}; otherwise says so through `log`.
+ */
+export function pinToGeneratorCore(log: (line: string) => void): void {
+  if (!PIN) {
+    log("not pinning processes to cores (fewer than 2 cores, no taskset, or BENCH_NO_PIN=1)");
+    return;
+  }
+  execFileSync("/usr/bin/taskset", ["-a", "-pc", GENERATOR_CPU, String(process.pid)], {
+    stdio: "ignore",
+  });
+}
 /** Most connections one source address carries. */
 const PER_ADDRESS = 8_000;
 /** Most sockets one worker holds (the fd cap is 20,000 per process). */

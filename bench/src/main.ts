@@ -15,7 +15,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, release } from "node:os";
 import { fileURLToPath } from "node:url";
 import type { Ctx, Measurement } from "./context.ts";
-import { GENERATOR_CPU, Generator, PIN } from "./generator.ts";
+import { elapsedLog, Generator, pinToGeneratorCore } from "./generator.ts";
 import { ensureNchan, NGINX } from "./nchan.ts";
 import { summarise, summaryText } from "./profile.ts";
 import { historyTable, table } from "./report.ts";
@@ -78,17 +78,10 @@ async function main(): Promise<void> {
   const profile = only.includes("profile");
   let servers = (arg("servers")?.split(",") as ServerKind[] | undefined) ?? ALL_SERVERS;
   const started = Date.now();
-  const log = (line: string) =>
-    console.log(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s] ${line}`);
+  const log = elapsedLog(started);
 
   // This process and everything it forks (the generator's workers) run on the generator core.
-  if (PIN) {
-    execFileSync("/usr/bin/taskset", ["-a", "-pc", GENERATOR_CPU, String(process.pid)], {
-      stdio: "ignore",
-    });
-  } else {
-    log("not pinning processes to cores (fewer than 2 cores, no taskset, or BENCH_NO_PIN=1)");
-  }
+  pinToGeneratorCore(log);
 
   if (servers.includes("nchan") && !ensureNchan(log)) {
     log("Nchan is not available: running without it");

@@ -15,6 +15,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { loadConfig } from "@realtime/service";
 import { Redis } from "ioredis";
+import { elapsedLog } from "../generator.ts";
 import { startPinnedRedis } from "../servers.ts";
 import { type AttackResult, freshRooms, replayFlood } from "./attacks.ts";
 import { Bystanders } from "./bystanders.ts";
@@ -44,8 +45,7 @@ async function main(): Promise<void> {
   const seconds = Number(arg("seconds") ?? 20);
   const only = arg("only")?.split(",") ?? ["rooms", "redis", "replay"];
   const started = Date.now();
-  const log = (line: string) =>
-    console.log(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s] ${line}`);
+  const log = elapsedLog(started);
   const rows: Row[] = [];
   // The bench's pods turn the per-user limits off for their one-user load: an attack as one
   // ordinary user puts the service's defaults back.

@@ -11,12 +11,11 @@
  * Prints each run's figures and writes them to bench/results/scale-latest.json (and a dated
  * copy).
  */
-import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release } from "node:os";
 import { fileURLToPath } from "node:url";
 import type { Ctx } from "../context.ts";
-import { GENERATOR_CPU, Generator, PIN } from "../generator.ts";
+import { elapsedLog, Generator, pinToGeneratorCore } from "../generator.ts";
 import { FULL, fleetFor, QUICK } from "./plan.ts";
 import { scaleRun, type Topology } from "./run.ts";
 
@@ -36,13 +35,8 @@ async function main(): Promise<void> {
     if (t !== "redis" && t !== "cluster") throw new Error(`unknown topology ${t}`);
   }
   const started = Date.now();
-  const log = (line: string) =>
-    console.log(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s] ${line}`);
-  if (PIN) {
-    execFileSync("/usr/bin/taskset", ["-a", "-pc", GENERATOR_CPU, String(process.pid)], {
-      stdio: "ignore",
-    });
-  } else log("not pinning processes to cores");
+  const log = elapsedLog(started);
+  pinToGeneratorCore(log);
 
   const gen = Generator.start(size.workers);
   const ctx: Ctx = {
