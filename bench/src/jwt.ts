@@ -22,3 +22,15 @@ export function userToken(userId: string, secret = BENCH_SECRET): string {
 export function publisherToken(secret = BENCH_SECRET): string {
   return sign({ sub: "svc:bench", scope: "publish" }, secret);
 }
+
+/** The claims of a token {@link sign} made with `secret` (signature and `exp` checked), else null. */
+export function verifyToken(token: string, secret = BENCH_SECRET): Record<string, unknown> | null {
+  const [header, body, mac] = token.split(".");
+  if (header === undefined || body === undefined || mac === undefined) return null;
+  const expected = createHmac("sha256", secret).update(`${header}.${body}`).digest("base64url");
+  if (expected !== mac) return null;
+  const claims = JSON.parse(Buffer.from(body, "base64url").toString("utf8")) as {
+    exp?: number;
+  } & Record<string, unknown>;
+  return typeof claims.exp === "number" && claims.exp * 1000 > Date.now() ? claims : null;
+}

@@ -105,14 +105,14 @@ export function freePort(): Promise<number> {
   });
 }
 
-function runDir(prefix: string): string {
+export function runDir(prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), `rt-bench-${prefix}-`));
   runDirs.add(dir);
   return dir;
 }
 
 /** Spawns `command args…` under `taskset -c <SERVER_CPU>`, output to `dir/out.log`. */
-function spawnPinned(
+export function spawnPinned(
   command: string,
   args: string[],
   dir: string,
@@ -133,7 +133,7 @@ function spawnPinned(
   return child;
 }
 
-async function stopChild(child: ChildProcess, signal: NodeJS.Signals, graceMs = 10_000) {
+export async function stopChild(child: ChildProcess, signal: NodeJS.Signals, graceMs = 10_000) {
   if (child.exitCode === null && child.signalCode === null) {
     const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
     child.kill(signal);
@@ -237,7 +237,7 @@ export async function startRealtime(options: StartOptions = {}): Promise<Target>
 }
 
 /** For h2c-only listeners (no HTTP/1.1 probe): wait until the port accepts. */
-async function waitListening(child: ChildProcess, port: number, dir: string) {
+export async function waitListening(child: ChildProcess, port: number, dir: string) {
   const deadline = Date.now() + 20_000;
   for (;;) {
     if (child.exitCode !== null)
