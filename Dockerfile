@@ -56,6 +56,12 @@ COPY apps/jobs/src apps/jobs/src
 COPY apps/service/src apps/service/src
 COPY --from=build /app/apps/web/dist apps/web/dist
 
+# V8's young generation capped at 16 MB per semi-space: uncapped it grows past 100 MB during a
+# burst of accepts and stays there, ~7 KB of every idle stream's ~11 KB at 10k streams; capped,
+# fan-out, publish and steady delivery cost the same (bench/README.md, Idle memory). Setting
+# NODE_OPTIONS at run time replaces this: keep --max-semi-space-size=16 in it to keep the cap.
+ENV NODE_OPTIONS=--max-semi-space-size=16
+
 USER node
 EXPOSE 8080
 # What the pod drains on (SHUTDOWN_DRAIN_MS) and a worker finishes its jobs on; tini passes it on.

@@ -9,6 +9,9 @@
  *   npm run bench -- --servers=realtime,nchan
  *   npm run bench -- --runs=3             repeat, report medians
  *   npm run bench -- --no-profile         skip the --cpu-prof run of our fan-out
+ *
+ * Our pods start with the service's shipped NODE_OPTIONS; `BENCH_NODE_OPTIONS` replaces them
+ * (empty: V8's defaults). See `podNodeOptions` in servers.ts.
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -25,7 +28,7 @@ import { idle } from "./scenarios/idle.ts";
 import { historyCost, profilePublish, publishThroughput } from "./scenarios/publish.ts";
 import { crossPod, h2Steady, steady, steadyChat } from "./scenarios/steady.ts";
 import { reconnectStorm } from "./scenarios/storm.ts";
-import type { ServerKind } from "./servers.ts";
+import { podNodeOptions, type ServerKind } from "./servers.ts";
 
 const RESULTS = fileURLToPath(new URL("../results/", import.meta.url));
 const ALL_SERVERS: ServerKind[] = ["realtime", "nchan", "node", "better-sse"];
@@ -129,11 +132,13 @@ async function main(): Promise<void> {
     fdLimit: Number(execFileSync("/bin/sh", ["-c", "ulimit -Hn"]).toString().trim()),
   };
   const date = new Date().toISOString();
+  const podOptions = podNodeOptions();
   const text = [
     `# realtime bench — ${date}${quick ? " (QUICK sizes: not comparable)" : ""}`,
     "",
     `machine: ${machine.cpu}, ${machine.cores} cores, Linux ${machine.kernel}, Node ${machine.node}, ${machine.nginx}, fd limit ${machine.fdLimit}`,
     `servers on core 0, load generator on core 1; ${runs} run(s), medians; ratios are realtime ÷ peer (↓ lower is better, ↑ higher is better)`,
+    `our pods: NODE_OPTIONS=${JSON.stringify(podOptions)}`,
     "",
     table(measurements),
     "",
@@ -143,7 +148,11 @@ async function main(): Promise<void> {
   ].join("\n");
   console.log(`\n${text}`);
   const stamp = date.replace(/[:.]/g, "-");
-  const json = JSON.stringify({ date, quick, runs, machine, servers, measurements }, null, 2);
+  const json = JSON.stringify(
+    { date, quick, runs, machine, servers, podNodeOptions: podOptions, measurements },
+    null,
+    2,
+  );
   writeFileSync(`${RESULTS}bench-${stamp}.json`, json);
   writeFileSync(`${RESULTS}latest.json`, json);
   writeFileSync(`${RESULTS}latest.md`, `${text}\n`);

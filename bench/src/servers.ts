@@ -163,6 +163,26 @@ function peerBody(channel: number, seq: number, timeUs: number): string {
   });
 }
 
+/**
+ * The `NODE_OPTIONS` the service ships with (the Dockerfile's runtime `ENV`, `npm start`): V8's
+ * young generation capped at 16 MB per semi-space. Uncapped, it grows past 100 MB during a burst
+ * of accepts and stays there, ~7 KB of every idle stream's ~11 KB at 10k streams; capped, fan-out,
+ * publish and steady delivery cost the same (bench/README.md, Idle memory).
+ * `e2e/image/production-tree.test.ts` checks the three agree.
+ */
+export const SHIPPED_NODE_OPTIONS = "--max-semi-space-size=16";
+
+/**
+ * The `NODE_OPTIONS` our pods start with: `BENCH_NODE_OPTIONS` when set (empty: none, V8's
+ * defaults), else the shipped ones, so `npm run bench` measures the service as it ships. This
+ * process' own `NODE_OPTIONS`, which the pods inherit, comes after them: a flag given there wins,
+ * as an operator's does over the shipped default.
+ */
+export function podNodeOptions(): string {
+  const pods = process.env.BENCH_NODE_OPTIONS ?? SHIPPED_NODE_OPTIONS;
+  return [pods, process.env.NODE_OPTIONS ?? ""].filter((o) => o.trim() !== "").join(" ");
+}
+
 /** Our service: one pod. */
 export async function startRealtime(options: StartOptions = {}): Promise<Target> {
   const dir = runDir("realtime");
@@ -189,6 +209,7 @@ export async function startRealtime(options: StartOptions = {}): Promise<Target>
     MAX_REPLAYS_PER_USER: "1000000",
     ...(options.redisUrl ? { REDIS_URL: options.redisUrl } : {}),
     ...(options.h2 ? { HTTP2: "h2c" } : {}),
+    NODE_OPTIONS: podNodeOptions(),
     ...options.env,
   };
   // A pod like every other (`@realtime/testkit/pods`), pinned, in its own process group, its

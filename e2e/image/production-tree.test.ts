@@ -27,6 +27,7 @@ import { freePort, startRedis, type TestRedis } from "@realtime/testkit/redis";
 import { prepareWebApp } from "@realtime/testkit/service";
 import { openHttp1, type SseClient } from "@realtime/testkit/sse-client";
 import { startWorker } from "@realtime/testkit/worker";
+import { SHIPPED_NODE_OPTIONS } from "../../bench/src/servers.ts";
 import { npmEnv, ROOT, run } from "../../scripts/packages.ts";
 import {
   envPairs,
@@ -107,6 +108,41 @@ describe("the Dockerfile", () => {
     const env = Object.assign({}, ...instructions(runtime, "ENV").map((e) => envPairs(e.args)));
     assert.equal(env.NODE_ENV, "production");
     assert.equal(single(runtime, "EXPOSE"), env.PORT);
+  });
+
+  it("caps V8's young generation as `npm start` and the bench do, and an operator's NODE_OPTIONS wins", async () => {
+    const env = Object.assign({}, ...instructions(runtime, "ENV").map((e) => envPairs(e.args)));
+    assert.equal(env.NODE_OPTIONS, SHIPPED_NODE_OPTIONS, "the image's NODE_OPTIONS");
+    const service = JSON.parse(await readFile(join(ROOT, "apps/service/package.json"), "utf8")) as {
+      scripts: Record<string, string>;
+    };
+    // `npm start` puts the shipped flags ahead of the caller's own NODE_OPTIONS.
+    const prefix = `NODE_OPTIONS="${SHIPPED_NODE_OPTIONS} $NODE_OPTIONS" `;
+    assert.equal(service.scripts.start, `${prefix}node src/main.ts`);
+    // What V8 makes of it: the young generation (two semi-spaces) once a loop that keeps some of
+    // what it allocates has grown it as far as it may.
+    const probe = [
+      "const v8 = require('node:v8'); const keep = [];",
+      "for (let i = 0; i < 2e6; i++) { keep.push({ i }); if (keep.length > 3e5) keep.splice(0, 1.5e5); }",
+      "const s = v8.getHeapSpaceStatistics().find((x) => x.space_name === 'new_space');",
+      "console.log(s.space_size / 1048576);",
+    ].join(" ");
+    const youngMb = async (operator: string) => {
+      const { stdout } = await run$("/bin/sh", ["-c", `${prefix}"$NODE" -e "$PROBE"`], {
+        env: {
+          PATH: process.env.PATH,
+          NODE: process.execPath,
+          PROBE: probe,
+          NODE_OPTIONS: operator,
+        },
+      });
+      return Number(stdout);
+    };
+    const shipped = await youngMb("");
+    assert.ok(shipped > 2 && shipped <= 32, `the shipped cap: ${shipped} MB`);
+    // An operator's own value comes later on the line, and the last one is the one V8 keeps.
+    const operator = await youngMb("--max-semi-space-size=1");
+    assert.ok(operator <= 2, `the operator's cap: ${operator} MB`);
   });
 
   it("copies every workspace manifest before npm ci --omit=dev, and never node_modules or a local build", async () => {
