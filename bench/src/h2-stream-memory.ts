@@ -22,7 +22,7 @@ import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { getHeapStatistics, writeHeapSnapshot } from "node:v8";
 
-const PER_SESSION = 100;
+const PER_SESSION = Number(process.env.PER_SESSION ?? 100);
 /** How many retainers up the snapshot diff names (`DEPTH=3`). */
 const DEPTH = Number(process.env.DEPTH ?? 2);
 
@@ -121,6 +121,7 @@ async function main(): Promise<void> {
       heapPhysical: heap.total_physical_size,
       external: memory.external,
       mallocHeap: mallocHeapRss(),
+      anonymous: anonymousRss(),
     };
   };
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -160,6 +161,7 @@ async function main(): Promise<void> {
         external: kb(after.external - base.external),
         nativeRssMinusHeap: kb(after.rss - base.rss - (after.heapPhysical - base.heapPhysical)),
         mallocMainArena: kb(after.mallocHeap - base.mallocHeap),
+        anonymousMappings: kb(after.anonymous - base.anonymous),
       },
       execArgv: process.execArgv,
     }),
@@ -180,6 +182,17 @@ function mallocHeapRss(): number {
   if (at < 0) return 0;
   const rss = /\nRss:\s+(\d+) kB/.exec(smaps.slice(at));
   return rss ? Number(rss[1]) * 1024 : 0;
+}
+
+/** Resident bytes of the process' unnamed mappings (V8's pages, malloc's mmapped chunks and arenas). */
+function anonymousRss(): number {
+  let total = 0;
+  let anonymous = false;
+  for (const line of readFileSync("/proc/self/smaps", "utf8").split("\n")) {
+    if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) anonymous = line.trim().split(/\s+/).length < 6;
+    else if (anonymous && line.startsWith("Rss:")) total += Number(line.split(/\s+/)[1]) * 1024;
+  }
+  return total;
 }
 
 async function serviceServer(): Promise<{ port: number; stop: () => Promise<void> }> {
