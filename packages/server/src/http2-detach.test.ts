@@ -178,8 +178,14 @@ describe("an Http2StreamConnection on a detached stream", () => {
     const names = (event: string) => stream.listeners(event).map((listener) => listener.name);
     assert.deepEqual(names("aborted"), ["onStreamAbortedRequest"]);
     assert.deepEqual(names("error"), ["onStreamError"]);
+    // The connection's own listeners are shared by every stream (no closures per stream).
+    const other = await open();
+    for (const event of ["close", "drain"]) {
+      assert.equal(other.stream.listeners(event)[0], stream.listeners(event)[0], event);
+    }
     request.close();
-    await until("the stream to close", () => stream.closed);
+    other.request.close();
+    await until("the streams to close", () => stream.closed && other.stream.closed);
   });
 
   test("a drain reaches the onDrain listeners; a stream timeout is harmless", async () => {
