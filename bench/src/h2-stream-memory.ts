@@ -14,7 +14,11 @@
  *     [streams=5000] [mode=service|bare]
  *
  * Node flags (e.g. `--max-semi-space-size=16`) go before the script. `SNAP=1` writes the
- * snapshots to the current directory (~100–300 MB each at 5,000 streams) and parses them.
+ * snapshots to the current directory (~100–300 MB each at 5,000 streams; give the parse
+ * `--max-old-space-size=8000`), parses and removes them; `DEPTH=n` names n retainers up
+ * (default 2). `PER_SESSION` (default 100) streams per session; `H2MEM_ENV` (JSON) adds to
+ * the service's environment. Glibc's main arena (`[heap]`) and the unnamed mappings come
+ * from /proc/self/smaps. Figures: bench/README.md, idle memory, item 4.
  */
 import { fork } from "node:child_process";
 import { readFileSync, rmSync } from "node:fs";
