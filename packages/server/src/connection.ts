@@ -3,7 +3,7 @@
  * knows nothing else about the transport; node:http and node:http2 are two small adapters.
  */
 import type { ServerResponse } from "node:http";
-import type { Http2ServerResponse, OutgoingHttpHeaders, ServerHttp2Stream } from "node:http2";
+import type { Http2ServerResponse, ServerHttp2Stream } from "node:http2";
 import type { Socket } from "node:net";
 import { detachable, detachSocket } from "./http1-detach.ts";
 import { detachCompat } from "./http2-detach.ts";
@@ -216,6 +216,9 @@ function destroyThis(this: Socket): void {
   this.destroy();
 }
 
+/** Where an HTTP/2 stream keeps its {@link Http2StreamConnection}, for the shared listeners. */
+const kConnection = Symbol("realtime.connection");
+
 /**
  * Adapter for an HTTP/2 stream (node:http2 core API). Sends the headers immediately.
  *
@@ -226,6 +229,8 @@ function destroyThis(this: Socket): void {
 export class Http2StreamConnection implements Connection {
   readonly #stream: ServerHttp2Stream;
   #closeListeners: CloseListeners = null;
+  /** The one drain listener (the stream's, nearly always) alone, else a list. */
+  #drainListeners: (() => void) | CloseListeners = null;
 
   constructor(
     stream: ServerHttp2Stream,
@@ -233,15 +238,43 @@ export class Http2StreamConnection implements Connection {
     response?: Http2ServerResponse,
   ) {
     this.#stream = stream;
-    const h2headers: OutgoingHttpHeaders = { ":status": 200, ...headers };
-    stream.respond(h2headers);
+    // The head as a flat list of names and values, emptied once sent: node:http2 keeps what
+    // `respond` was given, for `sentHeaders`, for the stream's whole life. An object is kept
+    // as a null-prototype copy (a dictionary: ~1 KB with the security headers) holding the
+    // request id (a UUID built of 14 cons strings, ~0.45 KB); a list is kept as it is, and
+    // is ours to empty. (`sentHeaders` reads `{}` afterwards: nothing here asks it.)
+    const head: string[] = [":status", "200"];
+    for (const name in headers) head.push(name, headers[name] as string);
+    stream.respond(head);
+    head.length = 0;
+    // One listener of ours per event, added before the compatibility layer's go (see
+    // detachCompat): the stream's listener lists then hold one function each, not arrays.
+    // Shared by every stream, not two closures and their context per stream (~150 B): they
+    // find the connection on the stream, under a symbol of ours.
+    (stream as unknown as Record<symbol, unknown>)[kConnection] = this;
+    stream.on("close", Http2StreamConnection.#onStreamClose);
+    stream.on("drain", Http2StreamConnection.#onStreamDrain);
     const moved = response === undefined ? null : detachCompat(stream, response);
     if (moved !== null && moved.length > 0) this.#closeListeners = moved;
-    stream.on("close", () => {
-      const listeners = this.#closeListeners;
-      this.#closeListeners = null;
-      fire(listeners);
-    });
+  }
+
+  static #onStreamClose(this: ServerHttp2Stream): void {
+    // biome-ignore lint/complexity/noThisInStatic: an emitter's listener; `this` is the stream.
+    const connection = (this as unknown as Record<symbol, unknown>)[kConnection];
+    if (!(connection instanceof Http2StreamConnection)) return;
+    const listeners = connection.#closeListeners;
+    connection.#closeListeners = null;
+    connection.#drainListeners = null;
+    fire(listeners);
+  }
+
+  static #onStreamDrain(this: ServerHttp2Stream): void {
+    // biome-ignore lint/complexity/noThisInStatic: an emitter's listener; `this` is the stream.
+    const connection = (this as unknown as Record<symbol, unknown>)[kConnection];
+    if (!(connection instanceof Http2StreamConnection)) return;
+    const listeners = connection.#drainListeners;
+    if (typeof listeners === "function") listeners();
+    else fire(listeners);
   }
 
   write(chunk: string): boolean {
@@ -277,7 +310,14 @@ export class Http2StreamConnection implements Connection {
   }
 
   onDrain(listener: () => void): void {
-    this.#stream.on("drain", listener);
+    if (this.closed) return;
+    const listeners = this.#drainListeners;
+    if (listeners === null) this.#drainListeners = listener;
+    else
+      this.#drainListeners = added(
+        typeof listeners === "function" ? [listeners] : listeners,
+        listener,
+      );
   }
 }
 
