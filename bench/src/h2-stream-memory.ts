@@ -201,23 +201,13 @@ function anonymousRss(): number {
 
 async function serviceServer(): Promise<{ port: number; stop: () => Promise<void> }> {
   const { buildApp, loadConfig } = await import("@realtime/service");
-  const { BENCH_SECRET } = await import("./jwt.ts");
+  const { BENCH_POD_ENV } = await import("./servers.ts");
   const config = loadConfig({
     NODE_ENV: "production",
     LOG_LEVEL: "warn",
-    HOST: "127.0.0.1",
+    ...BENCH_POD_ENV,
     PORT: "0",
-    JWT_SECRET: BENCH_SECRET,
     HTTP2: "h2c",
-    MAX_CONNECTIONS: "19500",
-    SHUTDOWN_DRAIN_MS: "200",
-    MAX_CONNECTIONS_PER_USER: "0",
-    RATE_LIMIT_STREAMS_MAX: "0",
-    RATE_LIMIT_STREAM_CHANNELS_MAX: "0",
-    RATE_LIMIT_PUBLISH_MAX: "0",
-    RATE_LIMIT_CHAT_MAX: "0",
-    CHANNEL_PUBLISH_MAX: "0",
-    MAX_REPLAYS_PER_USER: "1000000",
     ...(process.env.H2MEM_ENV ? JSON.parse(process.env.H2MEM_ENV) : {}),
   });
   const service = await buildApp(config, { logger: false });
@@ -256,14 +246,33 @@ interface Snapshot {
   strings: string[];
 }
 
+/** Where each field sits in the snapshot's flat node and edge arrays. */
+function layoutOf(snapshot: Snapshot) {
+  const {
+    node_fields: nodeFields,
+    edge_fields: edgeFields,
+    node_types,
+    edge_types,
+  } = snapshot.snapshot.meta;
+  return {
+    width: nodeFields.length,
+    edgeWidth: edgeFields.length,
+    typeAt: nodeFields.indexOf("type"),
+    nameAt: nodeFields.indexOf("name"),
+    idAt: nodeFields.indexOf("id"),
+    sizeAt: nodeFields.indexOf("self_size"),
+    edgeCountAt: nodeFields.indexOf("edge_count"),
+    edgeTypeAt: edgeFields.indexOf("type"),
+    edgeNameAt: edgeFields.indexOf("name_or_index"),
+    toAt: edgeFields.indexOf("to_node"),
+    nodeTypes: node_types[0],
+    edgeTypes: edge_types[0],
+  };
+}
+
 /** Count and self size by `type:name` (objects: their constructor). */
 function tally(snapshot: Snapshot): Map<string, { count: number; size: number }> {
-  const { meta } = snapshot.snapshot;
-  const width = meta.node_fields.length;
-  const typeAt = meta.node_fields.indexOf("type");
-  const nameAt = meta.node_fields.indexOf("name");
-  const sizeAt = meta.node_fields.indexOf("self_size");
-  const types = meta.node_types[0];
+  const { width, typeAt, nameAt, sizeAt, nodeTypes: types } = layoutOf(snapshot);
   const totals = new Map<string, { count: number; size: number }>();
   const { nodes, strings } = snapshot;
   for (let i = 0; i < nodes.length; i += width) {
@@ -315,9 +324,7 @@ function diffSnapshots(beforePath: string, afterPath: string, streams: number): 
 
 /** The ids of every node of `snapshot` (stable across the snapshots of one process). */
 function beforeIds(snapshot: Snapshot): Set<number> {
-  const { meta } = snapshot.snapshot;
-  const width = meta.node_fields.length;
-  const idAt = meta.node_fields.indexOf("id");
+  const { width, idAt } = layoutOf(snapshot);
   const ids = new Set<number>();
   for (let i = 0; i < snapshot.nodes.length; i += width)
     ids.add(snapshot.nodes[i + idAt] as number);
@@ -329,19 +336,20 @@ function beforeIds(snapshot: Snapshot): Set<number> {
  * the kind of their first strong retainer. Per stream, largest first.
  */
 function retainers(old: Set<number>, snapshot: Snapshot, streams: number): void {
-  const { meta } = snapshot.snapshot;
-  const width = meta.node_fields.length;
-  const edgeWidth = meta.edge_fields.length;
-  const typeAt = meta.node_fields.indexOf("type");
-  const nameAt = meta.node_fields.indexOf("name");
-  const idAt = meta.node_fields.indexOf("id");
-  const sizeAt = meta.node_fields.indexOf("self_size");
-  const edgeCountAt = meta.node_fields.indexOf("edge_count");
-  const edgeTypeAt = meta.edge_fields.indexOf("type");
-  const edgeNameAt = meta.edge_fields.indexOf("name_or_index");
-  const toAt = meta.edge_fields.indexOf("to_node");
-  const nodeTypes = meta.node_types[0];
-  const edgeTypes = meta.edge_types[0];
+  const {
+    width,
+    edgeWidth,
+    typeAt,
+    nameAt,
+    idAt,
+    sizeAt,
+    edgeCountAt,
+    edgeTypeAt,
+    edgeNameAt,
+    toAt,
+    nodeTypes,
+    edgeTypes,
+  } = layoutOf(snapshot);
   const { nodes, edges, strings } = snapshot;
   const kind = (node: number) => {
     const type = nodeTypes[nodes[node + typeAt] as number] as string;
@@ -398,18 +406,19 @@ function retainers(old: Set<number>, snapshot: Snapshot, streams: number): void 
 
 /** The properties of the last object named `name` in the snapshot, with their targets. */
 function describeOne(snapshot: Snapshot, name: string): void {
-  const { meta } = snapshot.snapshot;
-  const width = meta.node_fields.length;
-  const edgeWidth = meta.edge_fields.length;
-  const typeAt = meta.node_fields.indexOf("type");
-  const nameAt = meta.node_fields.indexOf("name");
-  const sizeAt = meta.node_fields.indexOf("self_size");
-  const edgeCountAt = meta.node_fields.indexOf("edge_count");
-  const edgeTypeAt = meta.edge_fields.indexOf("type");
-  const edgeNameAt = meta.edge_fields.indexOf("name_or_index");
-  const toAt = meta.edge_fields.indexOf("to_node");
-  const nodeTypes = meta.node_types[0];
-  const edgeTypes = meta.edge_types[0];
+  const {
+    width,
+    edgeWidth,
+    typeAt,
+    nameAt,
+    sizeAt,
+    edgeCountAt,
+    edgeTypeAt,
+    edgeNameAt,
+    toAt,
+    nodeTypes,
+    edgeTypes,
+  } = layoutOf(snapshot);
   const { nodes, edges, strings } = snapshot;
   const firstEdge: number[] = [];
   let found = -1;

@@ -15,7 +15,8 @@ import http from "node:http";
 import net from "node:net";
 import { launchPod } from "@realtime/testkit/pods";
 import { redisCli, startRedis } from "@realtime/testkit/redis";
-import { BENCH_SECRET, publisherToken, userToken } from "./jwt.ts";
+import { publisherToken, userToken } from "./jwt.ts";
+import { BENCH_POD_ENV } from "./servers.ts";
 
 const N = Number(process.argv[2] ?? 4000);
 const ROUNDS = Number(process.argv[3] ?? 2);
@@ -39,16 +40,7 @@ const pod = await launchPod(
   {
     NODE_ENV: "production",
     LOG_LEVEL: "warn",
-    HOST: "127.0.0.1",
-    JWT_SECRET: BENCH_SECRET,
-    MAX_CONNECTIONS: "19500",
-    SHUTDOWN_DRAIN_MS: "200",
-    MAX_CONNECTIONS_PER_USER: "0",
-    RATE_LIMIT_STREAMS_MAX: "0",
-    RATE_LIMIT_STREAM_CHANNELS_MAX: "0",
-    RATE_LIMIT_PUBLISH_MAX: "0",
-    CHANNEL_PUBLISH_MAX: "0",
-    MAX_REPLAYS_PER_USER: "1000000",
+    ...BENCH_POD_ENV,
     REDIS_URL: redis.url,
     ...(process.env.OPEN_COST_MAX_REPLAYS
       ? { MAX_REPLAYS: process.env.OPEN_COST_MAX_REPLAYS }

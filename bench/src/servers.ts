@@ -183,6 +183,28 @@ export function podNodeOptions(): string {
   return [pods, process.env.NODE_OPTIONS ?? ""].filter((o) => o.trim() !== "").join(" ");
 }
 
+/**
+ * The environment every bench pod of ours shares (the bench's own scenarios and the ad hoc
+ * harnesses): the bench's token secret, a short drain, and the abuse limits off — every bench
+ * subscriber is one user (so presence sends one event per channel, not one per stream), and
+ * bursts go far past the per-channel broadcast budget. The per-user share of replay slots cannot
+ * be 0: as high as the pod's own bound, so the one bench user's resumes are bounded by
+ * MAX_REPLAYS only, as 10k users' would be.
+ */
+export const BENCH_POD_ENV: Readonly<Record<string, string>> = {
+  HOST,
+  JWT_SECRET: BENCH_SECRET,
+  MAX_CONNECTIONS: "19500",
+  SHUTDOWN_DRAIN_MS: "200",
+  MAX_CONNECTIONS_PER_USER: "0",
+  RATE_LIMIT_STREAMS_MAX: "0",
+  RATE_LIMIT_STREAM_CHANNELS_MAX: "0",
+  RATE_LIMIT_PUBLISH_MAX: "0",
+  RATE_LIMIT_CHAT_MAX: "0",
+  CHANNEL_PUBLISH_MAX: "0",
+  MAX_REPLAYS_PER_USER: "1000000",
+};
+
 /** Our service: one pod. */
 export async function startRealtime(options: StartOptions = {}): Promise<Target> {
   const dir = runDir("realtime");
@@ -191,22 +213,9 @@ export async function startRealtime(options: StartOptions = {}): Promise<Target>
     ...((options.development ?? process.env.BENCH_DEVELOPMENT === "1")
       ? { NODE_ENV: "development", LOG_LEVEL: "info" }
       : { NODE_ENV: "production", LOG_LEVEL: "warn" }),
-    HOST,
+    ...BENCH_POD_ENV,
     PORT: String(port),
-    JWT_SECRET: BENCH_SECRET,
     MAX_CONNECTIONS: String(options.maxConnections ?? 19_500),
-    SHUTDOWN_DRAIN_MS: "200",
-    // Abuse limits off: every bench subscriber is one user (so presence sends one event per
-    // channel, not one per stream), and bursts go far past the per-channel broadcast budget.
-    MAX_CONNECTIONS_PER_USER: "0",
-    RATE_LIMIT_STREAMS_MAX: "0",
-    RATE_LIMIT_STREAM_CHANNELS_MAX: "0",
-    RATE_LIMIT_PUBLISH_MAX: "0",
-    RATE_LIMIT_CHAT_MAX: "0",
-    CHANNEL_PUBLISH_MAX: "0",
-    // The per-user share of replay slots cannot be 0: as high as the pod's own bound, so the
-    // one bench user's resumes are bounded by MAX_REPLAYS only, as 10k users' would be.
-    MAX_REPLAYS_PER_USER: "1000000",
     ...(options.redisUrl ? { REDIS_URL: options.redisUrl } : {}),
     ...(options.h2 ? { HTTP2: "h2c" } : {}),
     NODE_OPTIONS: podNodeOptions(),
