@@ -61,11 +61,34 @@ export const SERVER_SOCKET_LISTENERS: Readonly<Record<string, string>> = {
 // biome-ignore lint/suspicious/noExplicitAny: an EventEmitter listener, as Node types it
 type Listener = (...args: any[]) => void;
 
-/** The server's listener of `event` on `socket`, when exactly one is there. */
-function serverListener(socket: Socket, event: string): Listener | null {
-  const name = SERVER_SOCKET_LISTENERS[event];
-  const found = socket.listeners(event).filter((listener) => listener.name === name);
-  return found.length === 1 ? (found[0] as Listener) : null;
+/**
+ * The server's listeners on `socket`, one per event of {@link SERVER_SOCKET_LISTENERS}, or
+ * null unless each event has exactly one.
+ */
+function serverListeners(socket: Socket): [event: string, listener: Listener][] | null {
+  const found: [string, Listener][] = [];
+  for (const event in SERVER_SOCKET_LISTENERS) {
+    const name = SERVER_SOCKET_LISTENERS[event];
+    let match: Listener | null = null;
+    for (const listener of socket.listeners(event) as Listener[]) {
+      if (listener.name !== name) continue;
+      if (match !== null) return null;
+      match = listener;
+    }
+    if (match === null) return null;
+    found.push([event, match]);
+  }
+  return found;
+}
+
+/** {@link detachable}'s checks but the listeners'. */
+function detachableExchange(res: ServerResponse): boolean {
+  const socket = res.socket as ServerSocket | null;
+  const req = res.req;
+  if (freeParser === null || typeof res.detachSocket !== "function") return false;
+  if (!socket || socket.destroyed || !socket.writable || socket._httpMessage !== res) return false;
+  const parser = socket.parser;
+  return !!parser && parser.incoming === req && req.complete && typeof parser.finish === "function";
 }
 
 /**
@@ -75,18 +98,7 @@ function serverListener(socket: Socket, event: string): Listener | null {
  * is where it expects it. Call before `writeHead`.
  */
 export function detachable(res: ServerResponse): boolean {
-  const socket = res.socket as ServerSocket | null;
-  const req = res.req;
-  if (freeParser === null || typeof res.detachSocket !== "function") return false;
-  if (!socket || socket.destroyed || !socket.writable || socket._httpMessage !== res) return false;
-  const parser = socket.parser;
-  if (!parser || parser.incoming !== req || !req.complete || typeof parser.finish !== "function") {
-    return false;
-  }
-  for (const event of Object.keys(SERVER_SOCKET_LISTENERS)) {
-    if (serverListener(socket, event) === null) return false;
-  }
-  return true;
+  return detachableExchange(res) && serverListeners(res.socket as Socket) !== null;
 }
 
 /**
@@ -100,16 +112,16 @@ export function detachable(res: ServerResponse): boolean {
 export function detachSocket(
   res: ServerResponse,
 ): { socket: Socket; closeListeners: (() => void)[] } | null {
-  if (!detachable(res) || !res.headersSent) return null;
+  if (!res.headersSent || !detachableExchange(res)) return null;
   const socket = res.socket as ServerSocket;
   // The head must have been handed to the socket, not held by the response (its
   // `writableLength` counts its own buffers plus the socket's queue, which on TLS still
   // holds the head: later writes to the same socket go after it).
   if (res.writableLength !== socket.writableLength) return null;
+  const listeners = serverListeners(socket);
+  if (listeners === null) return null;
   const parser = socket.parser as ServerParser;
-  for (const event of Object.keys(SERVER_SOCKET_LISTENERS)) {
-    socket.removeListener(event, serverListener(socket, event) as Listener);
-  }
+  for (const [event, listener] of listeners) socket.removeListener(event, listener);
   // As the upgrade path: stop parsing, hand the socket's reads back to JavaScript, take the
   // parser out of the server's connection list (its request and header timeouts) and back
   // to the pool.
