@@ -19,6 +19,7 @@ import {
 import { ChannelRepair } from "./channel-repair.ts";
 import type { Connection } from "./connection.ts";
 import { CursorTags } from "./cursor-tags.ts";
+import { ExpiryQueue } from "./expiry-queue.ts";
 import { FanOut } from "./fan-out.ts";
 import type { HistoryStore } from "./history-store.ts";
 import { type EventInput, HubError } from "./hub-error.ts";
@@ -43,9 +44,6 @@ const CLOSE_REASONS: Partial<Record<CloseCode, string>> = {
   [CloseCode.Forbidden]: "forbidden",
 };
 
-/** The longest delay `setTimeout` takes (a longer one fires at once): ~24.8 days. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
 export class Hub {
   readonly #broker: Broker;
   readonly #publisher: Publisher;
@@ -69,6 +67,13 @@ export class Hub {
   readonly #repair: ChannelRepair;
   readonly #streams = new Set<SseStream>();
   readonly #sweepTimer: NodeJS.Timeout;
+  /** Streams whose token expires, closed when it does. */
+  readonly #expiries = new ExpiryQueue<SseStream>(
+    () => this.now(),
+    (stream) => {
+      if (this.#streams.has(stream)) this.#close(stream, CloseCode.TokenExpired);
+    },
+  );
   /** What the hub's streams call back into: the hub's internals, kept off its public API. */
   readonly #host: StreamHost;
   #opening = 0;
@@ -315,27 +320,21 @@ export class Hub {
     this.#accepting = false;
     clearInterval(this.#sweepTimer);
     clearInterval(this.#positionTimer);
+    this.#expiries.close();
     for (const stream of [...this.#streams]) this.#close(stream, CloseCode.Shutdown);
   }
 
   /**
-   * Closes `stream` with `token_expired` when its `expiresAt` comes, on a timer of its own. The
-   * sweep alone (every second) could come up to a whole interval after `expiresAt`: a caller
-   * that leaves a one-second margin before the token's real expiry would then have none for a
-   * late timer or the close's way to the client, and the stream could outlive its token. The
-   * sweep stays the backstop (and what fake-clock tests drive).
+   * Closes `stream` with `token_expired` when its `expiresAt` comes, on the expiry queue's
+   * timer (one for all streams). The sweep alone (every second) could come up to a whole
+   * interval after `expiresAt`: a caller that leaves a one-second margin before the token's
+   * real expiry would then have none for a late timer or the close's way to the client, and
+   * the stream could outlive its token. The sweep stays the backstop (and what fake-clock
+   * tests drive).
    */
   #closeWhenExpired(stream: SseStream, connection: Connection): void {
-    const delay = stream.expiresAt - this.now();
-    if (!(delay <= MAX_TIMER_MS)) return; // never (Infinity), or too far for one timer
-    const timer = setTimeout(
-      () => {
-        if (this.#streams.has(stream)) this.#close(stream, CloseCode.TokenExpired);
-      },
-      Math.max(0, delay),
-    );
-    timer.unref();
-    connection.onClose(() => clearTimeout(timer));
+    if (stream.expiresAt === Number.POSITIVE_INFINITY) return;
+    connection.onClose(this.#expiries.add(stream, stream.expiresAt));
   }
 
   /** Heartbeats, stall and expiry checks. Runs on a timer; public so tests can drive it. */
