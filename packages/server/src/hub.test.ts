@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { type ChannelName, CloseCode, decodeCursor, encodeCursor } from "@realtime/protocol";
 import { Hub, HubError, type HubOptions } from "./hub.ts";
 import { MemoryBroker, MemoryBus } from "./memory-broker.ts";
@@ -38,6 +40,10 @@ function setup(options: Partial<HubOptions> = {}) {
     },
   };
 }
+
+// `gc()` without running the whole test process with --expose-gc.
+setFlagsFromString("--expose-gc");
+const gc = runInNewContext("gc") as () => void;
 
 /** Waits until the broker's deliveries (queued microtasks) have run. */
 const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -408,6 +414,33 @@ describe("Hub bounds", () => {
     t.mock.timers.tick(1);
     assert.equal(connection.ended, true, "closed at expiresAt, without a sweep");
     assert.equal(controlEvents(connection.text, "close")[0]?.code, CloseCode.TokenExpired);
+    await hub.close();
+  });
+
+  it("keeps nothing of a stream its client closed, expiring token or not", async () => {
+    const { hub } = setup();
+    const refs: WeakRef<object>[] = [];
+    // Tokens of different lifetimes (each its own deadline) and one that never expires.
+    const lifetimes = [...Array.from({ length: 40 }, (_, i) => 60_000 + i * 7), undefined];
+    // Each in a call of its own, so that no frame of the test's still holds the last one.
+    const openAndClose = async (lifetime: number | undefined) => {
+      const connection = new FakeConnection();
+      const stream = await hub.open({
+        userId: "u_1",
+        channels: [A, B],
+        expiresAt: lifetime === undefined ? undefined : 1_000_000 + lifetime,
+        connect: () => connection,
+      });
+      refs.push(new WeakRef(stream), new WeakRef(connection));
+      connection.destroy();
+    };
+    for (const lifetime of lifetimes) await openAndClose(lifetime);
+    assert.equal(hub.connectionCount, 0);
+    // A WeakRef's target lives to the end of the job that made or read it: collect after it.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    gc();
+    const kept = refs.filter((ref) => ref.deref() !== undefined).length;
+    assert.equal(kept, 0, `${kept} of ${refs.length} streams and connections still held`);
     await hub.close();
   });
 
