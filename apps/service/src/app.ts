@@ -59,6 +59,11 @@ export interface BuildOptions {
   presenceStore?: PresenceStore;
   /** pino options; default from the config (pretty in development, JSON in production). */
   logger?: FastifyServerOptions["logger"];
+  /**
+   * The hub's randomness (the drain's close moments, the `retry:` jitter); default
+   * `Math.random`. Tests pin it to know when a drain closes each stream.
+   */
+  random?: () => number;
 }
 
 export interface Service {
@@ -152,6 +157,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     maxConcurrentReplays: config.limits.maxReplays,
     maxReplaysPerUser: config.limits.maxReplaysPerUser,
     onDelivered: deliveryLog(app.log),
+    random: options.random,
   });
   const presenceStore = options.presenceStore ?? (await createPresenceStore(config, app.log));
   const presenceLog = app.log.child({ component: "presence" });
