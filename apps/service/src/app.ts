@@ -134,6 +134,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       stalledStreams: () => hub?.stalledCount ?? 0,
       replaysRunning: () => hub?.replays.running ?? 0,
       replaysWaiting: () => hub?.replays.waiting ?? 0,
+      // What GET /readyz answers (the plugin's route), and each of its two causes.
+      ready: () => (hub?.accepting && broker.ready() ? 1 : 0),
+      brokerReady: () => (broker.ready() ? 1 : 0),
+      draining: () => (hub && !hub.accepting ? 1 : 0),
       ...(bus && {
         brokerChannels: () => bus.stats.channels,
         historyBytes: () => bus.stats.historyBytes,
