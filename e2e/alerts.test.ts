@@ -135,6 +135,8 @@ describe("deploy/prometheus/realtime-alerts.yml", () => {
       "RealtimePublishErrors",
       "RealtimeSlowClientDrops",
       "RealtimeBrokerWentBack",
+      "RealtimeStreamResets",
+      "RealtimeBrokerNotReady",
       "RealtimePodDown",
     ]);
     const cases = readFileSync(UNIT_TESTS, "utf8")

@@ -236,6 +236,10 @@ describe("deploy/", () => {
         "realtime_streams_refused_total",
         "realtime_streams_closed_total",
         "realtime_broker_went_back_total",
+        "realtime_stream_resets_total",
+        "realtime_ready",
+        "realtime_draining",
+        "realtime_broker_ready",
       ]) {
         assert.ok(used.has(name), `the dashboard shows ${name}`);
       }

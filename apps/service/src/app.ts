@@ -59,6 +59,11 @@ export interface BuildOptions {
   presenceStore?: PresenceStore;
   /** pino options; default from the config (pretty in development, JSON in production). */
   logger?: FastifyServerOptions["logger"];
+  /**
+   * The hub's randomness (the drain's close moments, the `retry:` jitter); default
+   * `Math.random`. Tests pin it to know when a drain closes each stream.
+   */
+  random?: () => number;
 }
 
 export interface Service {
@@ -129,6 +134,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       stalledStreams: () => hub?.stalledCount ?? 0,
       replaysRunning: () => hub?.replays.running ?? 0,
       replaysWaiting: () => hub?.replays.waiting ?? 0,
+      // What GET /readyz answers (the plugin's route), and each of its two causes.
+      ready: () => (hub?.accepting && broker.ready() ? 1 : 0),
+      brokerReady: () => (broker.ready() ? 1 : 0),
+      draining: () => (hub && !hub.accepting ? 1 : 0),
       ...(bus && {
         brokerChannels: () => bus.stats.channels,
         historyBytes: () => bus.stats.historyBytes,
@@ -152,6 +161,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     maxConcurrentReplays: config.limits.maxReplays,
     maxReplaysPerUser: config.limits.maxReplaysPerUser,
     onDelivered: deliveryLog(app.log),
+    random: options.random,
   });
   const presenceStore = options.presenceStore ?? (await createPresenceStore(config, app.log));
   const presenceLog = app.log.child({ component: "presence" });

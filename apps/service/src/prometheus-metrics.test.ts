@@ -64,6 +64,9 @@ function everything(): PrometheusMetrics {
       replaysWaiting: read(),
       brokerChannels: read(),
       historyBytes: read(),
+      ready: read(),
+      brokerReady: read(),
+      draining: read(),
     },
   });
 }
@@ -107,6 +110,9 @@ describe("PrometheusMetrics", () => {
     core.connectionClosed("client");
     core.connectionClosed("slow");
     core.connectionClosed("slow");
+    core.streamReset?.("trimmed");
+    core.streamReset?.("trimmed");
+    core.streamReset?.("unknown_cursor");
 
     const text = await metrics.render();
     assert.equal(sample(text, "sse_events_sent"), 7);
@@ -118,6 +124,8 @@ describe("PrometheusMetrics", () => {
     assert.equal(sample(text, 'sse_connections_refused_total{reason="RT_ERR_UNAUTHORIZED"}'), 1);
     assert.equal(sample(text, 'sse_disconnects_total{reason="client"}'), 1);
     assert.equal(sample(text, 'sse_disconnects_total{reason="slow"}'), 2);
+    assert.equal(sample(text, 'realtime_stream_resets_total{reason="trimmed"}'), 2);
+    assert.equal(sample(text, 'realtime_stream_resets_total{reason="unknown_cursor"}'), 1);
   });
 
   test("presence: users online (read at scrape time) and events by status", async () => {

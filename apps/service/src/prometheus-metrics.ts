@@ -36,6 +36,12 @@ export interface PrometheusMetricsOptions {
     brokerChannels?(): number;
     /** Embedded mode: bytes of history the in-memory broker holds. Default: not exported. */
     historyBytes?(): number;
+    /** 1 when `GET /readyz` answers 200 (accepting streams, broker live), else 0. Default: not exported. */
+    ready?(): number;
+    /** 1 while the broker is confirmed live, else 0. Default: not exported. */
+    brokerReady?(): number;
+    /** 1 from the moment a shutdown starts (new streams refused, open ones drained), else 0. Default: not exported. */
+    draining?(): number;
   };
   /** Whether to add prom-client's process metrics (CPU, memory, event loop), prefixed `realtime_`. Default true. */
   readonly defaultMetrics?: boolean;
@@ -107,6 +113,7 @@ export class PrometheusMetrics implements Metrics, PresenceMetrics, AccessMetric
   readonly #refusedAlias: Counter<"reason">;
   readonly #disconnects: Counter<"reason">;
   readonly #disconnectsAlias: Counter<"reason">;
+  readonly #resets: Counter<"reason">;
   readonly #presenceEvents: Counter<"status">;
   readonly #wentBack: Counter;
   readonly #replays: Counter;
@@ -120,6 +127,7 @@ export class PrometheusMetrics implements Metrics, PresenceMetrics, AccessMetric
   readonly #httpDuration: Histogram<"route" | "method" | "status_code">;
   readonly #refusedReasons = new Set<string>();
   readonly #disconnectReasons = new Set<string>();
+  readonly #resetReasons = new Set<string>();
 
   constructor(options: PrometheusMetricsOptions) {
     const registers = [this.#registry];
@@ -187,6 +195,12 @@ export class PrometheusMetrics implements Metrics, PresenceMetrics, AccessMetric
       ["reason"] as const,
     );
 
+    this.#resets = counter(
+      "realtime_stream_resets_total",
+      "Resets sent to SSE streams, one per channel reset, by reason (trimmed, epoch_changed, unknown_cursor, gap): a client lost continuity on a channel and continues from now.",
+      ["reason"] as const,
+    );
+
     // Optional gauges, each read at scrape time; absent reads are not exported.
     const optional: [string, string, (() => number) | undefined, string?][] = [
       [
@@ -217,6 +231,21 @@ export class PrometheusMetrics implements Metrics, PresenceMetrics, AccessMetric
         "Resuming SSE streams waiting for a replay slot (connected, live events buffered).",
         gauges.replaysWaiting,
         "sse_replays_waiting",
+      ],
+      [
+        "realtime_ready",
+        "1 when this pod should get new streams (GET /readyz answers 200), 0 while it drains or while the broker is not confirmed live.",
+        gauges.ready,
+      ],
+      [
+        "realtime_broker_ready",
+        "1 while the broker (Redis, or the embedded one) is confirmed live, 0 while connecting or re-subscribing (GET /readyz answers RT_ERR_BROKER_UNAVAILABLE).",
+        gauges.brokerReady,
+      ],
+      [
+        "realtime_draining",
+        "1 from the moment this pod started shutting down (GET /readyz answers RT_ERR_SHUTTING_DOWN, open streams are being closed), else 0.",
+        gauges.draining,
       ],
       [
         "realtime_broker_channels",
@@ -345,6 +374,10 @@ export class PrometheusMetrics implements Metrics, PresenceMetrics, AccessMetric
     const labels = { reason: boundedReason(reason, this.#disconnectReasons) };
     this.#disconnects.inc(labels);
     this.#disconnectsAlias.inc(labels);
+  }
+
+  streamReset(reason: string): void {
+    this.#resets.inc({ reason: boundedReason(reason, this.#resetReasons) });
   }
 
   brokerWentBack(): void {

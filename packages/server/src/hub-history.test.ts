@@ -12,6 +12,7 @@ import type {
 import type { HistoryPage, HistoryStore } from "./history-store.ts";
 import { Hub } from "./hub.ts";
 import { MemoryBroker, MemoryBus } from "./memory-broker.ts";
+import { type Metrics, noopMetrics } from "./metrics.ts";
 import { waitFor } from "./testing/broker-contract.ts";
 import { FakeConnection } from "./testing/fake-connection.ts";
 import { controlEvents, dataEvents, lastIdOf } from "./testing/parse-sse.ts";
@@ -57,10 +58,18 @@ class LossyBroker implements Broker {
   }
 }
 
+/** Metrics that keep the reasons of the resets the hub reports, in order. */
+function resetCounter() {
+  const resets: string[] = [];
+  const metrics: Metrics = { ...noopMetrics, streamReset: (reason) => resets.push(reason) };
+  return { resets, metrics };
+}
+
 function setup(retention?: { size?: number }) {
   const bus = new MemoryBus({ retention });
   const broker = new LossyBroker(bus);
-  const hub = new Hub({ broker, history: broker.inner, positionCheckIntervalMs: 0 });
+  const { resets, metrics } = resetCounter();
+  const hub = new Hub({ broker, history: broker.inner, positionCheckIntervalMs: 0, metrics });
   async function connect(channels: ChannelName[], cursor: string | null = null) {
     const connection = new FakeConnection();
     await hub.open({ userId: "u_1", channels, cursor, connect: () => connection });
@@ -68,7 +77,7 @@ function setup(retention?: { size?: number }) {
   }
   const publish = (channel: ChannelName, n: number) =>
     hub.publish(channel, { type: "n", progress: n });
-  return { bus, broker, hub, connect, publish };
+  return { bus, broker, hub, connect, publish, resets };
 }
 
 const progress = (c: FakeConnection, channel?: ChannelName) =>
@@ -276,8 +285,8 @@ describe("pod-side integrity", () => {
     await hub.close();
   });
 
-  it("tells streams about a hole history cannot fill, with one reset", async () => {
-    const { broker, hub, connect, publish } = setup({ size: 1 });
+  it("tells streams about a hole history cannot fill, with one reset, counted", async () => {
+    const { broker, hub, connect, publish, resets } = setup({ size: 1 });
     const stream = await connect([A]);
     broker.drop = (m) => m.offset === 2;
     for (let n = 1; n <= 4; n++) await publish(A, n);
@@ -288,6 +297,7 @@ describe("pod-side integrity", () => {
       controlEvents(stream.text, "reset").map((r) => r.reason),
       ["gap"],
     );
+    assert.deepEqual(resets, ["gap"]);
     await hub.close();
   });
 });
@@ -348,7 +358,8 @@ describe("an epoch the pod left never comes back", () => {
     // to the old epoch's messages in its socket and a stream resuming in the new epoch; the
     // stream went back to the old epoch and forward again (two resets, 45 duplicates).
     const broker = new EpochBroker();
-    const hub = new Hub({ broker, history: broker, positionCheckIntervalMs: 0 });
+    const { resets, metrics } = resetCounter();
+    const hub = new Hub({ broker, history: broker, positionCheckIntervalMs: 0, metrics });
     const old = new FakeConnection();
     await hub.open({ userId: "u", channels: [A], connect: () => old });
     await hub.publish(A, { type: "n", progress: 1 });
@@ -374,6 +385,8 @@ describe("an epoch the pod left never comes back", () => {
     // the pod was behind there), and nothing of the old epoch's late tail after it.
     assert.deepEqual(progress(old), [1, 10, 11]);
     assert.equal(controlEvents(old.text, "reset").length, 1);
+    // Each reset written is counted once, with its reason: the joining stream's and the old one's.
+    assert.deepEqual(resets, ["epoch_changed", "epoch_changed"]);
     await hub.close();
   });
 });

@@ -132,6 +132,7 @@ export class Hub {
       overflowed: (stream) => this.#dropSlow(stream),
       insufficient: (stream) => this.#close(stream, CloseCode.InsufficientState),
       queue: (stream) => this.#fanOut.queue(stream),
+      reset: (reason) => this.#metrics.streamReset?.(reason),
     };
     this.#broker.setListener((message) => this.#repair.receive(message));
     this.#sweepTimer = setInterval(() => this.sweep(), options.sweepIntervalMs ?? 1_000);

@@ -19,6 +19,12 @@ export interface Metrics {
   connectionRefused(reason: string): void;
   /** A stream ended; `reason` is `client` (the peer left) or a close reason such as `slow`. */
   connectionClosed(reason: string): void;
+  /**
+   * A stream was sent a `reset` of one of its channels: its client lost continuity there.
+   * `reason` is a `ResetReason` of the protocol (`trimmed`, `epoch_changed`, `unknown_cursor`,
+   * `gap`); one call per channel reset.
+   */
+  streamReset?(reason: string): void;
   /** The broker was found below what this pod delivered and the channel got a new epoch. */
   brokerWentBack?(): void;
   /**

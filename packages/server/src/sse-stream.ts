@@ -37,6 +37,8 @@ export interface StreamHost {
   insufficient(stream: SseStream): void;
   /** The stream has output waiting: call its {@link SseStream.flush} at the end of this tick. */
   queue(stream: SseStream): void;
+  /** A `reset` of one of the stream's channels is being written (its client lost continuity). */
+  reset(reason: ResetReason): void;
 }
 
 export interface SseStreamOptions {
@@ -152,7 +154,7 @@ export class SseStream {
       this.#epochs[i] = start.epoch;
       this.#offsets[i] = start.offset;
       this.#entries[i] = cursorEntry(start.tagPrefix, start.offset);
-      if (start.reset) head += resetBlock(this.channels[i] as ChannelName, start.reset);
+      if (start.reset) head += this.#reset(i, start.reset);
     }
     // The starting cursor rides on a named `ready` event rather than an id-only block: both set
     // the browser's reconnect id, but only an event lets a client that reconnects by itself
@@ -198,7 +200,7 @@ export class SseStream {
     this.#epochs[index] = epoch;
     this.#offsets[index] = offset;
     this.#entries[index] = cursorEntry(this.#host.tagPrefix(channel, epoch), offset);
-    this.#write(resetBlock(channel, reason, this.cursor));
+    this.#write(this.#reset(index, reason, this.cursor));
   }
 
   /**
@@ -323,13 +325,12 @@ export class SseStream {
       // A message the stream took in while starting, of an epoch the channel has left since:
       // stale (the stream would go back to it, then forward again, with two resets).
       if (this.#host.isRetired(this.channels[index] as ChannelName, epoch)) return null;
-      prefix = resetBlock(this.channels[index] as ChannelName, ResetReason.EpochChanged);
+      prefix = this.#reset(index, ResetReason.EpochChanged);
       this.#epochs[index] = epoch;
     } else {
       const last = this.#offsets[index] as number;
       if (offset <= last) return null;
-      if (offset !== last + 1)
-        prefix = resetBlock(this.channels[index] as ChannelName, ResetReason.Gap);
+      if (offset !== last + 1) prefix = this.#reset(index, ResetReason.Gap);
     }
     this.#offsets[index] = offset;
     this.#entries[index] = cursorEntry(
@@ -337,6 +338,12 @@ export class SseStream {
       offset,
     );
     return `${prefix}${encodeId(this.cursor)}${block}`;
+  }
+
+  /** The `reset` of channel `index` for `reason` (with `cursor`, moving the client's), counted. */
+  #reset(index: number, reason: ResetReason, cursor?: string): string {
+    this.#host.reset(reason);
+    return resetBlock(this.channels[index] as ChannelName, reason, cursor);
   }
 
   #wake(): void {

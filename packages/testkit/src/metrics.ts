@@ -38,8 +38,9 @@ export async function scrape(svc: RunningService): Promise<string> {
 }
 
 /**
- * Does what a pod does in a day, on `svc`: two streams opened, an event published and
- * delivered to both, the streams closed by their clients, a stream refused (no token),
+ * Does what a pod does in a day, on `svc`: two streams opened (one resuming with a cursor the
+ * pod cannot read, so it is sent a `reset`), an event published and delivered to both, the
+ * streams closed by their clients, a stream refused (no token),
  * answered and unmatched HTTP requests, a request refused by a rate limit
  * ({@link EXERCISE_ENV}). Resolves once the service has counted all of it.
  */
@@ -47,7 +48,10 @@ export async function exercise(svc: RunningService): Promise<void> {
   const { token } = await svc.login("Exercise");
   const auth = { authorization: `Bearer ${token}` };
   const url = `${svc.url}/api/events?channel=channel:exercise`;
-  const streams = [await openStream(url, auth), await openStream(url, auth)];
+  const streams = [
+    await openStream(url, auth),
+    await openStream(url, { ...auth, "last-event-id": "from-another-deployment" }),
+  ];
   try {
     for (const stream of streams) {
       if (stream.status !== 200) throw new Error(`stream: ${stream.status}`);
@@ -58,6 +62,7 @@ export async function exercise(svc: RunningService): Promise<void> {
     });
     if (posted.status !== 204) throw new Error(`chat: ${posted.status}`);
     for (const stream of streams) await stream.waitFor(ofType("chat"));
+    await streams[1]?.waitFor((e) => e.event === "reset");
   } finally {
     for (const stream of streams) stream.close();
   }

@@ -33,6 +33,8 @@ export interface RunningService {
 export interface StartServiceOptions {
   readonly broker?: Broker;
   readonly presenceStore?: PresenceStore;
+  /** The hub's randomness (`BuildOptions.random`): pinned, a drain closes each stream when known. */
+  readonly random?: () => number;
   /** Listen on this port (default: a free one). */
   readonly port?: number;
   /** Runs once the service is built, before it listens (e.g. to publish what clients missed). */
