@@ -44,9 +44,12 @@ export interface RealtimeClientOptions {
    */
   getToken?: TokenGetter;
   /**
-   * Called when the server says the credentials expired (close code 3005, or HTTP 401 once per
-   * open): renew them (e.g. refresh the session cookie); the client reconnects when it settles.
-   * A rejection closes the client (`token_refresh_failed`). Default: none.
+   * Called when the server says the credentials expired (close code 3005, HTTP 401 once per
+   * open, or a {@link RealtimeClient.request} answered 401 `RT_ERR_TOKEN_EXPIRED`): renew them
+   * (e.g. refresh the session cookie, or the token `getToken` returns); the client reconnects,
+   * or sends the request again, when it settles. One call at a time: every expiry met while
+   * one is in flight waits for it. A rejection closes the stream (`token_refresh_failed`) and
+   * rejects the requests waiting for it with the same error. Default: none.
    */
   onTokenExpired?: () => void | Promise<void>;
   /** Send cookies to a cross-origin service (EventSource `withCredentials`, fetch `credentials: "include"`). Default false. */
@@ -132,7 +135,15 @@ export interface RealtimeClient<Events extends EventMap = EventMap> {
   onEvent(handler: (event: EventOf<Events>) => void): () => void;
   /** Calls `handler` when the server cannot replay what a channel missed: refetch its state. */
   onReset(handler: (channel: ChannelName, reason: string) => void): () => void;
-  /** `fetch` against the service with the client's credentials (cookie or bearer token). */
+  /**
+   * `fetch` against the service with the client's credentials (cookie or bearer token). When
+   * the service answers 401 `RT_ERR_TOKEN_EXPIRED` and the client has `onTokenExpired` and/or
+   * `getToken`, it renews them (awaits `onTokenExpired`, shared with every expiry met
+   * meanwhile) and sends the request once more, with `getToken()` asked again; the second
+   * answer is returned whatever it is. Not sent again: a `ReadableStream` body (spent), a
+   * request whose `signal` was aborted, one whose `init.headers` has its own `authorization`
+   * (the caller owns those credentials). Rejects with `onTokenExpired`'s error when it rejects.
+   */
   request(path: string, init?: RequestInit): Promise<Response>;
   /**
    * Connects again after `close()` or a terminal refusal (e.g. after signing in again).

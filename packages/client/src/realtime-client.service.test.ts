@@ -6,10 +6,11 @@
  */
 import assert from "node:assert/strict";
 import { type AddressInfo, connect, createServer } from "node:net";
-import { describe, it } from "node:test";
+import { afterEach, describe, it } from "node:test";
 import { MemoryBroker, MemoryBus } from "@realtime/server";
 import type { Service } from "@realtime/service";
-import { startService } from "@realtime/testkit/service";
+import { until as poll, tokens } from "@realtime/testkit/http";
+import { type RunningService, startService } from "@realtime/testkit/service";
 import { EventSource } from "eventsource";
 import type { RealtimeClient } from "./client-api.ts";
 import type { StateChange } from "./connection-state.ts";
@@ -26,6 +27,57 @@ const until = (client: RealtimeClient, what: string, check: () => boolean) =>
 
 function publish(service: Service, content: string) {
   return service.hub.publish(ROOM, { type: "chat", content });
+}
+
+const HOUR_MS = 3_600_000;
+const ADA = { id: "u_ada", name: "Ada" };
+
+/** A token the service signed for `ADA` that expired an hour ago. */
+const expiredToken = () => tokens(() => Date.now() - 2 * HOUR_MS).issueUserToken(ADA);
+
+/** A token for `ADA` good for an hour: what an app's own refresh endpoint would hand out. */
+const freshToken = () => tokens().issueUserToken(ADA);
+
+/** A chat message to {@link ROOM} as `request()` sends it. */
+const chatPost = (content: string): RequestInit => ({
+  method: "POST",
+  headers: { "content-type": "application/json" },
+  body: JSON.stringify({ channel: "room", content }),
+});
+
+/** The chat messages the service holds for {@link ROOM}, oldest first. */
+async function chatHistory(client: RealtimeClient): Promise<string[]> {
+  const page = await client.history(ROOM);
+  return page.events
+    .filter(({ event }) => event.type === "chat")
+    .map(({ event }) => String(event.content));
+}
+
+/** Resolves once `count` calls were made; `signal()` counts one. */
+function countdown(count: number) {
+  let left = count;
+  let release = () => {};
+  const reached = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  return {
+    reached,
+    signal() {
+      if (--left === 0) release();
+    },
+  };
+}
+
+/** A `fetch` that tells `onResponse` the status of every answer before the client sees it. */
+function watchedFetch(onResponse: (status: number, call: number) => void | Promise<void>) {
+  let calls = 0;
+  const fetcher = async (input: string, init?: RequestInit) => {
+    const call = calls++;
+    const response = await fetch(input, init);
+    await onResponse(response.status, call);
+    return response;
+  };
+  return { fetch: fetcher, calls: () => calls };
 }
 
 describe("client against the real service", { timeout: 60_000 }, () => {
@@ -275,5 +327,248 @@ describe("client against the real service", { timeout: 60_000 }, () => {
       proxy.close();
       await svc.stop();
     }
+  });
+});
+
+describe("request() when the token expires, against the real service", { timeout: 60_000 }, () => {
+  let svc: RunningService | undefined;
+  const service = async (env: Record<string, string> = {}) => {
+    svc = await startService(env);
+    return svc;
+  };
+  afterEach(async () => {
+    await svc?.stop();
+    svc = undefined;
+  });
+
+  it("renews a token that expired and sends the request again: it succeeds, posted once", async () => {
+    const running = await service({ TOKEN_TTL_SECONDS: "1" });
+    const { url } = running;
+    let { token } = await running.login("Ada");
+    // The dev login's token lives at most a second: wait until the service says it expired.
+    await poll(async () => {
+      const me = await fetch(`${url}/api/auth/me`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      return me.status === 401 && (await me.json()).code === "RT_ERR_TOKEN_EXPIRED";
+    }, "the dev login's token to expire");
+    let refreshes = 0;
+    const client = createRealtimeClient({
+      url,
+      getToken: () => token,
+      onTokenExpired: async () => {
+        refreshes++;
+        token = await freshToken();
+      },
+    });
+    const response = await client.request("/api/chat/messages", chatPost("after expiry"));
+    assert.equal(response.status, 204, await response.text());
+    assert.equal(refreshes, 1);
+    assert.deepEqual(await chatHistory(client), ["after expiry"], "sent again, posted once");
+  });
+
+  it("sends a Blob or a byte body again too", async () => {
+    const { url } = await service();
+    let token = await expiredToken();
+    let refreshes = 0;
+    const client = createRealtimeClient({
+      url,
+      getToken: () => token,
+      onTokenExpired: async () => {
+        refreshes++;
+        token = await freshToken();
+      },
+    });
+    const json = (content: string) => JSON.stringify({ channel: "room", content });
+    const blob = await client.request("/api/chat/messages", {
+      method: "POST",
+      body: new Blob([json("blob")], { type: "application/json" }),
+    });
+    assert.equal(blob.status, 204);
+    token = await expiredToken();
+    const bytes = await client.request("/api/chat/messages", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: new TextEncoder().encode(json("bytes")),
+    });
+    assert.equal(bytes.status, 204);
+    assert.equal(refreshes, 2);
+    assert.deepEqual(await chatHistory(client), ["blob", "bytes"]);
+  });
+
+  it("without onTokenExpired, asks getToken again and sends once more", async () => {
+    const { url } = await service();
+    const handed = [await expiredToken(), await freshToken()];
+    let reads = 0;
+    const client = createRealtimeClient({ url, getToken: () => handed[reads++] });
+    const response = await client.request("/api/auth/me");
+    assert.equal(response.status, 200);
+    assert.equal((await response.json()).user.id, ADA.id);
+    assert.equal(reads, 2);
+  });
+
+  it("N concurrent requests that meet the expiry share one onTokenExpired call", async () => {
+    const N = 5;
+    const { url } = await service();
+    let token = await expiredToken();
+    // The renewal waits until every request had its 401: all of them meet it in flight.
+    const refused = countdown(N);
+    const watched = watchedFetch((status) => {
+      if (status === 401) refused.signal();
+    });
+    let refreshes = 0;
+    let tokenReads = 0;
+    const client = createRealtimeClient({
+      url,
+      fetch: watched.fetch,
+      getToken: () => {
+        tokenReads++;
+        return token;
+      },
+      onTokenExpired: async () => {
+        refreshes++;
+        await refused.reached;
+        token = await freshToken();
+      },
+    });
+    const responses = await Promise.all(
+      Array.from({ length: N }, () => client.request("/api/auth/me")),
+    );
+    assert.deepEqual(
+      responses.map((r) => r.status),
+      Array(N).fill(200),
+    );
+    for (const r of responses) assert.equal((await r.json()).user.id, ADA.id);
+    assert.equal(refreshes, 1);
+    assert.equal(watched.calls(), 2 * N, "each sent twice");
+    assert.equal(tokenReads, 2 * N, "getToken asked again for each retry");
+  });
+
+  it("a 401 that comes after another request's renewal finished sends again without renewing", async () => {
+    const { url } = await service();
+    let token = await expiredToken();
+    let firstDone = () => {};
+    const firstSettled = new Promise<void>((resolve) => {
+      firstDone = resolve;
+    });
+    // Both are sent with the expired token; the second one's 401 reaches the client only once
+    // the first request is done: renewed, sent again, answered.
+    const watched = watchedFetch(async (_status, call) => {
+      if (call === 1) await firstSettled;
+    });
+    let refreshes = 0;
+    const client = createRealtimeClient({
+      url,
+      fetch: watched.fetch,
+      getToken: () => token,
+      onTokenExpired: async () => {
+        refreshes++;
+        token = await freshToken();
+      },
+    });
+    const first = client.request("/api/auth/me").finally(firstDone);
+    const second = client.request("/api/auth/me");
+    assert.deepEqual([(await first).status, (await second).status], [200, 200]);
+    assert.equal(refreshes, 1, "the second request's token was renewed already");
+  });
+
+  it("does not renew when the caller set its own authorization, or for a token that is not expired", async () => {
+    const { url } = await service();
+    const expired = await expiredToken();
+    let refreshes = 0;
+    const client = createRealtimeClient({
+      url,
+      getToken: () => "not-a-token",
+      onTokenExpired: () => {
+        refreshes++;
+      },
+    });
+    const own = await client.request("/api/auth/me", {
+      headers: { authorization: `Bearer ${expired}` },
+    });
+    assert.equal(own.status, 401);
+    assert.equal((await own.json()).code, "RT_ERR_TOKEN_EXPIRED", "the body is still readable");
+    const invalid = await client.request("/api/auth/me");
+    assert.equal(invalid.status, 401);
+    assert.equal((await invalid.json()).code, "RT_ERR_UNAUTHORIZED");
+    assert.equal(refreshes, 0);
+  });
+
+  it("does not send a stream body again, nor a request aborted meanwhile", async () => {
+    const { url } = await service();
+    const token = await expiredToken();
+    let abortOnAnswer: AbortController | null = null;
+    const watched = watchedFetch(() => abortOnAnswer?.abort());
+    let refreshes = 0;
+    const client = createRealtimeClient({
+      url,
+      fetch: watched.fetch,
+      getToken: () => token,
+      onTokenExpired: () => {
+        refreshes++;
+      },
+    });
+    const streamed = await client.request("/api/chat/messages", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: new Blob([JSON.stringify({ channel: "room", content: "x" })]).stream(),
+      duplex: "half",
+    } as RequestInit);
+    assert.equal(streamed.status, 401);
+    assert.equal((await streamed.json()).code, "RT_ERR_TOKEN_EXPIRED");
+    abortOnAnswer = new AbortController();
+    const aborted = await client.request("/api/auth/me", { signal: abortOnAnswer.signal });
+    assert.equal(aborted.status, 401);
+    assert.equal(refreshes, 0);
+    assert.equal(watched.calls(), 2, "neither was sent twice");
+  });
+
+  it("returns the retry's 401 when the renewed token is refused too: one renewal, no loop", async () => {
+    const { url } = await service();
+    const token = await expiredToken();
+    const watched = watchedFetch(() => {});
+    let refreshes = 0;
+    const client = createRealtimeClient({
+      url,
+      fetch: watched.fetch,
+      getToken: () => token,
+      onTokenExpired: () => {
+        refreshes++; // renews nothing: the token stays expired
+      },
+    });
+    const response = await client.request("/api/auth/me");
+    assert.equal(response.status, 401);
+    assert.equal((await response.json()).code, "RT_ERR_TOKEN_EXPIRED");
+    assert.equal(refreshes, 1);
+    assert.equal(watched.calls(), 2);
+  });
+
+  it("rejects every waiting request with onTokenExpired's error, after one call", async () => {
+    const { url } = await service();
+    const token = await expiredToken();
+    const refused = countdown(3);
+    const watched = watchedFetch((status) => {
+      if (status === 401) refused.signal();
+    });
+    let refreshes = 0;
+    const client = createRealtimeClient({
+      url,
+      fetch: watched.fetch,
+      getToken: () => token,
+      onTokenExpired: async () => {
+        refreshes++;
+        await refused.reached;
+        throw new Error("session gone");
+      },
+    });
+    const results = await Promise.allSettled(
+      Array.from({ length: 3 }, () => client.request("/api/auth/me")),
+    );
+    assert.deepEqual(
+      results.map((r) => (r.status === "rejected" ? (r.reason as Error).message : r.status)),
+      ["session gone", "session gone", "session gone"],
+    );
+    assert.equal(refreshes, 1);
+    assert.equal(watched.calls(), 3, "nothing sent again");
   });
 });

@@ -254,3 +254,102 @@ describe("channels the server withdraws (close 3503 naming them)", () => {
     assert.equal(sources.all.length, 1);
   });
 });
+
+/**
+ * What the real service cannot show (realtime-client.service.test.ts has the rest): it refuses
+ * a form or URL-encoded body (415) before it looks at the token, and Node's fetch keeps no
+ * cookie. Here a fake `fetch` plays the service: 401 `RT_ERR_TOKEN_EXPIRED` until renewed.
+ */
+describe("request() renews expired credentials: what only a fake service shows", () => {
+  function expiringService() {
+    const calls: { authorization: string | null; body: string }[] = [];
+    let renewed = false;
+    const fetch = async (_input: string, init: RequestInit = {}) => {
+      const body = init.body ? await new Response(init.body).text() : "";
+      calls.push({ authorization: new Headers(init.headers).get("authorization"), body });
+      if (renewed) return new Response(null, { status: 204 });
+      return Response.json({ code: "RT_ERR_TOKEN_EXPIRED", message: "expired" }, { status: 401 });
+    };
+    return {
+      fetch,
+      calls,
+      renew: () => {
+        renewed = true;
+      },
+    };
+  }
+
+  it("sends a URLSearchParams, FormData or ArrayBuffer body again, the same", async () => {
+    const form = new FormData();
+    form.set("content", "hello");
+    const bodies: [string, () => BodyInit][] = [
+      ["URLSearchParams", () => new URLSearchParams({ content: "hello" })],
+      ["FormData", () => form],
+      ["ArrayBuffer", () => new TextEncoder().encode("hello").buffer],
+    ];
+    for (const [kind, body] of bodies) {
+      const service = expiringService();
+      const { client } = setup({ fetch: service.fetch, onTokenExpired: service.renew });
+      const response = await client.request("/api/x", { method: "POST", body: body() });
+      assert.equal(response.status, 204, kind);
+      assert.equal(service.calls.length, 2, kind);
+      assert.ok(service.calls[0]?.body.includes("hello"), kind);
+      // A multipart body's boundary is drawn afresh for each send; the part is the same.
+      if (kind !== "FormData") assert.equal(service.calls[1]?.body, service.calls[0]?.body, kind);
+      else assert.ok(service.calls[1]?.body.includes("hello"), kind);
+    }
+  });
+
+  it("with the cookie only (no getToken): renews with onTokenExpired and sends once more", async () => {
+    const service = expiringService();
+    let refreshes = 0;
+    const { client } = setup({
+      fetch: service.fetch,
+      onTokenExpired: () => {
+        refreshes++;
+        service.renew();
+      },
+    });
+    const response = await client.request("/api/x");
+    assert.equal(response.status, 204);
+    assert.equal(refreshes, 1);
+    assert.deepEqual(
+      service.calls.map((c) => c.authorization),
+      [null, null],
+    );
+  });
+
+  it("with nothing to renew with (no getToken, no onTokenExpired): returns the 401", async () => {
+    const service = expiringService();
+    const { client } = setup({ fetch: service.fetch });
+    const response = await client.request("/api/x");
+    assert.equal(response.status, 401);
+    assert.equal((await response.json()).code, "RT_ERR_TOKEN_EXPIRED");
+    assert.equal(service.calls.length, 1);
+  });
+
+  it("a browser stream's refusal probe is not sent again: the stream renews once and reopens", async () => {
+    const service = expiringService();
+    let refreshes = 0;
+    const { client, sources, transitions } = setup({
+      fetch: service.fetch,
+      onTokenExpired: () => {
+        refreshes++;
+        service.renew();
+      },
+    });
+    client.subscribe("user:u1");
+    await settle();
+    sources.last.refuse(); // no status, like a browser: the client asks with fetch
+    await settle();
+    assert.equal(service.calls.length, 1, "the probe went out once");
+    assert.equal(refreshes, 1);
+    assert.equal(sources.all.length, 2);
+    sources.last.open();
+    assert.deepEqual(transitions(), [
+      "closed→connecting:subscribed",
+      "connecting→reconnecting:token_expired",
+      "reconnecting→open:opened",
+    ]);
+  });
+});

@@ -43,7 +43,13 @@ class Client<Events extends EventMap> implements RealtimeClient<Events> {
   readonly #base: string;
   readonly #fetch: FetchLike;
   readonly #getToken: RealtimeClientOptions["getToken"];
+  readonly #onTokenExpired: RealtimeClientOptions["onTokenExpired"];
   readonly #withCredentials: boolean;
+  /** The latest `onTokenExpired` call (in flight while {@link #renewing}), as it settled. */
+  #renewal: Promise<void> = Promise.resolve();
+  #renewing = false;
+  /** `onTokenExpired` calls started so far. */
+  #renewals = 0;
   /** The `eventSource` option, else the global `EventSource` once the first connection asks. */
   #eventSource: EventSourceFactory | undefined;
   readonly #registry = new ChannelRegistry<EventOf<Events>>();
@@ -62,6 +68,7 @@ class Client<Events extends EventMap> implements RealtimeClient<Events> {
     this.#base = options.url.replace(/\/+$/, "");
     this.#fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
     this.#getToken = options.getToken;
+    this.#onTokenExpired = options.onTokenExpired;
     this.#withCredentials = options.withCredentials ?? false;
     this.#timers = options.timers ?? realTimers;
     this.#eventSource = options.eventSource;
@@ -73,11 +80,13 @@ class Client<Events extends EventMap> implements RealtimeClient<Events> {
       random: options.random ?? Math.random,
       connectivity: options.online ?? defaultConnectivity(),
       getToken: options.getToken,
-      onTokenExpired: options.onTokenExpired,
+      // The stream's renewals and the requests' are one: an expiry both meet renews once.
+      onTokenExpired: options.onTokenExpired && (() => this.#renew(null)),
       withCredentials: this.#withCredentials,
       backoff: options.backoff,
       cursor: options.lastEventId || null,
-      request: (path, init) => this.request(path, init),
+      // The probe reports a 401 as it is: the stream renews and reopens by itself (`#refresh`).
+      request: (path, init) => this.#send(path, init),
       onMessage: (data, id) => {
         if (typeof data.type !== "string" || typeof data.channel !== "string") return;
         this.#registry.dispatchEvent(data as EventOf<Events>, id);
@@ -182,6 +191,17 @@ class Client<Events extends EventMap> implements RealtimeClient<Events> {
   }
 
   async request(path: string, init: RequestInit = {}): Promise<Response> {
+    const renewals = this.#renewals;
+    const response = await this.#send(path, init);
+    if (!(await this.#mayRetry(response, init))) return response;
+    // Only the clone was read; the retry's response replaces this one.
+    void response.body?.cancel().catch(() => {});
+    if (this.#onTokenExpired) await this.#renew(renewals);
+    return this.#send(path, init);
+  }
+
+  /** One `fetch` with the client's credentials: a bearer token unless `init` has its own. */
+  async #send(path: string, init: RequestInit): Promise<Response> {
     const headers = new Headers(init.headers);
     if (this.#getToken && !headers.has("authorization")) {
       const token = await this.#getToken();
@@ -189,6 +209,46 @@ class Client<Events extends EventMap> implements RealtimeClient<Events> {
     }
     const credentials = this.#withCredentials ? "include" : "same-origin";
     return this.#fetch(`${this.#base}${path}`, { credentials, ...init, headers });
+  }
+
+  /**
+   * Whether `request()` renews and sends again: the service said the credentials expired, the
+   * client supplied them (it has `getToken` or `onTokenExpired`, and the caller set no
+   * `authorization` of its own), the body can be sent a second time and nobody aborted.
+   */
+  async #mayRetry(response: Response, init: RequestInit): Promise<boolean> {
+    if (response.status !== 401) return false;
+    if (!this.#getToken && !this.#onTokenExpired) return false;
+    if (new Headers(init.headers).has("authorization")) return false;
+    if (!replayable(init.body) || init.signal?.aborted) return false;
+    const body = (await response
+      .clone()
+      .json()
+      .catch(() => null)) as { code?: unknown } | null;
+    return body?.code === TOKEN_EXPIRED && !init.signal?.aborted;
+  }
+
+  /**
+   * Renews the credentials with `onTokenExpired`: one call for every expiry met meanwhile.
+   * `seen` is how many calls had started when the caller read its credentials: if one started
+   * since, the caller shares that one's outcome (resolved: read them again; rejected: its
+   * error) instead of calling again. Null (the stream): share only a call in flight.
+   */
+  #renew(seen: number | null): Promise<void> {
+    if (this.#renewing || (seen !== null && seen !== this.#renewals)) return this.#renewal;
+    this.#renewals++;
+    this.#renewing = true;
+    let call: Promise<void>;
+    try {
+      // Called at once, as the stream always did; a throw becomes the call's rejection.
+      call = Promise.resolve(this.#onTokenExpired?.());
+    } catch (error) {
+      call = Promise.reject(error);
+    }
+    this.#renewal = call.finally(() => {
+      this.#renewing = false;
+    });
+    return this.#renewal;
   }
 
   connect(): void {
@@ -314,6 +374,21 @@ class Client<Events extends EventMap> implements RealtimeClient<Events> {
     this.#holdTimer = null;
     this.#connection.setChannels(this.#wanted());
   }
+}
+
+/** The `code` of a 401 for credentials that were good but expired (docs/errors.md). */
+const TOKEN_EXPIRED = "RT_ERR_TOKEN_EXPIRED";
+
+/**
+ * Whether `fetch` can send `body` again: what it reads afresh on every call. A stream (or
+ * anything else a runtime accepts) is spent by the first send.
+ */
+function replayable(body: RequestInit["body"]): boolean {
+  if (body === undefined || body === null || typeof body === "string") return true;
+  if (body instanceof URLSearchParams || body instanceof ArrayBuffer) return true;
+  if (ArrayBuffer.isView(body)) return true;
+  if (typeof Blob === "function" && body instanceof Blob) return true;
+  return typeof FormData === "function" && body instanceof FormData;
 }
 
 /** @throws {TypeError} when `channel` is not a valid channel name. */
